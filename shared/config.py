@@ -1,0 +1,120 @@
+"""All configuration, read once from the environment (and `.env`). Nothing else reads `os.environ`.
+A bad value stops start-up with pydantic's message, which names the variable."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", ""}
+
+
+class Settings(BaseSettings):
+    """Field names are the seed's variable names, lower-cased (pydantic-settings matches them case-blind)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Redis: REDIS_URL wins; REDIS_HOST/REDIS_PORT (the seed's) build one. Neither set -> embedded stand-in.
+    redis_url: str | None = None
+    redis_host: str | None = None
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_db: int = Field(default=0, ge=0)
+    redis_max_connections: int = Field(default=1000, ge=10)
+
+    # Database: DATABASE_URL wins; POSTGRES_* (the seed's) build one. Neither set -> embedded SQLite.
+    database_url: str | None = None
+    postgres_host: str | None = None
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
+    postgres_user: str = "postgres"
+    postgres_password: str = ""
+    postgres_db: str = "llm_gateway"
+    sqlite_path: Path = Path("llm_gateway.db")
+
+    secret_key: str = "dev-secret-key"
+    admin_api_key: str | None = None
+    environment: str = Field(default="development", pattern="^(development|production|test)$")
+
+    openai_api_key: str | None = None
+    anthropic_api_key: str | None = None
+    openai_base_url: str | None = None
+    anthropic_base_url: str | None = None
+    routes_file: Path | None = None
+    fake_provider_url: str | None = None
+
+    default_rate_limit: int = Field(default=60, ge=0)
+    cache_ttl: int = Field(default=3600, ge=0)
+    log_level: str = Field(default="INFO", pattern="^(?i)(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    request_timeout_s: float = Field(default=600.0, gt=0)
+    upstream_timeout_s: float = Field(default=120.0, gt=0)
+    max_attempts_per_target: int = Field(default=2, ge=1, le=10)
+    retry_base_delay_s: float = Field(default=0.25, ge=0)
+    retry_max_delay_s: float = Field(default=8.0, ge=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_open_s: float = Field(default=30.0, gt=0)
+
+    queue_name: str = "gw:queue"
+    worker_max_jobs: int = Field(default=200, ge=1)
+    worker_poll_delay_s: float = Field(default=0.05, gt=0)
+    worker_job_timeout_s: float = Field(default=900.0, gt=0)
+    worker_max_tries: int = Field(default=3, ge=1)
+    worker_heartbeat_s: float = Field(default=5.0, gt=0)
+    job_ttl_s: int = Field(default=86_400, ge=60)
+    event_stream_maxlen: int = Field(default=20_000, ge=100)
+    usage_batch_size: int = Field(default=500, ge=1)
+    usage_flush_interval_s: float = Field(default=1.0, gt=0)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("DATABASE_URL must be postgresql+asyncpg://... or sqlite+aiosqlite://...")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> "Settings":
+        if self.environment == "production":
+            if self.secret_key.lower() in PLACEHOLDER_SECRETS or self.secret_key == "dev-secret-key":
+                raise ValueError("SECRET_KEY must be set to a real secret in production")
+            if not self.admin_api_key:
+                raise ValueError("ADMIN_API_KEY must be set in production")
+        return self
+
+    @property
+    def resolved_redis_url(self) -> str | None:
+        """The Redis to use, or None for the embedded in-process stand-in."""
+        if self.redis_url:
+            return self.redis_url
+        if self.redis_host:
+            return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
+        return None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        if self.postgres_host:
+            auth = self.postgres_user + (f":{self.postgres_password}" if self.postgres_password else "")
+            return f"postgresql+asyncpg://{auth}@{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+        return f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external Redis is configured: API and worker must share one process."""
+        return self.resolved_redis_url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,40 @@
+"""Every Redis key the gateway writes, built here under one prefix, with the TTLs that go with them.
+arq's own keys (`arq:*`) are arq's business; only `arq:abort` is named here because the API writes it."""
+
+__all__ = [
+    "ARQ_ABORT_KEY",
+    "PREFIX",
+    "USAGE_GROUP",
+    "USAGE_STREAM",
+    "WORKERS_KEY",
+    "breaker_key",
+    "job_events_key",
+    "job_key",
+    "tenant_jobs_key",
+]
+
+PREFIX = "gw"
+ARQ_ABORT_KEY = "arq:abort"
+USAGE_STREAM = f"{PREFIX}:usage"
+USAGE_GROUP = "usage-writers"
+WORKERS_KEY = f"{PREFIX}:workers"
+
+
+def job_key(job_id: str) -> str:
+    """Hash with the job's tenant, status, request and outcome."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_events_key(job_id: str) -> str:
+    """Redis Stream of the job's events (start, token, done, error, cancelled)."""
+    return f"{PREFIX}:ev:{job_id}"
+
+
+def tenant_jobs_key(tenant_id: str) -> str:
+    """Sorted set of a tenant's job ids by submission time."""
+    return f"{PREFIX}:tenant-jobs:{tenant_id}"
+
+
+def breaker_key(target_id: str) -> str:
+    """Hash with a target's circuit-breaker state, shared by every worker."""
+    return f"{PREFIX}:breaker:{target_id}"

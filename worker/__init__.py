@@ -1,0 +1,1 @@
+"""arq workers: run completion jobs against providers, with retries, fallback and circuit breakers."""
