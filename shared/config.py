@@ -1,6 +1,7 @@
 """All configuration, read once from the environment (and `.env`). Nothing else reads `os.environ`.
 A bad value stops start-up with pydantic's message, which names the variable."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     job_ttl_s: int = Field(default=86_400, ge=60)
     event_stream_maxlen: int = Field(default=20_000, ge=100)
     usage_batch_size: int = Field(default=500, ge=1)
+    worker_drain_s: int = Field(default=25, ge=0)
     usage_flush_interval_s: float = Field(default=1.0, gt=0)
 
     @field_validator("redis_url")
@@ -108,6 +110,10 @@ class Settings(BaseSettings):
             auth = self.postgres_user + (f":{self.postgres_password}" if self.postgres_password else "")
             return f"postgresql+asyncpg://{auth}@{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
         return f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    def secret_from_env(self, name: str) -> str | None:
+        """A provider key named by a route's `api_key_env`; read on use so rotated keys need no restart."""
+        return os.environ.get(name) or None
 
     @property
     def embedded(self) -> bool:

@@ -1,0 +1,88 @@
+"""FastAPI dependencies: the per-app state built by the lifespan, DB sessions, and authentication of tenants
+(`X-API-Key` or `Authorization: Bearer`) and of the admin key. Routes declare these; tests override them."""
+
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.config import Settings
+from shared.db.tables import Tenant
+from shared.errors import AuthenticationFailed, PermissionDenied
+from shared.jobs import JobStore
+from shared.queue import JobQueue
+from shared.routing_table import RoutingTable
+from shared.tenants import authenticate
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    redis: ArqRedis
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: JobStore
+    queue: JobQueue
+    routing_table: RoutingTable
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.gateway
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def presented_key(request: Request) -> str | None:
+    """The credential from `X-API-Key` or `Authorization: Bearer` (the two SDKs send one or the other)."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def current_tenant(request: Request, session: SessionDep) -> Tenant:
+    key = presented_key(request)
+    if key is None:
+        raise AuthenticationFailed("Missing API key: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
+    tenant = await authenticate(session, key)
+    if tenant is None:
+        raise AuthenticationFailed("Invalid API key")
+    if tenant.disabled:
+        raise PermissionDenied("This tenant is disabled")
+    request.state.tenant_id = tenant.id
+    return tenant
+
+
+TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+
+async def require_admin(request: Request, state: StateDep) -> None:
+    configured = state.settings.admin_api_key
+    if not configured:
+        raise PermissionDenied("The admin API is disabled: set ADMIN_API_KEY to enable it")
+    key = presented_key(request)
+    if key is None:
+        raise AuthenticationFailed("Missing admin key: send it as 'X-API-Key' or 'Authorization: Bearer'")
+    if not hmac.compare_digest(key.encode(), configured.encode()):
+        raise AuthenticationFailed("Invalid admin key")
+
+
+AdminDep = Depends(require_admin)

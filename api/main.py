@@ -1,0 +1,65 @@
+"""Builds the FastAPI app: the lifespan opens Redis, the database and the job queue; routers are joined here
+and nowhere else. `uvicorn --factory api.main:create_app` runs it directly."""
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from arq.connections import ArqRedis
+from fastapi import FastAPI
+
+from api.deps import AppState
+from api.errors import install_error_handlers
+from api.routes import admin, chat, completions, health, jobs, messages, models, usage
+from shared.config import Settings, get_settings
+from shared.db.engine import create_engine, create_session_factory
+from shared.jobs import JobStore
+from shared.logs import configure_logging
+from shared.queue import JobQueue
+from shared.redis import create_redis
+from shared.routing_table import load_routing_table
+
+logger = logging.getLogger(__name__)
+
+Companion = Callable[[AppState], AbstractAsyncContextManager[None]]
+
+
+def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = None,
+               companions: list[Companion] | None = None) -> FastAPI:
+    """`companions` run inside the lifespan with the app's state, e.g. an in-process worker (embedded mode)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            state = await _open_state(settings, redis, stack)
+            app.state.gateway = state
+            for companion in companions or []:
+                await stack.enter_async_context(companion(state))
+            logger.info("gateway API ready")
+            yield
+
+    app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    for module in (chat, messages, models, completions, jobs, usage, admin, health):
+        app.include_router(module.router)
+    return app
+
+
+async def _open_state(settings: Settings, redis: ArqRedis | None, stack: AsyncExitStack) -> AppState:
+    owned_redis = redis is None
+    redis = redis or create_redis(settings)
+    if owned_redis:
+        stack.push_async_callback(redis.aclose)
+    engine = create_engine(settings.resolved_database_url)
+    stack.push_async_callback(engine.dispose)
+    return AppState(
+        settings=settings,
+        redis=redis,
+        engine=engine,
+        sessions=create_session_factory(engine),
+        store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen),
+        queue=JobQueue(redis, queue_name=settings.queue_name, expires_s=settings.request_timeout_s),
+        routing_table=load_routing_table(settings),
+    )

@@ -1,0 +1,62 @@
+"""From a job's Redis Stream back to the client: wait for the final event (synchronous requests), or relay
+events as they arrive (SSE), resuming after a `Last-Event-ID`. Never polls arq for results: the worker
+pushes them; arq is only asked, while the stream is idle, whether the job died outside our code."""
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from api.deps import AppState
+from shared.errors import GatewayError, JobCancelled, UpstreamTimeout, error_from_dict
+from shared.models import Completion
+from shared.streams import Event, EventKind, read_events
+
+IDLE_CHECK_MS = 1000
+
+
+@dataclass(frozen=True)
+class Result:
+    completion: Completion
+    cost_usd: float
+    fallback_used: bool
+
+
+async def job_events(state: AppState, job_id: str, *, after_id: str = "0-0",
+                     timeout_s: float | None = None) -> AsyncIterator[Event]:
+    """Events after `after_id` up to and including the terminal one."""
+    deadline = time.monotonic() + (timeout_s or state.settings.request_timeout_s)
+    async for event in read_events(state.redis, job_id, after_id=after_id, block_ms=IDLE_CHECK_MS):
+        if event is not None:
+            yield event
+            continue
+        if time.monotonic() > deadline:
+            raise UpstreamTimeout("Timed out waiting for the job to finish")
+        reason = await state.queue.died_without_result(job_id)
+        if reason is not None:
+            # Writes the terminal event unless the worker did first; either way the next read sees one.
+            await state.store.fail(job_id, GatewayError(f"The job failed in the queue: {reason}"))
+
+
+async def wait_for_result(state: AppState, job_id: str) -> Result:
+    async for event in job_events(state, job_id):
+        if event.kind is EventKind.DONE:
+            return result_from(event)
+        if event.kind is EventKind.ERROR:
+            raise error_from_event(event)
+        if event.kind is EventKind.CANCELLED:
+            raise JobCancelled("The job was cancelled")
+    raise GatewayError("The job's event stream ended without a result")
+
+
+def result_from(event: Event) -> Result:
+    cost = event.data.get("cost_usd", 0.0)
+    return Result(
+        completion=Completion.model_validate(event.data["completion"]),
+        cost_usd=float(cost) if isinstance(cost, int | float) else 0.0,
+        fallback_used=bool(event.data.get("fallback_used", False)),
+    )
+
+
+def error_from_event(event: Event) -> GatewayError:
+    error = event.data.get("error")
+    return error_from_dict(error) if isinstance(error, dict) else GatewayError("The job failed")

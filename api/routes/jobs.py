@@ -1,0 +1,104 @@
+"""Submit-and-poll jobs: submit (202 at once), read status and result, follow the token event stream
+(replayable from the start, resumable from `Last-Event-ID`), cancel. A tenant sees only its own jobs."""
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from api.body import read_json_object
+from api.deps import AppState, StateDep, TenantDep
+from api.relay import job_events
+from api.routes.schemas import CHAT_REQUEST_BODY
+from api.submit import submit_job
+from shared.db.tables import Tenant
+from shared.errors import Conflict, GatewayError, InvalidRequest, NotFound, error_from_dict
+from shared.jobs import JobRecord
+from shared.models import WireFormat
+from shared.wire import openai as openai_wire
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+STREAM_ID_PATTERN = r"^\d+-\d+$"
+
+
+@router.post("", status_code=202, openapi_extra=CHAT_REQUEST_BODY)
+async def create_job(request: Request, state: StateDep, tenant: TenantDep) -> JSONResponse:
+    """Queue a completion and answer at once with its id; tokens are always streamed into its events."""
+    chat = openai_wire.parse_request(await read_json_object(request, state.settings.max_body_bytes))
+    record = await submit_job(state, tenant, chat.model_copy(update={"stream": True}), WireFormat.OPENAI)
+    return JSONResponse({"id": record.id, "object": "job", "status": record.status.value}, status_code=202,
+                        headers={"location": f"/api/v1/jobs/{record.id}"})
+
+
+@router.get("/{job_id}")
+async def read_job(job_id: str, state: StateDep, tenant: TenantDep) -> JSONResponse:
+    """The job's status and, once it has ended, its result or error."""
+    return JSONResponse(render_job(await _owned_job(state, tenant, job_id)))
+
+
+@router.get("/{job_id}/events")
+async def read_job_events(
+    job_id: str,
+    state: StateDep,
+    tenant: TenantDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[str | None, Query(pattern=STREAM_ID_PATTERN)] = None,
+) -> EventSourceResponse:
+    """SSE of the job's events from the start, or after `Last-Event-ID` (or `?after=`); ends after the
+    terminal event (`done`, `error` or `cancelled`)."""
+    record = await _owned_job(state, tenant, job_id)
+    resume_from = last_event_id or after or "0-0"
+    if resume_from != "0-0" and not _is_stream_id(resume_from):
+        raise InvalidRequest("Last-Event-ID must be an event id from this stream, like 1700000000000-0")
+    return EventSourceResponse(_events(state, record.id, resume_from), ping=15, send_timeout=30)
+
+
+@router.post("/{job_id}/cancel")
+async def cancel_job(job_id: str, state: StateDep, tenant: TenantDep) -> JSONResponse:
+    """Cancel a queued or running job; a job that has already ended answers 409."""
+    record = await _owned_job(state, tenant, job_id)
+    outcome = await state.store.request_cancel(record.id)
+    if not outcome.changed:
+        raise Conflict(f"Job {job_id} has already ended with status '{outcome.status.value}'")
+    return JSONResponse({"id": record.id, "object": "job", "status": outcome.status.value,
+                         "cancel_requested": True})
+
+
+def render_job(record: JobRecord) -> dict[str, object]:
+    body: dict[str, object] = {
+        "id": record.id, "object": "job", "status": record.status.value, "model": record.request.model,
+        "created_at": record.created_at, "started_at": record.started_at, "finished_at": record.finished_at,
+        "attempt": record.attempt, "worker": record.worker_id, "provider": record.provider, "served_model": record.model,
+        "fallback_used": record.fallback_used, "cost_usd": record.cost_usd, "result": None, "error": None,
+    }
+    if record.result is not None:
+        body["result"] = openai_wire.render_completion(record.result)
+    if record.error is not None:
+        error = error_from_dict(record.error)
+        body["error"] = {"message": error.message, "type": error.type, "code": error.code}
+    return body
+
+
+async def _owned_job(state: AppState, tenant: Tenant, job_id: str) -> JobRecord:
+    record = await state.store.get(job_id)
+    # Another tenant's job is indistinguishable from a missing one.
+    if record is None or record.tenant_id != tenant.id:
+        raise NotFound(f"No job with id '{job_id}'")
+    return record
+
+
+async def _events(state: AppState, job_id: str, after_id: str) -> AsyncIterator[dict[str, str]]:
+    try:
+        async for event in job_events(state, job_id, after_id=after_id):
+            yield {"id": event.id, "event": event.kind.value, "data": json.dumps(event.data)}
+    except GatewayError as error:
+        yield {"event": "error", "data": json.dumps({"error": error.to_dict()})}
+
+
+def _is_stream_id(value: str) -> bool:
+    left, _, right = value.partition("-")
+    return left.isdigit() and right.isdigit()

@@ -1,0 +1,123 @@
+"""The `llm-gateway` command: the composition root, and the one module that may import both `api` and
+`worker` (for the embedded single-process mode). Each subcommand only wires existing pieces together."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import uvicorn
+from pydantic import ValidationError
+
+from api.deps import AppState
+from api.main import create_app
+from shared.config import Settings
+from shared.db.migrate import run_migrations
+from shared.fake_provider import FakeProviderConfig, serve
+from shared.fake_provider import create_app as create_fake_app
+from shared.logs import configure_logging
+from shared.redis import create_redis
+from worker.main import build_worker, run_worker
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"llm-gateway: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    handler = {"serve": _serve, "worker": _worker, "migrate": _migrate, "fake-provider": _fake_provider}
+    return handler[args.command](args, settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-gateway", description="Multi-tenant LLM gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = sub.add_parser("serve", help="run the HTTP API (with an in-process worker when embedded)")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--workers", type=int, default=1, help="API processes (distributed mode only)")
+    sub.add_parser("worker", help="run a job worker (needs REDIS_URL or REDIS_HOST)")
+    sub.add_parser("migrate", help="apply database migrations")
+    fake = sub.add_parser("fake-provider", help="run the fake OpenAI/Anthropic upstream")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=18000)
+    fake.add_argument("--latency-ms", type=float, default=0.0)
+    fake.add_argument("--inter-token-ms", type=float, default=0.0)
+    fake.add_argument("--tokens", type=int, default=12)
+    fake.add_argument("--fail-rate", type=float, default=0.0)
+    fake.add_argument("--fail-status", type=int, default=503)
+    fake.add_argument("--fail-model", action="append", default=[], metavar="MODEL=STATUS")
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.embedded:
+        if settings.resolved_database_url.startswith("sqlite"):
+            run_migrations(settings.resolved_database_url)
+        uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    log_level=settings.log_level.lower(), access_log=False)
+        return 0
+    if settings.fake_provider_url is None and not (settings.openai_api_key or settings.anthropic_api_key):
+        settings = settings.model_copy(update={"fake_provider_url": f"http://{args.host}:{args.port}/fake"})
+    run_migrations(settings.resolved_database_url)
+    logger.info("embedded mode: one process, in-process Redis stand-in, database %s",
+                settings.resolved_database_url.split("://")[0])
+    app = create_app(settings, redis=create_redis(settings), companions=[_embedded_worker])
+    if settings.fake_provider_url and settings.fake_provider_url.endswith(f":{args.port}/fake"):
+        app.mount("/fake", create_fake_app(FakeProviderConfig()))
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
+    return 0
+
+
+@asynccontextmanager
+async def _embedded_worker(state: AppState) -> AsyncIterator[None]:
+    worker = build_worker(state.settings, state.redis, handle_signals=False)
+    task = asyncio.create_task(worker.async_run(), name="embedded-worker")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await worker.close()
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.embedded:
+        print("llm-gateway worker: set REDIS_URL (or REDIS_HOST) so the worker can reach the API's queue; "
+              "without it, `llm-gateway serve` runs a worker in-process", file=sys.stderr)
+        return 2
+    run_worker(settings)
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    run_migrations(settings.resolved_database_url)
+    print(f"migrations applied to {settings.resolved_database_url.split('@')[-1]}")
+    return 0
+
+
+def _fake_provider(args: argparse.Namespace, settings: Settings) -> int:
+    fail_models: dict[str, int] = {}
+    for item in args.fail_model:
+        model, _, status = item.partition("=")
+        if not status.isdigit():
+            print(f"llm-gateway fake-provider: --fail-model expects MODEL=STATUS, got {item!r}", file=sys.stderr)
+            return 2
+        fail_models[model] = int(status)
+    config = FakeProviderConfig(
+        latency_ms=args.latency_ms, inter_token_ms=args.inter_token_ms, token_count=args.tokens,
+        fail_rate=args.fail_rate, fail_status=args.fail_status, fail_models=fail_models,
+    )
+    asyncio.run(serve(args.host, args.port, config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The gateway's database tables: tenants, their API keys and one usage record per finished job.
+Only portable column types are used so the same schema runs on PostgreSQL and on embedded SQLite."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+__all__ = ["NAMING_CONVENTION", "ApiKey", "Tenant", "UTCDateTime", "UsageRecord", "utc_now"]
+
+# Deterministic constraint names let Alembic (and SQLite batch mode) find constraints again later.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+# Must be set before the tables below are declared: names are assigned when constraints attach.
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite has no timezone support and returns naive values; normalising here keeps both backends alike.
+    A naive value written is taken to be UTC already."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    @staticmethod
+    def _as_utc(value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return self._as_utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return self._as_utc(value)
+
+
+class Tenant(SQLModel, table=True):
+    """A customer of the gateway. `rate_limit` is requests per minute; None means the configured default."""
+
+    __tablename__ = "tenant"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(unique=True, max_length=100)
+    rate_limit: int | None = Field(default=None)
+    disabled: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class ApiKey(SQLModel, table=True):
+    """A tenant's API key, stored only as the SHA-256 hex of the plain key; `key_prefix` is for display."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=32)
+    tenant_id: str = Field(foreign_key="tenant.id", ondelete="CASCADE", index=True, max_length=32)
+    key_hash: str = Field(unique=True, index=True, max_length=64)
+    key_prefix: str = Field(max_length=12)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UsageRecord(SQLModel, table=True):
+    """What one job consumed. `request_id` is the job id and is unique, which makes inserts idempotent."""
+
+    __tablename__ = "usage_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(unique=True)
+    tenant_id: str = Field(index=True)
+    public_model: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_ms: int
+    status: str
+    error_code: str | None = Field(default=None)
+    fallback_used: bool = Field(default=False)
+    cache_hit: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)

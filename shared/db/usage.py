@@ -1,0 +1,177 @@
+"""Writing usage records in idempotent batches, and per-tenant usage reports aggregated in SQL.
+Both work unchanged on PostgreSQL and SQLite."""
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Select, case, func, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db.tables import UsageRecord, utc_now
+from shared.errors import InvalidRequest
+
+__all__ = [
+    "DayUsage",
+    "ModelUsage",
+    "ProviderUsage",
+    "UsageReport",
+    "UsageTotals",
+    "insert_usage",
+    "usage_report",
+]
+
+REQUIRED_COLUMNS = (
+    "request_id", "tenant_id", "public_model", "provider", "model", "prompt_tokens", "completion_tokens",
+    "cost_usd", "latency_ms", "status",
+)
+# Postgres allows at most 32767 bind parameters per statement; stay well under it (SQLite's is 32766).
+MAX_PARAMETERS_PER_STATEMENT = 30_000
+
+
+class UsageTotals(BaseModel):
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    cache_hits: int = 0
+    failed: int = 0
+
+
+class DayUsage(UsageTotals):
+    day: str
+
+
+class ModelUsage(UsageTotals):
+    model: str
+
+
+class ProviderUsage(UsageTotals):
+    provider: str
+
+
+class UsageReport(BaseModel):
+    """A tenant's usage over the last `days` days; `by_model` groups by the public model name."""
+
+    tenant_id: str
+    days: int
+    totals: UsageTotals
+    by_day: list[DayUsage]
+    by_model: list[ModelUsage]
+    by_provider: list[ProviderUsage]
+
+
+def _created_at(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    raise ValueError(f"created_at must be a datetime, an epoch number or an ISO string, not {value!r}")
+
+
+def _normalise(row: Mapping[str, object], now: datetime) -> dict[str, object]:
+    """Every row gets the same keys, as a multi-row VALUES needs; unknown keys are dropped."""
+    missing = [name for name in REQUIRED_COLUMNS if row.get(name) is None]
+    if missing:
+        raise ValueError(f"usage row {row.get('request_id')!r} lacks {', '.join(missing)}")
+    values = {name: row[name] for name in REQUIRED_COLUMNS}
+    values["error_code"] = row.get("error_code")
+    values["fallback_used"] = bool(row.get("fallback_used", False))
+    values["cache_hit"] = bool(row.get("cache_hit", False))
+    created = row.get("created_at")
+    values["created_at"] = now if created is None else _created_at(created)
+    return values
+
+
+async def insert_usage(engine: AsyncEngine, rows: Sequence[Mapping[str, object]]) -> int:
+    """Insert usage rows in one transaction, skipping any whose `request_id` is already stored.
+
+    Returns how many rows were actually inserted, so a redelivered batch returns 0."""
+    if not rows:
+        return 0
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        insert = postgresql.insert
+    elif dialect == "sqlite":
+        insert = sqlite.insert
+    else:
+        raise ValueError(f"unsupported database dialect {dialect!r}")
+    now = utc_now()
+    values = [_normalise(row, now) for row in rows]
+    chunk = max(1, MAX_PARAMETERS_PER_STATEMENT // len(values[0]))
+    inserted = 0
+    async with engine.begin() as connection:
+        for start in range(0, len(values), chunk):
+            statement = (
+                insert(UsageRecord)
+                .values(values[start : start + chunk])
+                .on_conflict_do_nothing(index_elements=["request_id"])
+            )
+            # Both drivers report the rows really written (asyncpg's command tag, sqlite3's changes()).
+            result = await connection.execute(statement)
+            inserted += result.rowcount
+    return inserted
+
+
+def _day_column(dialect: str) -> ColumnElement[str]:
+    if dialect == "postgresql":
+        # date() of a timestamptz uses the session's time zone; days are reported in UTC. Literals, not
+        # bind parameters: Postgres must see the SELECT and GROUP BY expressions as identical.
+        utc_time = func.timezone(literal_column("'UTC'"), col(UsageRecord.created_at))
+        return func.to_char(utc_time, literal_column("'YYYY-MM-DD'"))
+    # SQLite stores the UTC timestamp as text, so its date part is already the UTC day.
+    return func.strftime(literal_column("'%Y-%m-%d'"), col(UsageRecord.created_at))
+
+
+def _totals_columns() -> list[ColumnElement[Any]]:
+    return [
+        func.count().label("requests"),
+        func.coalesce(func.sum(col(UsageRecord.prompt_tokens)), 0).label("prompt_tokens"),
+        func.coalesce(func.sum(col(UsageRecord.completion_tokens)), 0).label("completion_tokens"),
+        func.coalesce(func.sum(col(UsageRecord.cost_usd)), 0.0).label("cost_usd"),
+        func.coalesce(func.sum(case((col(UsageRecord.cache_hit), 1), else_=0)), 0).label("cache_hits"),
+        func.coalesce(func.sum(case((col(UsageRecord.status) == "failed", 1), else_=0)), 0).label("failed"),
+    ]
+
+
+async def _grouped(
+    session: AsyncSession, base: Select[Any], key: ColumnElement[Any], label: str
+) -> list[dict[str, Any]]:
+    statement = base.add_columns(key.label(label)).group_by(key).order_by(key)
+    result = await session.exec(statement)
+    return [dict(row) for row in result.mappings()]
+
+
+async def usage_report(session: AsyncSession, tenant_id: str, days: int) -> UsageReport:
+    """Totals and per-day, per-model and per-provider breakdowns of the tenant's usage in the last
+    `days` x 24 hours. Days are UTC calendar dates (`YYYY-MM-DD`), oldest first."""
+    if days < 1:
+        raise InvalidRequest("days must be at least 1")
+    since = utc_now() - timedelta(days=days)
+    base = (
+        select(*_totals_columns())
+        .select_from(UsageRecord)
+        .where(col(UsageRecord.tenant_id) == tenant_id, col(UsageRecord.created_at) >= since)
+    )
+    totals = (await session.exec(base)).mappings().one()
+    day = _day_column(session.get_bind().dialect.name)
+    return UsageReport(
+        tenant_id=tenant_id,
+        days=days,
+        totals=UsageTotals.model_validate(dict(totals)),
+        by_day=[DayUsage.model_validate(row) for row in await _grouped(session, base, day, "day")],
+        by_model=[
+            ModelUsage.model_validate(row)
+            for row in await _grouped(session, base, col(UsageRecord.public_model), "model")
+        ],
+        by_provider=[
+            ProviderUsage.model_validate(row)
+            for row in await _grouped(session, base, col(UsageRecord.provider), "provider")
+        ],
+    )

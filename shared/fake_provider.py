@@ -1,0 +1,271 @@
+"""Fake LLM provider: a real HTTP (ASGI) server speaking OpenAI Chat Completions and Anthropic Messages,
+stream and non-stream, with deterministic replies, latency and failure injection. The gateway's tests and
+its demo mode run it instead of the real providers; it imports nothing else from the project."""
+
+import asyncio
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.fake_provider_formats import (
+    JSON,
+    AnthropicDialect,
+    Dialect,
+    OpenAIDialect,
+    Reply,
+    StreamParts,
+    bearer_token,
+)
+from shared.fake_provider_script import Directives, count_words, last_user_text, parse_directives, reply_words
+from shared.fake_provider_script import retry_headers as _retry_headers
+
+__all__ = ["DEFAULT_MODELS", "FakeProviderConfig", "StreamCutError", "create_app", "serve"]
+
+DEFAULT_MODELS = ("fake-gpt", "fake-claude", "gpt-4o-mini", "claude-3-5-haiku-latest")
+_MISSING_MODEL = "<missing>"
+_CREATED_AT = "2024-01-01T00:00:00Z"
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class FakeProviderConfig:
+    """How the fake provider behaves for every request (model-name directives add to this per request)."""
+
+    latency_ms: float = 0
+    token_count: int = 12
+    inter_token_ms: float = 0
+    fail_rate: float = 0.0
+    fail_status: int = 503
+    fail_models: dict[str, int] = field(default_factory=dict)
+    seed: int | None = None
+    models: tuple[str, ...] = DEFAULT_MODELS
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.latency_ms >= 0 and self.inter_token_ms >= 0, "latency_ms and inter_token_ms must be >= 0"),
+            (self.token_count >= 0, "token_count must be >= 0"),
+            (0.0 <= self.fail_rate <= 1.0, "fail_rate must be within 0..1"),
+            (_is_error_status(self.fail_status), "fail_status must be an HTTP error status (400-599)"),
+            (all(map(_is_error_status, self.fail_models.values())), "fail_models statuses must be 400-599"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+class StreamCutError(RuntimeError):
+    """Raised inside a streaming body on purpose (`cut-after-N`) so the server drops the connection."""
+
+
+class _QuietStreamCut:
+    """Turns an injected stream cut into an unfinished response instead of an application crash."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except* StreamCutError:
+            # Returning with the body unfinished makes the server close the connection just as a crash
+            # would, but it logs one line instead of a traceback for a failure injected on purpose.
+            pass
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    message: str
+    headers: dict[str, str]
+
+
+@dataclass
+class _ProviderState:
+    config: FakeProviderConfig
+    rng: random.Random
+    requests: Counter[str] = field(default_factory=Counter)
+
+    def stats(self) -> JSON:
+        return {"requests": dict(self.requests), "total": sum(self.requests.values())}
+
+
+def _is_error_status(status: int) -> bool:
+    return 400 <= status <= 599
+
+
+def create_app(config: FakeProviderConfig | None = None) -> Starlette:
+    """The ASGI app; its routes are relative, so it can also be mounted under a prefix."""
+    settings = config or FakeProviderConfig()
+    state = _ProviderState(config=settings, rng=random.Random(settings.seed))
+    routes = [
+        Route("/v1/chat/completions", _completion_endpoint(state, OpenAIDialect()), methods=["POST"]),
+        Route("/v1/messages", _completion_endpoint(state, AnthropicDialect()), methods=["POST"]),
+        Route("/v1/models", _models_endpoint(state), methods=["GET"]),
+        Route("/_stats", _stats_endpoint(state), methods=["GET"]),
+        Route("/_reset", _reset_endpoint(state), methods=["POST"]),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(_QuietStreamCut)])
+
+
+async def serve(host: str, port: int, config: FakeProviderConfig) -> None:
+    """Serve the fake provider with uvicorn until signalled or cancelled (both shut it down gracefully)."""
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, lifespan="off"))
+    running = asyncio.ensure_future(server.serve())
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        # Cancelling uvicorn mid-loop would leave its sockets open; ask it to stop and wait instead.
+        server.should_exit = True
+        await running
+        raise
+
+
+def _completion_endpoint(state: _ProviderState, dialect: Dialect) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return await _complete(state, dialect, request)
+
+    return endpoint
+
+
+def _stats_endpoint(state: _ProviderState) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return JSONResponse(state.stats())
+
+    return endpoint
+
+
+def _reset_endpoint(state: _ProviderState) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        state.requests.clear()
+        return JSONResponse(state.stats())
+
+    return endpoint
+
+
+def _models_endpoint(state: _ProviderState) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        if not (bearer_token(request.headers) or request.headers.get("x-api-key", "").strip()):
+            return OpenAIDialect().error(401, "Missing API key.")
+        return JSONResponse(_models_page(state.config.models))
+
+    return endpoint
+
+
+def _models_page(models: tuple[str, ...]) -> JSON:
+    # OpenAI's list shape, with Anthropic's fields added so both SDKs' `models.list()` parse it.
+    data = [
+        {
+            "id": name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "fake-provider",
+            "type": "model",
+            "display_name": name,
+            "created_at": _CREATED_AT,
+        }
+        for name in models
+    ]
+    first, last = (models[0], models[-1]) if models else (None, None)
+    return {"object": "list", "data": data, "has_more": False, "first_id": first, "last_id": last}
+
+
+async def _read_json(request: Request) -> JSON | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def _complete(state: _ProviderState, dialect: Dialect, request: Request) -> Response:
+    body = await _read_json(request)
+    model = body.get("model") if body is not None else None
+    state.requests[model if isinstance(model, str) and model else _MISSING_MODEL] += 1
+    if not dialect.authorized(request.headers):
+        return dialect.error(401, "Missing or empty API key.")
+    if (problem := dialect.problem(body)) is not None or body is None or not isinstance(model, str):
+        message, param = problem or ("Invalid request.", None)
+        return dialect.error(400, message, param)
+    directives = parse_directives(model)
+    streaming = body.get("stream") is True
+    failure = _pick_failure(state, model, directives, streaming)
+    delay_s = (state.config.latency_ms + directives.slow_ms) / 1000
+    if failure is not None or not streaming:
+        await asyncio.sleep(delay_s)
+    if failure is not None:
+        return dialect.error(failure.status, failure.message, headers=failure.headers)
+    reply = _build_reply(state.config, dialect, body, model)
+    if not streaming:
+        return JSONResponse(dialect.completion(reply))
+    events = _paced(
+        dialect.stream(reply, body), delay_s, state.config.inter_token_ms / 1000, directives.cut_after
+    )
+    return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+def _pick_failure(
+    state: _ProviderState, model: str, directives: Directives, streaming: bool
+) -> _Failure | None:
+    status = _failure_status(state, model, directives, streaming)
+    if status is None:
+        return None
+    message = f"Injected failure: HTTP {status} for model '{model}'."
+    return _Failure(status, message, _retry_headers(status, directives.retry_after_s))
+
+
+def _failure_status(state: _ProviderState, model: str, directives: Directives, streaming: bool) -> int | None:
+    config = state.config
+    if model in config.fail_models:
+        return config.fail_models[model]
+    if directives.fail_status is not None:
+        return directives.fail_status
+    # A connection cut has no non-stream equivalent, so a non-stream cut-after is a plain server error.
+    if directives.cut_after is not None and not streaming:
+        return 500
+    if config.fail_rate > 0 and state.rng.random() < config.fail_rate:
+        return config.fail_status
+    return None
+
+
+def _build_reply(config: FakeProviderConfig, dialect: Dialect, body: JSON, model: str) -> Reply:
+    words, truncated = reply_words(
+        last_user_text(body["messages"]), config.token_count, dialect.max_tokens(body)
+    )
+    return Reply(
+        id=f"{dialect.id_prefix}{uuid.uuid4().hex[:24]}",
+        model=model,
+        words=words,
+        prompt_tokens=count_words(dialect.prompt_texts(body)),
+        truncated=truncated,
+    )
+
+
+async def _paced(
+    parts: StreamParts, first_delay_s: float, gap_s: float, cut_after: int | None
+) -> AsyncIterator[str]:
+    await asyncio.sleep(first_delay_s)
+    for frame in parts.head:
+        yield frame
+    for index, frame in enumerate(parts.tokens):
+        if cut_after is not None and index >= cut_after:
+            break
+        if index and gap_s:
+            await asyncio.sleep(gap_s)
+        yield frame
+    if cut_after is not None:
+        # Raising after the response has started makes the server close the connection without the
+        # terminating chunk, which is what a provider dying mid-stream looks like to a client.
+        raise StreamCutError(f"injected stream cut after {cut_after} tokens")
+    for frame in parts.tail:
+        yield frame

@@ -1,0 +1,208 @@
+"""Job records in Redis: who owns a job, its request, status and outcome. The API creates and cancels them;
+the worker moves them through running to a terminal state, committing the terminal stream event and the
+usage record in the same transaction so none of the three can exist without the others."""
+
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from shared.errors import GatewayError
+from shared.keys import ARQ_ABORT_KEY, USAGE_STREAM, job_key, tenant_jobs_key
+from shared.models import ChatRequest, Completion, JobStatus, WireFormat
+from shared.redis import decode_hash
+from shared.streams import EventKind, add_event
+
+__all__ = ["CancelOutcome", "JobOutcome", "JobRecord", "JobStore", "usage_row"]
+
+USAGE_STREAM_MAXLEN = 1_000_000
+
+
+class JobRecord(BaseModel):
+    id: str
+    tenant_id: str
+    status: JobStatus
+    wire_format: WireFormat
+    request: ChatRequest
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempt: int = 0
+    worker_id: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    fallback_used: bool = False
+    cost_usd: float | None = None
+    result: Completion | None = None
+    error: dict[str, object] | None = None
+
+
+class JobOutcome(BaseModel):
+    """What the worker hands `JobStore.finish`: the final status and everything billed for it."""
+
+    status: JobStatus
+    completion: Completion | None = None
+    error: dict[str, object] | None = None
+    cost_usd: float = 0.0
+    fallback_used: bool = False
+    provider: str | None = None
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class CancelOutcome(BaseModel):
+    status: JobStatus
+    changed: bool
+
+
+class JobStore:
+    def __init__(self, redis: Redis, *, ttl_s: int, events_maxlen: int) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._events_maxlen = events_maxlen
+
+    async def create(self, job_id: str, tenant_id: str, request: ChatRequest, wire: WireFormat) -> JobRecord:
+        record = JobRecord(
+            id=job_id, tenant_id=tenant_id, status=JobStatus.QUEUED, wire_format=wire, request=request,
+            created_at=time.time(),
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(job_key(job_id), mapping=_to_hash(record))
+            pipe.expire(job_key(job_id), self._ttl_s)
+            pipe.zadd(tenant_jobs_key(tenant_id), {job_id: record.created_at})
+            pipe.expire(tenant_jobs_key(tenant_id), self._ttl_s)
+            await pipe.execute()
+        return record
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        raw = await self._redis.hgetall(job_key(job_id))
+        return _from_hash(decode_hash(raw)) if raw else None
+
+    async def mark_running(self, job_id: str, attempt: int, worker_id: str) -> JobRecord | None:
+        """Claim the job for an attempt; None when it is gone or already ended (e.g. cancelled while queued)."""
+        key = job_key(job_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                raw = await pipe.hgetall(key)
+                record = _from_hash(decode_hash(raw)) if raw else None
+                if record is None or record.status.is_terminal:
+                    return None
+                pipe.multi()
+                pipe.hset(key, mapping={"status": JobStatus.RUNNING.value, "attempt": str(attempt),
+                                        "started_at": str(time.time()), "worker_id": worker_id})
+                add_event(pipe, job_id, EventKind.RESET if attempt > 1 else EventKind.START,
+                          {"attempt": attempt}, maxlen=self._events_maxlen, ttl_s=self._ttl_s)
+                await pipe.execute()
+            except WatchError:
+                return None
+        return record.model_copy(update={"status": JobStatus.RUNNING, "attempt": attempt, "worker_id": worker_id})
+
+    async def finish(self, record: JobRecord, outcome: JobOutcome, usage_row: dict[str, object]) -> bool:
+        """Commit the terminal state, the terminal event and the usage record at once; False if the job had
+        already ended (a duplicate delivery), in which case nothing is written and nothing billed twice."""
+        key = job_key(record.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                status = await pipe.hget(key, "status")
+                if status is None or JobStatus(status.decode()).is_terminal:
+                    return False
+                pipe.multi()
+                pipe.hset(key, mapping=_outcome_fields(outcome))
+                pipe.expire(key, self._ttl_s)
+                kind, data = _terminal_event(outcome)
+                add_event(pipe, record.id, kind, data, maxlen=self._events_maxlen, ttl_s=self._ttl_s)
+                pipe.xadd(USAGE_STREAM, {"row": json.dumps(usage_row)}, maxlen=USAGE_STREAM_MAXLEN,
+                          approximate=True)
+                await pipe.execute()
+            except WatchError:
+                return False
+        return True
+
+    async def fail(self, job_id: str, error: GatewayError) -> bool:
+        """End a job that died outside our code (arq expired it or gave up on retries); False if it had ended."""
+        record = await self.get(job_id)
+        if record is None:
+            return False
+        outcome = JobOutcome(status=JobStatus.FAILED, error=error.to_dict())
+        latency_ms = int((time.time() - record.created_at) * 1000)
+        return await self.finish(record, outcome, usage_row(record, outcome, latency_ms))
+
+    async def request_cancel(self, job_id: str) -> CancelOutcome:
+        """Cancel a queued job at once; ask arq to abort a running one (its worker writes the terminal event)."""
+        key = job_key(job_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            raw = await pipe.hget(key, "status")
+            status = JobStatus(raw.decode()) if raw else JobStatus.CANCELLED
+            if status.is_terminal:
+                return CancelOutcome(status=status, changed=False)
+            pipe.multi()
+            pipe.hset(key, "cancel_requested", "1")
+            pipe.zadd(ARQ_ABORT_KEY, {job_id: int(time.time() * 1000)})
+            if status is JobStatus.QUEUED:
+                pipe.hset(key, mapping={"status": JobStatus.CANCELLED.value, "finished_at": str(time.time())})
+                add_event(pipe, job_id, EventKind.CANCELLED, {"reason": "cancelled by client"},
+                          maxlen=self._events_maxlen, ttl_s=self._ttl_s)
+            await pipe.execute()
+        return CancelOutcome(status=JobStatus.CANCELLED if status is JobStatus.QUEUED else status, changed=True)
+
+    async def cancel_requested(self, job_id: str) -> bool:
+        return await self._redis.hget(job_key(job_id), "cancel_requested") == b"1"
+
+
+def _to_hash(record: JobRecord) -> dict[str, str]:
+    return {
+        "id": record.id, "tenant_id": record.tenant_id, "status": record.status.value,
+        "wire_format": record.wire_format.value, "request": record.request.model_dump_json(),
+        "created_at": str(record.created_at), "attempt": str(record.attempt),
+    }
+
+
+def _from_hash(fields: dict[str, str]) -> JobRecord:
+    data: dict[str, Any] = {k: v for k, v in fields.items() if k != "cancel_requested"}
+    for name in ("request", "result", "error"):
+        if name in data:
+            data[name] = json.loads(data[name])
+    data["fallback_used"] = data.get("fallback_used") == "1"
+    return JobRecord.model_validate(data)
+
+
+def _outcome_fields(outcome: JobOutcome) -> dict[str, str]:
+    fields = {"status": outcome.status.value, "finished_at": str(time.time()),
+              "fallback_used": "1" if outcome.fallback_used else "0", "cost_usd": str(outcome.cost_usd)}
+    if outcome.provider:
+        fields["provider"] = outcome.provider
+    if outcome.model:
+        fields["model"] = outcome.model
+    if outcome.completion is not None:
+        fields["result"] = outcome.completion.model_dump_json()
+    if outcome.error is not None:
+        fields["error"] = json.dumps(outcome.error)
+    return fields
+
+
+def _terminal_event(outcome: JobOutcome) -> tuple[EventKind, dict[str, object]]:
+    if outcome.status is JobStatus.SUCCEEDED and outcome.completion is not None:
+        return EventKind.DONE, {"completion": outcome.completion.model_dump(mode="json"),
+                                "cost_usd": outcome.cost_usd, "fallback_used": outcome.fallback_used}
+    if outcome.status is JobStatus.CANCELLED:
+        return EventKind.CANCELLED, {"reason": "cancelled"}
+    return EventKind.ERROR, {"error": outcome.error or GatewayError("job failed").to_dict()}
+
+
+def usage_row(record: JobRecord, outcome: JobOutcome, latency_ms: int) -> dict[str, object]:
+    """The usage record of one job, as the usage writer inserts it (one row per job id)."""
+    return {
+        "request_id": record.id, "tenant_id": record.tenant_id, "public_model": record.request.model,
+        "provider": outcome.provider or "", "model": outcome.model or "",
+        "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+        "cost_usd": outcome.cost_usd, "latency_ms": latency_ms, "status": outcome.status.value,
+        "error_code": str(outcome.error.get("code")) if outcome.error else None,
+        "fallback_used": outcome.fallback_used, "cache_hit": False, "created_at": time.time(),
+    }

@@ -1,0 +1,40 @@
+"""The job queue, over arq: the one place that knows arq's function name and queue. The API enqueues and asks
+arq whether a job died without running our code; workers register `JOB_FUNCTION` under this name."""
+
+from datetime import timedelta
+
+from arq.connections import ArqRedis
+from arq.jobs import Job
+from arq.jobs import JobStatus as ArqJobStatus
+
+__all__ = ["JOB_FUNCTION", "JobQueue"]
+
+JOB_FUNCTION = "run_completion"
+
+
+class JobQueue:
+    def __init__(self, redis: ArqRedis, *, queue_name: str, expires_s: float) -> None:
+        self._redis = redis
+        self._queue_name = queue_name
+        self._expires = timedelta(seconds=expires_s)
+
+    async def enqueue(self, job_id: str) -> bool:
+        """Queue the job; False if arq already holds a job with this id (a duplicate submission)."""
+        job = await self._redis.enqueue_job(
+            JOB_FUNCTION, job_id, _job_id=job_id, _queue_name=self._queue_name, _expires=self._expires
+        )
+        return job is not None
+
+    async def died_without_result(self, job_id: str) -> str | None:
+        """If arq finished the job without our code ending it (expired, retries exhausted, crashed), say why."""
+        job = Job(job_id, self._redis, _queue_name=self._queue_name, _deserializer=self._redis.job_deserializer)
+        status = await job.status()
+        if status is ArqJobStatus.complete:
+            info = await job.result_info()
+            return str(info.result) if info is not None else "job ended in the queue"
+        if status is ArqJobStatus.not_found:
+            return "job is no longer in the queue"
+        return None
+
+    async def depth(self) -> int:
+        return int(await self._redis.zcard(self._queue_name))

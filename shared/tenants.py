@@ -1,0 +1,137 @@
+"""Tenants and their API keys. A plain key is shown once, when issued, and stored only as its SHA-256 hex:
+keys are 256-bit random, so a fast unsalted hash is enough and lets authentication be one indexed lookup."""
+
+import hashlib
+import secrets
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db.tables import ApiKey, Tenant, utc_now
+from shared.errors import Conflict, InvalidRequest, NotFound
+
+__all__ = [
+    "KEY_PREFIX",
+    "MAX_NAME_LENGTH",
+    "authenticate",
+    "create_tenant",
+    "generate_key",
+    "get_tenant",
+    "hash_key",
+    "list_tenants",
+    "rotate_key",
+    "set_tenant_disabled",
+]
+
+KEY_PREFIX = "gw-"
+MAX_NAME_LENGTH = 100
+DISPLAY_PREFIX_LENGTH = 12
+
+
+def generate_key() -> str:
+    """A new plain API key: the `gw-` prefix and 256 random bits."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(plain: str) -> str:
+    """The stored form of a plain key (SHA-256, hex)."""
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(8)
+
+
+def _new_api_key(tenant_id: str) -> tuple[ApiKey, str]:
+    plain = generate_key()
+    row = ApiKey(
+        id=_new_id("key_"),
+        tenant_id=tenant_id,
+        key_hash=hash_key(plain),
+        key_prefix=plain[:DISPLAY_PREFIX_LENGTH],
+    )
+    return row, plain
+
+
+def _checked_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidRequest(f"tenant name must be 1 to {MAX_NAME_LENGTH} characters")
+    return name
+
+
+async def create_tenant(
+    session: AsyncSession, name: str, rate_limit: int | None = None
+) -> tuple[Tenant, str]:
+    """Create a tenant with one API key and commit; returns the tenant and the plain key (shown only now)."""
+    name = _checked_name(name)
+    if rate_limit is not None and rate_limit < 0:
+        raise InvalidRequest("rate_limit must be >= 0")
+    if (await session.exec(select(Tenant.id).where(Tenant.name == name))).first() is not None:
+        raise Conflict(f"a tenant named {name!r} already exists")
+    tenant = Tenant(id=_new_id("ten_"), name=name, rate_limit=rate_limit)
+    key, plain = _new_api_key(tenant.id)
+    try:
+        # Insert the tenant first: the key's foreign key needs it, and the ORM does not know the link.
+        session.add(tenant)
+        await session.flush()
+        session.add(key)
+        await session.commit()
+    except IntegrityError as exc:
+        # Two concurrent creates with one name both pass the check above; the unique constraint decides.
+        await session.rollback()
+        raise Conflict(f"a tenant named {name!r} already exists") from exc
+    await session.refresh(tenant)
+    return tenant, plain
+
+
+async def list_tenants(session: AsyncSession) -> list[Tenant]:
+    """Every tenant, oldest first."""
+    result = await session.exec(select(Tenant).order_by(col(Tenant.created_at), col(Tenant.name)))
+    return list(result.all())
+
+
+async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
+    """The tenant with this id; raises NotFound."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id!r} not found")
+    return tenant
+
+
+async def set_tenant_disabled(session: AsyncSession, tenant_id: str, disabled: bool) -> Tenant:
+    """Disable or re-enable a tenant and commit; raises NotFound."""
+    tenant = await get_tenant(session, tenant_id)
+    tenant.disabled = disabled
+    session.add(tenant)
+    await session.commit()
+    await session.refresh(tenant)
+    return tenant
+
+
+async def rotate_key(session: AsyncSession, tenant_id: str) -> str:
+    """Revoke every active key of the tenant, issue a new one and commit; returns the new plain key."""
+    await get_tenant(session, tenant_id)
+    await session.exec(
+        update(ApiKey)
+        .where(col(ApiKey.tenant_id) == tenant_id, col(ApiKey.revoked_at).is_(None))
+        .values(revoked_at=utc_now())
+    )
+    key, plain = _new_api_key(tenant_id)
+    session.add(key)
+    await session.commit()
+    return plain
+
+
+async def authenticate(session: AsyncSession, plain_key: str) -> Tenant | None:
+    """The tenant owning this active key, disabled or not (the caller decides); None if unknown or revoked."""
+    if not plain_key.startswith(KEY_PREFIX):
+        return None
+    statement = (
+        select(Tenant)
+        .join(ApiKey, col(ApiKey.tenant_id) == col(Tenant.id))
+        .where(col(ApiKey.key_hash) == hash_key(plain_key), col(ApiKey.revoked_at).is_(None))
+    )
+    return (await session.exec(statement)).first()

@@ -1,0 +1,190 @@
+"""Helpers shared by the wire modules: strict readers for untyped client JSON (every failure is an
+`InvalidRequest` naming the field), lenient readers for provider JSON, and compact JSON for SSE data."""
+
+import json
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+
+from shared.errors import InvalidRequest
+from shared.models import ChatRequest, Usage
+
+__all__ = [
+    "SSEEvent",
+    "build_chat_request",
+    "dumps",
+    "get_int",
+    "get_list",
+    "get_mapping",
+    "get_str",
+    "invalid",
+    "optional_bool",
+    "optional_int",
+    "optional_number",
+    "optional_str",
+    "reject_present",
+    "require_list",
+    "require_object",
+    "require_str",
+    "string_list",
+    "text_of",
+    "usage_total",
+]
+
+SSEEvent = tuple[str | None, str]
+"""One server-sent event: (event name or None for a bare `data:` line, data string)."""
+
+JSON = Mapping[str, object]
+
+
+def invalid(field: str, problem: str) -> InvalidRequest:
+    return InvalidRequest(f"'{field}' {problem}")
+
+
+def dumps(value: object) -> str:
+    """Compact JSON, as SSE data lines carry it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- strict readers for client requests -------------------------------------------------------------
+
+
+def require_object(value: object, field: str) -> JSON:
+    if not isinstance(value, Mapping):
+        raise invalid(field, "must be a JSON object")
+    return value
+
+
+def require_str(data: JSON, key: str, field: str | None = None) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise invalid(field or key, "is required and must be a non-empty string")
+    return value
+
+
+def optional_str(data: JSON, key: str, field: str | None = None) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise invalid(field or key, "must be a string")
+    return value
+
+
+def optional_bool(data: JSON, key: str, field: str | None = None) -> bool:
+    value = data.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise invalid(field or key, "must be a boolean")
+    return value
+
+
+def optional_int(data: JSON, key: str, *, minimum: int = 1) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise invalid(key, f"must be an integer >= {minimum}")
+    return value
+
+
+def optional_number(data: JSON, key: str, low: float, high: float) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise invalid(key, f"must be a number between {low:g} and {high:g}")
+    return float(value)
+
+
+def require_list(data: JSON, key: str) -> list[object]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise invalid(key, "is required and must be an array")
+    if not value:
+        raise invalid(key, "must not be empty")
+    return value
+
+
+def reject_present(data: JSON, *keys: str) -> None:
+    """Refuse features the gateway does not translate yet (an empty value counts as absent)."""
+    for key in keys:
+        if data.get(key):
+            raise invalid(key, "is not supported by this gateway yet")
+
+
+def string_list(value: object, field: str, *, max_items: int | None = None) -> list[str]:
+    """A string or an array of non-empty strings (None gives an empty list)."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
+        raise invalid(field, "must be a non-empty string or an array of non-empty strings")
+    if max_items is not None and len(items) > max_items:
+        raise invalid(field, f"must have at most {max_items} entries")
+    return [str(item) for item in items]
+
+
+def text_of(content: object, field: str) -> str:
+    """Message content: a string, or a non-empty array of `{"type": "text", "text": ...}` parts
+    (joined with newlines). Any other part type is refused as not supported."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list) or not content:
+        raise invalid(field, "must be a string or a non-empty array of text parts")
+    texts: list[str] = []
+    for index, item in enumerate(content):
+        part = require_object(item, f"{field}[{index}]")
+        kind = part.get("type")
+        if kind != "text":
+            raise invalid(f"{field}[{index}].type", f"{kind!r} is not supported (only 'text' content)")
+        texts.append(require_text(part, f"{field}[{index}].text"))
+    return "\n".join(texts)
+
+
+def require_text(part: JSON, field: str) -> str:
+    text = part.get("text")
+    if not isinstance(text, str):
+        raise invalid(field, "must be a string")
+    return text
+
+
+def build_chat_request(**fields: object) -> ChatRequest:
+    """Final validation by the model itself; anything it refuses becomes an InvalidRequest."""
+    try:
+        return ChatRequest.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "request"
+        raise invalid(field, first["msg"]) from exc
+
+
+# --- lenient readers for provider responses (already validated by the SDK) ---------------------------
+
+
+def get_mapping(data: JSON, key: str) -> JSON:
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def get_list(data: JSON, key: str) -> list[object]:
+    value = data.get(key)
+    return value if isinstance(value, list) else []
+
+
+def get_str(data: JSON, key: str, default: str = "") -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else default
+
+
+def get_int(data: JSON, key: str) -> int:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def usage_total(usage: Usage) -> dict[str, object]:
+    """OpenAI-style usage object."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: process launching, free ports, waiting for readiness."""

@@ -1,0 +1,62 @@
+"""Circuit breaker per provider target, with its state in Redis so every worker replica sees the same
+state. Closed: failures are counted in a rolling window. Open: the target is skipped until `open_s` has
+passed. Half-open: exactly one worker may probe; success closes, failure re-opens."""
+
+import time
+
+from redis.asyncio import Redis
+
+from shared.keys import breaker_key
+
+FAILURE_WINDOW_S = 60
+PROBE_LOCK_MS = 10_000
+
+
+class CircuitBreaker:
+    def __init__(self, redis: Redis, *, failure_threshold: int, open_s: float) -> None:
+        self._redis = redis
+        self._threshold = failure_threshold
+        self._open_s = open_s
+
+    async def allow(self, target_id: str) -> bool:
+        opened_until = await self._opened_until(target_id)
+        if opened_until is None:
+            return True
+        if time.time() < opened_until:
+            return False
+        # Half-open: only the worker that wins the probe lock may try the target.
+        acquired = await self._redis.set(f"{breaker_key(target_id)}:probe", "1", nx=True, px=PROBE_LOCK_MS)
+        return bool(acquired)
+
+    async def record_success(self, target_id: str) -> None:
+        await self._redis.delete(breaker_key(target_id), f"{breaker_key(target_id)}:probe")
+
+    async def record_failure(self, target_id: str) -> None:
+        key = breaker_key(target_id)
+        if await self._opened_until(target_id) is not None:
+            await self._open(key)  # a failed half-open probe re-opens at once
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, "failures", 1)
+            pipe.expire(key, FAILURE_WINDOW_S)
+            failures, _ = await pipe.execute()
+        if int(failures) >= self._threshold:
+            await self._open(key)
+
+    async def state(self, target_id: str) -> str:
+        opened_until = await self._opened_until(target_id)
+        if opened_until is None:
+            return "closed"
+        return "open" if time.time() < opened_until else "half_open"
+
+    async def _opened_until(self, target_id: str) -> float | None:
+        raw = await self._redis.hget(breaker_key(target_id), "opened_until")
+        return float(raw) if raw is not None else None
+
+    async def _open(self, key: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"opened_until": str(time.time() + self._open_s), "failures": "0"})
+            # Keep the record past the open period so the half-open state is observable.
+            pipe.expire(key, int(self._open_s * 10) + FAILURE_WINDOW_S)
+            pipe.delete(f"{key}:probe")
+            await pipe.execute()

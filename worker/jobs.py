@@ -1,0 +1,105 @@
+"""The completion job: claim the job, run it through the router, append tokens to the job's stream, and
+commit the outcome (terminal event, job state and usage record) in one transaction. The job's only
+argument is its id; the request lives in the job record, never in the queue payload."""
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from shared.errors import GatewayError, ModelNotFound
+from shared.jobs import JobOutcome, JobRecord, usage_row
+from shared.models import Completion, FinishReason, JobStatus, Usage
+from shared.streams import EventKind, append_event
+from worker.deps import WorkerDeps, deps_from
+from worker.routing import Served
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.015
+FLUSH_MAX_CHARS = 512
+
+
+async def run_completion(ctx: dict[str, Any], job_id: str) -> str:
+    deps = deps_from(ctx)
+    record = await deps.store.mark_running(job_id, int(ctx.get("job_try", 1)), deps.worker_id)
+    if record is None:
+        return "skipped"
+    started = time.monotonic()
+    try:
+        outcome = await _execute(deps, record)
+    except asyncio.CancelledError:
+        if await deps.store.cancel_requested(job_id):
+            await asyncio.shield(_finish(deps, record, JobOutcome(status=JobStatus.CANCELLED), started))
+        else:
+            # Worker shutdown: arq re-queues the job; undo on_job_start's future score so it runs again now.
+            await asyncio.shield(_requeue_now(deps, job_id))
+        raise
+    except GatewayError as error:
+        outcome = JobOutcome(status=JobStatus.FAILED, error=error.to_dict())
+    except Exception:
+        # The job's edge: anything unexpected becomes a failed job with a terminal event, never a hang.
+        logger.exception("job %s crashed", job_id)
+        outcome = JobOutcome(status=JobStatus.FAILED, error=GatewayError("internal error in worker").to_dict())
+    await _finish(deps, record, outcome, started)
+    return outcome.status.value
+
+
+async def _requeue_now(deps: WorkerDeps, job_id: str) -> None:
+    await deps.redis.zadd(deps.settings.queue_name, {job_id: int(time.time() * 1000)}, xx=True)
+
+
+async def _execute(deps: WorkerDeps, record: JobRecord) -> JobOutcome:
+    request = record.request
+    targets = deps.routing_table.targets_for(request.model)
+    if not targets:
+        raise ModelNotFound(f"The model '{request.model}' does not exist")
+    if request.stream:
+        completion, served = await _stream(deps, record, targets)
+    else:
+        completion, served = await deps.router.complete(request, targets)
+    completion = completion.model_copy(update={"id": f"chatcmpl-{record.id}", "created": int(record.created_at)})
+    cost = deps.prices.cost_usd(completion.model, completion.usage)
+    return JobOutcome(
+        status=JobStatus.SUCCEEDED, completion=completion, cost_usd=cost, fallback_used=served.fallback_used,
+        provider=completion.provider, model=completion.model,
+        prompt_tokens=completion.usage.prompt_tokens, completion_tokens=completion.usage.completion_tokens,
+    )
+
+
+async def _stream(deps: WorkerDeps, record: JobRecord, targets: list[Any]) -> tuple[Completion, Served]:
+    """Relay deltas to the job stream, coalescing those that arrive within a few ms into one entry."""
+    parts: list[str] = []
+    pending: list[str] = []
+    last_flush = 0.0
+    finish_reason = FinishReason.STOP
+    usage = Usage()
+    served: Served | None = None
+    async for served, delta in deps.router.stream(record.request, targets):
+        if delta.text:
+            parts.append(delta.text)
+            pending.append(delta.text)
+        finish_reason = delta.finish_reason or finish_reason
+        usage = delta.usage or usage
+        now = time.monotonic()
+        if pending and (now - last_flush >= FLUSH_INTERVAL_S or sum(map(len, pending)) >= FLUSH_MAX_CHARS):
+            await _append_tokens(deps, record.id, pending)
+            pending, last_flush = [], now
+    if pending:
+        await _append_tokens(deps, record.id, pending)
+    if served is None:
+        raise GatewayError("the provider returned an empty stream")
+    completion = Completion(id=record.id, model=served.target.model, provider=served.target.provider,
+                            content="".join(parts), finish_reason=finish_reason, usage=usage)
+    return completion, served
+
+
+async def _append_tokens(deps: WorkerDeps, job_id: str, pending: list[str]) -> None:
+    await append_event(deps.redis, job_id, EventKind.TOKEN, {"text": "".join(pending)},
+                       maxlen=deps.settings.event_stream_maxlen, ttl_s=deps.settings.job_ttl_s)
+
+
+async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, started: float) -> None:
+    row = usage_row(record, outcome, int((time.monotonic() - started) * 1000))
+    if not await deps.store.finish(record, outcome, row):
+        logger.info("job %s had already ended; outcome of this attempt dropped", record.id)

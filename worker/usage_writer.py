@@ -1,0 +1,100 @@
+"""Moves usage records from the Redis usage stream into the database in batches, off the request path.
+Entries are acknowledged only after the insert commits, and inserts are idempotent on the job id, so a
+database outage delays billing but loses nothing, and a redelivered entry is never billed twice."""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared.keys import USAGE_GROUP, USAGE_STREAM
+
+logger = logging.getLogger(__name__)
+
+InsertRows = Callable[[Sequence[Mapping[str, object]]], Awaitable[int]]
+CLAIM_IDLE_MS = 60_000
+MAX_BACKOFF_S = 30.0
+
+
+class UsageWriter:
+    def __init__(self, redis: Redis, insert_rows: InsertRows, *, consumer: str, batch_size: int,
+                 interval_s: float) -> None:
+        self._redis = redis
+        self._insert_rows = insert_rows
+        self._consumer = consumer
+        self._batch_size = batch_size
+        self._interval_s = interval_s
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(USAGE_STREAM, USAGE_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush until `stop` is set, then drain what is pending once more."""
+        await self.ensure_group()
+        backoff_s = self._interval_s
+        while not stop.is_set():
+            try:
+                await self.flush_once(block_ms=int(self._interval_s * 1000))
+                backoff_s = self._interval_s
+            except Exception as exc:  # the database or Redis is down: keep the entries, retry later
+                logger.warning("usage flush failed, retrying in %.1fs: %s", backoff_s, type(exc).__name__)
+                await _sleep_or_stop(stop, backoff_s)
+                backoff_s = min(MAX_BACKOFF_S, backoff_s * 2)
+        try:
+            await self.flush_once(block_ms=None)
+        except Exception as exc:
+            logger.warning("final usage flush failed; entries stay pending for another worker: %s", exc)
+
+    async def flush_once(self, *, block_ms: int | None) -> int:
+        """Insert one batch: this consumer's unacknowledged entries first, then dead consumers', then new."""
+        entries = await self._read(">", block_ms=None, pending_first=True)
+        if not entries:
+            entries = await self._claim_abandoned()
+        if not entries:
+            entries = await self._read(">", block_ms=block_ms, pending_first=False)
+        if not entries:
+            return 0
+        rows = [_row(fields) for _, fields in entries]
+        inserted = await self._insert_rows(rows)
+        ids = [entry_id for entry_id, _ in entries]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(USAGE_STREAM, USAGE_GROUP, *ids)
+            pipe.xdel(USAGE_STREAM, *ids)
+            await pipe.execute()
+        return inserted
+
+    async def _read(self, start: str, *, block_ms: int | None, pending_first: bool) -> list[tuple[bytes, dict]]:
+        reply = await self._redis.xreadgroup(
+            USAGE_GROUP, self._consumer, {USAGE_STREAM: "0" if pending_first else start},
+            count=self._batch_size, block=block_ms,
+        )
+        return [(eid, f) for eid, f in reply[0][1] if f] if reply else []
+
+    async def _claim_abandoned(self) -> list[tuple[bytes, dict]]:
+        reply = await self._redis.xautoclaim(
+            USAGE_STREAM, USAGE_GROUP, self._consumer, min_idle_time=CLAIM_IDLE_MS, count=self._batch_size
+        )
+        return [(eid, f) for eid, f in reply[1] if f]
+
+
+def _row(fields: dict[bytes, bytes]) -> dict[str, object]:
+    row: dict[str, object] = json.loads(fields[b"row"])
+    created = row.get("created_at")
+    if isinstance(created, int | float):
+        row["created_at"] = datetime.fromtimestamp(created, tz=UTC)
+    return row
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return
