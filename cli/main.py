@@ -5,9 +5,10 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+import arq.worker
 import uvicorn
 from pydantic import ValidationError
 
@@ -78,14 +79,26 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 @asynccontextmanager
 async def _embedded_worker(state: AppState) -> AsyncIterator[None]:
+    # arq logs the server's INFO at start-up, a command the in-process stand-in does not implement.
+    arq.worker.log_redis_info = _skip_redis_info
     worker = build_worker(state.settings, state.redis, handle_signals=False)
     task = asyncio.create_task(worker.async_run(), name="embedded-worker")
+    task.add_done_callback(_report_worker_exit)
     try:
         yield
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await worker.close()
+
+
+async def _skip_redis_info(redis: object, log_func: Callable[[str], None]) -> None:
+    log_func("embedded Redis stand-in (in-process)")
+
+
+def _report_worker_exit(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("embedded worker stopped: %r", task.exception())
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:

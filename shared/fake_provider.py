@@ -1,6 +1,7 @@
 """Fake LLM provider: a real HTTP (ASGI) server speaking OpenAI Chat Completions and Anthropic Messages,
 stream and non-stream, with deterministic replies, latency and failure injection. The gateway's tests and
-its demo mode run it instead of the real providers; it imports nothing else from the project."""
+its demo mode run it instead of the real providers; apart from its fake_provider_* helpers it imports
+nothing from the project."""
 
 import asyncio
 import random
@@ -26,8 +27,14 @@ from shared.fake_provider_formats import (
     StreamParts,
     bearer_token,
 )
-from shared.fake_provider_script import Directives, count_words, last_user_text, parse_directives, reply_words
-from shared.fake_provider_script import retry_headers as _retry_headers
+from shared.fake_provider_script import (
+    Directives,
+    count_words,
+    last_user_text,
+    parse_directives,
+    reply_words,
+    retry_headers,
+)
 
 __all__ = ["DEFAULT_MODELS", "FakeProviderConfig", "StreamCutError", "create_app", "serve"]
 
@@ -221,7 +228,7 @@ def _pick_failure(
     if status is None:
         return None
     message = f"Injected failure: HTTP {status} for model '{model}'."
-    return _Failure(status, message, _retry_headers(status, directives.retry_after_s))
+    return _Failure(status, message, retry_headers(status, directives.retry_after_s))
 
 
 def _failure_status(state: _ProviderState, model: str, directives: Directives, streaming: bool) -> int | None:

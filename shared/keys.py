@@ -4,6 +4,7 @@ arq's own keys (`arq:*`) are arq's business; only `arq:abort` is named here beca
 __all__ = [
     "ARQ_ABORT_KEY",
     "PREFIX",
+    "USAGE_DEAD_STREAM",
     "USAGE_GROUP",
     "USAGE_STREAM",
     "WORKERS_KEY",
@@ -17,6 +18,7 @@ PREFIX = "gw"
 ARQ_ABORT_KEY = "arq:abort"
 USAGE_STREAM = f"{PREFIX}:usage"
 USAGE_GROUP = "usage-writers"
+USAGE_DEAD_STREAM = f"{PREFIX}:usage:dead"
 WORKERS_KEY = f"{PREFIX}:workers"
 
 

@@ -11,23 +11,25 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.keys import USAGE_GROUP, USAGE_STREAM
+from shared.keys import USAGE_DEAD_STREAM, USAGE_GROUP, USAGE_STREAM
 
 logger = logging.getLogger(__name__)
 
 InsertRows = Callable[[Sequence[Mapping[str, object]]], Awaitable[int]]
 CLAIM_IDLE_MS = 60_000
 MAX_BACKOFF_S = 30.0
+DEAD_MAXLEN = 100_000
 
 
 class UsageWriter:
     def __init__(self, redis: Redis, insert_rows: InsertRows, *, consumer: str, batch_size: int,
-                 interval_s: float) -> None:
+                 interval_s: float, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
         self._redis = redis
         self._insert_rows = insert_rows
         self._consumer = consumer
         self._batch_size = batch_size
         self._interval_s = interval_s
+        self._claim_idle_ms = claim_idle_ms
 
     async def ensure_group(self) -> None:
         try:
@@ -62,14 +64,30 @@ class UsageWriter:
             entries = await self._read(">", block_ms=block_ms, pending_first=False)
         if not entries:
             return 0
-        rows = [_row(fields) for _, fields in entries]
-        inserted = await self._insert_rows(rows)
+        inserted, poison = await self._insert(entries)
         ids = [entry_id for entry_id, _ in entries]
         async with self._redis.pipeline(transaction=True) as pipe:
+            for fields in poison:
+                pipe.xadd(USAGE_DEAD_STREAM, fields, maxlen=DEAD_MAXLEN, approximate=True)
             pipe.xack(USAGE_STREAM, USAGE_GROUP, *ids)
             pipe.xdel(USAGE_STREAM, *ids)
             await pipe.execute()
         return inserted
+
+    async def _insert(self, entries: list[tuple[bytes, dict]]) -> tuple[int, list[dict]]:
+        """Insert the batch; if a row is malformed, insert the good rows one by one and return the bad ones,
+        so one poison entry is set aside for inspection instead of stalling billing forever."""
+        try:
+            return await self._insert_rows([_row(fields) for _, fields in entries]), []
+        except (ValueError, KeyError, TypeError):
+            logger.warning("usage batch has a malformed row; inserting row by row")
+        inserted, poison = 0, []
+        for _, fields in entries:
+            try:
+                inserted += await self._insert_rows([_row(fields)])
+            except (ValueError, KeyError, TypeError):
+                poison.append(fields)
+        return inserted, poison
 
     async def _read(self, start: str, *, block_ms: int | None, pending_first: bool) -> list[tuple[bytes, dict]]:
         reply = await self._redis.xreadgroup(
@@ -80,13 +98,15 @@ class UsageWriter:
 
     async def _claim_abandoned(self) -> list[tuple[bytes, dict]]:
         reply = await self._redis.xautoclaim(
-            USAGE_STREAM, USAGE_GROUP, self._consumer, min_idle_time=CLAIM_IDLE_MS, count=self._batch_size
+            USAGE_STREAM, USAGE_GROUP, self._consumer, min_idle_time=self._claim_idle_ms, count=self._batch_size
         )
         return [(eid, f) for eid, f in reply[1] if f]
 
 
 def _row(fields: dict[bytes, bytes]) -> dict[str, object]:
-    row: dict[str, object] = json.loads(fields[b"row"])
+    row = json.loads(fields[b"row"])
+    if not isinstance(row, dict):
+        raise ValueError("usage entry is not a JSON object")
     created = row.get("created_at")
     if isinstance(created, int | float):
         row["created_at"] = datetime.fromtimestamp(created, tz=UTC)
