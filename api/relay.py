@@ -30,6 +30,8 @@ async def job_events(state: AppState, job_id: str, *, after_id: str = "0-0",
             yield event
             continue
         if time.monotonic() > deadline:
+            # Nobody will read the answer: stop the job rather than bill for it.
+            await state.store.request_cancel(job_id)
             raise UpstreamTimeout("Timed out waiting for the job to finish")
         reason = await state.queue.died_without_result(job_id)
         if reason is not None:

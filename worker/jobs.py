@@ -75,7 +75,8 @@ async def _stream(deps: WorkerDeps, record: JobRecord, targets: list[Any]) -> tu
     finish_reason = FinishReason.STOP
     usage = Usage()
     served: Served | None = None
-    async for served, delta in deps.router.stream(record.request, targets):
+    async for current, delta in deps.router.stream(record.request, targets):
+        served = current
         if delta.text:
             parts.append(delta.text)
             pending.append(delta.text)

@@ -32,31 +32,33 @@ logger = logging.getLogger(__name__)
 ABORT_RETENTION_MS = 600_000
 
 
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for arq's `Worker`, shared by `build_worker` and the arq CLI entry point."""
+    return {
+        "functions": [func(run_completion, name=JOB_FUNCTION, timeout=settings.worker_job_timeout_s)],
+        "queue_name": settings.queue_name,
+        "ctx": {"settings": settings},
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "on_job_start": on_job_start,
+        "max_jobs": settings.worker_max_jobs,
+        "poll_delay": settings.worker_poll_delay_s,
+        "queue_read_limit": max(100, settings.worker_max_jobs),
+        "job_timeout": settings.worker_job_timeout_s,
+        "max_tries": settings.worker_max_tries,
+        "allow_abort_jobs": True,
+        "job_completion_wait": settings.worker_drain_s,
+        "health_check_interval": 30,
+        "job_serializer": serialize_job,
+        "job_deserializer": deserialize_job,
+        "keep_result": settings.job_ttl_s,
+    }
+
+
 def build_worker(settings: Settings, redis: ArqRedis | None = None, *, handle_signals: bool = True,
                  burst: bool = False) -> Worker:
-    redis = redis or create_redis(settings)
-    return Worker(
-        functions=[func(run_completion, name=JOB_FUNCTION, timeout=settings.worker_job_timeout_s)],
-        queue_name=settings.queue_name,
-        redis_pool=redis,
-        ctx={"settings": settings},
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        on_job_start=on_job_start,
-        burst=burst,
-        handle_signals=handle_signals,
-        max_jobs=settings.worker_max_jobs,
-        poll_delay=settings.worker_poll_delay_s,
-        queue_read_limit=max(100, settings.worker_max_jobs),
-        job_timeout=settings.worker_job_timeout_s,
-        max_tries=settings.worker_max_tries,
-        allow_abort_jobs=True,
-        job_completion_wait=settings.worker_drain_s,
-        health_check_interval=30,
-        job_serializer=serialize_job,
-        job_deserializer=deserialize_job,
-        keep_result=settings.job_ttl_s,
-    )
+    return Worker(redis_pool=redis or create_redis(settings), burst=burst, handle_signals=handle_signals,
+                  **worker_options(settings))
 
 
 def run_worker(settings: Settings | None = None) -> None:

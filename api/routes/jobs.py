@@ -72,7 +72,8 @@ def render_job(record: JobRecord) -> dict[str, object]:
     body: dict[str, object] = {
         "id": record.id, "object": "job", "status": record.status.value, "model": record.request.model,
         "created_at": record.created_at, "started_at": record.started_at, "finished_at": record.finished_at,
-        "attempt": record.attempt, "worker": record.worker_id, "provider": record.provider, "served_model": record.model,
+        "attempt": record.attempt, "worker": record.worker_id, "provider": record.provider,
+        "served_model": record.model,
         "fallback_used": record.fallback_used, "cost_usd": record.cost_usd, "result": None, "error": None,
     }
     if record.result is not None:

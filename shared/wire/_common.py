@@ -105,11 +105,11 @@ def require_list(data: JSON, key: str) -> list[object]:
     return value
 
 
-def reject_present(data: JSON, *keys: str) -> None:
+def reject_present(data: JSON, *keys: str, prefix: str = "") -> None:
     """Refuse features the gateway does not translate yet (an empty value counts as absent)."""
     for key in keys:
         if data.get(key):
-            raise invalid(key, "is not supported by this gateway yet")
+            raise invalid(f"{prefix}{key}", "is not supported by this gateway yet")
 
 
 def string_list(value: object, field: str, *, max_items: int | None = None) -> list[str]:
@@ -137,11 +137,11 @@ def text_of(content: object, field: str) -> str:
         kind = part.get("type")
         if kind != "text":
             raise invalid(f"{field}[{index}].type", f"{kind!r} is not supported (only 'text' content)")
-        texts.append(require_text(part, f"{field}[{index}].text"))
+        texts.append(_require_text(part, f"{field}[{index}].text"))
     return "\n".join(texts)
 
 
-def require_text(part: JSON, field: str) -> str:
+def _require_text(part: JSON, field: str) -> str:
     text = part.get("text")
     if not isinstance(text, str):
         raise invalid(field, "must be a string")

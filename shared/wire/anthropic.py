@@ -289,9 +289,7 @@ def parse_chunk(data: Mapping[str, object]) -> Delta | None:
         usage = get_mapping(data, "usage")
         return Delta(
             finish_reason=FINISH_REASONS.get(reason, FinishReason.STOP) if reason else None,
-            usage=Usage(
-                prompt_tokens=_prompt_tokens(usage), completion_tokens=get_int(usage, "output_tokens")
-            ),
+            usage=Usage(prompt_tokens=_prompt_tokens(usage), completion_tokens=get_int(usage, "output_tokens")),
         )
     return None
 
@@ -299,6 +297,5 @@ def parse_chunk(data: Mapping[str, object]) -> Delta | None:
 def _prompt_tokens(usage: JSON) -> int:
     """Input tokens including cached ones (Anthropic reports cache reads and writes separately)."""
     return sum(
-        get_int(usage, key)
-        for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        get_int(usage, key) for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )

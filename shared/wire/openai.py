@@ -103,7 +103,7 @@ def _parse_messages(items: list[object]) -> tuple[str | None, list[Message]]:
         if role not in SYSTEM_ROLES + CHAT_ROLES:
             allowed = ", ".join(repr(r) for r in SYSTEM_ROLES + CHAT_ROLES)
             raise invalid(f"{field}.role", f"must be one of {allowed} (got {role!r})")
-        reject_present(message, "tool_calls", "function_call")
+        reject_present(message, "tool_calls", "function_call", prefix=f"{field}.")
         content = text_of(message.get("content"), f"{field}.content")
         if role in SYSTEM_ROLES:
             system.append(content)
@@ -252,6 +252,4 @@ def parse_chunk(data: Mapping[str, object]) -> Delta | None:
 
 
 def _usage(data: JSON) -> Usage:
-    return Usage(
-        prompt_tokens=get_int(data, "prompt_tokens"), completion_tokens=get_int(data, "completion_tokens")
-    )
+    return Usage(prompt_tokens=get_int(data, "prompt_tokens"), completion_tokens=get_int(data, "completion_tokens"))

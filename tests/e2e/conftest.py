@@ -92,7 +92,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "BREAKER_FAILURE_THRESHOLD": "100000", "WORKER_HEARTBEAT_S": "1", "LOG_LEVEL": "INFO",
         "USAGE_FLUSH_INTERVAL_S": "0.2",
     }
-    fake = Process("fake-provider", ["fake-provider", "--port", str(fake_port), "--tokens", "8", "--inter-token-ms", "20"], env, log_dir)
+    fake_args = ["fake-provider", "--port", str(fake_port), "--tokens", "8", "--inter-token-ms", "20"]
+    fake = Process("fake-provider", fake_args, env, log_dir)
     migrate = Process("migrate", ["migrate"], env, log_dir)
     assert migrate.proc.wait(timeout=60) == 0, migrate.log_tail()
     migrate.stop()

@@ -7,8 +7,6 @@ import time
 
 import httpx
 
-from tests.e2e.conftest import Gateway
-
 BODY = {"model": "fake-openai", "messages": [{"role": "user", "content": "job please"}]}
 
 

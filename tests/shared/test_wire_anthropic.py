@@ -62,9 +62,7 @@ def sse(events: list[tuple[str | None, str]]) -> bytes:
 
 def sdk_client(handler: Callable[[httpx2.Request], httpx2.Response]) -> anthropic.AsyncAnthropic:
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-    return anthropic.AsyncAnthropic(
-        api_key="sk-test", base_url="http://upstream", http_client=http, max_retries=0
-    )
+    return anthropic.AsyncAnthropic(api_key="sk-test", base_url="http://upstream", http_client=http, max_retries=0)
 
 
 # --- parse_request ----------------------------------------------------------------------------------
@@ -201,8 +199,7 @@ def test_render_completion_is_an_anthropic_message() -> None:
 )
 def test_render_completion_stop_reason(reason: FinishReason, stop_reason: str) -> None:
     assert (
-        SDKMessage.model_validate(wire.render_completion(completion(finish_reason=reason))).stop_reason
-        == stop_reason
+        SDKMessage.model_validate(wire.render_completion(completion(finish_reason=reason))).stop_reason == stop_reason
     )
 
 
@@ -299,30 +296,22 @@ async def test_stream_renderer_output_is_read_by_the_anthropic_sdk() -> None:
     events = renderer.start(prompt_tokens=4) + renderer.delta("Hello") + renderer.delta(" world")
     events += renderer.finish(FinishReason.STOP, Usage(prompt_tokens=4, completion_tokens=2), "anthropic")
     payload = sse(events)
-    client = sdk_client(
-        lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"})
-    )
+    client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
     try:
-        stream = await client.messages.create(
-            model="claude-haiku-4-5", max_tokens=5, messages=[], stream=True
-        )
+        stream = await client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=[], stream=True)
         received = [event.model_dump() async for event in stream]
     finally:
         await client.close()
     deltas = [delta for delta in map(wire.parse_chunk, received) if delta is not None]
     assert "".join(d.text for d in deltas) == "Hello world"
     assert deltas[0].usage == Usage(prompt_tokens=4)
-    assert deltas[-1] == Delta(
-        finish_reason=FinishReason.STOP, usage=Usage(prompt_tokens=4, completion_tokens=2)
-    )
+    assert deltas[-1] == Delta(finish_reason=FinishReason.STOP, usage=Usage(prompt_tokens=4, completion_tokens=2))
 
 
 async def test_stream_renderer_error_is_raised_by_the_anthropic_sdk() -> None:
     renderer = wire.StreamRenderer("msg_9", "c", 1, include_usage=True)
     payload = sse(renderer.start() + renderer.error(UpstreamUnavailable("boom", status=529)))
-    client = sdk_client(
-        lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"})
-    )
+    client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
     try:
         stream = await client.messages.create(model="c", max_tokens=5, messages=[], stream=True)
         with pytest.raises(anthropic.APIStatusError, match="overloaded_error"):

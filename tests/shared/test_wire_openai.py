@@ -53,9 +53,7 @@ def sse(events: list[tuple[str | None, str]]) -> bytes:
 
 def sdk_client(handler: Callable[[httpx2.Request], httpx2.Response]) -> openai.AsyncOpenAI:
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-    return openai.AsyncOpenAI(
-        api_key="sk-test", base_url="http://upstream/v1", http_client=http, max_retries=0
-    )
+    return openai.AsyncOpenAI(api_key="sk-test", base_url="http://upstream/v1", http_client=http, max_retries=0)
 
 
 # --- parse_request ----------------------------------------------------------------------------------
@@ -142,7 +140,7 @@ def test_parse_request_empty_tools_list_is_absent() -> None:
         ),
         (
             body(messages=[{"role": "assistant", "content": "x", "tool_calls": [{"id": "1"}]}]),
-            "'tool_calls'",
+            "'messages[0].tool_calls' is not supported",
         ),
         (body(messages=[{"role": "system", "content": "only a system prompt"}]), "'messages'"),
         (body(max_tokens=0), "'max_tokens'"),
@@ -230,9 +228,7 @@ def test_render_completion_fills_missing_created() -> None:
 )
 def test_render_error_shape(error: GatewayError) -> None:
     rendered = wire.render_error(error)
-    assert rendered == {
-        "error": {"message": error.message, "type": error.type, "code": error.code, "param": None}
-    }
+    assert rendered == {"error": {"message": error.message, "type": error.type, "code": error.code, "param": None}}
     ErrorObject.model_validate(rendered["error"])
 
 
@@ -304,9 +300,7 @@ async def test_stream_renderer_output_is_read_by_the_openai_sdk() -> None:
     events = renderer.start() + renderer.delta("Hello") + renderer.delta(" world")
     events += renderer.finish(FinishReason.STOP, Usage(prompt_tokens=4, completion_tokens=2), "anthropic")
     payload = sse(events)
-    client = sdk_client(
-        lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"})
-    )
+    client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
     try:
         stream = await client.chat.completions.create(model="gpt-4o", messages=[], stream=True)
         received = [chunk async for chunk in stream]
@@ -320,9 +314,7 @@ async def test_stream_renderer_output_is_read_by_the_openai_sdk() -> None:
 async def test_stream_renderer_error_is_raised_by_the_openai_sdk() -> None:
     renderer = wire.StreamRenderer("chatcmpl-9", "gpt-4o", 1, include_usage=False)
     payload = sse(renderer.start() + renderer.delta("Hel") + renderer.error(UpstreamUnavailable("boom")))
-    client = sdk_client(
-        lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"})
-    )
+    client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
     try:
         stream = await client.chat.completions.create(model="gpt-4o", messages=[], stream=True)
         with pytest.raises(openai.APIError, match="boom"):
@@ -467,9 +459,7 @@ def test_parse_completion_tolerates_null_content_and_usage() -> None:
         "id": "x",
         "model": "m",
         "created": 1,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "tool_calls"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "tool_calls"}],
         "usage": None,
     }
     parsed = wire.parse_completion(data, "openai")

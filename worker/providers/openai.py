@@ -70,9 +70,7 @@ class OpenAIProvider:
 
 
 def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0
-    )
+    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0)
 
 
 @asynccontextmanager

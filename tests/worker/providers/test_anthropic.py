@@ -43,9 +43,7 @@ async def fake_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def provider() -> AsyncIterator[AnthropicProvider]:
-    adapter = AnthropicProvider(
-        api_key="sk-ant-test", base_url=None, timeout_s=10, api_key_lookup=lambda _: None
-    )
+    adapter = AnthropicProvider(api_key="sk-ant-test", base_url=None, timeout_s=10, api_key_lookup=lambda _: None)
     yield adapter
     await adapter.aclose()
 
@@ -73,9 +71,7 @@ def closed_port() -> int:
 # --- success ----------------------------------------------------------------------------------------
 
 
-async def test_complete_returns_text_usage_and_finish_reason(
-    provider: AnthropicProvider, fake_url: str
-) -> None:
+async def test_complete_returns_text_usage_and_finish_reason(provider: AnthropicProvider, fake_url: str) -> None:
     completion = await provider.complete(REQUEST, target(fake_url))
     assert completion.content == REPLY
     assert completion.provider == "anthropic"
@@ -85,17 +81,13 @@ async def test_complete_returns_text_usage_and_finish_reason(
     assert completion.usage == Usage(prompt_tokens=PROMPT_TOKENS, completion_tokens=TOKENS)
 
 
-async def test_complete_reports_length_when_max_tokens_cuts(
-    provider: AnthropicProvider, fake_url: str
-) -> None:
+async def test_complete_reports_length_when_max_tokens_cuts(provider: AnthropicProvider, fake_url: str) -> None:
     completion = await provider.complete(REQUEST.model_copy(update={"max_tokens": 3}), target(fake_url))
     assert (completion.content, completion.finish_reason) == ("Fake reply to:", FinishReason.LENGTH)
     assert completion.usage.completion_tokens == 3
 
 
-async def test_stream_yields_text_then_one_merged_final_delta(
-    provider: AnthropicProvider, fake_url: str
-) -> None:
+async def test_stream_yields_text_then_one_merged_final_delta(provider: AnthropicProvider, fake_url: str) -> None:
     deltas = await collect(provider.stream(REQUEST, target(fake_url)))
     *texts, final = deltas
     assert len(texts) == TOKENS
@@ -148,9 +140,7 @@ async def test_stream_529_overloaded_is_unavailable_before_any_delta(
     assert deltas == []
 
 
-async def test_complete_429_is_rate_limited_with_retry_after(
-    provider: AnthropicProvider, fake_url: str
-) -> None:
+async def test_complete_429_is_rate_limited_with_retry_after(provider: AnthropicProvider, fake_url: str) -> None:
     with pytest.raises(UpstreamRateLimited) as default:
         await provider.complete(REQUEST, target(fake_url, "fail-429"))
     with pytest.raises(UpstreamRateLimited) as explicit:
@@ -203,9 +193,7 @@ async def test_stream_connection_refused_is_unavailable(provider: AnthropicProvi
         await collect(provider.stream(REQUEST, dead))
 
 
-async def test_stream_cut_midway_raises_after_the_delivered_deltas(
-    provider: AnthropicProvider, fake_url: str
-) -> None:
+async def test_stream_cut_midway_raises_after_the_delivered_deltas(provider: AnthropicProvider, fake_url: str) -> None:
     deltas: list[Delta] = []
     with pytest.raises(UpstreamUnavailable):
         async for delta in provider.stream(REQUEST, target(fake_url, "cut-after-3")):

@@ -66,9 +66,7 @@ async def provider() -> AsyncIterator[OpenAIProvider]:
 
 
 def target(fake_url: str, model: str = "fake-gpt", **changes: object) -> Target:
-    return Target.model_validate(
-        {"provider": "openai", "model": model, "base_url": f"{fake_url}/v1", **changes}
-    )
+    return Target.model_validate({"provider": "openai", "model": model, "base_url": f"{fake_url}/v1", **changes})
 
 
 async def requests_for(fake_url: str, model: str) -> int:
@@ -107,9 +105,7 @@ async def test_complete_reports_length_when_max_tokens_cuts(provider: OpenAIProv
     assert completion.usage.completion_tokens == 3
 
 
-async def test_complete_ignores_the_stream_flag_of_the_request(
-    provider: OpenAIProvider, fake_url: str
-) -> None:
+async def test_complete_ignores_the_stream_flag_of_the_request(provider: OpenAIProvider, fake_url: str) -> None:
     completion = await provider.complete(REQUEST.model_copy(update={"stream": True}), target(fake_url))
     assert completion.content == REPLY
 
@@ -144,9 +140,7 @@ async def test_stream_closed_early_by_the_consumer_leaves_the_client_usable(
 # --- failures ---------------------------------------------------------------------------------------
 
 
-async def test_complete_500_is_unavailable_and_not_retried_by_the_sdk(
-    provider: OpenAIProvider, fake_url: str
-) -> None:
+async def test_complete_500_is_unavailable_and_not_retried_by_the_sdk(provider: OpenAIProvider, fake_url: str) -> None:
     model = "once-fail-500"
     with pytest.raises(UpstreamUnavailable) as caught:
         await provider.complete(REQUEST, target(fake_url, model))
@@ -217,9 +211,7 @@ async def test_stream_connection_refused_is_unavailable(provider: OpenAIProvider
         await collect(provider.stream(REQUEST, dead))
 
 
-async def test_stream_cut_midway_raises_after_the_delivered_deltas(
-    provider: OpenAIProvider, fake_url: str
-) -> None:
+async def test_stream_cut_midway_raises_after_the_delivered_deltas(provider: OpenAIProvider, fake_url: str) -> None:
     deltas: list[Delta] = []
     with pytest.raises(UpstreamUnavailable):
         async for delta in provider.stream(REQUEST, target(fake_url, "cut-after-3")):
@@ -233,9 +225,7 @@ async def test_missing_key_without_base_url_is_rejected_401() -> None:
         with pytest.raises(UpstreamRejected) as default:
             await adapter.complete(REQUEST, Target(provider="openai", model="gpt-4o"))
         with pytest.raises(UpstreamRejected) as named:
-            await collect(
-                adapter.stream(REQUEST, Target(provider="openai", model="gpt-4o", api_key_env="TEAM_KEY"))
-            )
+            await collect(adapter.stream(REQUEST, Target(provider="openai", model="gpt-4o", api_key_env="TEAM_KEY")))
     finally:
         await adapter.aclose()
     assert (default.value.status, default.value.code) == (401, "provider_key_missing")
@@ -245,9 +235,7 @@ async def test_missing_key_without_base_url_is_rejected_401() -> None:
 
 
 async def test_missing_key_with_base_url_uses_placeholder(fake_url: str) -> None:
-    adapter = OpenAIProvider(
-        api_key=None, base_url=f"{fake_url}/v1", timeout_s=5, api_key_lookup=lambda _: None
-    )
+    adapter = OpenAIProvider(api_key=None, base_url=f"{fake_url}/v1", timeout_s=5, api_key_lookup=lambda _: None)
     try:
         completion = await adapter.complete(REQUEST, Target(provider="openai", model="fake-gpt"))
     finally:
@@ -354,9 +342,7 @@ def test_retry_after_s_parses_headers(headers: dict[str, str], expected: float |
         (200, UpstreamUnavailable, 502),
     ],
 )
-def test_status_error_maps_provider_status(
-    status: int, kind: type[UpstreamError], mapped_status: int
-) -> None:
+def test_status_error_maps_provider_status(status: int, kind: type[UpstreamError], mapped_status: int) -> None:
     error = status_error("openai", status, "provider says no", {"retry-after": "1"})
     assert type(error) is kind
     assert error.status == mapped_status
@@ -368,9 +354,7 @@ def test_stream_totals_merge_into_one_final_delta() -> None:
     totals.add(Delta(usage=Usage(prompt_tokens=5)))
     totals.add(Delta(text="x"))
     totals.add(Delta(finish_reason=FinishReason.LENGTH, usage=Usage(completion_tokens=7)))
-    assert totals.final() == Delta(
-        finish_reason=FinishReason.LENGTH, usage=Usage(prompt_tokens=5, completion_tokens=7)
-    )
+    assert totals.final() == Delta(finish_reason=FinishReason.LENGTH, usage=Usage(prompt_tokens=5, completion_tokens=7))
     with pytest.raises(UpstreamUnavailable, match="ended before it finished"):
         StreamTotals("openai").final()
 
