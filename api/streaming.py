@@ -40,11 +40,13 @@ async def _relay(state: AppState, record: JobRecord, renderer: StreamRenderer) -
             yield _sse(item)
         sent_tokens = False
         async for event in job_events(state, record.id):
-            items, ended = _render(event, renderer, sent_tokens)
+            items, done = _render(event, renderer, sent_tokens)
             sent_tokens = sent_tokens or event.kind is EventKind.TOKEN
             for item in items:
                 yield _sse(item)
-            if ended:
+            if done:
+                # A restart after output was sent is ended by us: the job must stop too (finally below).
+                ended = event.kind.is_terminal
                 return
     except GatewayError as error:
         ended = True

@@ -23,7 +23,7 @@ from shared.routing_table import load_routing_table
 from worker.breaker import CircuitBreaker
 from worker.deps import WorkerDeps, deps_from
 from worker.jobs import run_completion
-from worker.providers import build_providers
+from worker.providers import aclose_providers, build_providers
 from worker.routing import RetryPolicy, Router
 from worker.usage_writer import UsageWriter
 
@@ -111,8 +111,7 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     ctx["stop"].set()
     await asyncio.gather(*ctx["background"], return_exceptions=True)
     await deps.redis.zrem(WORKERS_KEY, deps.worker_id)
-    for provider in ctx["providers"].values():
-        await provider.aclose()
+    await aclose_providers(ctx["providers"])
     await ctx["engine"].dispose()
     logger.info("worker %s stopped", deps.worker_id)
 

@@ -1,49 +1,14 @@
-"""Provider adapters: `build_providers` gives the registry the worker routes through, by provider name.
+"""Provider registry: `build_providers` gives the adapters the worker routes through, by provider name.
+Adding a provider takes one adapter module and one line here."""
 
-Also here, the SDK-independent pieces both adapters share: the pool of SDK clients keyed by
-(base_url, api_key, timeout), API key resolution, `retry-after` parsing, the mapping of a provider's HTTP
-status to a `GatewayError`, and the totals that become a stream's final delta. The adapters themselves are
-imported lazily by `build_providers`, so they can import these helpers from the package.
-"""
-
-import math
 from collections.abc import Callable, Mapping
-from typing import Generic, Protocol, TypeVar
-
-import httpx
-import httpx2
 
 from shared.config import Settings
-from shared.errors import (
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamRejected,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
-from shared.models import Delta, FinishReason, Usage
-from shared.routing_table import Target
+from worker.providers.anthropic import AnthropicProvider
 from worker.providers.base import Provider
+from worker.providers.openai import OpenAIProvider
 
-__all__ = [
-    "HTTP_ERRORS",
-    "HTTP_TIMEOUTS",
-    "MISSING_KEY_PLACEHOLDER",
-    "ClientPool",
-    "StreamTotals",
-    "aclose_providers",
-    "build_providers",
-    "retry_after_s",
-    "status_error",
-]
-
-MISSING_KEY_PLACEHOLDER = "missing"
-"""Sent instead of a key to an explicitly configured base URL (local or fake upstreams need none)."""
-
-# Transport failures the SDKs can let through while a stream is being read (the Anthropic SDK does not
-# wrap them). Both httpx flavours, in case `httpx2.alias_httpx()` is not in effect.
-HTTP_TIMEOUTS: tuple[type[Exception], ...] = (httpx2.TimeoutException, httpx.TimeoutException)
-HTTP_ERRORS: tuple[type[Exception], ...] = (httpx2.HTTPError, httpx.HTTPError)
+__all__ = ["aclose_providers", "build_providers"]
 
 ApiKeyLookup = Callable[[str], str | None]
 
@@ -51,9 +16,6 @@ ApiKeyLookup = Callable[[str], str | None]
 def build_providers(settings: Settings, api_key_lookup: ApiKeyLookup) -> dict[str, Provider]:
     """One adapter per provider, with the settings' keys and base URLs as defaults. `api_key_lookup`
     resolves a target's `api_key_env` (the name of an environment variable) to its value."""
-    from worker.providers.anthropic import AnthropicProvider
-    from worker.providers.openai import OpenAIProvider
-
     providers: list[Provider] = [
         OpenAIProvider(
             api_key=settings.openai_api_key,
@@ -72,122 +34,6 @@ def build_providers(settings: Settings, api_key_lookup: ApiKeyLookup) -> dict[st
 
 
 async def aclose_providers(providers: Mapping[str, Provider]) -> None:
-    """Close every adapter's SDK clients (`aclose` is not part of the Provider protocol)."""
+    """Close every adapter's SDK clients."""
     for provider in providers.values():
-        aclose = getattr(provider, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-class _Closable(Protocol):
-    async def close(self) -> None: ...
-
-
-ClientT = TypeVar("ClientT", bound=_Closable)
-
-
-class ClientPool(Generic[ClientT]):
-    """One SDK client per (base_url, api_key, timeout): the adapter's defaults, overridden per target by
-    `target.base_url`, `target.api_key_env` and `target.timeout_s`."""
-
-    def __init__(
-        self,
-        factory: Callable[[str | None, str, float], ClientT],
-        *,
-        provider: str,
-        key_env: str,
-        api_key: str | None,
-        base_url: str | None,
-        timeout_s: float,
-        api_key_lookup: ApiKeyLookup,
-    ) -> None:
-        self._factory = factory
-        self._provider = provider
-        self._key_env = key_env
-        self._api_key = api_key
-        self._base_url = base_url
-        self._timeout_s = timeout_s
-        self._lookup = api_key_lookup
-        self._clients: dict[tuple[str | None, str, float], ClientT] = {}
-
-    def client_for(self, target: Target) -> ClientT:
-        base_url = target.base_url or self._base_url
-        api_key = self._api_key_for(target, base_url)
-        timeout_s = target.timeout_s or self._timeout_s
-        key = (base_url, api_key, timeout_s)
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = self._factory(base_url, api_key, timeout_s)
-        return client
-
-    async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.close()
-
-    def _api_key_for(self, target: Target, base_url: str | None) -> str:
-        env = target.api_key_env or self._key_env
-        api_key = self._lookup(target.api_key_env) if target.api_key_env else self._api_key
-        if api_key:
-            return api_key
-        if base_url:
-            return MISSING_KEY_PLACEHOLDER
-        raise UpstreamRejected(
-            f"No API key configured for {self._provider}: set the {env} environment variable.",
-            status=401,
-            code="provider_key_missing",
-        )
-
-
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Seconds from `retry-after-ms`, else `retry-after` in seconds; an HTTP date or junk gives None."""
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        raw = headers.get(name)
-        if raw is None:
-            continue
-        try:
-            seconds = float(raw) / scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    return None
-
-
-def status_error(provider: str, status: int, message: str, headers: Mapping[str, str]) -> UpstreamError:
-    """A provider's HTTP error status as a gateway error (429 and 5xx retryable, other 4xx passed on)."""
-    if status == 429:
-        return UpstreamRateLimited(f"{provider} rate limit: {message}", retry_after_s=retry_after_s(headers))
-    if status == 408:
-        return UpstreamTimeout(f"{provider} timed out (HTTP 408): {message}")
-    if 400 <= status < 500:
-        return UpstreamRejected(message, status=status)
-    if status >= 500:
-        return UpstreamUnavailable(f"{provider} returned HTTP {status}: {message}", status=502)
-    # An error event inside a successful (200) stream.
-    return UpstreamUnavailable(f"{provider} stream error: {message}")
-
-
-class StreamTotals:
-    """Collects a stream's finish reason and usage (reported in pieces) into its one final delta."""
-
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-        self.finish_reason: FinishReason | None = None
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-
-    def add(self, delta: Delta) -> None:
-        if delta.finish_reason is not None:
-            self.finish_reason = delta.finish_reason
-        if delta.usage is not None:
-            # Providers report running totals, so the largest figure seen is the answer.
-            self.prompt_tokens = max(self.prompt_tokens, delta.usage.prompt_tokens)
-            self.completion_tokens = max(self.completion_tokens, delta.usage.completion_tokens)
-
-    def final(self) -> Delta:
-        """The last delta; a stream that ended without a finish reason was cut short."""
-        if self.finish_reason is None:
-            raise UpstreamUnavailable(f"{self.provider} stream ended before it finished")
-        usage = Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
-        return Delta(finish_reason=self.finish_reason, usage=usage)
+        await provider.aclose()

@@ -19,3 +19,7 @@ class Provider(Protocol):
         """Streamed completion. Errors raised before the first delta may fall back; later ones may not.
         The final delta carries the finish reason and usage."""
         ...
+
+    async def aclose(self) -> None:
+        """Close the adapter's SDK clients."""
+        ...

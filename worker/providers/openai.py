@@ -11,7 +11,7 @@ from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta
 from shared.routing_table import Target
 from shared.wire.openai import parse_chunk, parse_completion, render_request
-from worker.providers import HTTP_ERRORS, HTTP_TIMEOUTS, ClientPool, StreamTotals, status_error
+from worker.providers._common import HTTP_ERRORS, HTTP_TIMEOUTS, ClientPool, StreamTotals, status_error
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
 

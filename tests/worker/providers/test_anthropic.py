@@ -1,20 +1,15 @@
 """AnthropicProvider against a real HTTP fake upstream (shared.fake_provider under uvicorn)."""
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-import uvicorn
 
 from shared.errors import UpstreamRateLimited, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
-from shared.fake_provider import FakeProviderConfig, create_app
 from shared.models import ChatRequest, Delta, FinishReason, Message, Usage
 from shared.routing_table import Target
+from tests.worker.providers.conftest import TOKENS, closed_port, collect, requests_for
 from worker.providers.anthropic import AnthropicProvider
 
-TOKENS = 8
 REQUEST = ChatRequest(
     model="public-model",
     system="Be brief.",
@@ -23,22 +18,6 @@ REQUEST = ChatRequest(
 )
 REPLY = "Fake reply to: hello there tok1 tok2 tok3"
 PROMPT_TOKENS = 4  # "Be brief." + "hello there", counted in words by the fake
-
-
-@pytest.fixture(scope="module")
-async def fake_url() -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(FakeProviderConfig(token_count=TOKENS))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="critical"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-    sock.close()
 
 
 @pytest.fixture
@@ -50,22 +29,6 @@ async def provider() -> AsyncIterator[AnthropicProvider]:
 
 def target(fake_url: str, model: str = "fake-claude", **changes: object) -> Target:
     return Target.model_validate({"provider": "anthropic", "model": model, "base_url": fake_url, **changes})
-
-
-async def requests_for(fake_url: str, model: str) -> int:
-    async with httpx.AsyncClient() as client:
-        stats = (await client.get(f"{fake_url}/_stats")).json()
-    return int(stats["requests"].get(model, 0))
-
-
-async def collect(stream: AsyncIterator[Delta]) -> list[Delta]:
-    return [delta async for delta in stream]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- success ----------------------------------------------------------------------------------------
@@ -165,10 +128,12 @@ async def test_complete_400_is_rejected_with_provider_status_and_message(
     assert caught.value.message == "Injected failure: HTTP 400 for model 'fail-400'."
 
 
-async def test_complete_403_is_rejected_with_status_403(provider: AnthropicProvider, fake_url: str) -> None:
+async def test_complete_403_is_rejected_as_gateway_credential_failure(
+    provider: AnthropicProvider, fake_url: str
+) -> None:
     with pytest.raises(UpstreamRejected) as caught:
         await provider.complete(REQUEST, target(fake_url, "fail-403"))
-    assert caught.value.status == 403
+    assert caught.value.status == 502 and caught.value.code == "upstream_auth_failed"
 
 
 async def test_complete_slow_upstream_times_out(provider: AnthropicProvider, fake_url: str) -> None:

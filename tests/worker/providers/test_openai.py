@@ -1,13 +1,9 @@
 """OpenAIProvider against a real HTTP fake upstream (shared.fake_provider under uvicorn), plus the
 SDK-independent helpers of worker.providers."""
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-import uvicorn
 
 from shared.config import Settings
 from shared.errors import (
@@ -17,22 +13,20 @@ from shared.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from shared.fake_provider import FakeProviderConfig, create_app
 from shared.models import ChatRequest, Delta, FinishReason, Message, Usage
 from shared.routing_table import Target
-from worker.providers import (
+from tests.worker.providers.conftest import TOKENS, closed_port, collect, requests_for
+from worker.providers import aclose_providers, build_providers
+from worker.providers._common import (
     MISSING_KEY_PLACEHOLDER,
     ClientPool,
     StreamTotals,
-    aclose_providers,
-    build_providers,
     retry_after_s,
     status_error,
 )
 from worker.providers.anthropic import AnthropicProvider
 from worker.providers.openai import OpenAIProvider
 
-TOKENS = 8
 REQUEST = ChatRequest(
     model="public-model",
     system="Be brief.",
@@ -40,22 +34,6 @@ REQUEST = ChatRequest(
 )
 REPLY = "Fake reply to: hello there tok1 tok2 tok3"
 PROMPT_TOKENS = 4  # "Be brief." + "hello there", counted in words by the fake
-
-
-@pytest.fixture(scope="module")
-async def fake_url() -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(FakeProviderConfig(token_count=TOKENS))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="critical"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-    sock.close()
 
 
 @pytest.fixture
@@ -67,22 +45,6 @@ async def provider() -> AsyncIterator[OpenAIProvider]:
 
 def target(fake_url: str, model: str = "fake-gpt", **changes: object) -> Target:
     return Target.model_validate({"provider": "openai", "model": model, "base_url": f"{fake_url}/v1", **changes})
-
-
-async def requests_for(fake_url: str, model: str) -> int:
-    async with httpx.AsyncClient() as client:
-        stats = (await client.get(f"{fake_url}/_stats")).json()
-    return int(stats["requests"].get(model, 0))
-
-
-async def collect(stream: AsyncIterator[Delta]) -> list[Delta]:
-    return [delta async for delta in stream]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- success ----------------------------------------------------------------------------------------
@@ -334,6 +296,8 @@ def test_retry_after_s_parses_headers(headers: dict[str, str], expected: float |
         (429, UpstreamRateLimited, 429),
         (408, UpstreamTimeout, 504),
         (400, UpstreamRejected, 400),
+        (401, UpstreamRejected, 502),  # the gateway's provider key was refused: not the client's fault
+        (403, UpstreamRejected, 502),
         (404, UpstreamRejected, 404),
         (422, UpstreamRejected, 422),
         (500, UpstreamUnavailable, 502),
