@@ -33,10 +33,16 @@ async def job_events(state: AppState, job_id: str, *, after_id: str = "0-0",
             # Nobody will read the answer: stop the job rather than bill for it.
             await state.store.request_cancel(job_id)
             raise UpstreamTimeout("Timed out waiting for the job to finish")
-        reason = await state.queue.died_without_result(job_id)
-        if reason is not None:
-            # Writes the terminal event unless the worker did first; either way the next read sees one.
-            await state.store.fail(job_id, GatewayError(f"The job failed in the queue: {reason}"))
+        await settle_if_dead(state, job_id)
+
+
+async def settle_if_dead(state: AppState, job_id: str) -> bool:
+    """Fail a job that arq ended without running our code (expired, retries exhausted); True if it did.
+    The write is a no-op when the worker ended the job first, so a race with a real result is harmless."""
+    reason = await state.queue.died_without_result(job_id)
+    if reason is None:
+        return False
+    return await state.store.fail(job_id, GatewayError(f"The job failed in the queue: {reason}"))
 
 
 async def wait_for_result(state: AppState, job_id: str) -> Result:

@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from api.body import read_json_object
 from api.deps import AppState, StateDep, TenantDep
-from api.relay import job_events
+from api.relay import job_events, settle_if_dead
 from api.routes.schemas import CHAT_REQUEST_BODY
 from api.submit import submit_job
 from shared.db.tables import Tenant
@@ -37,7 +37,10 @@ async def create_job(request: Request, state: StateDep, tenant: TenantDep) -> JS
 @router.get("/{job_id}")
 async def read_job(job_id: str, state: StateDep, tenant: TenantDep) -> JSONResponse:
     """The job's status and, once it has ended, its result or error."""
-    return JSONResponse(render_job(await _owned_job(state, tenant, job_id)))
+    record = await _owned_job(state, tenant, job_id)
+    if not record.status.is_terminal and await settle_if_dead(state, job_id):
+        record = await _owned_job(state, tenant, job_id)
+    return JSONResponse(render_job(record))
 
 
 @router.get("/{job_id}/events")

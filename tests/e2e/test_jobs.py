@@ -124,3 +124,24 @@ async def test_job_events_reject_malformed_last_event_id(http: httpx.AsyncClient
     response = await http.get(f"/api/v1/jobs/{job_id}/events",
                               headers={"X-API-Key": tenant_key, "Last-Event-ID": "garbage"})
     assert response.status_code == 400
+
+
+async def test_attached_stream_disconnect_cancels_its_job(http: httpx.AsyncClient, tenant_key: str) -> None:
+    body = {"model": "slow-300", "messages": [{"role": "user", "content": "leaving early"}], "stream": True}
+    async with http.stream("POST", "/v1/chat/completions", json=body,
+                           headers={"X-API-Key": tenant_key}) as response:
+        assert response.status_code == 200
+        job_id = response.headers["x-gateway-job-id"]
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                break  # the client goes away after the first chunk
+    job = await _poll_until_done(http, tenant_key, job_id)
+    assert job["status"] == "cancelled"
+
+
+async def test_submitted_job_survives_event_reader_disconnect(http: httpx.AsyncClient, tenant_key: str) -> None:
+    job_id = await _submit(http, tenant_key, {**BODY, "model": "slow-300"})
+    first = await _read_events(http, tenant_key, job_id, stop_after=1)
+    assert first[0][1] == "start"
+    job = await _poll_until_done(http, tenant_key, job_id)
+    assert job["status"] == "succeeded"

@@ -1,0 +1,82 @@
+"""The relay from job streams to clients: a job that died in the queue without a terminal event is failed
+instead of hanging; a restart after output was sent ends an attached stream with an explicit error."""
+
+import json
+
+import pytest
+import redis.asyncio
+
+from api.deps import AppState
+from api.relay import settle_if_dead, wait_for_result
+from api.streaming import _render
+from shared.config import Settings
+from shared.db.engine import create_engine, create_session_factory
+from shared.errors import GatewayError
+from shared.jobs import JobStore
+from shared.models import JobStatus, WireFormat
+from shared.queue import JobQueue
+from shared.redis import create_redis
+from shared.routing_table import RoutingTable
+from shared.streams import Event, EventKind
+from shared.wire import openai as openai_wire
+from tests.factories import make_chat_request
+
+
+@pytest.fixture
+async def state(clean_redis: str, sqlite_url: str):
+    settings = Settings(_env_file=None, redis_url=clean_redis, database_url=sqlite_url, request_timeout_s=5)
+    client = create_redis(settings)
+    engine = create_engine(sqlite_url)
+    yield AppState(
+        settings=settings, redis=client, engine=engine, sessions=create_session_factory(engine),
+        store=JobStore(client, ttl_s=600, events_maxlen=1000),
+        queue=JobQueue(client, queue_name="gw:relay-test", expires_s=5),
+        routing_table=RoutingTable({}, use_defaults=True),
+    )
+    await client.aclose()
+    await engine.dispose()
+
+
+async def test_relay_fails_job_that_vanished_from_queue(state: AppState) -> None:
+    await state.store.create("job_lost", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
+    # Never enqueued in arq (as after a Redis failover lost the queue entry): the waiter must not hang.
+    with pytest.raises(GatewayError, match="no longer in the queue"):
+        await wait_for_result(state, "job_lost")
+    record = await state.store.get("job_lost")
+    assert record is not None and record.status is JobStatus.FAILED
+
+
+async def test_relay_fails_job_that_arq_expired(state: AppState, clean_redis: str) -> None:
+    await state.store.create("job_old", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
+    await state.queue.enqueue("job_old")
+    raw = redis.asyncio.Redis.from_url(clean_redis)
+    # What arq stores when a worker finds the job expired: a failed result, our code never ran.
+    result = {"t": 1, "f": "run_completion", "a": ["job_old"], "k": {}, "et": 0, "s": False,
+              "r": "JobExecutionFailed('job expired')", "st": 0, "ft": 0, "q": "gw:relay-test"}
+    await raw.set("arq:result:job_old", json.dumps(result))
+    await raw.aclose()
+    assert await settle_if_dead(state, "job_old") is True
+    record = await state.store.get("job_old")
+    assert record is not None and record.status is JobStatus.FAILED
+    assert record.error is not None and "job expired" in str(record.error["message"])
+
+
+async def test_relay_leaves_queued_job_alone(state: AppState) -> None:
+    await state.store.create("job_wait", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
+    await state.queue.enqueue("job_wait")
+    assert await settle_if_dead(state, "job_wait") is False
+    record = await state.store.get("job_wait")
+    assert record is not None and record.status is JobStatus.QUEUED
+
+
+def test_stream_render_ends_with_error_when_restart_follows_output() -> None:
+    renderer = openai_wire.StreamRenderer("chatcmpl-1", "m", 0, False)
+    items, done = _render(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=True)
+    assert done is True
+    assert "error" in json.loads(items[0][1])
+
+
+def test_stream_render_ignores_restart_before_output() -> None:
+    renderer = openai_wire.StreamRenderer("chatcmpl-1", "m", 0, False)
+    items, done = _render(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=False)
+    assert (items, done) == ([], False)
