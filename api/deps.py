@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.config import Settings
-from shared.db.tables import Tenant
 from shared.errors import AuthenticationFailed, PermissionDenied
 from shared.jobs import JobStore
 from shared.queue import JobQueue
 from shared.routing_table import RoutingTable
-from shared.tenants import authenticate
+from shared.tenant_cache import TenantCache, TenantSnapshot
+from shared.tenants import KEY_PREFIX, authenticate, hash_key
 
 
 @dataclass
@@ -29,6 +29,7 @@ class AppState:
     store: JobStore
     queue: JobQueue
     routing_table: RoutingTable
+    tenant_cache: TenantCache
 
 
 def get_state(request: Request) -> AppState:
@@ -58,20 +59,33 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-async def current_tenant(request: Request, session: SessionDep) -> Tenant:
+async def current_tenant(request: Request, state: StateDep) -> TenantSnapshot:
+    """The key's tenant, from the Redis cache or else the database (then cached)."""
     key = presented_key(request)
     if key is None:
         raise AuthenticationFailed("Missing API key: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
-    tenant = await authenticate(session, key)
-    if tenant is None:
+    if not key.startswith(KEY_PREFIX):
         raise AuthenticationFailed("Invalid API key")
+    key_hash = hash_key(key)
+    tenant = await state.tenant_cache.get(key_hash)
+    if tenant is None:
+        tenant = await _load_tenant(state, key)
+        await state.tenant_cache.put(key_hash, tenant)
     if tenant.disabled:
         raise PermissionDenied("This tenant is disabled")
     request.state.tenant_id = tenant.id
     return tenant
 
 
-TenantDep = Annotated[Tenant, Depends(current_tenant)]
+TenantDep = Annotated[TenantSnapshot, Depends(current_tenant)]
+
+
+async def _load_tenant(state: AppState, key: str) -> TenantSnapshot:
+    async with state.sessions() as session:
+        tenant = await authenticate(session, key)
+    if tenant is None:
+        raise AuthenticationFailed("Invalid API key")
+    return TenantSnapshot.of(tenant)
 
 
 async def require_admin(request: Request, state: StateDep) -> None:

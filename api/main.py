@@ -18,6 +18,7 @@ from shared.logs import configure_logging
 from shared.queue import JobQueue
 from shared.redis import create_redis
 from shared.routing_table import load_routing_table
+from shared.tenant_cache import TenantCache
 
 logger = logging.getLogger(__name__)
 
@@ -62,4 +63,5 @@ async def _open_state(settings: Settings, redis: ArqRedis | None, stack: AsyncEx
         store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen),
         queue=JobQueue(redis, queue_name=settings.queue_name, expires_s=settings.request_timeout_s),
         routing_table=load_routing_table(settings),
+        tenant_cache=TenantCache(redis, ttl_s=settings.auth_cache_ttl_s),
     )

@@ -10,12 +10,14 @@ from api.relay import wait_for_result
 from api.responses import served_headers
 from api.streaming import stream_response
 from api.submit import submit_job
-from shared.db.tables import Tenant
 from shared.models import WireFormat
+from shared.tenant_cache import TenantSnapshot
 from shared.wire import openai as openai_wire
 
 
-async def run_openai_completion(request: Request, state: AppState, tenant: Tenant, *, with_cost: bool) -> Response:
+async def run_openai_completion(
+    request: Request, state: AppState, tenant: TenantSnapshot, *, with_cost: bool
+) -> Response:
     chat = openai_wire.parse_request(await read_json_object(request, state.settings.max_body_bytes))
     record = await submit_job(state, tenant, chat, WireFormat.OPENAI)
     if chat.stream:

@@ -6,13 +6,13 @@ import uuid
 from redis.exceptions import RedisError
 
 from api.deps import AppState
-from shared.db.tables import Tenant
 from shared.errors import GatewayError, ModelNotFound, ServiceUnavailable
 from shared.jobs import JobRecord
 from shared.models import ChatRequest, WireFormat
+from shared.tenant_cache import TenantSnapshot
 
 
-async def submit_job(state: AppState, tenant: Tenant, request: ChatRequest, wire: WireFormat) -> JobRecord:
+async def submit_job(state: AppState, tenant: TenantSnapshot, request: ChatRequest, wire: WireFormat) -> JobRecord:
     if state.routing_table.targets_for(request.model) is None:
         raise ModelNotFound(f"The model '{request.model}' does not exist or is not routed by this gateway")
     job_id = f"job_{uuid.uuid4().hex}"

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     cache_ttl: int = Field(default=3600, ge=0)
     log_level: str = Field(default="INFO", pattern="^(?i)(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
+    auth_cache_ttl_s: int = Field(default=60, ge=0)
+    prices_file: Path | None = None
+    unknown_model_pricing: str = Field(default="default", pattern="^(default|refuse)$")
+    default_input_price_per_m: float = Field(default=10.0, ge=0)
+    default_output_price_per_m: float = Field(default=30.0, ge=0)
+    default_max_tokens: int = Field(default=4096, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     request_timeout_s: float = Field(default=600.0, gt=0)
     upstream_timeout_s: float = Field(default=120.0, gt=0)

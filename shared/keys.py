@@ -8,9 +8,11 @@ __all__ = [
     "USAGE_GROUP",
     "USAGE_STREAM",
     "WORKERS_KEY",
+    "auth_cache_key",
     "breaker_key",
     "job_events_key",
     "job_key",
+    "tenant_auth_index_key",
     "tenant_jobs_key",
 ]
 
@@ -40,3 +42,13 @@ def tenant_jobs_key(tenant_id: str) -> str:
 def breaker_key(target_id: str) -> str:
     """Hash with a target's circuit-breaker state, shared by every worker."""
     return f"{PREFIX}:breaker:{target_id}"
+
+
+def auth_cache_key(key_hash: str) -> str:
+    """Cached tenant snapshot for an API key's hash (never the plain key)."""
+    return f"{PREFIX}:auth:{key_hash}"
+
+
+def tenant_auth_index_key(tenant_id: str) -> str:
+    """Set of key hashes cached for a tenant, so a change can drop them all."""
+    return f"{PREFIX}:auth-index:{tenant_id}"

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import AdminDep, SessionDep
+from api.deps import AdminDep, SessionDep, StateDep
 from shared.db.tables import Tenant
 from shared.db.usage import usage_report
 from shared.errors import InvalidRequest
@@ -47,20 +47,25 @@ async def read_tenant(tenant_id: str, session: SessionDep) -> dict[str, object]:
 
 
 @router.post("/tenants/{tenant_id}/disable")
-async def disable_tenant(tenant_id: str, session: SessionDep) -> dict[str, object]:
-    """Disable a tenant: its keys get 403 from the next request on."""
-    return render_tenant(await set_tenant_disabled(session, tenant_id, True))
+async def disable_tenant(tenant_id: str, session: SessionDep, state: StateDep) -> dict[str, object]:
+    """Disable a tenant: its keys get 403 from the next request on, in every API process."""
+    tenant = await set_tenant_disabled(session, tenant_id, True)
+    await state.tenant_cache.invalidate_tenant(tenant_id)
+    return render_tenant(tenant)
 
 
 @router.post("/tenants/{tenant_id}/enable")
-async def enable_tenant(tenant_id: str, session: SessionDep) -> dict[str, object]:
-    return render_tenant(await set_tenant_disabled(session, tenant_id, False))
+async def enable_tenant(tenant_id: str, session: SessionDep, state: StateDep) -> dict[str, object]:
+    tenant = await set_tenant_disabled(session, tenant_id, False)
+    await state.tenant_cache.invalidate_tenant(tenant_id)
+    return render_tenant(tenant)
 
 
 @router.post("/tenants/{tenant_id}/rotate-key")
-async def rotate_tenant_key(tenant_id: str, session: SessionDep) -> dict[str, object]:
+async def rotate_tenant_key(tenant_id: str, session: SessionDep, state: StateDep) -> dict[str, object]:
     """Revoke the tenant's keys and issue a new one, shown only in this answer."""
     api_key = await rotate_key(session, tenant_id)
+    await state.tenant_cache.invalidate_tenant(tenant_id)
     return {**render_tenant(await get_tenant(session, tenant_id)), "api_key": api_key}
 
 

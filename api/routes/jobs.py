@@ -14,10 +14,10 @@ from api.deps import AppState, StateDep, TenantDep
 from api.relay import job_events, settle_if_dead
 from api.routes.schemas import CHAT_REQUEST_BODY
 from api.submit import submit_job
-from shared.db.tables import Tenant
 from shared.errors import Conflict, GatewayError, InvalidRequest, NotFound, error_from_dict
 from shared.jobs import JobRecord
 from shared.models import WireFormat
+from shared.tenant_cache import TenantSnapshot
 from shared.wire import openai as openai_wire
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -87,7 +87,7 @@ def render_job(record: JobRecord) -> dict[str, object]:
     return body
 
 
-async def _owned_job(state: AppState, tenant: Tenant, job_id: str) -> JobRecord:
+async def _owned_job(state: AppState, tenant: TenantSnapshot, job_id: str) -> JobRecord:
     record = await state.store.get(job_id)
     # Another tenant's job is indistinguishable from a missing one.
     if record is None or record.tenant_id != tenant.id:

@@ -59,6 +59,10 @@ class Tenant(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=32)
     name: str = Field(unique=True, max_length=100)
     rate_limit: int | None = Field(default=None)
+    tpm_limit: int | None = Field(default=None)
+    max_concurrent: int | None = Field(default=None)
+    budget_usd: float | None = Field(default=None)
+    budget_period: str = Field(default="monthly", max_length=16)
     disabled: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
@@ -95,4 +99,6 @@ class UsageRecord(SQLModel, table=True):
     error_code: str | None = Field(default=None)
     fallback_used: bool = Field(default=False)
     cache_hit: bool = Field(default=False)
+    saved_cost_usd: float = Field(default=0.0)
+    cached_prompt_tokens: int = Field(default=0)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)

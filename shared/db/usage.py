@@ -39,6 +39,7 @@ class UsageTotals(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     cache_hits: int = 0
+    saved_cost_usd: float = 0.0
     failed: int = 0
 
 
@@ -84,6 +85,8 @@ def _normalise(row: Mapping[str, object], now: datetime) -> dict[str, object]:
     values["error_code"] = row.get("error_code")
     values["fallback_used"] = bool(row.get("fallback_used", False))
     values["cache_hit"] = bool(row.get("cache_hit", False))
+    values["saved_cost_usd"] = float(row.get("saved_cost_usd") or 0.0)  # type: ignore[arg-type]
+    values["cached_prompt_tokens"] = int(row.get("cached_prompt_tokens") or 0)  # type: ignore[call-overload]
     created = row.get("created_at")
     values["created_at"] = now if created is None else _created_at(created)
     return values
@@ -136,6 +139,7 @@ def _totals_columns() -> list[ColumnElement[Any]]:
         func.coalesce(func.sum(col(UsageRecord.completion_tokens)), 0).label("completion_tokens"),
         func.coalesce(func.sum(col(UsageRecord.cost_usd)), 0.0).label("cost_usd"),
         func.coalesce(func.sum(case((col(UsageRecord.cache_hit), 1), else_=0)), 0).label("cache_hits"),
+        func.coalesce(func.sum(col(UsageRecord.saved_cost_usd)), 0.0).label("saved_cost_usd"),
         func.coalesce(func.sum(case((col(UsageRecord.status) == "failed", 1), else_=0)), 0).label("failed"),
     ]
 

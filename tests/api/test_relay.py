@@ -18,6 +18,7 @@ from shared.queue import JobQueue
 from shared.redis import create_redis
 from shared.routing_table import RoutingTable
 from shared.streams import Event, EventKind
+from shared.tenant_cache import TenantCache
 from shared.wire import openai as openai_wire
 from tests.factories import make_chat_request
 
@@ -31,7 +32,7 @@ async def state(clean_redis: str, sqlite_url: str):
         settings=settings, redis=client, engine=engine, sessions=create_session_factory(engine),
         store=JobStore(client, ttl_s=600, events_maxlen=1000),
         queue=JobQueue(client, queue_name="gw:relay-test", expires_s=5),
-        routing_table=RoutingTable({}, use_defaults=True),
+        routing_table=RoutingTable({}, use_defaults=True), tenant_cache=TenantCache(client, ttl_s=60),
     )
     await client.aclose()
     await engine.dispose()
