@@ -10,10 +10,16 @@ __all__ = [
     "WORKERS_KEY",
     "auth_cache_key",
     "breaker_key",
+    "budget_key",
+    "cache_entry_key",
+    "cache_inflight_key",
+    "concurrency_key",
     "job_events_key",
     "job_key",
+    "rpm_key",
     "tenant_auth_index_key",
     "tenant_jobs_key",
+    "tpm_key",
 ]
 
 PREFIX = "gw"
@@ -52,3 +58,33 @@ def auth_cache_key(key_hash: str) -> str:
 def tenant_auth_index_key(tenant_id: str) -> str:
     """Set of key hashes cached for a tenant, so a change can drop them all."""
     return f"{PREFIX}:auth-index:{tenant_id}"
+
+
+def rpm_key(tenant_id: str) -> str:
+    """GCRA theoretical arrival time for the tenant's requests per minute."""
+    return f"{PREFIX}:rl:req:{tenant_id}"
+
+
+def tpm_key(tenant_id: str) -> str:
+    """GCRA theoretical arrival time for the tenant's tokens per minute."""
+    return f"{PREFIX}:rl:tok:{tenant_id}"
+
+
+def concurrency_key(tenant_id: str) -> str:
+    """Sorted set of the tenant's in-flight job ids, scored by when their slot expires."""
+    return f"{PREFIX}:rl:conc:{tenant_id}"
+
+
+def budget_key(tenant_id: str, period_id: str) -> str:
+    """Hash of micro-dollars spent and reserved in one budget period."""
+    return f"{PREFIX}:budget:{tenant_id}:{period_id}"
+
+
+def cache_entry_key(digest: str) -> str:
+    """A cached answer; the digest already covers the tenant, the API flavour and the request."""
+    return f"{PREFIX}:cache:{digest}"
+
+
+def cache_inflight_key(digest: str) -> str:
+    """The job id computing this answer right now, so identical requests wait on it."""
+    return f"{PREFIX}:cache-inflight:{digest}"

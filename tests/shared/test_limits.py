@@ -1,0 +1,166 @@
+"""Limits in Redis: exact admission under concurrency from several processes, GCRA refill, token limits
+corrected at settlement, concurrency slots, and budgets that concurrent requests cannot overspend."""
+
+import asyncio
+import multiprocessing
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis.asyncio
+
+from shared.limits import Budget, LimitRequest, admit, budget_period, queue_settlement, seed_budget
+
+REDIS_URL = "redis://127.0.0.1:6379/5"
+
+
+@pytest.fixture
+async def client():
+    connection = redis.asyncio.Redis.from_url(REDIS_URL)
+    yield connection
+    await connection.aclose()
+
+
+def _request(tenant: str, **overrides: object) -> LimitRequest:
+    values: dict[str, object] = {
+        "tenant_id": tenant, "job_id": f"job_{uuid.uuid4().hex}", "rpm_limit": 0, "tpm_limit": 0, "tokens": 0,
+        "concurrency_limit": 0, "concurrency_expiry_s": 60, "budget": None, "reserve_usd": 0.0,
+    }
+    values.update(overrides)
+    return LimitRequest(**values)  # type: ignore[arg-type]
+
+
+def _burst_in_process(tenant: str, count: int, rpm: int, queue: "multiprocessing.Queue[int]") -> None:
+    async def run() -> int:
+        connection = redis.asyncio.Redis.from_url(REDIS_URL, max_connections=200)
+        now = datetime.now(UTC)
+        results = await asyncio.gather(*(admit(connection, _request(tenant, rpm_limit=rpm), now)
+                                         for _ in range(count)))
+        await connection.aclose()
+        return sum(result.allowed for result in results)
+
+    queue.put(asyncio.run(run()))
+
+
+def test_limits_admit_exactly_rpm_across_processes() -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    queue: multiprocessing.Queue[int] = multiprocessing.get_context("spawn").Queue()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_burst_in_process, args=(tenant, 125, 100, queue)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    admitted = sum(queue.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=30)
+    assert admitted == 100
+
+
+async def test_limits_rpm_refills_at_steady_rate(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    start = datetime.now(UTC)
+    results = [await admit(client, _request(tenant, rpm_limit=60), start) for _ in range(61)]
+    assert sum(r.allowed for r in results) == 60
+    assert not results[-1].allowed and results[-1].reason == "requests"
+    assert 0.9 <= results[-1].retry_after_s <= 1.0  # one request per second comes back
+    later = await admit(client, _request(tenant, rpm_limit=60), start + timedelta(seconds=1))
+    assert later.allowed
+
+
+async def test_limits_report_remaining_and_reset(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    first = await admit(client, _request(tenant, rpm_limit=10), now)
+    second = await admit(client, _request(tenant, rpm_limit=10), now)
+    assert (first.rpm_remaining, second.rpm_remaining) == (9, 8)
+    assert second.rpm_reset_s == pytest.approx(12.0, abs=0.01)
+
+
+async def test_limits_admit_exactly_tpm(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    results = await asyncio.gather(*(admit(client, _request(tenant, tpm_limit=1000, tokens=150), now)
+                                     for _ in range(20)))
+    assert sum(r.allowed for r in results) == 6  # 6 x 150 = 900 fits, a 7th would be 1050
+    rejected = [r for r in results if not r.allowed]
+    assert all(r.reason == "tokens" for r in rejected)
+
+
+async def test_limits_refuse_request_larger_than_tpm(client: redis.asyncio.Redis) -> None:
+    result = await admit(client, _request(f"ten_{uuid.uuid4().hex[:8]}", tpm_limit=100, tokens=500),
+                         datetime.now(UTC))
+    assert not result.allowed and result.reason == "tokens_too_large"
+
+
+async def test_limits_settlement_refunds_unused_tokens(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    first = await admit(client, _request(tenant, tpm_limit=1000, tokens=900), now)
+    assert first.allowed
+    assert not (await admit(client, _request(tenant, tpm_limit=1000, tokens=500), now)).allowed
+    async with client.pipeline(transaction=True) as pipe:
+        queue_settlement(pipe, first.admission, "job_x", tokens_used=100, cost_usd=0, now=now)
+        await pipe.execute()
+    assert (await admit(client, _request(tenant, tpm_limit=1000, tokens=500), now)).allowed
+
+
+async def test_limits_concurrency_slots_are_freed_by_settlement(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    held = [await admit(client, _request(tenant, concurrency_limit=2, job_id=f"j{i}"), now) for i in range(3)]
+    assert [r.allowed for r in held] == [True, True, False]
+    assert held[2].reason == "concurrency"
+    async with client.pipeline(transaction=True) as pipe:
+        queue_settlement(pipe, held[0].admission, "j0", tokens_used=0, cost_usd=0, now=now)
+        await pipe.execute()
+    assert (await admit(client, _request(tenant, concurrency_limit=2, job_id="j3"), now)).allowed
+
+
+async def test_limits_budget_never_overspent_by_concurrent_requests(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    budget = Budget(limit_usd=1.0, period="monthly")
+    await seed_budget(client, tenant, "monthly", now, spent_usd=0.0)
+    results = await asyncio.gather(*(admit(client, _request(tenant, budget=budget, reserve_usd=0.1), now)
+                                     for _ in range(50)))
+    admitted = [r for r in results if r.allowed]
+    assert len(admitted) == 10
+    assert all(r.reason == "budget" for r in results if not r.allowed)
+    async with client.pipeline(transaction=True) as pipe:
+        for index, result in enumerate(admitted):
+            queue_settlement(pipe, result.admission, f"j{index}", tokens_used=0, cost_usd=0.04, now=now)
+        await pipe.execute()
+    period_id, _ = budget_period("monthly", now)
+    spent = int(await client.hget(f"gw:budget:{tenant}:{period_id}", "spent"))
+    reserved = int(await client.hget(f"gw:budget:{tenant}:{period_id}", "reserved"))
+    assert spent == 400_000 and reserved == 0  # settled to actual cost, reservations released
+    assert (await admit(client, _request(tenant, budget=budget, reserve_usd=0.5), now)).allowed
+
+
+async def test_limits_budget_must_be_seeded_before_use(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    request = _request(tenant, budget=Budget(limit_usd=1.0, period="daily"), reserve_usd=0.1)
+    first = await admit(client, request, now)
+    assert not first.allowed and first.budget_unseeded
+    await seed_budget(client, tenant, "daily", now, spent_usd=0.95)
+    second = await admit(client, request, now)
+    assert not second.allowed and second.reason == "budget"
+
+
+def test_limits_budget_periods_and_resets() -> None:
+    now = datetime(2026, 12, 31, 15, 0, tzinfo=UTC)
+    assert budget_period("monthly", now) == ("2026-12", datetime(2027, 1, 1, tzinfo=UTC))
+    assert budget_period("daily", now) == ("2026-12-31", datetime(2027, 1, 1, tzinfo=UTC))
+    assert budget_period("weekly", now) == ("2026-W53", datetime(2027, 1, 4, tzinfo=UTC))
+    assert budget_period("none", now) == ("all", None)
+
+
+async def test_limits_rejection_moves_no_counter(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    await seed_budget(client, tenant, "monthly", now, spent_usd=0.0)
+    budget = Budget(limit_usd=0.05, period="monthly")
+    rejected = await admit(client, _request(tenant, rpm_limit=5, budget=budget, reserve_usd=0.1), now)
+    assert rejected.reason == "budget"
+    fresh = await admit(client, _request(tenant, rpm_limit=5), now)
+    assert fresh.rpm_remaining == 4  # the budget rejection did not consume a request
