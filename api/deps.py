@@ -11,9 +11,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.cache import ResponseCache
 from shared.config import Settings
 from shared.errors import AuthenticationFailed, PermissionDenied
 from shared.jobs import JobStore
+from shared.pricing import PriceTable
 from shared.queue import JobQueue
 from shared.routing_table import RoutingTable
 from shared.tenant_cache import TenantCache, TenantSnapshot
@@ -30,6 +32,8 @@ class AppState:
     queue: JobQueue
     routing_table: RoutingTable
     tenant_cache: TenantCache
+    prices: PriceTable
+    cache: ResponseCache
 
 
 def get_state(request: Request) -> AppState:

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 def error_response(request: Request, error: GatewayError) -> JSONResponse:
     wire = anthropic_wire if request.url.path.startswith("/v1/messages") else openai_wire
-    headers: dict[str, str] = {}
+    # Rate-limit headers go on every answer to an admitted or refused request, errors included.
+    headers: dict[str, str] = {**getattr(request.state, "gateway_headers", {}), **getattr(error, "headers", {})}
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None:
         headers["retry-after"] = str(max(1, round(retry_after)))

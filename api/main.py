@@ -11,10 +11,12 @@ from fastapi import FastAPI
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.routes import admin, chat, completions, health, jobs, messages, models, usage
+from shared.cache import ResponseCache
 from shared.config import Settings, get_settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.jobs import JobStore
 from shared.logs import configure_logging
+from shared.pricing import load_price_table
 from shared.queue import JobQueue
 from shared.redis import create_redis
 from shared.routing_table import load_routing_table
@@ -64,4 +66,6 @@ async def _open_state(settings: Settings, redis: ArqRedis | None, stack: AsyncEx
         queue=JobQueue(redis, queue_name=settings.queue_name, expires_s=settings.request_timeout_s),
         routing_table=load_routing_table(settings),
         tenant_cache=TenantCache(redis, ttl_s=settings.auth_cache_ttl_s),
+        prices=load_price_table(settings),
+        cache=ResponseCache(redis),
     )

@@ -1,14 +1,75 @@
-"""Headers every completion response carries, saying which job, provider and model served it."""
+"""Builds the answer to a completion request in its wire format: JSON or SSE, from a job's result, a job
+shared with an identical request, or a cached answer. Every answer says which job, provider and model
+served it, and carries the rate-limit and cache headers decided at submission."""
 
-from api.relay import Result
-from shared.jobs import JobRecord
+import time
+import uuid
+from types import ModuleType
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from api.deps import AppState
+from api.relay import Result, wait_for_result
+from api.streaming import stream_cached, stream_job
+from api.submit import Submission, record_cache_hit
+from shared.cache import CachedAnswer
+from shared.models import ChatRequest
+from shared.tenant_cache import TenantSnapshot
 
 
-def served_headers(record: JobRecord, result: Result) -> dict[str, str]:
+async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+                  submission: Submission, wire: ModuleType, *, with_cost: bool = False) -> Response:
+    """`wire` is `shared.wire.openai` or `shared.wire.anthropic`; `with_cost` adds cost fields (seed API)."""
+    renderer = wire.StreamRenderer(f"{_id_prefix(wire)}{submission.job_id or uuid.uuid4().hex}", chat.model,
+                                   int(time.time()), chat.include_usage)
+    if submission.hit is not None:
+        headers = {**submission.headers, **_hit_headers(submission.hit)}
+        if chat.stream:
+            return stream_cached(submission.hit, renderer, headers)
+        return _json(wire, submission.hit.completion, 0.0, False, headers, with_cost)
+
+    async def record_shared(result: Result) -> None:
+        if submission.shared:
+            await record_cache_hit(state, tenant, chat, CachedAnswer(
+                completion=result.completion, chunks=[], cost_usd=result.cost_usd))
+
+    if chat.stream:
+        return stream_job(state, submission.job_id, renderer, submission.headers,
+                          owns_job=not submission.shared, on_done=record_shared)
+    result = await wait_for_result(state, submission.job_id)
+    await record_shared(result)
+    cost = 0.0 if submission.shared else result.cost_usd
+    headers = {**submission.headers, **served_headers(submission.job_id, result, cost)}
+    return _json(wire, result.completion, cost, result.fallback_used, headers, with_cost)
+
+
+def served_headers(job_id: str, result: Result, cost_usd: float) -> dict[str, str]:
     return {
-        "x-gateway-job-id": record.id,
+        "x-gateway-job-id": job_id,
         "x-gateway-provider": result.completion.provider,
         "x-gateway-model": result.completion.model,
         "x-gateway-fallback": "true" if result.fallback_used else "false",
-        "x-gateway-cost-usd": f"{result.cost_usd:.6f}",
+        "x-gateway-cost-usd": f"{cost_usd:.6f}",
     }
+
+
+def _hit_headers(answer: CachedAnswer) -> dict[str, str]:
+    return {
+        "x-gateway-provider": answer.completion.provider, "x-gateway-model": answer.completion.model,
+        "x-gateway-fallback": "false", "x-gateway-cost-usd": "0.000000",
+        "x-gateway-saved-cost-usd": f"{answer.cost_usd:.6f}",
+    }
+
+
+def _json(wire: ModuleType, completion: object, cost: float, fallback: bool, headers: dict[str, str],
+          with_cost: bool) -> JSONResponse:
+    body = wire.render_completion(completion)
+    if with_cost:
+        body["cost_usd"] = cost
+        body["fallback_used"] = fallback
+    return JSONResponse(body, headers=headers)
+
+
+def _id_prefix(wire: ModuleType) -> str:
+    return "msg_" if wire.__name__.endswith("anthropic") else "chatcmpl-"

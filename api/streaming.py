@@ -1,24 +1,26 @@
 """Attached streaming (`stream: true`): relays a job's events to the client as SSE in the request's wire
-format. A retry that restarts after tokens were sent, or a failure after the first token, ends the stream
-with an explicit error event, never a silent clean end. A client that disconnects cancels its job."""
+format, or replays a cached answer in its original chunking. A retry that restarts after tokens were
+sent, or a failure after the first token, ends the stream with an explicit error event, never a silent
+clean end. A client that disconnects cancels its job, unless other requests share it."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 from sse_starlette import EventSourceResponse
 
 from api.deps import AppState
-from api.relay import error_from_event, job_events, result_from
+from api.relay import Result, error_from_event, job_events, result_from
+from shared.cache import CachedAnswer
 from shared.errors import GatewayError, JobCancelled, StreamInterrupted
-from shared.jobs import JobRecord
 from shared.models import FinishReason, Usage
 from shared.streams import Event, EventKind
 
 logger = logging.getLogger(__name__)
 
 SSEvents = list[tuple[str | None, str]]
+OnDone = Callable[[Result], Awaitable[None]]
 
 
 class StreamRenderer(Protocol):
@@ -28,18 +30,35 @@ class StreamRenderer(Protocol):
     def error(self, error: GatewayError) -> SSEvents: ...
 
 
-def stream_response(state: AppState, record: JobRecord, renderer: StreamRenderer) -> EventSourceResponse:
-    headers = {"x-gateway-job-id": record.id}
-    return EventSourceResponse(_relay(state, record, renderer), headers=headers, ping=15, send_timeout=30)
+def stream_job(state: AppState, job_id: str, renderer: StreamRenderer, headers: dict[str, str], *,
+               owns_job: bool, on_done: OnDone | None = None) -> EventSourceResponse:
+    """SSE of a job's answer; `owns_job` is False for a request that joined another's job."""
+    events = _relay(state, job_id, renderer, owns_job=owns_job, on_done=on_done)
+    return EventSourceResponse(events, headers={"x-gateway-job-id": job_id, **headers}, ping=15, send_timeout=30)
 
 
-async def _relay(state: AppState, record: JobRecord, renderer: StreamRenderer) -> AsyncIterator[dict[str, str]]:
+def stream_cached(answer: CachedAnswer, renderer: StreamRenderer, headers: dict[str, str]) -> EventSourceResponse:
+    return EventSourceResponse(_replay(answer, renderer), headers=headers, ping=15, send_timeout=30)
+
+
+async def _replay(answer: CachedAnswer, renderer: StreamRenderer) -> AsyncIterator[dict[str, str]]:
+    completion = answer.completion
+    items = renderer.start(completion.usage.prompt_tokens)
+    for chunk in answer.chunks:
+        items += renderer.delta(chunk)
+    items += renderer.finish(completion.finish_reason, completion.usage, completion.provider)
+    for item in items:
+        yield _sse(item)
+
+
+async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns_job: bool,
+                 on_done: OnDone | None) -> AsyncIterator[dict[str, str]]:
     ended = False
     try:
         for item in renderer.start():
             yield _sse(item)
         sent_tokens = False
-        async for event in job_events(state, record.id):
+        async for event in job_events(state, job_id):
             items, done = _render(event, renderer, sent_tokens)
             sent_tokens = sent_tokens or event.kind is EventKind.TOKEN
             for item in items:
@@ -47,14 +66,16 @@ async def _relay(state: AppState, record: JobRecord, renderer: StreamRenderer) -
             if done:
                 # A restart after output was sent is ended by us: the job must stop too (finally below).
                 ended = event.kind.is_terminal
+                if event.kind is EventKind.DONE and on_done is not None:
+                    await on_done(result_from(event))
                 return
     except GatewayError as error:
         ended = True
         for item in renderer.error(error):
             yield _sse(item)
     finally:
-        if not ended:
-            await asyncio.shield(_cancel_abandoned(state, record.id))
+        if not ended and owns_job:
+            await asyncio.shield(_cancel_abandoned(state, job_id))
 
 
 def _render(event: Event, renderer: StreamRenderer, sent_tokens: bool) -> tuple[SSEvents, bool]:
@@ -75,7 +96,7 @@ def _render(event: Event, renderer: StreamRenderer, sent_tokens: bool) -> tuple[
 
 async def _cancel_abandoned(state: AppState, job_id: str) -> None:
     try:
-        await state.store.request_cancel(job_id)
+        await state.store.request_cancel(job_id, unless_shared=True)
     except Exception as exc:  # the client is gone; a failed cancel only means the job runs to its end
         logger.warning("could not cancel abandoned job %s: %s", job_id, type(exc).__name__)
 

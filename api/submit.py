@@ -1,28 +1,154 @@
-"""The sequence every completion route shares: check the model exists, record the job, enqueue it. The API
-never calls a provider; a worker picks the job up."""
+"""The sequence every completion route shares: check the model exists, serve a cache hit or join an
+identical in-flight request, else admit the request against the tenant's limits, record the job and
+enqueue it. The API never calls a provider; a worker picks the job up."""
 
+import json
+import time
 import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from fastapi import Request
 from redis.exceptions import RedisError
 
+from api.admission import admit_request
 from api.deps import AppState
-from shared.errors import GatewayError, ModelNotFound, ServiceUnavailable
-from shared.jobs import JobRecord
+from shared.cache import CachedAnswer, cache_digest
+from shared.errors import GatewayError, InvalidRequest, ModelNotFound, ServiceUnavailable
+from shared.jobs import JobOptions
+from shared.keys import USAGE_STREAM
+from shared.limits import Admission, queue_settlement
 from shared.models import ChatRequest, WireFormat
+from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
 
+MAX_CACHE_TTL_S = 30 * 86_400
 
-async def submit_job(state: AppState, tenant: TenantSnapshot, request: ChatRequest, wire: WireFormat) -> JobRecord:
-    if state.routing_table.targets_for(request.model) is None:
-        raise ModelNotFound(f"The model '{request.model}' does not exist or is not routed by this gateway")
-    job_id = f"job_{uuid.uuid4().hex}"
-    record = await state.store.create(job_id, tenant.id, request, wire)
+
+@dataclass
+class Submission:
+    """Where the answer will come from: a cache hit, or the events of a job (ours, or the identical
+    request's we joined)."""
+
+    job_id: str
+    hit: CachedAnswer | None = None
+    shared: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """`digest` is None when the request is not cached at all; otherwise `read` says whether a stored or
+    in-flight answer may serve it, and `ttl_s` how long its own answer is kept (0: not stored)."""
+
+    digest: str | None
+    read: bool
+    ttl_s: int
+
+
+async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+                 wire: WireFormat, body: dict[str, object] | None) -> Submission:
+    """Run the whole submission; `body` is None for requests that are never cached (submitted jobs)."""
+    targets = _targets(state, chat)
+    policy = _cache_policy(state, http, tenant, wire, body)
+    try:
+        reused = await _reuse(state, tenant, chat, targets, policy)
+        if reused is not None:
+            return reused
+        job_id = f"job_{uuid.uuid4().hex}"
+        admission, headers = await admit_request(state, tenant, chat, targets, job_id, full=True)
+        leads = False
+        if policy.digest is not None and policy.ttl_s and policy.read:
+            leader = await state.cache.claim(policy.digest, job_id, state.settings.request_timeout_s)
+            if leader is not None:  # an identical request got there first: follow it, release our admission
+                await _release(state, admission, job_id)
+                await state.store.add_follower(leader)
+                return Submission(job_id=leader, shared=True, headers={**headers, "x-cache": "MISS"})
+            leads = True
+        options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
+                             cache_leader=leads, admission=admission)
+        await state.store.create(job_id, tenant.id, chat, wire, options)
+    except RedisError as exc:
+        raise ServiceUnavailable("The job queue is unavailable") from exc
+    await _enqueue(state, job_id)
+    cache_header = {"x-cache": "MISS"} if policy.digest else {}
+    return Submission(job_id=job_id, headers={**headers, **cache_header})
+
+
+async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: ChatRequest, answer: CachedAnswer,
+                           *, status: str = "succeeded") -> None:
+    """A usage record for an answer served without calling a provider: free, with the cost it saved."""
+    usage = answer.completion.usage
+    row = {
+        "request_id": f"hit_{uuid.uuid4().hex}", "tenant_id": tenant.id, "public_model": chat.model,
+        "provider": answer.completion.provider, "model": answer.completion.model,
+        "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+        "cost_usd": 0.0, "saved_cost_usd": answer.cost_usd, "latency_ms": 0, "status": status,
+        "cache_hit": True, "fallback_used": False, "created_at": time.time(),
+    }
+    await state.redis.xadd(USAGE_STREAM, {"row": json.dumps(row)}, maxlen=1_000_000, approximate=True)
+
+
+def _targets(state: AppState, chat: ChatRequest) -> list[Target]:
+    targets = state.routing_table.targets_for(chat.model)
+    if not targets:
+        raise ModelNotFound(f"The model '{chat.model}' does not exist or is not routed by this gateway")
+    return targets
+
+
+def _cache_policy(state: AppState, http: Request, tenant: TenantSnapshot, wire: WireFormat,
+                  body: dict[str, object] | None) -> CachePolicy:
+    """`Cache-Control: no-cache` skips the read, `no-store` the write; `x-cache-ttl` sets this entry's TTL."""
+    ttl_s = _requested_ttl(http.headers.get("x-cache-ttl"), state.settings.cache_ttl)
+    if body is None or ttl_s == 0:
+        return CachePolicy(digest=None, read=False, ttl_s=0)
+    directives = {d.strip().lower() for d in http.headers.get("cache-control", "").split(",")}
+    return CachePolicy(
+        digest=cache_digest(tenant.id, wire, body),
+        read="no-cache" not in directives,
+        ttl_s=0 if "no-store" in directives else ttl_s,
+    )
+
+
+def _requested_ttl(raw: str | None, default_s: int) -> int:
+    if raw is None:
+        return default_s
+    if not raw.strip().isdigit() or int(raw) > MAX_CACHE_TTL_S:
+        raise InvalidRequest(f"x-cache-ttl must be a whole number of seconds from 0 to {MAX_CACHE_TTL_S}")
+    return int(raw)
+
+
+async def _reuse(state: AppState, tenant: TenantSnapshot, chat: ChatRequest, targets: list[Target],
+                 policy: CachePolicy) -> Submission | None:
+    """A stored answer, or the job of an identical request in flight; either costs one request, no more."""
+    if policy.digest is None or not policy.read:
+        return None
+    hit = await state.cache.get(policy.digest)
+    leader = None if hit is not None else await state.cache.leader(policy.digest)
+    if hit is None and leader is None:
+        return None
+    _, headers = await admit_request(state, tenant, chat, targets, f"hit_{uuid.uuid4().hex}", full=False)
+    if hit is not None:
+        await record_cache_hit(state, tenant, chat, hit)
+        return Submission(job_id="", hit=hit, headers={**headers, "x-cache": "HIT"})
+    await state.store.add_follower(str(leader))
+    return Submission(job_id=str(leader), shared=True, headers={**headers, "x-cache": "MISS"})
+
+
+async def _release(state: AppState, admission: Admission | None, job_id: str) -> None:
+    if admission is None:
+        return
+    async with state.redis.pipeline(transaction=True) as pipe:
+        queue_settlement(pipe, admission, job_id, tokens_used=0, cost_usd=0.0, now=datetime.now(UTC))
+        await pipe.execute()
+
+
+async def _enqueue(state: AppState, job_id: str) -> None:
     try:
         await state.queue.enqueue(job_id)
     except RedisError as exc:
         await _fail_quietly(state, job_id, ServiceUnavailable("The job queue is unavailable"))
         raise ServiceUnavailable("The job queue is unavailable") from exc
-    return record
 
 
 async def _fail_quietly(state: AppState, job_id: str, error: GatewayError) -> None:

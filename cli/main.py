@@ -1,5 +1,6 @@
 """The `llm-gateway` command: the composition root, and the one module that may import both `api` and
-`worker` (for the embedded single-process mode). Each subcommand only wires existing pieces together."""
+`worker` (for the embedded single-process mode). Each subcommand only wires existing pieces together;
+`tenants` and `usage` live in `cli.tenants`."""
 
 import argparse
 import asyncio
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from api.deps import AppState
 from api.main import create_app
+from cli import tenants
 from shared.config import Settings
 from shared.db.migrate import run_migrations
 from shared.fake_provider import FakeProviderConfig, serve
@@ -33,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"llm-gateway: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    handler = {"serve": _serve, "worker": _worker, "migrate": _migrate, "fake-provider": _fake_provider}
+    handler = {"serve": _serve, "worker": _worker, "migrate": _migrate, "fake-provider": _fake_provider,
+               "tenants": tenants.run, "usage": tenants.run}
     return handler[args.command](args, settings)
 
 
@@ -55,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--fail-rate", type=float, default=0.0)
     fake.add_argument("--fail-status", type=int, default=503)
     fake.add_argument("--fail-model", action="append", default=[], metavar="MODEL=STATUS")
+    tenants.add_parsers(sub)
     return parser
 
 

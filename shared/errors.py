@@ -10,7 +10,8 @@ request's format; routing decides fallback from `retryable` alone.
     │   ├── ModelNotFound            404 model_not_found
     │   ├── Conflict                 409 conflict
     │   ├── PayloadTooLarge          413 request_too_large
-    │   └── RateLimited              429 rate_limit_exceeded (gateway's own limits)
+    │   ├── RateLimited              429 rate_limit_exceeded (gateway's own limits)
+    │   └── BudgetExceeded           402 budget_exceeded, with the period's reset time
     ├── UpstreamError                a provider's answer, mapped
     │   ├── UpstreamRateLimited      429, retryable, may carry retry_after_s
     │   ├── UpstreamUnavailable      5xx or connection failure, retryable
@@ -25,6 +26,7 @@ request's format; routing decides fallback from `retryable` alone.
 __all__ = [
     "AllTargetsFailed",
     "AuthenticationFailed",
+    "BudgetExceeded",
     "Conflict",
     "GatewayError",
     "InvalidRequest",
@@ -115,9 +117,19 @@ class RateLimited(RequestError):
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after_s: float | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
+
+
+class BudgetExceeded(RequestError):
+    status = 402
+    type = "budget_exceeded"
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, reset_at: str | None = None) -> None:
+        super().__init__(message)
+        self.reset_at = reset_at
 
 
 class UpstreamError(GatewayError):
@@ -182,7 +194,7 @@ _KINDS: dict[str, type[GatewayError]] = {
     cls.__name__: cls
     for cls in (
         GatewayError, InvalidRequest, AuthenticationFailed, PermissionDenied, NotFound, ModelNotFound,
-        Conflict, PayloadTooLarge, RateLimited, UpstreamError, UpstreamRateLimited, UpstreamUnavailable,
+        Conflict, PayloadTooLarge, RateLimited, BudgetExceeded, UpstreamError, UpstreamRateLimited, UpstreamUnavailable,
         UpstreamTimeout, UpstreamRejected, StreamInterrupted, AllTargetsFailed, JobCancelled,
         ServiceUnavailable,
     )

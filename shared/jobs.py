@@ -4,19 +4,22 @@ usage record in the same transaction so none of the three can exist without the 
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from shared.cache import CachedAnswer
 from shared.errors import GatewayError
-from shared.keys import ARQ_ABORT_KEY, USAGE_STREAM, job_key, tenant_jobs_key
+from shared.keys import ARQ_ABORT_KEY, USAGE_STREAM, cache_entry_key, cache_inflight_key, job_key, tenant_jobs_key
+from shared.limits import Admission, queue_settlement
 from shared.models import ChatRequest, Completion, JobStatus, WireFormat
 from shared.redis import decode_hash
 from shared.streams import EventKind, add_event
 
-__all__ = ["CancelOutcome", "JobOutcome", "JobRecord", "JobStore", "usage_row"]
+__all__ = ["CancelOutcome", "JobOptions", "JobOutcome", "JobRecord", "JobStore", "usage_row"]
 
 USAGE_STREAM_MAXLEN = 1_000_000
 
@@ -38,6 +41,21 @@ class JobRecord(BaseModel):
     cost_usd: float | None = None
     result: Completion | None = None
     error: dict[str, object] | None = None
+    cache_digest: str | None = None
+    cache_ttl_s: int = 0
+    cache_leader: bool = False
+    admission: Admission | None = None
+    followers: int = 0
+
+
+class JobOptions(BaseModel):
+    """What the API decided at submission that the job's end must honour: the cache entry to write (and
+    the in-flight marker to clear) and the limits admission to settle."""
+
+    cache_digest: str | None = None
+    cache_ttl_s: int = 0
+    cache_leader: bool = False
+    admission: Admission | None = None
 
 
 class JobOutcome(BaseModel):
@@ -52,6 +70,8 @@ class JobOutcome(BaseModel):
     model: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    chunks: list[str] = []
 
 
 class CancelOutcome(BaseModel):
@@ -65,10 +85,11 @@ class JobStore:
         self._ttl_s = ttl_s
         self._events_maxlen = events_maxlen
 
-    async def create(self, job_id: str, tenant_id: str, request: ChatRequest, wire: WireFormat) -> JobRecord:
+    async def create(self, job_id: str, tenant_id: str, request: ChatRequest, wire: WireFormat,
+                     options: JobOptions | None = None) -> JobRecord:
         record = JobRecord(
             id=job_id, tenant_id=tenant_id, status=JobStatus.QUEUED, wire_format=wire, request=request,
-            created_at=time.time(),
+            created_at=time.time(), **(options or JobOptions()).model_dump(),
         )
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job_id), mapping=_to_hash(record))
@@ -119,6 +140,7 @@ class JobStore:
                 add_event(pipe, record.id, kind, data, maxlen=self._events_maxlen, ttl_s=self._ttl_s)
                 pipe.xadd(USAGE_STREAM, {"row": json.dumps(usage_row)}, maxlen=USAGE_STREAM_MAXLEN,
                           approximate=True)
+                _queue_job_end(pipe, record, outcome)
                 await pipe.execute()
             except WatchError:
                 return False
@@ -133,14 +155,16 @@ class JobStore:
         latency_ms = int((time.time() - record.created_at) * 1000)
         return await self.finish(record, outcome, usage_row(record, outcome, latency_ms))
 
-    async def request_cancel(self, job_id: str) -> CancelOutcome:
-        """Cancel a queued job at once; ask arq to abort a running one (its worker writes the terminal event)."""
+    async def request_cancel(self, job_id: str, *, unless_shared: bool = False) -> CancelOutcome:
+        """Cancel a queued job at once; ask arq to abort a running one (its worker writes the terminal event).
+        With `unless_shared`, a job that other requests are waiting on (cache followers) is left to run."""
         key = job_key(job_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             await pipe.watch(key)
-            raw = await pipe.hget(key, "status")
-            status = JobStatus(raw.decode()) if raw else JobStatus.CANCELLED
-            if status.is_terminal:
+            raw = await pipe.hgetall(key)
+            record = _from_hash(decode_hash(raw)) if raw else None
+            status = record.status if record else JobStatus.CANCELLED
+            if status.is_terminal or record is None or (unless_shared and record.followers > 0):
                 return CancelOutcome(status=status, changed=False)
             pipe.multi()
             pipe.hset(key, "cancel_requested", "1")
@@ -149,8 +173,13 @@ class JobStore:
                 pipe.hset(key, mapping={"status": JobStatus.CANCELLED.value, "finished_at": str(time.time())})
                 add_event(pipe, job_id, EventKind.CANCELLED, {"reason": "cancelled by client"},
                           maxlen=self._events_maxlen, ttl_s=self._ttl_s)
+                _queue_job_end(pipe, record, JobOutcome(status=JobStatus.CANCELLED))
             await pipe.execute()
         return CancelOutcome(status=JobStatus.CANCELLED if status is JobStatus.QUEUED else status, changed=True)
+
+    async def add_follower(self, job_id: str) -> None:
+        """Another request waits on this job's answer (an identical concurrent cache miss)."""
+        await self._redis.hincrby(job_key(job_id), "followers", 1)
 
     async def cancel_requested(self, job_id: str) -> bool:
         return await self._redis.hget(job_key(job_id), "cancel_requested") == b"1"
@@ -161,16 +190,40 @@ def _to_hash(record: JobRecord) -> dict[str, str]:
         "id": record.id, "tenant_id": record.tenant_id, "status": record.status.value,
         "wire_format": record.wire_format.value, "request": record.request.model_dump_json(),
         "created_at": str(record.created_at), "attempt": str(record.attempt),
+        "cache_digest": record.cache_digest or "", "cache_ttl_s": str(record.cache_ttl_s),
+        "cache_leader": "1" if record.cache_leader else "0",
+        "admission": record.admission.model_dump_json() if record.admission else "",
     }
 
 
 def _from_hash(fields: dict[str, str]) -> JobRecord:
     data: dict[str, Any] = {k: v for k, v in fields.items() if k != "cancel_requested"}
-    for name in ("request", "result", "error"):
-        if name in data:
+    for name in ("request", "result", "error", "admission"):
+        if data.get(name):
             data[name] = json.loads(data[name])
+        else:
+            data.pop(name, None)
+    data["cache_digest"] = data.get("cache_digest") or None
     data["fallback_used"] = data.get("fallback_used") == "1"
+    data["cache_leader"] = data.get("cache_leader") == "1"
     return JobRecord.model_validate(data)
+
+
+def _queue_job_end(pipe: Any, record: JobRecord, outcome: JobOutcome) -> None:
+    """Side effects of a job's end, in its terminal transaction: settle limits, clear the in-flight marker,
+    and cache a complete, successful answer."""
+    if record.admission is not None:
+        tokens = outcome.prompt_tokens + outcome.completion_tokens
+        queue_settlement(pipe, record.admission, record.id, tokens_used=tokens, cost_usd=outcome.cost_usd,
+                         now=datetime.now(UTC))
+    if record.cache_digest is None:
+        return
+    if record.cache_leader:
+        pipe.delete(cache_inflight_key(record.cache_digest))
+    if outcome.status is JobStatus.SUCCEEDED and outcome.completion is not None and record.cache_ttl_s > 0:
+        answer = CachedAnswer(completion=outcome.completion, chunks=outcome.chunks or [outcome.completion.content],
+                              cost_usd=outcome.cost_usd)
+        pipe.set(cache_entry_key(record.cache_digest), answer.model_dump_json(), ex=record.cache_ttl_s)
 
 
 def _outcome_fields(outcome: JobOutcome) -> dict[str, str]:
@@ -204,5 +257,6 @@ def usage_row(record: JobRecord, outcome: JobOutcome, latency_ms: int) -> dict[s
         "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
         "cost_usd": outcome.cost_usd, "latency_ms": latency_ms, "status": outcome.status.value,
         "error_code": str(outcome.error.get("code")) if outcome.error else None,
-        "fallback_used": outcome.fallback_used, "cache_hit": False, "created_at": time.time(),
+        "fallback_used": outcome.fallback_used, "cache_hit": False, "saved_cost_usd": 0.0,
+        "cached_prompt_tokens": outcome.cached_prompt_tokens, "created_at": time.time(),
     }

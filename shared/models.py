@@ -73,8 +73,12 @@ class ChatRequest(BaseModel):
 
 
 class Usage(BaseModel):
+    """Token counts of one answer. `prompt_tokens` is the whole input; `cached_prompt_tokens` is the part of
+    it read from the provider's prompt cache (billed at the cheaper cached-input price)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -1,44 +1,140 @@
-"""Model prices and the cost of a usage. Prices live in `shared/data/prices.yaml`; a provider model with a
-dated suffix (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`) is priced as its base model."""
+"""Model prices, and the cost of a usage or of a request's worst case. The bundled table lives in
+`shared/data/prices.yaml`; a `PRICES_FILE` in the same format overrides or adds entries. A provider model
+with a dated suffix (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`) is priced as its base model.
+
+Models missing from the table follow `UNKNOWN_MODEL_PRICING`: "default" prices them at the configured
+default price, "refuse" leaves them unpriced so callers can refuse them with `check_priced` before any
+upstream call. The worker prices finished jobs with `cost_usd`; budget checks use `worst_case_cost_usd`."""
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.config import Settings
+from shared.errors import InvalidRequest
 from shared.models import Usage
 
-__all__ = ["Price", "PriceTable", "load_price_table"]
+__all__ = ["BUNDLED_PRICES_FILE", "Price", "PriceTable", "load_price_table"]
 
-PRICES_FILE = Path(__file__).parent / "data" / "prices.yaml"
+BUNDLED_PRICES_FILE = Path(__file__).parent / "data" / "prices.yaml"
 DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
+PER_MILLION = 1_000_000
+COST_DECIMALS = 9  # nano-dollars: a one-token request on a cheap model still costs more than 0
+POLICIES = ("default", "refuse")
 
 
 class Price(BaseModel):
+    """USD per million tokens. Without `cached_input`, cached prompt tokens cost the full input price."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float = Field(default=0.0, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _cached_defaults_to_input(cls, data: object) -> object:
+        if isinstance(data, Mapping) and "cached_input" not in data and "input" in data:
+            return {**data, "cached_input": data["input"]}
+        return data
+
 
 class PriceTable:
-    def __init__(self, prices: dict[str, Price]) -> None:
-        self._prices = prices
+    def __init__(self, prices: Mapping[str, Price], *, unknown_policy: str, default_price: Price) -> None:
+        if unknown_policy not in POLICIES:
+            raise ValueError(f"unknown_policy must be one of {POLICIES}, not {unknown_policy!r}")
+        self._prices = dict(prices)
+        self._unknown_policy = unknown_policy
+        self._default_price = default_price
 
-    def price_of(self, model: str) -> Price | None:
+    def _listed(self, model: str) -> Price | None:
         return self._prices.get(model) or self._prices.get(DATE_SUFFIX.sub("", model))
 
+    def is_priced(self, model: str) -> bool:
+        """True if the table lists the model (or its undated base model)."""
+        return self._listed(model) is not None
+
+    def price_for(self, model: str) -> Price | None:
+        """The listed price, else the default price under the "default" policy, else None."""
+        listed = self._listed(model)
+        if listed is not None:
+            return listed
+        return self._default_price if self._unknown_policy == "default" else None
+
     def cost_usd(self, model: str, usage: Usage) -> float:
-        """Cost in USD, rounded to micro-dollars; unknown models cost 0 (issue #3 makes this a setting)."""
-        price = self.price_of(model)
+        """What a usage costs: uncached prompt, cached prompt and completion tokens each at their price.
+        An unpriced model costs 0 (under "refuse" callers turn such requests away before they run)."""
+        price = self.price_for(model)
         if price is None:
             return 0.0
-        cost = usage.prompt_tokens * price.input / 1e6 + usage.completion_tokens * price.output / 1e6
-        return round(cost, 6)
+        cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
+        cost = (
+            (usage.prompt_tokens - cached) * price.input
+            + cached * price.cached_input
+            + usage.completion_tokens * price.output
+        ) / PER_MILLION
+        return round(cost, COST_DECIMALS)
+
+    def worst_case_cost_usd(self, model: str, prompt_tokens: int, max_tokens: int) -> float:
+        """The most a request can cost: no cache discount and every allowed output token used."""
+        price = self.price_for(model)
+        if price is None:
+            return 0.0
+        return round((prompt_tokens * price.input + max_tokens * price.output) / PER_MILLION, COST_DECIMALS)
+
+    def check_priced(self, models: list[str]) -> None:
+        """Under the "refuse" policy, raise InvalidRequest(code="model_not_priced") if any model is unpriced."""
+        if self._unknown_policy != "refuse":
+            return
+        missing = [model for model in models if not self.is_priced(model)]
+        if missing:
+            names = ", ".join(repr(model) for model in missing)
+            raise InvalidRequest(f"No price is configured for model {names}; this gateway refuses unpriced models",
+                                 code="model_not_priced")
+
+
+def load_price_table(settings: Settings) -> PriceTable:
+    """The bundled prices with `PRICES_FILE` applied over them, and the settings' unknown-model policy."""
+    default = Price(input=settings.default_input_price_per_m, output=settings.default_output_price_per_m)
+    return PriceTable(_prices(settings.prices_file), unknown_policy=settings.unknown_model_pricing,
+                      default_price=default)
 
 
 @lru_cache
-def load_price_table(path: Path = PRICES_FILE) -> PriceTable:
+def _prices(override: Path | None) -> Mapping[str, Price]:
+    """Read once per override path; a bad override file raises ValueError naming PRICES_FILE."""
+    prices = _read_prices(BUNDLED_PRICES_FILE)
+    if override is not None:
+        try:
+            prices.update(_read_prices(override))
+        except (OSError, yaml.YAMLError, ValueError) as exc:
+            raise ValueError(f"PRICES_FILE {override}: {_reason(exc)}") from exc
+    return MappingProxyType(prices)
+
+
+def _read_prices(path: Path) -> dict[str, Price]:
     raw = yaml.safe_load(path.read_text()) or {}
-    return PriceTable({name: Price.model_validate(value) for name, value in raw.items()})
+    if not isinstance(raw, dict):
+        raise ValueError("must be a mapping of model name to {input, output, cached_input}")
+    prices: dict[str, Price] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"model name {name!r} must be a non-empty string")
+        try:
+            prices[name] = Price.model_validate(value)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"price of {name!r} is invalid ({problems})") from exc
+    return prices
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc).replace("\n", " ")

@@ -1,9 +1,14 @@
-"""Tenants and their API keys. A plain key is shown once, when issued, and stored only as its SHA-256 hex:
-keys are 256-bit random, so a fast unsalted hash is enough and lets authentication be one indexed lookup."""
+"""Tenants, their limits and their API keys; used by the admin API and the CLI. A plain key is shown once,
+when issued, and stored only as its SHA-256 hex: keys are 256-bit random, so a fast unsalted hash is enough
+and lets authentication be one indexed lookup. Callers that change a tenant must invalidate its cached
+snapshot (`shared.tenant_cache`)."""
 
 import hashlib
 import secrets
+from collections.abc import Mapping
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -15,19 +20,52 @@ from shared.errors import Conflict, InvalidRequest, NotFound
 __all__ = [
     "KEY_PREFIX",
     "MAX_NAME_LENGTH",
+    "BudgetPeriod",
+    "TenantLimits",
     "authenticate",
     "create_tenant",
     "generate_key",
     "get_tenant",
     "hash_key",
     "list_tenants",
+    "parse_limits",
     "rotate_key",
     "set_tenant_disabled",
+    "update_tenant",
+    "validation_problems",
 ]
 
 KEY_PREFIX = "gw-"
 MAX_NAME_LENGTH = 100
 DISPLAY_PREFIX_LENGTH = 12
+
+
+BudgetPeriod = Literal["monthly", "weekly", "daily", "none"]
+
+
+class TenantLimits(BaseModel):
+    """A tenant's limits. None means no limit of that kind (for `rate_limit`: the configured default).
+    Only the fields a caller set explicitly are applied, so `{"budget_usd": null}` clears a budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_limit: int | None = Field(default=None, ge=0, strict=True, description="requests per minute")
+    tpm_limit: int | None = Field(default=None, ge=0, strict=True, description="tokens per minute")
+    max_concurrent: int | None = Field(default=None, ge=1, strict=True, description="requests in flight")
+    budget_usd: float | None = Field(default=None, ge=0, strict=True, allow_inf_nan=False)
+    budget_period: BudgetPeriod = "monthly"
+
+
+def parse_limits(data: Mapping[str, object], what: str = "tenant limits") -> TenantLimits:
+    """Validate untyped input (a JSON body, CLI options); raises InvalidRequest naming every bad field."""
+    try:
+        return TenantLimits.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(f"Invalid {what}: {validation_problems(exc)}") from exc
+
+
+def validation_problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
 
 
 def generate_key() -> str:
@@ -63,15 +101,19 @@ def _checked_name(name: str) -> str:
 
 
 async def create_tenant(
-    session: AsyncSession, name: str, rate_limit: int | None = None
+    session: AsyncSession, name: str, rate_limit: int | None = None, *, limits: TenantLimits | None = None
 ) -> tuple[Tenant, str]:
-    """Create a tenant with one API key and commit; returns the tenant and the plain key (shown only now)."""
+    """Create a tenant with one API key and commit; returns the tenant and the plain key (shown only now).
+    `rate_limit`, when given, wins over `limits.rate_limit`."""
     name = _checked_name(name)
     if rate_limit is not None and rate_limit < 0:
         raise InvalidRequest("rate_limit must be >= 0")
     if (await session.exec(select(Tenant.id).where(Tenant.name == name))).first() is not None:
         raise Conflict(f"a tenant named {name!r} already exists")
-    tenant = Tenant(id=_new_id("ten_"), name=name, rate_limit=rate_limit)
+    values = (limits or TenantLimits()).model_dump()
+    if rate_limit is not None:
+        values["rate_limit"] = rate_limit
+    tenant = Tenant(id=_new_id("ten_"), name=name, **values)
     key, plain = _new_api_key(tenant.id)
     try:
         # Insert the tenant first: the key's foreign key needs it, and the ORM does not know the link.
@@ -105,6 +147,17 @@ async def set_tenant_disabled(session: AsyncSession, tenant_id: str, disabled: b
     """Disable or re-enable a tenant and commit; raises NotFound."""
     tenant = await get_tenant(session, tenant_id)
     tenant.disabled = disabled
+    session.add(tenant)
+    await session.commit()
+    await session.refresh(tenant)
+    return tenant
+
+
+async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantLimits) -> Tenant:
+    """Apply the limits set explicitly in `changes` and commit; raises NotFound."""
+    tenant = await get_tenant(session, tenant_id)
+    for field in changes.model_fields_set:
+        setattr(tenant, field, getattr(changes, field))
     session.add(tenant)
     await session.commit()
     await session.refresh(tenant)

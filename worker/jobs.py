@@ -54,8 +54,9 @@ async def _execute(deps: WorkerDeps, record: JobRecord) -> JobOutcome:
     targets = deps.routing_table.targets_for(request.model)
     if not targets:
         raise ModelNotFound(f"The model '{request.model}' does not exist")
+    chunks: list[str] = []
     if request.stream:
-        completion, served = await _stream(deps, record, targets)
+        completion, served = await _stream(deps, record, targets, chunks)
     else:
         completion, served = await deps.router.complete(request, targets)
     completion = completion.model_copy(update={"id": f"chatcmpl-{record.id}", "created": int(record.created_at)})
@@ -64,11 +65,15 @@ async def _execute(deps: WorkerDeps, record: JobRecord) -> JobOutcome:
         status=JobStatus.SUCCEEDED, completion=completion, cost_usd=cost, fallback_used=served.fallback_used,
         provider=completion.provider, model=completion.model,
         prompt_tokens=completion.usage.prompt_tokens, completion_tokens=completion.usage.completion_tokens,
+        cached_prompt_tokens=completion.usage.cached_prompt_tokens, chunks=chunks,
     )
 
 
-async def _stream(deps: WorkerDeps, record: JobRecord, targets: list[Any]) -> tuple[Completion, Served]:
-    """Relay deltas to the job stream, coalescing those that arrive within a few ms into one entry."""
+async def _stream(
+    deps: WorkerDeps, record: JobRecord, targets: list[Any], chunks: list[str]
+) -> tuple[Completion, Served]:
+    """Relay deltas to the job stream, coalescing those that arrive within a few ms into one entry; `chunks`
+    receives each entry's text, the chunking a cache hit replays."""
     parts: list[str] = []
     pending: list[str] = []
     last_flush = 0.0
@@ -84,10 +89,10 @@ async def _stream(deps: WorkerDeps, record: JobRecord, targets: list[Any]) -> tu
         usage = delta.usage or usage
         now = time.monotonic()
         if pending and (now - last_flush >= FLUSH_INTERVAL_S or sum(map(len, pending)) >= FLUSH_MAX_CHARS):
-            await _append_tokens(deps, record.id, pending)
+            chunks.append(await _append_tokens(deps, record.id, pending))
             pending, last_flush = [], now
     if pending:
-        await _append_tokens(deps, record.id, pending)
+        chunks.append(await _append_tokens(deps, record.id, pending))
     if served is None:
         raise GatewayError("the provider returned an empty stream")
     completion = Completion(id=record.id, model=served.target.model, provider=served.target.provider,
@@ -95,9 +100,11 @@ async def _stream(deps: WorkerDeps, record: JobRecord, targets: list[Any]) -> tu
     return completion, served
 
 
-async def _append_tokens(deps: WorkerDeps, job_id: str, pending: list[str]) -> None:
-    await append_event(deps.redis, job_id, EventKind.TOKEN, {"text": "".join(pending)},
+async def _append_tokens(deps: WorkerDeps, job_id: str, pending: list[str]) -> str:
+    text = "".join(pending)
+    await append_event(deps.redis, job_id, EventKind.TOKEN, {"text": text},
                        maxlen=deps.settings.event_stream_maxlen, ttl_s=deps.settings.job_ttl_s)
+    return text
 
 
 async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, started: float) -> None:

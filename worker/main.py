@@ -90,7 +90,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         settings=settings, redis=redis,
         store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen),
         routing_table=load_routing_table(settings), router=Router(providers, breaker, policy),
-        prices=load_price_table(), worker_id=worker_id,
+        prices=load_price_table(settings), worker_id=worker_id,
     )
     ctx["engine"], ctx["providers"] = engine, providers
     writer = UsageWriter(redis, lambda rows: insert_usage(engine, rows), consumer=worker_id,

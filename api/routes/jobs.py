@@ -13,7 +13,7 @@ from api.body import read_json_object
 from api.deps import AppState, StateDep, TenantDep
 from api.relay import job_events, settle_if_dead
 from api.routes.schemas import CHAT_REQUEST_BODY
-from api.submit import submit_job
+from api.submit import submit
 from shared.errors import Conflict, GatewayError, InvalidRequest, NotFound, error_from_dict
 from shared.jobs import JobRecord
 from shared.models import WireFormat
@@ -29,9 +29,13 @@ STREAM_ID_PATTERN = r"^\d+-\d+$"
 async def create_job(request: Request, state: StateDep, tenant: TenantDep) -> JSONResponse:
     """Queue a completion and answer at once with its id; tokens are always streamed into its events."""
     chat = openai_wire.parse_request(await read_json_object(request, state.settings.max_body_bytes))
-    record = await submit_job(state, tenant, chat.model_copy(update={"stream": True}), WireFormat.OPENAI)
-    return JSONResponse({"id": record.id, "object": "job", "status": record.status.value}, status_code=202,
-                        headers={"location": f"/api/v1/jobs/{record.id}"})
+    # Submitted jobs always stream into their events, and are never answered from or written to the cache.
+    submission = await submit(state, request, tenant, chat.model_copy(update={"stream": True}),
+                              WireFormat.OPENAI, None)
+    request.state.gateway_headers = submission.headers
+    headers = {"location": f"/api/v1/jobs/{submission.job_id}", **submission.headers}
+    return JSONResponse({"id": submission.job_id, "object": "job", "status": "queued"}, status_code=202,
+                        headers=headers)
 
 
 @router.get("/{job_id}")

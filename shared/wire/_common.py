@@ -182,9 +182,10 @@ def get_int(data: JSON, key: str) -> int:
 
 
 def usage_total(usage: Usage) -> dict[str, object]:
-    """OpenAI-style usage object."""
+    """OpenAI-style usage object; cached prompt tokens are part of `prompt_tokens`, as OpenAI counts them."""
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
     }

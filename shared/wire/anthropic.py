@@ -42,6 +42,7 @@ __all__ = [
     "render_completion",
     "render_error",
     "render_request",
+    "render_usage",
 ]
 
 JSON = Mapping[str, object]
@@ -143,11 +144,18 @@ def render_completion(completion: Completion) -> dict[str, object]:
         "content": [{"type": "text", "text": completion.content}],
         "stop_reason": STOP_REASONS[completion.finish_reason],
         "stop_sequence": None,
-        "usage": {
-            "input_tokens": completion.usage.prompt_tokens,
-            "output_tokens": completion.usage.completion_tokens,
-        },
+        "usage": render_usage(completion.usage),
         "provider": completion.provider,
+    }
+
+
+def render_usage(usage: Usage) -> dict[str, object]:
+    """Anthropic counts cache reads apart from `input_tokens`; ours are part of `prompt_tokens`."""
+    cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
+    return {
+        "input_tokens": usage.prompt_tokens - cached,
+        "cache_read_input_tokens": cached,
+        "output_tokens": usage.completion_tokens,
     }
 
 
@@ -183,7 +191,7 @@ class StreamRenderer:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": prompt_tokens, "output_tokens": 0},
+            "usage": render_usage(Usage(prompt_tokens=prompt_tokens)),
         }
         return [
             _event("message_start", message=message),
@@ -200,7 +208,7 @@ class StreamRenderer:
     def finish(self, finish_reason: FinishReason, usage: Usage, provider: str) -> list[SSEEvent]:
         events = self._ensure_started()
         delta = {"stop_reason": STOP_REASONS[finish_reason], "stop_sequence": None}
-        totals = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
+        totals = render_usage(usage)
         events += [
             _event("content_block_stop", index=0),
             _event("message_delta", delta=delta, usage=totals, provider=provider),
@@ -264,10 +272,7 @@ def parse_completion(data: Mapping[str, object], provider: str) -> Completion:
         provider=provider,
         content="".join(texts),
         finish_reason=FINISH_REASONS.get(get_str(data, "stop_reason"), FinishReason.STOP),
-        usage=Usage(
-            prompt_tokens=_prompt_tokens(get_mapping(data, "usage")),
-            completion_tokens=get_int(get_mapping(data, "usage"), "output_tokens"),
-        ),
+        usage=_usage(get_mapping(data, "usage")),
         created=int(time.time()),
     )
 
@@ -277,8 +282,8 @@ def parse_chunk(data: Mapping[str, object]) -> Delta | None:
     message_delta gives the stop reason and output tokens; every other event gives None."""
     kind = data.get("type")
     if kind == "message_start":
-        usage = get_mapping(get_mapping(data, "message"), "usage")
-        return Delta(usage=Usage(prompt_tokens=_prompt_tokens(usage)))
+        usage = _usage(get_mapping(get_mapping(data, "message"), "usage"))
+        return Delta(usage=usage.model_copy(update={"completion_tokens": 0}))
     if kind == "content_block_delta":
         delta = get_mapping(data, "delta")
         if delta.get("type") == "text_delta":
@@ -286,16 +291,19 @@ def parse_chunk(data: Mapping[str, object]) -> Delta | None:
         return None
     if kind == "message_delta":
         reason = get_str(get_mapping(data, "delta"), "stop_reason")
-        usage = get_mapping(data, "usage")
         return Delta(
             finish_reason=FINISH_REASONS.get(reason, FinishReason.STOP) if reason else None,
-            usage=Usage(prompt_tokens=_prompt_tokens(usage), completion_tokens=get_int(usage, "output_tokens")),
+            usage=_usage(get_mapping(data, "usage")),
         )
     return None
 
 
-def _prompt_tokens(usage: JSON) -> int:
-    """Input tokens including cached ones (Anthropic reports cache reads and writes separately)."""
-    return sum(
-        get_int(usage, key) for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+def _usage(usage: JSON) -> Usage:
+    """Anthropic reports cache reads and writes apart from `input_tokens`; the prompt is all three."""
+    return Usage(
+        prompt_tokens=sum(
+            get_int(usage, key) for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        ),
+        completion_tokens=get_int(usage, "output_tokens"),
+        cached_prompt_tokens=get_int(usage, "cache_read_input_tokens"),
     )

@@ -252,4 +252,8 @@ def parse_chunk(data: Mapping[str, object]) -> Delta | None:
 
 
 def _usage(data: JSON) -> Usage:
-    return Usage(prompt_tokens=get_int(data, "prompt_tokens"), completion_tokens=get_int(data, "completion_tokens"))
+    return Usage(
+        prompt_tokens=get_int(data, "prompt_tokens"),
+        completion_tokens=get_int(data, "completion_tokens"),
+        cached_prompt_tokens=get_int(get_mapping(data, "prompt_tokens_details"), "cached_tokens"),
+    )

@@ -9,11 +9,13 @@ import redis.asyncio
 from api.deps import AppState
 from api.relay import settle_if_dead, wait_for_result
 from api.streaming import _render
+from shared.cache import ResponseCache
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.errors import GatewayError
 from shared.jobs import JobStore
 from shared.models import JobStatus, WireFormat
+from shared.pricing import load_price_table
 from shared.queue import JobQueue
 from shared.redis import create_redis
 from shared.routing_table import RoutingTable
@@ -33,6 +35,7 @@ async def state(clean_redis: str, sqlite_url: str):
         store=JobStore(client, ttl_s=600, events_maxlen=1000),
         queue=JobQueue(client, queue_name="gw:relay-test", expires_s=5),
         routing_table=RoutingTable({}, use_defaults=True), tenant_cache=TenantCache(client, ttl_s=60),
+        prices=load_price_table(settings), cache=ResponseCache(client),
     )
     await client.aclose()
     await engine.dispose()

@@ -15,14 +15,17 @@ from shared.db.engine import create_session_factory
 from shared.db.tables import ApiKey
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.tenants import (
+    TenantLimits,
     authenticate,
     create_tenant,
     generate_key,
     get_tenant,
     hash_key,
     list_tenants,
+    parse_limits,
     rotate_key,
     set_tenant_disabled,
+    update_tenant,
 )
 from tests.shared.db_support import BACKENDS, migrated_engine
 
@@ -195,3 +198,82 @@ async def test_rotate_key_missing_tenant_raises_not_found(session: AsyncSession)
         await rotate_key(session, "ten_doesnotexist00")
     assert (await session.exec(select(ApiKey))).all() == []
 
+
+
+# --- limits ------------------------------------------------------------------------------------------
+
+LIMITS = TenantLimits(rate_limit=30, tpm_limit=50_000, max_concurrent=4, budget_usd=12.5, budget_period="weekly")
+
+
+def limits_of(tenant: object) -> dict[str, object]:
+    return {field: getattr(tenant, field) for field in TenantLimits.model_fields}
+
+
+async def test_create_tenant_stores_limits(
+    session: AsyncSession, factory: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant, _ = await create_tenant(session, "acme", limits=LIMITS)
+    async with factory() as fresh:
+        assert limits_of(await get_tenant(fresh, tenant.id)) == LIMITS.model_dump()
+
+
+async def test_create_tenant_rate_limit_argument_wins_over_limits(session: AsyncSession) -> None:
+    tenant, _ = await create_tenant(session, "acme", 7, limits=LIMITS)
+    assert (tenant.rate_limit, tenant.tpm_limit) == (7, 50_000)
+
+
+async def test_create_tenant_without_limits_has_none(session: AsyncSession) -> None:
+    tenant, _ = await create_tenant(session, "acme")
+    assert limits_of(tenant) == {"rate_limit": None, "tpm_limit": None, "max_concurrent": None,
+                                 "budget_usd": None, "budget_period": "monthly"}
+
+
+async def test_update_tenant_applies_only_fields_set(
+    session: AsyncSession, factory: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant, _ = await create_tenant(session, "acme", limits=LIMITS)
+    updated = await update_tenant(session, tenant.id, TenantLimits(tpm_limit=10, budget_period="daily"))
+    expected = {**LIMITS.model_dump(), "tpm_limit": 10, "budget_period": "daily"}
+    assert limits_of(updated) == expected
+    async with factory() as fresh:
+        assert limits_of(await get_tenant(fresh, tenant.id)) == expected
+
+
+async def test_update_tenant_explicit_none_clears_a_limit(
+    session: AsyncSession, factory: async_sessionmaker[AsyncSession]
+) -> None:
+    tenant, _ = await create_tenant(session, "acme", limits=LIMITS)
+    await update_tenant(session, tenant.id, parse_limits({"budget_usd": None, "rate_limit": None}))
+    async with factory() as fresh:
+        found = await get_tenant(fresh, tenant.id)
+    assert (found.budget_usd, found.rate_limit, found.tpm_limit) == (None, None, 50_000)
+
+
+async def test_update_tenant_missing_raises_not_found(session: AsyncSession) -> None:
+    with pytest.raises(NotFound):
+        await update_tenant(session, "ten_doesnotexist00", TenantLimits(tpm_limit=1))
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"budget_usd": -1}, "budget_usd"),
+        ({"budget_usd": float("inf")}, "budget_usd"),
+        ({"max_concurrent": 0}, "max_concurrent"),
+        ({"tpm_limit": -5}, "tpm_limit"),
+        ({"rate_limit": "10"}, "rate_limit"),
+        ({"rate_limit": True}, "rate_limit"),
+        ({"budget_period": "yearly"}, "budget_period"),
+        ({"budget_period": None}, "budget_period"),
+        ({"budget": 5}, "budget"),
+    ],
+)
+def test_parse_limits_rejects_bad_values_naming_the_field(data: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidRequest, match=field):
+        parse_limits(data)
+
+
+def test_parse_limits_keeps_only_given_fields_set() -> None:
+    limits = parse_limits({"budget_usd": None, "max_concurrent": 2})
+    assert limits.model_fields_set == {"budget_usd", "max_concurrent"}
+    assert parse_limits({"budget_usd": 5}).budget_usd == 5.0

@@ -254,11 +254,11 @@ def test_stream_renderer_exact_sequence() -> None:
     ]
     data = [json.loads(d) for _, d in events]
     assert all(item["type"] == name for item, name in zip(data, names, strict=True))
-    assert data[0]["message"]["usage"] == {"input_tokens": 12, "output_tokens": 0}
+    assert data[0]["message"]["usage"] == {"input_tokens": 12, "cache_read_input_tokens": 0, "output_tokens": 0}
     assert data[0]["message"]["id"] == "msg_9"
     assert data[3]["delta"] == {"type": "text_delta", "text": "Hel"}
     assert data[6]["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
-    assert data[6]["usage"] == {"input_tokens": 12, "output_tokens": 2}
+    assert data[6]["usage"] == {"input_tokens": 12, "cache_read_input_tokens": 0, "output_tokens": 2}
     assert data[6]["provider"] == "openai"
     for item in data:
         if item["type"] != "ping":
@@ -430,7 +430,7 @@ def test_parse_completion_reads_sdk_dump() -> None:
     assert (parsed.id, parsed.model, parsed.provider) == ("msg_x", "claude-sonnet-4-5", "anthropic")
     assert parsed.content == "Hi there"
     assert parsed.finish_reason == FinishReason.STOP
-    assert parsed.usage == Usage(prompt_tokens=15, completion_tokens=4)
+    assert parsed.usage == Usage(prompt_tokens=15, completion_tokens=4, cached_prompt_tokens=5)
     assert parsed.created > 0
 
 
@@ -472,3 +472,57 @@ def test_parse_chunk_ignores_non_text_deltas() -> None:
     }
     assert wire.parse_chunk(event) is None
     assert wire.parse_chunk({"type": "ping"}) is None
+
+
+# --- cached prompt tokens ---------------------------------------------------------------------------
+
+
+def test_render_completion_counts_cache_reads_apart_from_input_tokens() -> None:
+    usage = Usage(prompt_tokens=1000, completion_tokens=5, cached_prompt_tokens=200)
+    parsed = SDKMessage.model_validate(wire.render_completion(completion(usage=usage)))
+    assert (parsed.usage.input_tokens, parsed.usage.cache_read_input_tokens, parsed.usage.output_tokens) == (
+        800,
+        200,
+        5,
+    )
+
+
+def test_parse_completion_round_trips_cached_tokens() -> None:
+    usage = Usage(prompt_tokens=1000, completion_tokens=5, cached_prompt_tokens=200)
+    dump = SDKMessage.model_validate(wire.render_completion(completion(usage=usage))).model_dump()
+    assert wire.parse_completion(dump, "anthropic").usage == usage
+
+
+def test_parse_completion_counts_cache_writes_as_uncached_prompt() -> None:
+    usage = {"input_tokens": 3, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 50, "output_tokens": 1}
+    data = wire.render_completion(completion()) | {"usage": usage}
+    assert wire.parse_completion(data, "anthropic").usage == Usage(
+        prompt_tokens=153, completion_tokens=1, cached_prompt_tokens=50
+    )
+
+
+def test_parse_chunk_reads_cache_reads_from_message_start_and_delta() -> None:
+    usage = {"input_tokens": 4, "cache_read_input_tokens": 60, "output_tokens": 1}
+    start = {"type": "message_start", "message": {**wire.render_completion(completion()), "usage": usage}}
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {**usage, "output_tokens": 9}}
+    assert wire.parse_chunk(EVENTS.validate_python(start).model_dump()) == Delta(
+        usage=Usage(prompt_tokens=64, cached_prompt_tokens=60)
+    )
+    assert wire.parse_chunk(EVENTS.validate_python(delta).model_dump()) == Delta(
+        finish_reason=FinishReason.STOP, usage=Usage(prompt_tokens=64, completion_tokens=9, cached_prompt_tokens=60)
+    )
+
+
+async def test_cached_tokens_survive_the_anthropic_sdk_stream() -> None:
+    renderer = wire.StreamRenderer("msg_9", "claude-haiku-4-5", 1, include_usage=True)
+    usage = Usage(prompt_tokens=40, completion_tokens=2, cached_prompt_tokens=30)
+    events = renderer.start() + renderer.delta("Hi") + renderer.finish(FinishReason.STOP, usage, "anthropic")
+    payload = sse(events)
+    client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
+    try:
+        stream = await client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=[], stream=True)
+        received = [event.model_dump() async for event in stream]
+    finally:
+        await client.close()
+    deltas = [delta for delta in map(wire.parse_chunk, received) if delta is not None]
+    assert deltas[-1].usage == usage

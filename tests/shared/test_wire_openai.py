@@ -269,7 +269,12 @@ def test_stream_renderer_sequence_with_usage() -> None:
     parsed = chunks(events)
     assert [c["usage"] for c in parsed[:3]] == [None, None, None]
     assert parsed[3]["choices"] == []
-    assert parsed[3]["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    assert parsed[3]["usage"] == {
+        "prompt_tokens": 5,
+        "completion_tokens": 2,
+        "total_tokens": 7,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
     usage = ChatCompletionChunk.model_validate(parsed[3]).usage
     assert usage is not None and usage.total_tokens == 7
 
@@ -496,3 +501,67 @@ def test_parse_chunk_reads_rendered_stream() -> None:
         Delta(finish_reason=FinishReason.STOP),
         Delta(usage=Usage(prompt_tokens=2, completion_tokens=2)),
     ]
+
+
+# --- cached prompt tokens ---------------------------------------------------------------------------
+
+
+def test_render_completion_reports_cached_prompt_tokens() -> None:
+    usage = Usage(prompt_tokens=1000, completion_tokens=5, cached_prompt_tokens=200)
+    parsed = ChatCompletion.model_validate(wire.render_completion(completion(usage=usage)))
+    assert parsed.usage is not None and parsed.usage.prompt_tokens_details is not None
+    assert (parsed.usage.prompt_tokens, parsed.usage.prompt_tokens_details.cached_tokens) == (1000, 200)
+
+
+def test_stream_renderer_usage_chunk_reports_cached_prompt_tokens() -> None:
+    renderer = wire.StreamRenderer("c", "m", 1, include_usage=True)
+    usage_in = Usage(prompt_tokens=9, completion_tokens=1, cached_prompt_tokens=4)
+    events = renderer.finish(FinishReason.STOP, usage_in, "x")
+    usage = ChatCompletionChunk.model_validate(chunks(events)[-1]).usage
+    assert usage is not None and usage.prompt_tokens_details is not None
+    assert usage.prompt_tokens_details.cached_tokens == 4
+
+
+def test_parse_completion_reads_cached_tokens() -> None:
+    data = ChatCompletion.model_validate(
+        {
+            "id": "chatcmpl-x",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": 1200,
+                "completion_tokens": 4,
+                "total_tokens": 1204,
+                "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+            },
+        }
+    ).model_dump()
+    usage = wire.parse_completion(data, "openai").usage
+    assert usage == Usage(prompt_tokens=1200, completion_tokens=4, cached_prompt_tokens=1024)
+
+
+def test_parse_chunk_reads_cached_tokens_from_usage_chunk() -> None:
+    details = {"cached_tokens": 16}
+    usage = {"prompt_tokens": 30, "completion_tokens": 2, "total_tokens": 32, "prompt_tokens_details": details}
+    chunk = ChatCompletionChunk.model_validate(
+        {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": usage}
+    ).model_dump()
+    assert wire.parse_chunk(chunk) == Delta(usage=Usage(prompt_tokens=30, completion_tokens=2, cached_prompt_tokens=16))
+
+
+async def test_cached_tokens_survive_the_openai_sdk_stream() -> None:
+    renderer = wire.StreamRenderer("chatcmpl-9", "gpt-4o", 1, include_usage=True)
+    events = renderer.delta("Hi") + renderer.finish(
+        FinishReason.STOP, Usage(prompt_tokens=8, completion_tokens=1, cached_prompt_tokens=6), "openai"
+    )
+    payload = sse(events)
+    client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
+    try:
+        stream = await client.chat.completions.create(model="gpt-4o", messages=[], stream=True)
+        received = [chunk.model_dump() async for chunk in stream]
+    finally:
+        await client.close()
+    deltas = [delta for delta in map(wire.parse_chunk, received) if delta is not None]
+    assert deltas[-1].usage == Usage(prompt_tokens=8, completion_tokens=1, cached_prompt_tokens=6)

@@ -5,6 +5,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from shared.config import Settings
 from shared.errors import UpstreamRejected
 from shared.jobs import JobStore
@@ -30,7 +32,7 @@ def _context(script: dict[str, list[Exception | str]]) -> tuple[dict[str, Any], 
                     RetryPolicy(1, 0.0, 0.0))
     deps = WorkerDeps(settings=settings, redis=redis, store=JobStore(redis, ttl_s=600, events_maxlen=1000),
                       routing_table=RoutingTable(ROUTES, use_defaults=False), router=router,
-                      prices=load_price_table(), worker_id="worker-test")
+                      prices=load_price_table(settings), worker_id="worker-test")
     return {"deps": deps, "job_try": 1, "job_id": "job_1"}, deps, provider
 
 
@@ -56,7 +58,7 @@ async def test_job_success_commits_done_event_state_and_usage() -> None:
     row = json.loads(usage[0][1][b"row"])
     assert len(usage) == 1 and row["request_id"] == "job_1" and row["status"] == "succeeded"
     # gpt-4o list price: 1 prompt token at $2.50/M + 4 completion tokens at $10/M
-    assert row["cost_usd"] == round(1 * 2.5e-6 + 4 * 10e-6, 6)
+    assert row["cost_usd"] == pytest.approx(1 * 2.5e-6 + 4 * 10e-6, abs=1e-12)
 
 
 async def test_job_stream_writes_tokens_then_done() -> None:

@@ -1,0 +1,300 @@
+"""`llm-gateway tenants ...` and `llm-gateway usage ...`: tenant administration and usage reports run straight
+on the database, answering what the admin API would (`--json` prints the admin API's own JSON). After a
+change the tenant's cached snapshot is dropped from Redis so it applies at once in every API process.
+`cli.main` registers the parsers with `add_parsers` and calls `run`; errors print one line and exit 2."""
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.routes.admin import TenantCreate, render_tenant
+from cli.tables import render_pairs, render_table
+from shared.config import Settings
+from shared.db.engine import create_engine, create_session_factory
+from shared.db.migrate import run_migrations
+from shared.db.tables import Tenant
+from shared.db.usage import UsageReport, UsageTotals, usage_report
+from shared.errors import GatewayError, InvalidRequest
+from shared.redis import create_redis
+from shared.tenant_cache import TenantCache
+from shared.tenants import (
+    TenantLimits,
+    create_tenant,
+    get_tenant,
+    list_tenants,
+    rotate_key,
+    set_tenant_disabled,
+    update_tenant,
+)
+
+__all__ = ["add_parsers", "run"]
+
+logger = logging.getLogger(__name__)
+
+PROG = "llm-gateway"
+MAX_DAYS = 366  # as the admin API's usage endpoint
+# Command-line option of each TenantLimits field, and the type of the numeric ones ("none" clears them).
+OPTIONS = {"rate_limit": "--rate-limit", "tpm_limit": "--tpm", "max_concurrent": "--max-concurrent",
+           "budget_usd": "--budget-usd", "budget_period": "--budget-period", "name": "NAME"}
+NUMBERS: dict[str, type[int] | type[float]] = {"rate_limit": int, "tpm_limit": int, "max_concurrent": int,
+                                               "budget_usd": float}
+LIST_COLUMNS = ("id", "name", "disabled", "rate_limit", "tpm_limit", "max_concurrent", "budget_usd",
+                "budget_period", "created_at")
+USAGE_COLUMNS = ("requests", "failed", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hits",
+                 "saved_cost_usd")
+
+
+@dataclass
+class Outcome:
+    """What a command prints: `text`, or `data` as JSON; `changed` names a tenant whose cache must go."""
+
+    text: str
+    data: object
+    changed: str | None = None
+    warning: str | None = None
+
+
+Action = Callable[[argparse.Namespace, AsyncSession], Awaitable[Outcome]]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+# --- parsers ----------------------------------------------------------------------------------------
+
+
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register `tenants` (with its actions) and `usage` on the top-level subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON, as the admin API answers")
+    tenants = sub.add_parser("tenants", help="create, list, read, update, disable and enable tenants, rotate keys")
+    actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", parents=[common], help="create a tenant; prints its API key once")
+    create.add_argument("name", metavar="NAME")
+    _add_limit_options(create)
+    actions.add_parser("list", parents=[common], help="list every tenant")
+    update = actions.add_parser("update", parents=[common], help="change limits; 'none' removes a limit")
+    update.add_argument("tenant_id", metavar="ID")
+    _add_limit_options(update)
+    for name, text in (("get", "show one tenant"), ("disable", "refuse the tenant's keys"),
+                       ("enable", "accept the tenant's keys again"),
+                       ("rotate-key", "revoke the tenant's keys and print a new one, once")):
+        actions.add_parser(name, parents=[common], help=text).add_argument("tenant_id", metavar="ID")
+    usage = sub.add_parser("usage", parents=[common], help="a tenant's usage: totals, by day, model, provider")
+    usage.add_argument("tenant_id", metavar="TENANT_ID")
+    usage.add_argument("--days", type=int, default=30, help=f"look back this many days (1-{MAX_DAYS})")
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    # Strings, converted by `_limits`, so a bad value gets our one-line error rather than argparse's usage.
+    limits = parser.add_argument_group("limits ('none' removes a numeric limit)")
+    limits.add_argument("--rate-limit", dest="rate_limit", default=argparse.SUPPRESS, help="requests per minute")
+    limits.add_argument("--tpm", dest="tpm_limit", default=argparse.SUPPRESS, help="tokens per minute")
+    limits.add_argument("--max-concurrent", dest="max_concurrent", default=argparse.SUPPRESS,
+                        help="requests in flight at once (>= 1)")
+    limits.add_argument("--budget-usd", dest="budget_usd", default=argparse.SUPPRESS, help="spend cap per period")
+    limits.add_argument("--budget-period", dest="budget_period", default=argparse.SUPPRESS,
+                        help="monthly, weekly, daily or none")
+
+
+# --- running ----------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one `tenants` or `usage` command; 0 on success, 1 if done but the cache was not dropped, else 2."""
+    # Migration progress is INFO noise here; the command's own output is what the operator wants.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    action = _usage if args.command == "usage" else ACTIONS[args.action]
+    try:
+        if settings.resolved_database_url.startswith("sqlite"):
+            run_migrations(settings.resolved_database_url)
+        outcome = asyncio.run(_execute(action, args, settings))
+    except GatewayError as error:
+        return _fail(error.message)
+    except (SQLAlchemyError, OSError) as error:
+        return _fail(f"database unavailable at {_where(settings)}: {_first_line(error)}")
+    except Exception as error:
+        logger.debug("command failed", exc_info=True)
+        return _fail(f"unexpected {type(error).__name__}: {_first_line(error)} (LOG_LEVEL=DEBUG shows more)")
+    print(json.dumps(outcome.data, indent=2) if args.json else outcome.text)
+    if outcome.warning:
+        print(f"{PROG}: warning: {outcome.warning}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _execute(action: Action, args: argparse.Namespace, settings: Settings) -> Outcome:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            outcome = await action(args, session)
+    finally:
+        await engine.dispose()
+    if outcome.changed is not None:
+        outcome.warning = await _drop_cached(settings, outcome.changed)
+    return outcome
+
+
+async def _drop_cached(settings: Settings, tenant_id: str) -> str | None:
+    """Drop the tenant's cached snapshot; a warning if Redis cannot be reached (the change is saved)."""
+    if settings.resolved_redis_url is None:
+        return None  # embedded mode: the only cache lives inside the serving process
+    redis = create_redis(settings)
+    try:
+        await TenantCache(redis, ttl_s=settings.auth_cache_ttl_s).invalidate_tenant(tenant_id)
+    except (RedisError, OSError) as error:
+        return (f"saved, but the cached tenant could not be dropped from Redis ({_first_line(error)}); "
+                f"API processes apply the change within AUTH_CACHE_TTL_S={settings.auth_cache_ttl_s}s")
+    finally:
+        await redis.aclose(close_connection_pool=True)
+    return None
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 2
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _where(settings: Settings) -> str:
+    return settings.resolved_database_url.split("@")[-1]
+
+
+# --- values -----------------------------------------------------------------------------------------
+
+
+def _option_value(field: str, text: str) -> object:
+    kind = NUMBERS.get(field)
+    if kind is None:
+        return text
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise InvalidRequest(f"{OPTIONS[field]} must be {expected} or 'none', not {text!r}") from None
+
+
+def _validated(model: type[ModelT], values: Mapping[str, object]) -> ModelT:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{OPTIONS.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'value'}: {e['msg']}"
+                             for e in exc.errors())
+        raise InvalidRequest(problems) from exc
+
+
+def _given_limits(args: argparse.Namespace) -> dict[str, object]:
+    return {field: _option_value(field, getattr(args, field)) for field in TenantLimits.model_fields
+            if hasattr(args, field)}
+
+
+# --- actions ----------------------------------------------------------------------------------------
+
+
+async def _create(args: argparse.Namespace, session: AsyncSession) -> Outcome:
+    params = _validated(TenantCreate, {"name": args.name, **_given_limits(args)})
+    limits = TenantLimits.model_validate(params.model_dump(exclude={"name"}, exclude_unset=True))
+    tenant, api_key = await create_tenant(session, params.name, limits=limits)
+    text = f"{_tenant_text(tenant, api_key)}\n\nThe API key is shown only this once: store it now."
+    return Outcome(text, {**render_tenant(tenant), "api_key": api_key})
+
+
+async def _list(args: argparse.Namespace, session: AsyncSession) -> Outcome:
+    tenants = await list_tenants(session)
+    rendered = [render_tenant(tenant) for tenant in tenants]
+    rows = [[*(item[column] for column in LIST_COLUMNS[:-1]), _minute(tenant)]
+            for item, tenant in zip(rendered, tenants, strict=True)]
+    text = render_table(LIST_COLUMNS, rows) if rows else "no tenants"
+    return Outcome(text, {"object": "list", "data": rendered})
+
+
+async def _get(args: argparse.Namespace, session: AsyncSession) -> Outcome:
+    tenant = await get_tenant(session, args.tenant_id)
+    return Outcome(_tenant_text(tenant), render_tenant(tenant))
+
+
+async def _update(args: argparse.Namespace, session: AsyncSession) -> Outcome:
+    changes = _validated(TenantLimits, _given_limits(args))
+    if not changes.model_fields_set:
+        options = ", ".join(OPTIONS[field] for field in TenantLimits.model_fields)
+        raise InvalidRequest(f"nothing to update: give at least one of {options}")
+    tenant = await update_tenant(session, args.tenant_id, changes)
+    return Outcome(_tenant_text(tenant), render_tenant(tenant), changed=tenant.id)
+
+
+async def _disable(args: argparse.Namespace, session: AsyncSession) -> Outcome:
+    tenant = await set_tenant_disabled(session, args.tenant_id, True)
+    return Outcome(_tenant_text(tenant), render_tenant(tenant), changed=tenant.id)
+
+
+async def _enable(args: argparse.Namespace, session: AsyncSession) -> Outcome:
+    tenant = await set_tenant_disabled(session, args.tenant_id, False)
+    return Outcome(_tenant_text(tenant), render_tenant(tenant), changed=tenant.id)
+
+
+async def _rotate_key(args: argparse.Namespace, session: AsyncSession) -> Outcome:
+    api_key = await rotate_key(session, args.tenant_id)
+    tenant = await get_tenant(session, args.tenant_id)
+    text = f"{_tenant_text(tenant, api_key)}\n\nEvery earlier key is revoked. The new key is shown only this once."
+    return Outcome(text, {**render_tenant(tenant), "api_key": api_key}, changed=tenant.id)
+
+
+async def _usage(args: argparse.Namespace, session: AsyncSession) -> Outcome:
+    if not 1 <= args.days <= MAX_DAYS:
+        raise InvalidRequest(f"--days must be between 1 and {MAX_DAYS}, not {args.days}")
+    tenant = await get_tenant(session, args.tenant_id)
+    report = await usage_report(session, tenant.id, args.days)
+    return Outcome(_report_text(tenant, report), report.model_dump(mode="json"))
+
+
+ACTIONS: dict[str, Action] = {
+    "create": _create, "list": _list, "get": _get, "update": _update, "disable": _disable, "enable": _enable,
+    "rotate-key": _rotate_key,
+}
+
+
+# --- text -------------------------------------------------------------------------------------------
+
+
+def _minute(tenant: Tenant) -> str:
+    return tenant.created_at.strftime("%Y-%m-%d %H:%M")
+
+
+def _tenant_text(tenant: Tenant, api_key: str | None = None) -> str:
+    pairs = list(render_tenant(tenant).items())
+    pairs = [(key, value) for key, value in pairs if key != "object"]
+    if api_key is not None:
+        pairs.append(("api_key", api_key))
+    return render_pairs(pairs)
+
+
+def _report_text(tenant: Tenant, report: UsageReport) -> str:
+    sections: list[tuple[str, str, list[Any]]] = [
+        ("By day", "day", [(row.day, row) for row in report.by_day]),
+        ("By model", "model", [(row.model, row) for row in report.by_model]),
+        ("By provider", "provider", [(row.provider, row) for row in report.by_provider]),
+    ]
+    parts = [f"Usage of tenant {tenant.id} ({tenant.name}) over the last {report.days} days (UTC)",
+             "Totals\n" + render_table(USAGE_COLUMNS, [_usage_row(report.totals)])]
+    for title, key, rows in sections:
+        body = render_table((key, *USAGE_COLUMNS), [[name, *_usage_row(row)] for name, row in rows])
+        parts.append(f"{title}\n{body if rows else '(no usage)'}")
+    return "\n\n".join(parts)
+
+
+def _usage_row(totals: UsageTotals) -> list[object]:
+    return [getattr(totals, column) for column in USAGE_COLUMNS]
