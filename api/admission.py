@@ -19,6 +19,9 @@ from shared.tenant_cache import TenantSnapshot
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
+# A request without max_tokens is charged this many completion tokens against its tokens-per-minute limit
+# until settlement charges what it really used; its budget reservation still assumes DEFAULT_MAX_TOKENS.
+UNSET_MAX_TOKENS_ESTIMATE = 256
 MESSAGES = {
     "requests": "Rate limit reached: {limit} requests per minute",
     "tokens": "Rate limit reached: {limit} tokens per minute",
@@ -48,7 +51,8 @@ async def admit_request(
         state.prices.check_priced([target.model for target in targets])
     limit_request = LimitRequest(
         tenant_id=tenant.id, job_id=job_id, rpm_limit=rpm, tpm_limit=(tenant.tpm_limit or 0) if full else 0,
-        tokens=prompt + max_tokens, concurrency_limit=(tenant.max_concurrent or 0) if full else 0,
+        tokens=prompt + (request.max_tokens or UNSET_MAX_TOKENS_ESTIMATE),
+        concurrency_limit=(tenant.max_concurrent or 0) if full else 0,
         concurrency_expiry_s=settings.request_timeout_s + settings.worker_job_timeout_s, budget=budget,
         reserve_usd=max(state.prices.worst_case_cost_usd(t.model, prompt, max_tokens) for t in targets),
     )
@@ -104,5 +108,5 @@ async def _seed_budget(state: AppState, tenant_id: str, period: str, now: dateti
     if start is not None:
         statement = statement.where(col(UsageRecord.created_at) >= start)
     async with state.sessions() as session:
-        spent = float((await session.exec(statement)).one())  # type: ignore[call-overload]
+        spent = float(await session.scalar(statement) or 0.0)
     await seed_budget_counters(state.redis, tenant_id, period, now, spent)

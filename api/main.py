@@ -4,9 +4,11 @@ and nowhere else. `uvicorn --factory api.main:create_app` runs it directly."""
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from arq.connections import ArqRedis
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from api.deps import AppState
 from api.errors import install_error_handlers
@@ -47,7 +49,21 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
     install_error_handlers(app)
     for module in (chat, messages, models, completions, jobs, usage, admin, health):
         app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents validation failures as 422; this gateway answers them with 400 (OpenAI's habit)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses["400"] = {"description": "Invalid request (error in the route's error shape)"}
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def _open_state(settings: Settings, redis: ArqRedis | None, stack: AsyncExitStack) -> AppState:

@@ -8,12 +8,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
+from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse
 
 from api.deps import AppState
 from api.relay import Result, error_from_event, job_events, result_from
 from shared.cache import CachedAnswer
-from shared.errors import GatewayError, JobCancelled, StreamInterrupted
+from shared.errors import GatewayError, JobCancelled, ServiceUnavailable, StreamInterrupted
 from shared.models import FinishReason, Usage
 from shared.streams import Event, EventKind
 
@@ -69,9 +70,10 @@ async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns
                 if event.kind is EventKind.DONE and on_done is not None:
                     await on_done(result_from(event))
                 return
-    except GatewayError as error:
+    except (GatewayError, RedisError) as error:
         ended = True
-        for item in renderer.error(error):
+        failure = error if isinstance(error, GatewayError) else ServiceUnavailable("Redis became unavailable")
+        for item in renderer.error(failure):
             yield _sse(item)
     finally:
         if not ended and owns_job:

@@ -22,7 +22,6 @@ from shared.fake_provider import FakeProviderConfig, serve
 from shared.fake_provider import create_app as create_fake_app
 from shared.logs import configure_logging
 from shared.redis import create_redis
-from worker.main import build_worker, run_worker
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +84,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _embedded_worker(state: AppState) -> AsyncIterator[None]:
     # arq logs the server's INFO at start-up, a command the in-process stand-in does not implement.
     arq.worker.log_redis_info = _skip_redis_info
+    from worker.main import build_worker  # imported on use: see `_worker`
+
     worker = build_worker(state.settings, state.redis, handle_signals=False)
     task = asyncio.create_task(worker.async_run(), name="embedded-worker")
     task.add_done_callback(_report_worker_exit)
@@ -110,6 +111,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         print("llm-gateway worker: set REDIS_URL (or REDIS_HOST) so the worker can reach the API's queue; "
               "without it, `llm-gateway serve` runs a worker in-process", file=sys.stderr)
         return 2
+    # Imported on use: it loads both provider SDKs, seconds that `tenants` and `usage` should not wait for.
+    from worker.main import run_worker
+
     run_worker(settings)
     return 0
 

@@ -48,6 +48,13 @@ OPTIONS = {"rate_limit": "--rate-limit", "tpm_limit": "--tpm", "max_concurrent":
            "budget_usd": "--budget-usd", "budget_period": "--budget-period", "name": "NAME"}
 NUMBERS: dict[str, type[int] | type[float]] = {"rate_limit": int, "tpm_limit": int, "max_concurrent": int,
                                                "budget_usd": float}
+LIMIT_HELP = (
+    ("rate_limit", "N", "requests per minute"),
+    ("tpm_limit", "N", "tokens per minute"),
+    ("max_concurrent", "N", "requests in flight at once (>= 1)"),
+    ("budget_usd", "USD", "spend cap per budget period"),
+    ("budget_period", "PERIOD", "monthly, weekly, daily or none"),
+)
 LIST_COLUMNS = ("id", "name", "disabled", "rate_limit", "tpm_limit", "max_concurrent", "budget_usd",
                 "budget_period", "created_at")
 USAGE_COLUMNS = ("requests", "failed", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hits",
@@ -94,15 +101,10 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 
 def _add_limit_options(parser: argparse.ArgumentParser) -> None:
-    # Strings, converted by `_limits`, so a bad value gets our one-line error rather than argparse's usage.
-    limits = parser.add_argument_group("limits ('none' removes a numeric limit)")
-    limits.add_argument("--rate-limit", dest="rate_limit", default=argparse.SUPPRESS, help="requests per minute")
-    limits.add_argument("--tpm", dest="tpm_limit", default=argparse.SUPPRESS, help="tokens per minute")
-    limits.add_argument("--max-concurrent", dest="max_concurrent", default=argparse.SUPPRESS,
-                        help="requests in flight at once (>= 1)")
-    limits.add_argument("--budget-usd", dest="budget_usd", default=argparse.SUPPRESS, help="spend cap per period")
-    limits.add_argument("--budget-period", dest="budget_period", default=argparse.SUPPRESS,
-                        help="monthly, weekly, daily or none")
+    # Strings, converted by `_option_value`, so a bad value gets our one-line error rather than argparse's usage.
+    group = parser.add_argument_group("limits ('none' removes a numeric limit)")
+    for field, metavar, text in LIMIT_HELP:
+        group.add_argument(OPTIONS[field], dest=field, metavar=metavar, default=argparse.SUPPRESS, help=text)
 
 
 # --- running ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ request's format; routing decides fallback from `retryable` alone.
     │   ├── UpstreamRateLimited      429, retryable, may carry retry_after_s
     │   ├── UpstreamUnavailable      5xx or connection failure, retryable
     │   ├── UpstreamTimeout          504, retryable
+    │   ├── ProviderNotConfigured    no key for the target's provider: next target at once
     │   ├── UpstreamRejected         the provider's own 4xx, returned to the client as is
     │   └── StreamInterrupted        failure after the first token: never falls back
     ├── AllTargetsFailed             503 when every target of a route failed or its breaker is open
@@ -35,6 +36,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "ProviderNotConfigured",
     "RateLimited",
     "RequestError",
     "ServiceUnavailable",
@@ -53,6 +55,7 @@ class GatewayError(Exception):
     type: str = "api_error"
     code: str = "internal_error"
     retryable: bool = False
+    retry_same_target: bool = True
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -64,7 +67,12 @@ class GatewayError(Exception):
 
     def to_dict(self) -> dict[str, object]:
         """Plain form carried through Redis from worker to API (see `error_from_dict`)."""
-        return {"kind": type(self).__name__, "message": self.message, "status": self.status, "code": self.code}
+        data: dict[str, object] = {"kind": type(self).__name__, "message": self.message, "status": self.status,
+                                   "code": self.code}
+        retry_after = getattr(self, "retry_after_s", None)
+        if retry_after is not None:
+            data["retry_after_s"] = retry_after
+        return data
 
 
 class RequestError(GatewayError):
@@ -161,6 +169,14 @@ class UpstreamTimeout(UpstreamError):
     retryable = True
 
 
+class ProviderNotConfigured(UpstreamError):
+    """The target's provider has no API key here: skip to the next target at once, no retry, no breaker."""
+
+    code = "provider_key_missing"
+    retryable = True
+    retry_same_target = False
+
+
 class UpstreamRejected(UpstreamError):
     """The provider refused the request itself (a 4xx other than 429): the client's error, passed through."""
 
@@ -195,7 +211,7 @@ _KINDS: dict[str, type[GatewayError]] = {
     for cls in (
         GatewayError, InvalidRequest, AuthenticationFailed, PermissionDenied, NotFound, ModelNotFound,
         Conflict, PayloadTooLarge, RateLimited, BudgetExceeded, UpstreamError, UpstreamRateLimited, UpstreamUnavailable,
-        UpstreamTimeout, UpstreamRejected, StreamInterrupted, AllTargetsFailed, JobCancelled,
+        UpstreamTimeout, UpstreamRejected, ProviderNotConfigured, StreamInterrupted, AllTargetsFailed, JobCancelled,
         ServiceUnavailable,
     )
 }
@@ -213,4 +229,7 @@ def error_from_dict(data: dict[str, object]) -> GatewayError:
         status=status if isinstance(status, int) else None,
         code=code if isinstance(code, str) else None,
     )
+    retry_after = data.get("retry_after_s")
+    if isinstance(retry_after, int | float):
+        error.retry_after_s = float(retry_after)  # type: ignore[attr-defined]
     return error

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.asyncio.client import Pipeline
 
 from shared.cache import CachedAnswer
 from shared.errors import GatewayError
@@ -106,45 +106,44 @@ class JobStore:
     async def mark_running(self, job_id: str, attempt: int, worker_id: str) -> JobRecord | None:
         """Claim the job for an attempt; None when it is gone or already ended (e.g. cancelled while queued)."""
         key = job_key(job_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(key)
-                raw = await pipe.hgetall(key)
-                record = _from_hash(decode_hash(raw)) if raw else None
-                if record is None or record.status.is_terminal:
-                    return None
-                pipe.multi()
-                pipe.hset(key, mapping={"status": JobStatus.RUNNING.value, "attempt": str(attempt),
-                                        "started_at": str(time.time()), "worker_id": worker_id})
-                add_event(pipe, job_id, EventKind.RESET if attempt > 1 else EventKind.START,
-                          {"attempt": attempt}, maxlen=self._events_maxlen, ttl_s=self._ttl_s)
-                await pipe.execute()
-            except WatchError:
+
+        async def claim(pipe: Pipeline) -> JobRecord | None:
+            raw = await pipe.hgetall(key)
+            record = _from_hash(decode_hash(raw)) if raw else None
+            if record is None or record.status.is_terminal:
                 return None
-        return record.model_copy(update={"status": JobStatus.RUNNING, "attempt": attempt, "worker_id": worker_id})
+            pipe.multi()
+            pipe.hset(key, mapping={"status": JobStatus.RUNNING.value, "attempt": str(attempt),
+                                    "started_at": str(time.time()), "worker_id": worker_id})
+            add_event(pipe, job_id, EventKind.RESET if attempt > 1 else EventKind.START,
+                      {"attempt": attempt}, maxlen=self._events_maxlen, ttl_s=self._ttl_s)
+            return record.model_copy(update={"status": JobStatus.RUNNING, "attempt": attempt,
+                                             "worker_id": worker_id})
+
+        # transaction() re-runs `claim` when the record changed under it (WATCH), e.g. a follower joined.
+        result: JobRecord | None = await self._redis.transaction(claim, key, value_from_callable=True)
+        return result
 
     async def finish(self, record: JobRecord, outcome: JobOutcome, usage_row: dict[str, object]) -> bool:
         """Commit the terminal state, the terminal event and the usage record at once; False if the job had
         already ended (a duplicate delivery), in which case nothing is written and nothing billed twice."""
         key = job_key(record.id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(key)
-                status = await pipe.hget(key, "status")
-                if status is None or JobStatus(status.decode()).is_terminal:
-                    return False
-                pipe.multi()
-                pipe.hset(key, mapping=_outcome_fields(outcome))
-                pipe.expire(key, self._ttl_s)
-                kind, data = _terminal_event(outcome)
-                add_event(pipe, record.id, kind, data, maxlen=self._events_maxlen, ttl_s=self._ttl_s)
-                pipe.xadd(USAGE_STREAM, {"row": json.dumps(usage_row)}, maxlen=USAGE_STREAM_MAXLEN,
-                          approximate=True)
-                _queue_job_end(pipe, record, outcome)
-                await pipe.execute()
-            except WatchError:
+
+        async def commit(pipe: Pipeline) -> bool:
+            status = await pipe.hget(key, "status")
+            if status is None or JobStatus(status.decode()).is_terminal:
                 return False
-        return True
+            pipe.multi()
+            pipe.hset(key, mapping=_outcome_fields(outcome))
+            pipe.expire(key, self._ttl_s)
+            kind, data = _terminal_event(outcome)
+            add_event(pipe, record.id, kind, data, maxlen=self._events_maxlen, ttl_s=self._ttl_s)
+            pipe.xadd(USAGE_STREAM, {"row": json.dumps(usage_row)}, maxlen=USAGE_STREAM_MAXLEN, approximate=True)
+            _queue_job_end(pipe, record, outcome)
+            return True
+
+        committed: bool = await self._redis.transaction(commit, key, value_from_callable=True)
+        return committed
 
     async def fail(self, job_id: str, error: GatewayError) -> bool:
         """End a job that died outside our code (arq expired it or gave up on retries); False if it had ended."""
@@ -159,23 +158,26 @@ class JobStore:
         """Cancel a queued job at once; ask arq to abort a running one (its worker writes the terminal event).
         With `unless_shared`, a job that other requests are waiting on (cache followers) is left to run."""
         key = job_key(job_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(key)
+
+        async def cancel(pipe: Pipeline) -> CancelOutcome:
             raw = await pipe.hgetall(key)
             record = _from_hash(decode_hash(raw)) if raw else None
             status = record.status if record else JobStatus.CANCELLED
-            if status.is_terminal or record is None or (unless_shared and record.followers > 0):
+            if record is None or status.is_terminal or (unless_shared and record.followers > 0):
                 return CancelOutcome(status=status, changed=False)
             pipe.multi()
             pipe.hset(key, "cancel_requested", "1")
             pipe.zadd(ARQ_ABORT_KEY, {job_id: int(time.time() * 1000)})
-            if status is JobStatus.QUEUED:
-                pipe.hset(key, mapping={"status": JobStatus.CANCELLED.value, "finished_at": str(time.time())})
-                add_event(pipe, job_id, EventKind.CANCELLED, {"reason": "cancelled by client"},
-                          maxlen=self._events_maxlen, ttl_s=self._ttl_s)
-                _queue_job_end(pipe, record, JobOutcome(status=JobStatus.CANCELLED))
-            await pipe.execute()
-        return CancelOutcome(status=JobStatus.CANCELLED if status is JobStatus.QUEUED else status, changed=True)
+            if status is not JobStatus.QUEUED:
+                return CancelOutcome(status=status, changed=True)
+            pipe.hset(key, mapping={"status": JobStatus.CANCELLED.value, "finished_at": str(time.time())})
+            add_event(pipe, job_id, EventKind.CANCELLED, {"reason": "cancelled by client"},
+                      maxlen=self._events_maxlen, ttl_s=self._ttl_s)
+            _queue_job_end(pipe, record, JobOutcome(status=JobStatus.CANCELLED))
+            return CancelOutcome(status=JobStatus.CANCELLED, changed=True)
+
+        outcome: CancelOutcome = await self._redis.transaction(cancel, key, value_from_callable=True)
+        return outcome
 
     async def add_follower(self, job_id: str) -> None:
         """Another request waits on this job's answer (an identical concurrent cache miss)."""

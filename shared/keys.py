@@ -20,6 +20,7 @@ __all__ = [
     "tenant_auth_index_key",
     "tenant_jobs_key",
     "tpm_key",
+    "tpm_sum_key",
 ]
 
 PREFIX = "gw"
@@ -61,13 +62,18 @@ def tenant_auth_index_key(tenant_id: str) -> str:
 
 
 def rpm_key(tenant_id: str) -> str:
-    """GCRA theoretical arrival time for the tenant's requests per minute."""
+    """Sliding-window log of the tenant's admitted requests (sorted set scored by time)."""
     return f"{PREFIX}:rl:req:{tenant_id}"
 
 
 def tpm_key(tenant_id: str) -> str:
-    """GCRA theoretical arrival time for the tenant's tokens per minute."""
+    """Sliding-window log of the tenant's token charges, members `job_id:tokens`."""
     return f"{PREFIX}:rl:tok:{tenant_id}"
+
+
+def tpm_sum_key(tenant_id: str) -> str:
+    """Running sum of the tokens in the tenant's token log."""
+    return f"{PREFIX}:rl:tok-sum:{tenant_id}"
 
 
 def concurrency_key(tenant_id: str) -> str:

@@ -1,7 +1,7 @@
-"""Tenant limits enforced in Redis for every API process at once: requests and tokens per minute (GCRA),
-concurrent jobs, and a USD budget per period that a request reserves at its worst-case cost. Admission is
-one Lua script (all or nothing); settlement runs inside the job's terminal transaction, so it happens
-exactly once."""
+"""Tenant limits enforced in Redis for every API process at once: requests and tokens per minute (sliding
+window logs: exact, never 2x at a window boundary), concurrent jobs, and a USD budget per period that a
+request reserves at its worst-case cost. Admission is one Lua script (all or nothing); settlement runs
+inside the job's terminal transaction, so it happens exactly once."""
 
 import math
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from shared.keys import budget_key, concurrency_key, rpm_key, tpm_key
+from shared.keys import budget_key, concurrency_key, rpm_key, tpm_key, tpm_sum_key
 
 __all__ = [
     "Admission",
@@ -27,7 +27,6 @@ __all__ = [
 
 ADMIT_SCRIPT = (Path(__file__).parent / "lua" / "admit.lua").read_text()
 SETTLE_SCRIPT = (Path(__file__).parent / "lua" / "settle.lua").read_text()
-PERIOD_MS = 60_000
 BUDGET_GRACE = timedelta(days=7)
 
 
@@ -109,8 +108,9 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
     reserve_micros = math.ceil(request.reserve_usd * 1_000_000) if request.budget else 0
     now_ms = int(now.timestamp() * 1000)
     reply = await redis.eval(  # type: ignore[misc]
-        ADMIT_SCRIPT, 4,
-        rpm_key(request.tenant_id), tpm_key(request.tenant_id), concurrency_key(request.tenant_id), key_budget,
+        ADMIT_SCRIPT, 5,
+        rpm_key(request.tenant_id), tpm_key(request.tenant_id), tpm_sum_key(request.tenant_id),
+        concurrency_key(request.tenant_id), key_budget,
         now_ms, request.rpm_limit, request.tpm_limit, request.tokens, request.concurrency_limit, request.job_id,
         int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
         reserve_micros, ttl_s,
@@ -143,14 +143,12 @@ async def seed_budget(redis: Redis, tenant_id: str, period: str, now: datetime, 
 def queue_settlement(pipe: Pipeline, admission: Admission, job_id: str, *, tokens_used: int,
                      cost_usd: float, now: datetime) -> None:
     """Queue the settle script on the job's terminal transaction."""
-    interval = PERIOD_MS / admission.tpm_limit if admission.tpm_limit else 0
-    token_delta = tokens_used - admission.tokens_estimated if admission.tpm_limit else 0
     actual_micros = math.ceil(cost_usd * 1_000_000) if cost_usd > 0 else 0
     pipe.eval(
-        SETTLE_SCRIPT, 3,
-        tpm_key(admission.tenant_id), concurrency_key(admission.tenant_id),
+        SETTLE_SCRIPT, 4,
+        tpm_key(admission.tenant_id), tpm_sum_key(admission.tenant_id), concurrency_key(admission.tenant_id),
         admission.budget_key or budget_key(admission.tenant_id, "all"),
-        int(now.timestamp() * 1000), interval, token_delta, job_id, admission.reserved_micros, actual_micros,
+        job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros, actual_micros,
         admission.budget_ttl_s or 86_400,
     )
 

@@ -91,10 +91,11 @@ def load_routing_table(settings: Settings) -> RoutingTable:
     if settings.routes_file is not None:
         explicit = _read_routes_file(settings.routes_file)
         use_defaults = False
-    elif settings.fake_provider_url or not (settings.openai_api_key or settings.anthropic_api_key):
-        # No provider keys: offer a demo model served by the fake provider so a fresh machine works.
-        fake_url = settings.fake_provider_url or "http://127.0.0.1:8000/fake"
-        explicit[DEMO_MODEL] = [Target(provider="openai", model="fake-model", base_url=f"{fake_url}/v1")]
+    elif settings.fake_provider_url:
+        # A fake upstream is configured (the embedded mode sets one when no provider key is): a demo model.
+        explicit[DEMO_MODEL] = [
+            Target(provider="openai", model="fake-model", base_url=f"{settings.fake_provider_url}/v1")
+        ]
     return RoutingTable(
         explicit,
         use_defaults=use_defaults,

@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.errors import GatewayError, ModelNotFound
 from shared.jobs import JobOutcome, JobRecord, usage_row
-from shared.models import Completion, FinishReason, JobStatus, Usage
+from shared.models import Completion, FinishReason, JobStatus, Usage, WireFormat
 from shared.streams import EventKind, append_event
 from worker.deps import WorkerDeps, deps_from
 from worker.routing import Served
@@ -59,7 +59,8 @@ async def _execute(deps: WorkerDeps, record: JobRecord) -> JobOutcome:
         completion, served = await _stream(deps, record, targets, chunks)
     else:
         completion, served = await deps.router.complete(request, targets)
-    completion = completion.model_copy(update={"id": f"chatcmpl-{record.id}", "created": int(record.created_at)})
+    prefix = "msg_" if record.wire_format is WireFormat.ANTHROPIC else "chatcmpl-"
+    completion = completion.model_copy(update={"id": f"{prefix}{record.id}", "created": int(record.created_at)})
     cost = deps.prices.cost_usd(completion.model, completion.usage)
     return JobOutcome(
         status=JobStatus.SUCCEEDED, completion=completion, cost_usd=cost, fallback_used=served.fallback_used,

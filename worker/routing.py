@@ -25,7 +25,7 @@ class RetryPolicy:
 
     def delay_s(self, attempt: int, error: GatewayError) -> float | None:
         """Seconds to wait before retrying the same target, or None to move on to the next one now."""
-        if attempt + 1 >= self.attempts_per_target:
+        if attempt + 1 >= self.attempts_per_target or not error.retry_same_target:
             return None
         retry_after = getattr(error, "retry_after_s", None)
         if retry_after is not None:
@@ -97,7 +97,8 @@ class Router:
         """Record the failure; re-raise client errors; sleep and return True to retry the same target."""
         if not error.retryable:
             raise error
-        await self._breaker.record_failure(target.target_id)
+        if error.retry_same_target:  # a missing key says nothing about the provider's health
+            await self._breaker.record_failure(target.target_id)
         delay = self._policy.delay_s(attempt, error)
         logger.warning("upstream %s:%s failed (%s), attempt %d, retry in %s",
                        target.provider, target.model, error.code, attempt + 1, delay)

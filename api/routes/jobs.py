@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse
 
 from api.body import read_json_object
@@ -14,7 +15,7 @@ from api.deps import AppState, StateDep, TenantDep
 from api.relay import job_events, settle_if_dead
 from api.routes.schemas import CHAT_REQUEST_BODY
 from api.submit import submit
-from shared.errors import Conflict, GatewayError, InvalidRequest, NotFound, error_from_dict
+from shared.errors import Conflict, GatewayError, InvalidRequest, NotFound, ServiceUnavailable, error_from_dict
 from shared.jobs import JobRecord
 from shared.models import WireFormat
 from shared.tenant_cache import TenantSnapshot
@@ -105,6 +106,10 @@ async def _events(state: AppState, job_id: str, after_id: str) -> AsyncIterator[
             yield {"id": event.id, "event": event.kind.value, "data": json.dumps(event.data)}
     except GatewayError as error:
         yield {"event": "error", "data": json.dumps({"error": error.to_dict()})}
+    except RedisError:
+        # The stream stays resumable: the client reconnects with Last-Event-ID once Redis is back.
+        unavailable = ServiceUnavailable("Redis became unavailable; reconnect with Last-Event-ID")
+        yield {"event": "error", "data": json.dumps({"error": unavailable.to_dict()})}
 
 
 def _is_stream_id(value: str) -> bool:

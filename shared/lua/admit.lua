@@ -1,64 +1,95 @@
--- Atomic admission of one request for one tenant: requests/minute and tokens/minute (GCRA), concurrent
--- jobs (a sorted set of job ids with expiry), and a budget reservation. Either every check passes and every
+-- Atomic admission of one request for one tenant: requests and tokens per minute (sliding-window logs, so
+-- no 60-second window ever holds more than the limit, however the requests are timed), concurrent jobs (a
+-- sorted set of job ids with expiry), and a budget reservation. Either every check passes and every
 -- counter moves, or nothing moves. Shared by all API processes, so limits hold across replicas.
 --
--- KEYS: 1 rpm TAT, 2 tpm TAT, 3 concurrency zset, 4 budget hash
+-- KEYS: 1 requests log, 2 tokens log, 3 tokens sum, 4 concurrency zset, 5 budget hash
 -- ARGV: 1 now_ms, 2 rpm_limit, 3 tpm_limit, 4 tokens, 5 conc_limit, 6 job_id, 7 conc_expiry_ms,
 --       8 budget_micros (-1: none), 9 reserve_micros, 10 budget_ttl_s
 -- Returns {allowed, reason, retry_after_ms, rpm_remaining, rpm_reset_ms, tpm_remaining, tpm_reset_ms,
 --          budget_state}; budget_state is "missing" when the budget hash must be seeded first.
-local PERIOD = 60000
+local WINDOW = 60000
 local now = tonumber(ARGV[1])
+local since = now - WINDOW
+local rpm_limit, tpm_limit, tokens = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local job_id = ARGV[6]
 
-local function gcra(key, limit, cost)
-  if limit <= 0 then return true, 0, -1, 0, nil end
-  local interval = PERIOD / limit
-  local tat = tonumber(redis.call('GET', key) or now)
-  if tat < now then tat = now end
-  local new_tat = tat + cost * interval
-  local allow_at = new_tat - PERIOD
-  if allow_at > now then
-    local remaining = math.max(0, math.floor((now - (tat - PERIOD)) / interval))
-    return false, allow_at - now, remaining, tat - now, nil
+local function newest_reset(key)
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #newest == 0 then return 0 end
+  return tonumber(newest[2]) + WINDOW - now
+end
+
+-- Requests: one log entry per admitted request.
+local rpm_used, rpm_wait = 0, 0
+if rpm_limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', since)
+  rpm_used = redis.call('ZCARD', KEYS[1])
+  if rpm_used >= rpm_limit then
+    local oldest = redis.call('ZRANGE', KEYS[1], rpm_used - rpm_limit, rpm_used - rpm_limit, 'WITHSCORES')
+    rpm_wait = tonumber(oldest[2]) + WINDOW - now
   end
-  local remaining = math.floor((now - allow_at) / interval)
-  return true, 0, remaining, new_tat - now, new_tat
 end
 
-local rpm_ok, rpm_wait, rpm_rem, rpm_reset, rpm_tat = gcra(KEYS[1], tonumber(ARGV[2]), 1)
-local tpm_ok, tpm_wait, tpm_rem, tpm_reset, tpm_tat = gcra(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+-- Tokens: entries "job_id:tokens" and a running sum, pruned as entries leave the window.
+local tpm_used, tpm_wait = 0, 0
+if tpm_limit > 0 then
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', since)
+  for _, member in ipairs(expired) do
+    redis.call('DECRBY', KEYS[3], tonumber(string.match(member, ':(%-?%d+)$')))
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', since)
+  tpm_used = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if tpm_used + tokens > tpm_limit then
+    local freed, entries = 0, redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+    for i = 1, #entries, 2 do
+      freed = freed + tonumber(string.match(entries[i], ':(%-?%d+)$'))
+      if tpm_used - freed + tokens <= tpm_limit then tpm_wait = tonumber(entries[i + 1]) + WINDOW - now break end
+    end
+  end
+end
+
 local function reply(ok, reason, wait, budget_state)
-  return {ok, reason, math.ceil(wait), rpm_rem, math.ceil(rpm_reset), tpm_rem, math.ceil(tpm_reset), budget_state}
+  local rpm_rem = math.max(0, rpm_limit - rpm_used - ok)
+  local tpm_rem = math.max(0, tpm_limit - tpm_used - ok * tokens)
+  return {ok, reason, math.ceil(wait), rpm_rem, math.ceil(newest_reset(KEYS[1])), tpm_rem,
+          math.ceil(newest_reset(KEYS[2])), budget_state}
 end
-if not rpm_ok then return reply(0, 'requests', rpm_wait, '') end
-if not tpm_ok then
-  if tonumber(ARGV[4]) * (PERIOD / tonumber(ARGV[3])) > PERIOD then return reply(0, 'tokens_too_large', 0, '') end
-  return reply(0, 'tokens', tpm_wait, '')
-end
+if rpm_limit > 0 and rpm_used >= rpm_limit then return reply(0, 'requests', rpm_wait, '') end
+if tpm_limit > 0 and tokens > tpm_limit then return reply(0, 'tokens_too_large', 0, '') end
+if tpm_limit > 0 and tpm_used + tokens > tpm_limit then return reply(0, 'tokens', tpm_wait, '') end
 
 local conc_limit = tonumber(ARGV[5])
 if conc_limit > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  if redis.call('ZCARD', KEYS[3]) >= conc_limit then return reply(0, 'concurrency', 1000, '') end
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  if redis.call('ZCARD', KEYS[4]) >= conc_limit then return reply(0, 'concurrency', 1000, '') end
 end
 
 local budget = tonumber(ARGV[8])
 local reserve = tonumber(ARGV[9])
 if budget >= 0 then
-  if redis.call('EXISTS', KEYS[4]) == 0 then return reply(0, 'budget_unseeded', 0, 'missing') end
-  local spent = tonumber(redis.call('HGET', KEYS[4], 'spent') or '0')
-  local reserved = tonumber(redis.call('HGET', KEYS[4], 'reserved') or '0')
+  if redis.call('EXISTS', KEYS[5]) == 0 then return reply(0, 'budget_unseeded', 0, 'missing') end
+  local spent = tonumber(redis.call('HGET', KEYS[5], 'spent') or '0')
+  local reserved = tonumber(redis.call('HGET', KEYS[5], 'reserved') or '0')
   if spent + reserved + reserve > budget then return reply(0, 'budget', 0, '') end
 end
 
-if rpm_tat then redis.call('SET', KEYS[1], rpm_tat, 'PX', PERIOD * 2) end
-if tpm_tat then redis.call('SET', KEYS[2], tpm_tat, 'PX', PERIOD * 2) end
+if rpm_limit > 0 then
+  redis.call('ZADD', KEYS[1], now, job_id)
+  redis.call('PEXPIRE', KEYS[1], WINDOW * 2)
+end
+if tpm_limit > 0 then
+  redis.call('ZADD', KEYS[2], now, job_id .. ':' .. tokens)
+  redis.call('INCRBY', KEYS[3], tokens)
+  redis.call('PEXPIRE', KEYS[2], WINDOW * 2)
+  redis.call('PEXPIRE', KEYS[3], WINDOW * 2)
+end
 if conc_limit > 0 then
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[7]), ARGV[6])
-  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[7]))
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[7]), job_id)
+  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[7]))
 end
 if budget >= 0 and reserve > 0 then
-  redis.call('HINCRBY', KEYS[4], 'reserved', reserve)
-  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[10]))
+  redis.call('HINCRBY', KEYS[5], 'reserved', reserve)
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[10]))
 end
 return reply(1, 'ok', 0, '')

@@ -1,27 +1,27 @@
 -- Settles one job's admission when it ends, exactly once (run inside the job's terminal transaction):
--- corrects the tokens-per-minute charge to the tokens actually used, frees the concurrency slot, and turns
--- the budget reservation into the actual cost (released entirely when nothing was spent).
+-- replaces the token estimate in the tokens log with the tokens actually used, frees the concurrency slot,
+-- and turns the budget reservation into the actual cost (released entirely when nothing was spent).
 --
--- KEYS: 1 tpm TAT, 2 concurrency zset, 3 budget hash
--- ARGV: 1 now_ms, 2 tpm interval_ms per token (0: no token limit), 3 token delta (actual - estimated),
---       4 job_id, 5 reserved_micros, 6 actual_micros, 7 budget_ttl_s
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-if interval > 0 then
-  local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-  local corrected = tat + tonumber(ARGV[3]) * interval
-  if corrected > now then
-    redis.call('SET', KEYS[1], corrected, 'PX', 120000)
-  else
-    redis.call('DEL', KEYS[1])
+-- KEYS: 1 tokens log, 2 tokens sum, 3 concurrency zset, 4 budget hash
+-- ARGV: 1 job_id, 2 tokens estimated (0: no token limit), 3 tokens used, 4 reserved_micros,
+--       5 actual_micros, 6 budget_ttl_s
+local job_id = ARGV[1]
+local estimated, used = tonumber(ARGV[2]), tonumber(ARGV[3])
+if estimated > 0 then
+  local old = job_id .. ':' .. estimated
+  local score = redis.call('ZSCORE', KEYS[1], old)
+  if score then  -- still inside the window: charge what was really used
+    redis.call('ZREM', KEYS[1], old)
+    redis.call('ZADD', KEYS[1], score, job_id .. ':' .. used)
+    redis.call('INCRBY', KEYS[2], used - estimated)
   end
 end
-redis.call('ZREM', KEYS[2], ARGV[4])
-local reserved = tonumber(ARGV[5])
-local actual = tonumber(ARGV[6])
+redis.call('ZREM', KEYS[3], job_id)
+local reserved = tonumber(ARGV[4])
+local actual = tonumber(ARGV[5])
 if reserved > 0 or actual > 0 then
-  redis.call('HINCRBY', KEYS[3], 'reserved', -reserved)
-  redis.call('HINCRBY', KEYS[3], 'spent', actual)
-  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[7]))
+  redis.call('HINCRBY', KEYS[4], 'reserved', -reserved)
+  redis.call('HINCRBY', KEYS[4], 'spent', actual)
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
 end
 return 1

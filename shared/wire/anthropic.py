@@ -42,7 +42,6 @@ __all__ = [
     "render_completion",
     "render_error",
     "render_request",
-    "render_usage",
 ]
 
 JSON = Mapping[str, object]
@@ -144,12 +143,12 @@ def render_completion(completion: Completion) -> dict[str, object]:
         "content": [{"type": "text", "text": completion.content}],
         "stop_reason": STOP_REASONS[completion.finish_reason],
         "stop_sequence": None,
-        "usage": render_usage(completion.usage),
+        "usage": _render_usage(completion.usage),
         "provider": completion.provider,
     }
 
 
-def render_usage(usage: Usage) -> dict[str, object]:
+def _render_usage(usage: Usage) -> dict[str, object]:
     """Anthropic counts cache reads apart from `input_tokens`; ours are part of `prompt_tokens`."""
     cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
     return {
@@ -191,7 +190,7 @@ class StreamRenderer:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": render_usage(Usage(prompt_tokens=prompt_tokens)),
+            "usage": _render_usage(Usage(prompt_tokens=prompt_tokens)),
         }
         return [
             _event("message_start", message=message),
@@ -208,7 +207,7 @@ class StreamRenderer:
     def finish(self, finish_reason: FinishReason, usage: Usage, provider: str) -> list[SSEEvent]:
         events = self._ensure_started()
         delta = {"stop_reason": STOP_REASONS[finish_reason], "stop_sequence": None}
-        totals = render_usage(usage)
+        totals = _render_usage(usage)
         events += [
             _event("content_block_stop", index=0),
             _event("message_delta", delta=delta, usage=totals, provider=provider),

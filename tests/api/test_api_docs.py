@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -51,8 +52,7 @@ def app(settings: Settings) -> FastAPI:
 @pytest.fixture(scope="module")
 def schema_operations(app: FastAPI) -> set[Operation]:
     paths: dict[str, dict[str, object]] = app.openapi()["paths"]
-    return {(method.upper(), path) for path, item in paths.items() for method in item
-            if method.upper() in HTTP_METHODS}
+    return {(method.upper(), path) for path, item in paths.items() for method in item if method.upper() in HTTP_METHODS}
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +67,16 @@ def operation_auth(app: FastAPI, settings: Settings, schema_operations: set[Oper
     state (a 500, or a failing health check), which is all this needs to know."""
     app.state.gateway = SimpleNamespace(settings=settings)
     client = TestClient(app, raise_server_exceptions=False)  # not entered: the lifespan must not run
-    return {(method, path): classify_auth(client.request(method, PATH_PARAM.sub("x", path)))
-            for method, path in schema_operations}
+    return {
+        (method, path): classify_auth(client.request(method, PATH_PARAM.sub("x", path)))
+        for method, path in schema_operations
+    }
 
 
-def classify_auth(response: object) -> str:
-    status = getattr(response, "status_code", 0)
-    text = getattr(response, "text", "")
-    if status == 401 and "Missing admin key" in text:
+def classify_auth(response: httpx.Response) -> str:
+    if response.status_code == 401 and "Missing admin key" in response.text:
         return "admin"
-    if status == 401 and "Missing API key" in text:
+    if response.status_code == 401 and "Missing API key" in response.text:
         return "tenant"
     return "none"
 

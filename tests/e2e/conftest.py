@@ -46,6 +46,8 @@ models:
     - {{provider: anthropic, model: second-fail-529, base_url: "{f}"}}
   slow-300:
     - {{provider: openai, model: paced-slow-300, base_url: "{f}/v1"}}
+  priced:
+    - {{provider: openai, model: gpt-4o, base_url: "{f}/v1"}}
 """
 
 
@@ -58,6 +60,13 @@ class Gateway:
 
     def start_worker(self, name: str) -> Process:
         return Process(name, ["worker"], self.env, self.log_dir)
+
+    def start_api(self, name: str) -> tuple[Process, str]:
+        port = free_port()
+        process = Process(name, ["serve", "--port", str(port)], self.env, self.log_dir)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/health", process)
+        return process, url
 
     async def fake_stats(self) -> dict[str, int]:
         async with httpx.AsyncClient() as client:
@@ -122,10 +131,10 @@ TenantFactory = Callable[[], "asyncio.Future[tuple[str, str]]"]
 def make_tenant(gateway: Gateway) -> Callable[..., object]:
     """Builder: `await make_tenant()` returns (tenant_id, api_key) of a new tenant."""
 
-    async def build(name: str | None = None) -> tuple[str, str]:
+    async def build(name: str | None = None, **limits: object) -> tuple[str, str]:
         async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client:
             response = await client.post(
-                "/api/v1/admin/tenants", params={"name": name or f"t-{uuid.uuid4().hex[:10]}"},
+                "/api/v1/admin/tenants", json={"name": name or f"t-{uuid.uuid4().hex[:10]}", **limits},
                 headers={"X-API-Key": ADMIN_KEY},
             )
         assert response.status_code == 201, response.text

@@ -115,7 +115,9 @@ def test_configuration_doc_lists_only_settings_with_their_real_defaults() -> Non
 def test_parsers_catch_mistakes() -> None:
     text = "# a comment with NAME=value inside\n# REDIS_PORT=6379\nSECRET_KEY=x\nNOT_A_SETTING=1\n"
     assert [(n, v) for _, n, v in env_assignments(text)] == [
-        ("REDIS_PORT", "6379"), ("SECRET_KEY", "x"), ("NOT_A_SETTING", "1")
+        ("REDIS_PORT", "6379"),
+        ("SECRET_KEY", "x"),
+        ("NOT_A_SETTING", "1"),
     ]
     table = "| Variable | Default | Meaning |\n|---|---|---|\n| `REDIS_PORT` | `6379` | Port. |\n"
     assert doc_rows(table) == {"REDIS_PORT": ("`6379`", "Port.")}

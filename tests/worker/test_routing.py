@@ -5,6 +5,7 @@ import pytest
 
 from shared.errors import (
     AllTargetsFailed,
+    ProviderNotConfigured,
     StreamInterrupted,
     UpstreamRateLimited,
     UpstreamRejected,
@@ -123,3 +124,13 @@ def test_retry_policy_honours_retry_after_within_cap() -> None:
     policy = RetryPolicy(attempts_per_target=3, base_delay_s=1.0, max_delay_s=5.0)
     assert policy.delay_s(0, UpstreamRateLimited("x", retry_after_s=2.5)) == 2.5
     assert policy.delay_s(0, UpstreamRateLimited("x", retry_after_s=9.0)) is None
+
+
+async def test_fallback_skips_unconfigured_provider_without_retry_or_breaker() -> None:
+    openai = ScriptedProvider("openai", {"primary": [ProviderNotConfigured("set OPENAI_API_KEY")]})
+    anthropic = ScriptedProvider("anthropic", {"secondary": ["served"]})
+    router = _router(openai, anthropic, threshold=1)
+    completion, served = await router.complete(make_chat_request(), TARGETS)
+    assert completion.content == "served" and served.fallback_used
+    assert openai.calls == ["primary"]
+    assert await router._breaker.state(TARGETS[0].target_id) == "closed"

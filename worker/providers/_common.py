@@ -10,6 +10,7 @@ import httpx
 import httpx2
 
 from shared.errors import (
+    ProviderNotConfigured,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamRejected,
@@ -93,11 +94,7 @@ class ClientPool(Generic[ClientT]):
             return api_key
         if base_url:
             return MISSING_KEY_PLACEHOLDER
-        raise UpstreamRejected(
-            f"No API key configured for {self._provider}: set the {env} environment variable.",
-            status=401,
-            code="provider_key_missing",
-        )
+        raise ProviderNotConfigured(f"No API key configured for {self._provider}: set the {env} environment variable.")
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:

@@ -4,7 +4,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.errors import UpstreamRateLimited, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from shared.errors import (
+    ProviderNotConfigured,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from shared.models import ChatRequest, Delta, FinishReason, Message, Usage
 from shared.routing_table import Target
 from tests.worker.providers.conftest import TOKENS, closed_port, collect, requests_for
@@ -166,18 +172,18 @@ async def test_stream_cut_midway_raises_after_the_delivered_deltas(provider: Ant
     assert [d.text for d in deltas] == ["Fake", " reply", " to:"]
 
 
-async def test_missing_key_without_base_url_is_rejected_401() -> None:
+async def test_missing_key_without_base_url_skips_to_next_target() -> None:
     adapter = AnthropicProvider(api_key=None, base_url=None, timeout_s=5, api_key_lookup=lambda _: None)
     try:
-        with pytest.raises(UpstreamRejected) as default:
+        with pytest.raises(ProviderNotConfigured) as default:
             await adapter.complete(REQUEST, Target(provider="anthropic", model="claude-haiku-4-5"))
-        with pytest.raises(UpstreamRejected) as named:
+        with pytest.raises(ProviderNotConfigured) as named:
             team = Target(provider="anthropic", model="claude-haiku-4-5", api_key_env="TEAM_KEY")
             await collect(adapter.stream(REQUEST, team))
     finally:
         await adapter.aclose()
-    assert (default.value.status, default.value.code) == (401, "provider_key_missing")
-    assert not default.value.retryable
+    assert (default.value.status, default.value.code) == (502, "provider_key_missing")
+    assert default.value.retryable and not default.value.retry_same_target
     assert "ANTHROPIC_API_KEY" in default.value.message
     assert "TEAM_KEY" in named.value.message
 

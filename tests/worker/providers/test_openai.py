@@ -7,6 +7,7 @@ import pytest
 
 from shared.config import Settings
 from shared.errors import (
+    ProviderNotConfigured,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamRejected,
@@ -181,17 +182,17 @@ async def test_stream_cut_midway_raises_after_the_delivered_deltas(provider: Ope
     assert [d.text for d in deltas] == ["Fake", " reply", " to:"]
 
 
-async def test_missing_key_without_base_url_is_rejected_401() -> None:
+async def test_missing_key_without_base_url_skips_to_next_target() -> None:
     adapter = OpenAIProvider(api_key=None, base_url=None, timeout_s=5, api_key_lookup=lambda _: None)
     try:
-        with pytest.raises(UpstreamRejected) as default:
+        with pytest.raises(ProviderNotConfigured) as default:
             await adapter.complete(REQUEST, Target(provider="openai", model="gpt-4o"))
-        with pytest.raises(UpstreamRejected) as named:
+        with pytest.raises(ProviderNotConfigured) as named:
             await collect(adapter.stream(REQUEST, Target(provider="openai", model="gpt-4o", api_key_env="TEAM_KEY")))
     finally:
         await adapter.aclose()
-    assert (default.value.status, default.value.code) == (401, "provider_key_missing")
-    assert not default.value.retryable
+    assert (default.value.status, default.value.code) == (502, "provider_key_missing")
+    assert default.value.retryable and not default.value.retry_same_target
     assert "OPENAI_API_KEY" in default.value.message
     assert "TEAM_KEY" in named.value.message
 
@@ -268,7 +269,7 @@ async def test_client_pool_keeps_one_client_per_endpoint_key_and_timeout() -> No
 async def test_client_pool_placeholder_key_only_with_a_base_url() -> None:
     clients = pool(api_key=None, base_url="http://local/v1")
     assert clients.client_for(Target(provider="openai", model="a")).args[1] == MISSING_KEY_PLACEHOLDER
-    with pytest.raises(UpstreamRejected, match="OPENAI_API_KEY"):
+    with pytest.raises(ProviderNotConfigured, match="OPENAI_API_KEY"):
         pool(api_key=None).client_for(Target(provider="openai", model="a"))
     await clients.aclose()
 
