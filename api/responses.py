@@ -50,15 +50,15 @@ def served_headers(job_id: str, result: Result, cost_usd: float) -> dict[str, st
         "x-gateway-provider": result.completion.provider,
         "x-gateway-model": result.completion.model,
         "x-gateway-fallback": "true" if result.fallback_used else "false",
-        "x-gateway-cost-usd": f"{cost_usd:.6f}",
+        "x-gateway-cost-usd": f"{cost_usd:.9f}",
     }
 
 
 def _hit_headers(answer: CachedAnswer) -> dict[str, str]:
     return {
         "x-gateway-provider": answer.completion.provider, "x-gateway-model": answer.completion.model,
-        "x-gateway-fallback": "false", "x-gateway-cost-usd": "0.000000",
-        "x-gateway-saved-cost-usd": f"{answer.cost_usd:.6f}",
+        "x-gateway-fallback": "false", "x-gateway-cost-usd": "0.000000000",
+        "x-gateway-saved-cost-usd": f"{answer.cost_usd:.9f}",
     }
 
 

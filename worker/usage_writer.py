@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 InsertRows = Callable[[Sequence[Mapping[str, object]]], Awaitable[int]]
 CLAIM_IDLE_MS = 60_000
-MAX_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 10.0
 DEAD_MAXLEN = 100_000
 
 
