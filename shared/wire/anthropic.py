@@ -71,10 +71,11 @@ FINISH_REASONS: dict[str, FinishReason] = {
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     409: "invalid_request_error",
-    413: "invalid_request_error",
+    413: "request_too_large",
     422: "invalid_request_error",
     429: "rate_limit_error",
     503: "overloaded_error",

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 from shared.errors import (
     AllTargetsFailed,
     AuthenticationFailed,
+    BudgetExceeded,
     Conflict,
     GatewayError,
     InvalidRequest,
@@ -207,7 +208,8 @@ def test_render_completion_stop_reason(reason: FinishReason, stop_reason: str) -
     ("error", "error_type"),
     [
         (InvalidRequest("bad"), "invalid_request_error"),
-        (PayloadTooLarge("big"), "invalid_request_error"),
+        (PayloadTooLarge("big"), "request_too_large"),
+        (BudgetExceeded("spent"), "billing_error"),
         (Conflict("twice"), "invalid_request_error"),
         (AuthenticationFailed("who"), "authentication_error"),
         (PermissionDenied("no"), "permission_error"),

@@ -138,6 +138,7 @@ class StreamTotals:
         self.finish_reason: FinishReason | None = None
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.cached_prompt_tokens = 0
 
     def add(self, delta: Delta) -> None:
         if delta.finish_reason is not None:
@@ -146,10 +147,12 @@ class StreamTotals:
             # Providers report running totals, so the largest figure seen is the answer.
             self.prompt_tokens = max(self.prompt_tokens, delta.usage.prompt_tokens)
             self.completion_tokens = max(self.completion_tokens, delta.usage.completion_tokens)
+            self.cached_prompt_tokens = max(self.cached_prompt_tokens, delta.usage.cached_prompt_tokens)
 
     def final(self) -> Delta:
         """The last delta; a stream that ended without a finish reason was cut short."""
         if self.finish_reason is None:
             raise UpstreamUnavailable(f"{self.provider} stream ended before it finished")
-        usage = Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
+        usage = Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+                      cached_prompt_tokens=self.cached_prompt_tokens)
         return Delta(finish_reason=self.finish_reason, usage=usage)

@@ -314,6 +314,13 @@ def test_status_error_maps_provider_status(status: int, kind: type[UpstreamError
     assert "provider says no" in error.message
 
 
+def test_stream_totals_keep_cached_prompt_tokens() -> None:
+    totals = StreamTotals("openai")
+    totals.add(Delta(finish_reason=FinishReason.STOP, usage=Usage(prompt_tokens=10, cached_prompt_tokens=6)))
+    final = totals.final()
+    assert final.usage is not None and final.usage.cached_prompt_tokens == 6
+
+
 def test_stream_totals_merge_into_one_final_delta() -> None:
     totals = StreamTotals("anthropic")
     totals.add(Delta(usage=Usage(prompt_tokens=5)))

@@ -1,0 +1,1 @@
+"""Benchmarks run by hand against real services (not tests): `python -m bench.<name> --help`."""
