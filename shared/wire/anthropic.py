@@ -75,7 +75,7 @@ ERROR_TYPES: dict[int, str] = {
     403: "permission_error",
     404: "not_found_error",
     409: "invalid_request_error",
-    413: "request_too_large",
+    413: "invalid_request_error",  # the SDK's ErrorResponse has no request_too_large type
     422: "invalid_request_error",
     429: "rate_limit_error",
     503: "overloaded_error",

@@ -208,7 +208,7 @@ def test_render_completion_stop_reason(reason: FinishReason, stop_reason: str) -
     ("error", "error_type"),
     [
         (InvalidRequest("bad"), "invalid_request_error"),
-        (PayloadTooLarge("big"), "request_too_large"),
+        (PayloadTooLarge("big"), "invalid_request_error"),
         (BudgetExceeded("spent"), "billing_error"),
         (Conflict("twice"), "invalid_request_error"),
         (AuthenticationFailed("who"), "authentication_error"),
