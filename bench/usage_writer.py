@@ -206,13 +206,17 @@ async def redis_cpu(redis: Redis) -> float:
 
 
 async def prepare(bench: Bench, case: Case) -> Rows:
-    """Untimed: empty table and stream, then whatever the case needs to find in place."""
-    await reset(bench)
+    """Untimed: empty table and stream, then whatever the case needs to find in place. Every case writes a
+    prefix of the same rows, so the re-insert case reuses the table a full-size case left behind."""
     rows = bench.rows[: case.rows]
+    if case.kind == "reinsert":
+        if await stored_rows(bench.engine) != len(rows):
+            await reset(bench)
+            assert await direct_write(bench.engine, rows, case.batch) == len(rows)
+        return rows
+    await reset(bench)
     if case.kind == "stream":
         await fill_stream(bench, rows)
-    elif case.kind == "reinsert":
-        assert await direct_write(bench.engine, rows, case.batch) == len(rows)
     return rows
 
 

@@ -169,3 +169,16 @@ async def test_limits_rejection_moves_no_counter(client: redis.asyncio.Redis) ->
     assert rejected.reason == "budget"
     fresh = await admit(client, _request(tenant, rpm_limit=5), now)
     assert fresh.rpm_remaining == 4  # the budget rejection did not consume a request
+
+
+async def test_limits_budget_resets_with_the_next_period(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    november = datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
+    budget = Budget(limit_usd=0.1, period="monthly")
+    await seed_budget(client, tenant, "monthly", november, spent_usd=0.1)
+    assert (await admit(client, _request(tenant, budget=budget, reserve_usd=0.01), november)).reason == "budget"
+    december = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)
+    fresh = await admit(client, _request(tenant, budget=budget, reserve_usd=0.01), december)
+    assert fresh.budget_unseeded  # a new period's counters start from the database (nothing spent yet)
+    await seed_budget(client, tenant, "monthly", december, spent_usd=0.0)
+    assert (await admit(client, _request(tenant, budget=budget, reserve_usd=0.01), december)).allowed
