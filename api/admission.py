@@ -13,6 +13,7 @@ from shared.db.tables import UsageRecord
 from shared.errors import BudgetExceeded, RateLimited
 from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit, budget_period, period_start
 from shared.limits import seed_budget as seed_budget_counters
+from shared.metrics import BUDGET_REJECTIONS, RATE_LIMIT_REJECTIONS
 from shared.models import ChatRequest
 from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
@@ -83,6 +84,7 @@ def ratelimit_headers(result: AdmissionResult, rpm: int, tpm: int | None) -> dic
 def _refusal(result: AdmissionResult, rpm: int, tenant: TenantSnapshot, now: datetime,
              headers: dict[str, str]) -> Exception:
     if result.reason == "budget":
+        BUDGET_REJECTIONS.labels(tenant.id).inc()
         _, reset_at = budget_period(tenant.budget_period, now)
         when = reset_at.strftime("%Y-%m-%dT%H:%M:%SZ") if reset_at else None
         resets = f"; it resets at {when}" if when else "; it does not reset (period 'none')"
@@ -91,6 +93,7 @@ def _refusal(result: AdmissionResult, rpm: int, tenant: TenantSnapshot, now: dat
             reset_at=when,
         )
     else:
+        RATE_LIMIT_REJECTIONS.labels(tenant.id, result.reason).inc()
         limit = rpm if result.reason == "requests" else tenant.tpm_limit
         message = MESSAGES.get(result.reason, "Rate limit reached").format(limit=limit)
         retry_after = result.retry_after_s if result.reason != "tokens_too_large" else None

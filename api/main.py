@@ -12,12 +12,14 @@ from fastapi.openapi.utils import get_openapi
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import admin, chat, completions, health, jobs, messages, models, usage
+from api.middleware import GatewayMiddleware
+from api.routes import admin, chat, completions, health, jobs, messages, metrics, models, usage
 from shared.cache import ResponseCache
 from shared.config import Settings, get_settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.jobs import JobStore
 from shared.logs import configure_logging
+from shared.metrics import mark_process_dead
 from shared.pricing import load_price_table
 from shared.queue import JobQueue
 from shared.redis import create_redis
@@ -33,7 +35,7 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
                companions: list[Companion] | None = None) -> FastAPI:
     """`companions` run inside the lifespan with the app's state, e.g. an in-process worker (embedded mode)."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, json_format=settings.log_format == "json")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,13 +44,15 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
             app.state.gateway = state
             for companion in companions or []:
                 await stack.enter_async_context(companion(state))
+            stack.callback(mark_process_dead, settings.prometheus_multiproc_dir)
             logger.info("gateway API ready")
             yield
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    for module in (chat, messages, models, completions, jobs, usage, admin, health):
+    for module in (chat, messages, models, completions, jobs, usage, admin, health, metrics):
         app.include_router(module.router)
+    app.add_middleware(GatewayMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

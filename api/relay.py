@@ -19,6 +19,7 @@ class Result:
     completion: Completion
     cost_usd: float
     fallback_used: bool
+    provider_s: float = 0.0
 
 
 async def job_events(state: AppState, job_id: str, *, after_id: str = "0-0",
@@ -62,6 +63,8 @@ def result_from(event: Event) -> Result:
         completion=Completion.model_validate(event.data["completion"]),
         cost_usd=float(cost) if isinstance(cost, int | float) else 0.0,
         fallback_used=bool(event.data.get("fallback_used", False)),
+        provider_s=float(provider_ms) / 1000 if isinstance(provider_ms := event.data.get("provider_ms"), int | float)
+        else 0.0,
     )
 
 

@@ -23,13 +23,17 @@ async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     """`wire` is `shared.wire.openai` or `shared.wire.anthropic`; `with_cost` adds cost fields (seed API)."""
     renderer = wire.StreamRenderer(f"{_id_prefix(wire)}{submission.job_id or uuid.uuid4().hex}", chat.model,
                                    int(time.time()), chat.include_usage)
+    if submission.job_id:
+        http.state.job_id = submission.job_id
     if submission.hit is not None:
+        http.state.provider, http.state.provider_s = submission.hit.completion.provider, 0.0
         headers = {**submission.headers, **_hit_headers(submission.hit)}
         if chat.stream:
             return stream_cached(submission.hit, renderer, headers)
         return _json(wire, submission.hit.completion, 0.0, False, headers, with_cost)
 
     async def record_shared(result: Result) -> None:
+        http.state.provider, http.state.provider_s = result.completion.provider, result.provider_s
         if submission.shared:
             await record_cache_hit(state, tenant, chat, CachedAnswer(
                 completion=result.completion, chunks=[], cost_usd=result.cost_usd))

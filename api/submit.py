@@ -18,6 +18,7 @@ from shared.errors import GatewayError, InvalidRequest, ModelNotFound, ServiceUn
 from shared.jobs import JobOptions
 from shared.keys import USAGE_STREAM
 from shared.limits import Admission, queue_settlement
+from shared.metrics import CACHE_REQUESTS
 from shared.models import ChatRequest, WireFormat
 from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
@@ -50,6 +51,8 @@ async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: C
                  wire: WireFormat, body: dict[str, object] | None) -> Submission:
     """Run the whole submission; `body` is None for requests that are never cached (submitted jobs)."""
     targets = _targets(state, chat)
+    http.state.model = chat.model  # a routed name: a closed set, safe as a metric label
+    http.state.stream = chat.stream
     policy = _cache_policy(state, http, tenant, wire, body)
     try:
         reused = await _reuse(state, tenant, chat, targets, policy)
@@ -66,7 +69,8 @@ async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: C
                 return Submission(job_id=leader, shared=True, headers={**headers, "x-cache": "MISS"})
             leads = True
         options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
-                             cache_leader=leads, admission=admission)
+                             cache_leader=leads, admission=admission,
+                             request_id=getattr(http.state, "request_id", None))
         await state.store.create(job_id, tenant.id, chat, wire, options)
     except RedisError as exc:
         raise ServiceUnavailable("The job queue is unavailable") from exc
@@ -124,6 +128,7 @@ async def _reuse(state: AppState, tenant: TenantSnapshot, chat: ChatRequest, tar
     if policy.digest is None or not policy.read:
         return None
     hit = await state.cache.get(policy.digest)
+    CACHE_REQUESTS.labels(tenant.id, "hit" if hit is not None else "miss").inc()
     leader = None if hit is not None else await state.cache.leader(policy.digest)
     if hit is None and leader is None:
         return None

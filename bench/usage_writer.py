@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -350,6 +350,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+async def cleanup(engine: AsyncEngine, redis: Redis) -> None:
+    """Leave nothing behind, and never let a failing step hide the error that stopped the run."""
+    steps: tuple[Callable[[], Awaitable[object]], ...] = (
+        redis.flushdb, redis.aclose, engine.dispose, lambda: recreate_database(drop_only=True),
+    )
+    for step in steps:
+        try:
+            await step()
+        except Exception as exc:
+            print(f"cleanup step failed: {type(exc).__name__}: {exc}")
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     await recreate_database()
     await migrate(BENCH_URL)
@@ -362,11 +374,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         cases = await run_rounds(bench, build_cases(args.rows, args.baseline_rows, args.batch_sizes),
                                  args.repeat, args.rows)
         elapsed = time.perf_counter() - started
+        info["load_average_at_end"] = os.getloadavg()
     finally:
-        await redis.flushdb()
-        await redis.aclose()
-        await engine.dispose()
-        await recreate_database(drop_only=True)
+        await cleanup(engine, redis)
     baseline = statistics.median(s.rows_per_s for s in cases[0].samples)
     return {
         "machine": info, "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

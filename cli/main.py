@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"llm-gateway: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, json_format=settings.log_format == "json")
     handler = {"serve": _serve, "worker": _worker, "migrate": _migrate, "fake-provider": _fake_provider,
                "tenants": tenants.run, "usage": tenants.run}
     return handler[args.command](args, settings)
@@ -63,10 +63,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.embedded:
+        if args.workers > 1 and not settings.prometheus_multiproc_dir:
+            print("llm-gateway serve: --workers > 1 needs PROMETHEUS_MULTIPROC_DIR (an empty directory) so that "
+                  "/metrics adds up every process", file=sys.stderr)
+            return 2
         if settings.resolved_database_url.startswith("sqlite"):
             run_migrations(settings.resolved_database_url)
         uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    log_level=settings.log_level.lower(), access_log=False)
+                    log_level=settings.log_level.lower(), access_log=False, log_config=None)
         return 0
     if settings.fake_provider_url is None and not (settings.openai_api_key or settings.anthropic_api_key):
         settings = settings.model_copy(update={"fake_provider_url": f"http://{args.host}:{args.port}/fake"})
@@ -76,7 +80,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, redis=create_redis(settings), companions=[_embedded_worker])
     if settings.fake_provider_url and settings.fake_provider_url.endswith(f":{args.port}/fake"):
         app.mount("/fake", create_fake_app(FakeProviderConfig()))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False,
+                log_config=None)
     return 0
 
 
@@ -86,7 +91,7 @@ async def _embedded_worker(state: AppState) -> AsyncIterator[None]:
     arq.worker.log_redis_info = _skip_redis_info
     from worker.main import build_worker  # imported on use: see `_worker`
 
-    worker = build_worker(state.settings, state.redis, handle_signals=False)
+    worker = build_worker(state.settings, state.redis, handle_signals=False, embedded=True)
     task = asyncio.create_task(worker.async_run(), name="embedded-worker")
     task.add_done_callback(_report_worker_exit)
     try:

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     default_rate_limit: int = Field(default=60, ge=0)
     cache_ttl: int = Field(default=3600, ge=0)
     log_level: str = Field(default="INFO", pattern="^(?i)(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    prometheus_multiproc_dir: str | None = None
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
 
     auth_cache_ttl_s: int = Field(default=60, ge=0)
     prices_file: Path | None = None

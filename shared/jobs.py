@@ -46,6 +46,7 @@ class JobRecord(BaseModel):
     cache_leader: bool = False
     admission: Admission | None = None
     followers: int = 0
+    request_id: str | None = None
 
 
 class JobOptions(BaseModel):
@@ -56,6 +57,7 @@ class JobOptions(BaseModel):
     cache_ttl_s: int = 0
     cache_leader: bool = False
     admission: Admission | None = None
+    request_id: str | None = None
 
 
 class JobOutcome(BaseModel):
@@ -71,6 +73,7 @@ class JobOutcome(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    provider_ms: int = 0
     chunks: list[str] = []
 
 
@@ -193,7 +196,7 @@ def _to_hash(record: JobRecord) -> dict[str, str]:
         "wire_format": record.wire_format.value, "request": record.request.model_dump_json(),
         "created_at": str(record.created_at), "attempt": str(record.attempt),
         "cache_digest": record.cache_digest or "", "cache_ttl_s": str(record.cache_ttl_s),
-        "cache_leader": "1" if record.cache_leader else "0",
+        "cache_leader": "1" if record.cache_leader else "0", "request_id": record.request_id or "",
         "admission": record.admission.model_dump_json() if record.admission else "",
     }
 
@@ -208,6 +211,7 @@ def _from_hash(fields: dict[str, str]) -> JobRecord:
     data["cache_digest"] = data.get("cache_digest") or None
     data["fallback_used"] = data.get("fallback_used") == "1"
     data["cache_leader"] = data.get("cache_leader") == "1"
+    data["request_id"] = data.get("request_id") or None
     return JobRecord.model_validate(data)
 
 
@@ -245,7 +249,8 @@ def _outcome_fields(outcome: JobOutcome) -> dict[str, str]:
 def _terminal_event(outcome: JobOutcome) -> tuple[EventKind, dict[str, object]]:
     if outcome.status is JobStatus.SUCCEEDED and outcome.completion is not None:
         return EventKind.DONE, {"completion": outcome.completion.model_dump(mode="json"),
-                                "cost_usd": outcome.cost_usd, "fallback_used": outcome.fallback_used}
+                                "cost_usd": outcome.cost_usd, "fallback_used": outcome.fallback_used,
+                                "provider_ms": outcome.provider_ms}
     if outcome.status is JobStatus.CANCELLED:
         return EventKind.CANCELLED, {"reason": "cancelled"}
     return EventKind.ERROR, {"error": outcome.error or GatewayError("job failed").to_dict()}

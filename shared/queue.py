@@ -1,6 +1,7 @@
 """The job queue, over arq: the one place that knows arq's function name and queue. The API enqueues and asks
 arq whether a job died without running our code; workers register `JOB_FUNCTION` under this name."""
 
+import time
 from datetime import timedelta
 
 from arq.connections import ArqRedis
@@ -38,3 +39,7 @@ class JobQueue:
 
     async def depth(self) -> int:
         return int(await self._redis.zcard(self._queue_name))
+
+    async def ready_depth(self) -> int:
+        """Jobs due to run and not yet started: running jobs carry a future score (see worker.main)."""
+        return int(await self._redis.zcount(self._queue_name, "-inf", int(time.time() * 1000)))

@@ -7,8 +7,10 @@ import time
 from redis.asyncio import Redis
 
 from shared.keys import breaker_key
+from shared.metrics import BREAKER_STATE
 
 FAILURE_WINDOW_S = 60
+CLOSED, HALF_OPEN, OPEN = 0, 1, 2
 PROBE_LOCK_MS = 10_000
 
 
@@ -23,18 +25,22 @@ class CircuitBreaker:
         if opened_until is None:
             return True
         if time.time() < opened_until:
+            BREAKER_STATE.labels(target_id).set(OPEN)
             return False
+        BREAKER_STATE.labels(target_id).set(HALF_OPEN)
         # Half-open: only the worker that wins the probe lock may try the target.
         acquired = await self._redis.set(f"{breaker_key(target_id)}:probe", "1", nx=True, px=PROBE_LOCK_MS)
         return bool(acquired)
 
     async def record_success(self, target_id: str) -> None:
         await self._redis.delete(breaker_key(target_id), f"{breaker_key(target_id)}:probe")
+        BREAKER_STATE.labels(target_id).set(CLOSED)
 
     async def record_failure(self, target_id: str) -> None:
         key = breaker_key(target_id)
         if await self._opened_until(target_id) is not None:
             await self._open(key)  # a failed half-open probe re-opens at once
+            BREAKER_STATE.labels(target_id).set(OPEN)
             return
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(key, "failures", 1)
@@ -42,6 +48,7 @@ class CircuitBreaker:
             failures, _ = await pipe.execute()
         if int(failures) >= self._threshold:
             await self._open(key)
+            BREAKER_STATE.labels(target_id).set(OPEN)
 
     async def state(self, target_id: str) -> str:
         opened_until = await self._opened_until(target_id)

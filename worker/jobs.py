@@ -9,6 +9,8 @@ from typing import Any
 
 from shared.errors import GatewayError, ModelNotFound
 from shared.jobs import JobOutcome, JobRecord, usage_row
+from shared.logs import JOB_ID, REQUEST_ID
+from shared.metrics import COST_USD, FALLBACKS, JOBS, PROVIDER_DURATION, TIME_TO_FIRST_TOKEN, TOKENS
 from shared.models import Completion, FinishReason, JobStatus, Usage, WireFormat
 from shared.streams import EventKind, append_event
 from worker.deps import WorkerDeps, deps_from
@@ -22,9 +24,11 @@ FLUSH_MAX_CHARS = 512
 
 async def run_completion(ctx: dict[str, Any], job_id: str) -> str:
     deps = deps_from(ctx)
+    JOB_ID.set(job_id)
     record = await deps.store.mark_running(job_id, int(ctx.get("job_try", 1)), deps.worker_id)
     if record is None:
         return "skipped"
+    REQUEST_ID.set(record.request_id)
     started = time.monotonic()
     try:
         outcome = await _execute(deps, record)
@@ -55,10 +59,13 @@ async def _execute(deps: WorkerDeps, record: JobRecord) -> JobOutcome:
     if not targets:
         raise ModelNotFound(f"The model '{request.model}' does not exist")
     chunks: list[str] = []
+    provider_started = time.monotonic()
     if request.stream:
         completion, served = await _stream(deps, record, targets, chunks)
     else:
         completion, served = await deps.router.complete(request, targets)
+    provider_s = time.monotonic() - provider_started
+    PROVIDER_DURATION.labels(completion.provider).observe(provider_s)
     prefix = "msg_" if record.wire_format is WireFormat.ANTHROPIC else "chatcmpl-"
     completion = completion.model_copy(update={"id": f"{prefix}{record.id}", "created": int(record.created_at)})
     cost = deps.prices.cost_usd(completion.model, completion.usage)
@@ -67,6 +74,7 @@ async def _execute(deps: WorkerDeps, record: JobRecord) -> JobOutcome:
         provider=completion.provider, model=completion.model,
         prompt_tokens=completion.usage.prompt_tokens, completion_tokens=completion.usage.completion_tokens,
         cached_prompt_tokens=completion.usage.cached_prompt_tokens, chunks=chunks,
+        provider_ms=int(provider_s * 1000),
     )
 
 
@@ -82,6 +90,8 @@ async def _stream(
     usage = Usage()
     served: Served | None = None
     async for current, delta in deps.router.stream(record.request, targets):
+        if served is None:
+            TIME_TO_FIRST_TOKEN.labels(current.target.provider).observe(time.time() - record.created_at)
         served = current
         if delta.text:
             parts.append(delta.text)
@@ -112,3 +122,15 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
     row = usage_row(record, outcome, int((time.monotonic() - started) * 1000))
     if not await deps.store.finish(record, outcome, row):
         logger.info("job %s had already ended; outcome of this attempt dropped", record.id)
+        return
+    _count(record, outcome)
+
+
+def _count(record: JobRecord, outcome: JobOutcome) -> None:
+    tenant, model = record.tenant_id, record.request.model
+    JOBS.labels(tenant, model, outcome.provider or "none", outcome.status.value).inc()
+    TOKENS.labels(tenant, model, "in").inc(outcome.prompt_tokens)
+    TOKENS.labels(tenant, model, "out").inc(outcome.completion_tokens)
+    COST_USD.labels(tenant).inc(outcome.cost_usd)
+    if outcome.fallback_used:
+        FALLBACKS.labels(model).inc()

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -16,6 +17,7 @@ from shared.db.engine import create_engine
 from shared.db.usage import insert_usage
 from shared.jobs import JobStore
 from shared.keys import ARQ_ABORT_KEY, WORKERS_KEY
+from shared.metrics import QUEUE_WAIT, WORKER_JOBS_RUNNING, serve_worker_metrics
 from shared.pricing import load_price_table
 from shared.queue import JOB_FUNCTION
 from shared.redis import create_redis, deserialize_job, serialize_job
@@ -41,6 +43,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "on_job_start": on_job_start,
+        "after_job_end": after_job_end,
         "max_jobs": settings.worker_max_jobs,
         "poll_delay": settings.worker_poll_delay_s,
         "queue_read_limit": max(100, settings.worker_max_jobs),
@@ -56,9 +59,10 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
 
 def build_worker(settings: Settings, redis: ArqRedis | None = None, *, handle_signals: bool = True,
-                 burst: bool = False) -> Worker:
-    return Worker(redis_pool=redis or create_redis(settings), burst=burst, handle_signals=handle_signals,
-                  **worker_options(settings))
+                 burst: bool = False, embedded: bool = False) -> Worker:
+    options = worker_options(settings)
+    options["ctx"]["embedded"] = embedded
+    return Worker(redis_pool=redis or create_redis(settings), burst=burst, handle_signals=handle_signals, **options)
 
 
 def run_worker(settings: Settings | None = None) -> None:
@@ -93,6 +97,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         prices=load_price_table(settings), worker_id=worker_id,
     )
     ctx["engine"], ctx["providers"] = engine, providers
+    if not ctx.get("embedded"):  # embedded: the API's /metrics already shows this process's registry
+        serve_worker_metrics(settings.worker_metrics_port)
     writer = UsageWriter(redis, lambda rows: insert_usage(engine, rows), consumer=worker_id,
                          batch_size=settings.usage_batch_size, interval_s=settings.usage_flush_interval_s)
     stop = asyncio.Event()
@@ -123,6 +129,14 @@ async def on_job_start(ctx: dict[str, Any]) -> None:
     deps = deps_from(ctx)
     in_progress_ms = int((deps.settings.worker_job_timeout_s + 10) * 1000)
     await deps.redis.zadd(deps.settings.queue_name, {ctx["job_id"]: _now_ms() + in_progress_ms}, xx=True)
+    enqueued = ctx.get("enqueue_time")
+    if isinstance(enqueued, datetime):
+        QUEUE_WAIT.observe(max(0.0, time.time() - enqueued.timestamp()))
+    WORKER_JOBS_RUNNING.inc()
+
+
+async def after_job_end(ctx: dict[str, Any]) -> None:
+    WORKER_JOBS_RUNNING.dec()
 
 
 async def _heartbeat(redis: ArqRedis, worker_id: str, interval_s: float, stop: asyncio.Event) -> None:

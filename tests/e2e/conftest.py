@@ -48,6 +48,8 @@ models:
     - {{provider: openai, model: paced-slow-300, base_url: "{f}/v1"}}
   priced:
     - {{provider: openai, model: gpt-4o, base_url: "{f}/v1"}}
+  slow-3000:
+    - {{provider: openai, model: held-slow-3000, base_url: "{f}/v1"}}
 """
 
 

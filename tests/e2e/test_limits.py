@@ -51,9 +51,10 @@ async def test_rate_limit_admits_exactly_rpm_across_api_processes(api_urls: list
 
 
 async def test_token_limit_admits_exactly_tpm_across_api_processes(api_urls: list[str], make_tenant) -> None:
-    # Each request is charged 5 estimated prompt tokens + max_tokens 100 = 105 at admission.
+    # Each request is charged 5 estimated prompt tokens + max_tokens 100 = 105 at admission. The jobs take 3 s,
+    # so none settles (and refunds its unused tokens) during the burst.
     _, key = await make_tenant(rate_limit=10_000, tpm_limit=1000)
-    responses = await _burst(api_urls, key, "/api/v1/jobs", JOB, 60)
+    responses = await _burst(api_urls, key, "/api/v1/jobs", {**JOB, "model": "slow-3000"}, 60)
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {202: 9, 429: 51}
     refused = next(r for r in responses if r.status_code == 429)

@@ -1,0 +1,81 @@
+"""Pure ASGI middleware (no buffering, so SSE streams pass through untouched): gives every request an id
+(honouring a sane `X-Request-ID`, returning it), writes one JSON access-log line, and records the request
+metrics of completion routes once the response, streamed or not, has finished. Routes leave labels in
+`request.state`: tenant, model, provider, provider time."""
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.logs import REQUEST_ID
+from shared.metrics import ACTIVE_REQUESTS, GATEWAY_OVERHEAD, REQUEST_DURATION, REQUESTS
+
+logger = logging.getLogger("api.access")
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/api/v1/completions", "/api/v1/jobs"})
+
+
+class GatewayMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = REQUEST_ID.set(request_id)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = {"code": 500}
+        started = time.perf_counter()
+        tracked = scope["path"] in COMPLETION_PATHS and scope["method"] == "POST"
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        if tracked:
+            ACTIVE_REQUESTS.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            if tracked:
+                ACTIVE_REQUESTS.dec()
+                _observe(state, status["code"], elapsed)
+            _access_log(scope, state, status["code"], elapsed)
+            REQUEST_ID.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if REQUEST_ID_PATTERN.match(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def _observe(state: dict[str, Any], status: int, elapsed: float) -> None:
+    model = state.get("model", "unknown")
+    REQUESTS.labels(state.get("tenant_id", "unauthenticated"), model, state.get("provider", "none"),
+                    str(status)).inc()
+    REQUEST_DURATION.labels(model, "true" if state.get("stream") else "false").observe(elapsed)
+    provider_s = state.get("provider_s")
+    if isinstance(provider_s, float):
+        GATEWAY_OVERHEAD.labels(model).observe(max(0.0, elapsed - provider_s))
+
+
+def _access_log(scope: Scope, state: dict[str, Any], status: int, elapsed: float) -> None:
+    logger.info("%s %s %d", scope["method"], scope["path"], status, extra={
+        "status": status, "duration_ms": round(elapsed * 1000, 2), "tenant_id": state.get("tenant_id"),
+        "job_id": state.get("job_id"), "method": scope["method"], "path": scope["path"],
+    })
