@@ -124,6 +124,12 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
         logger.info("job %s had already ended; outcome of this attempt dropped", record.id)
         return
     _count(record, outcome)
+    logger.info("job %s", outcome.status.value, extra={
+        "tenant_id": record.tenant_id, "model": record.request.model, "provider": outcome.provider,
+        "served_model": outcome.model, "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens, "cost_usd": outcome.cost_usd, "latency_ms": row["latency_ms"],
+        "fallback_used": outcome.fallback_used, "error_code": row["error_code"],
+    })
 
 
 def _count(record: JobRecord, outcome: JobOutcome) -> None:

@@ -19,9 +19,8 @@ end
 redis.call('ZREM', KEYS[3], job_id)
 local reserved = tonumber(ARGV[4])
 local actual = tonumber(ARGV[5])
-if reserved > 0 or actual > 0 then
-  redis.call('HINCRBY', KEYS[4], 'reserved', -reserved)
-  redis.call('HINCRBY', KEYS[4], 'spent', actual)
-  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
-end
+-- Lua's -0 reaches Redis as "-0", which HINCRBY refuses: only move counters that change.
+if reserved > 0 then redis.call('HINCRBY', KEYS[4], 'reserved', 0 - reserved) end
+if actual > 0 then redis.call('HINCRBY', KEYS[4], 'spent', actual) end
+if reserved > 0 or actual > 0 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6])) end
 return 1

@@ -59,6 +59,7 @@ class Gateway:
         self.fake_url = fake_url
         self.env = env
         self.log_dir = log_dir
+        self.worker_metrics_url = ""
 
     def start_worker(self, name: str) -> Process:
         return Process(name, ["worker"], self.env, self.log_dir)
@@ -101,7 +102,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         "ADMIN_API_KEY": ADMIN_KEY, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"gw:test:{uuid.uuid4().hex[:8]}",
         "OPENAI_API_KEY": "sk-fake", "ANTHROPIC_API_KEY": "sk-ant-fake", "RETRY_BASE_DELAY_S": "0.01",
         "BREAKER_FAILURE_THRESHOLD": "100000", "WORKER_HEARTBEAT_S": "1", "LOG_LEVEL": "INFO",
-        "USAGE_FLUSH_INTERVAL_S": "0.2",
+        "USAGE_FLUSH_INTERVAL_S": "0.2", "WORKER_METRICS_PORT": "0",
     }
     fake_args = ["fake-provider", "--port", str(fake_port), "--tokens", "8", "--inter-token-ms", "20"]
     fake = Process("fake-provider", fake_args, env, log_dir)
@@ -109,8 +110,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     assert migrate.proc.wait(timeout=60) == 0, migrate.log_tail()
     migrate.stop()
     api = Process("api", ["serve", "--port", str(api_port)], env, log_dir)
-    worker = Process("worker-1", ["worker"], env, log_dir)
+    worker_metrics_port = free_port()
+    worker = Process("worker-1", ["worker"], {**env, "WORKER_METRICS_PORT": str(worker_metrics_port)}, log_dir)
     gw = Gateway(f"http://127.0.0.1:{api_port}", fake_url, env, log_dir)
+    gw.worker_metrics_url = f"http://127.0.0.1:{worker_metrics_port}/metrics"
     try:
         wait_http(f"{fake_url}/_stats", fake)
         wait_http(f"{gw.base_url}/health", api)

@@ -2,6 +2,7 @@
 fake metrics endpoint serving every metric of shared/metrics.py with sample labels; and checks the relabeling
 of prometheus/prometheus-k8s.yml in that same Prometheus, with fake pods as static targets."""
 
+import contextlib
 import importlib.util
 import re
 import subprocess
@@ -16,6 +17,9 @@ from types import ModuleType
 import httpx
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+import shared.metrics as metrics
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check_dashboard_queries.py"
@@ -66,10 +70,9 @@ check_script = _load_script()
 
 
 def _prometheus() -> str:
-    try:
+    with contextlib.suppress(check_script.SetupError):
         return str(check_script.find_prometheus())
-    except check_script.SetupError:
-        pytest.fail(f"the Prometheus binary is missing: {INSTALL_HINT}", pytrace=False)
+    pytest.fail(f"the Prometheus binary is missing: {INSTALL_HINT}", pytrace=False)
 
 
 def _exposition() -> str:
@@ -121,9 +124,6 @@ def fake_metrics() -> Iterator[str]:
 
 
 def test_fake_endpoint_serves_every_metric_of_shared_metrics(fake_metrics: str) -> None:
-    import shared.metrics as metrics
-    from prometheus_client.metrics import MetricWrapperBase
-
     text = httpx.get(f"{fake_metrics}/metrics", timeout=5).text
     names = [m._name for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
     assert [n for n in names if f"\n{n}" not in text and f"\n{n}_" not in text] == []

@@ -182,3 +182,15 @@ async def test_limits_budget_resets_with_the_next_period(client: redis.asyncio.R
     assert fresh.budget_unseeded  # a new period's counters start from the database (nothing spent yet)
     await seed_budget(client, tenant, "monthly", december, spent_usd=0.0)
     assert (await admit(client, _request(tenant, budget=budget, reserve_usd=0.01), december)).allowed
+
+
+async def test_limits_settlement_of_paid_job_without_budget_or_reservation(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    request = _request(tenant, rpm_limit=10)
+    result = await admit(client, request, now)
+    async with client.pipeline(transaction=True) as pipe:
+        queue_settlement(pipe, result.admission, request.job_id, tokens_used=10, cost_usd=0.000085, now=now)
+        assert await pipe.execute() == [1]
+    period_id, _ = budget_period("none", now)
+    assert int(await client.hget(f"gw:budget:{tenant}:{period_id}", "spent")) == 85
