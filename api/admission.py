@@ -13,7 +13,7 @@ from shared.db.tables import UsageRecord
 from shared.errors import BudgetExceeded, RateLimited
 from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit, budget_period, period_start
 from shared.limits import seed_budget as seed_budget_counters
-from shared.metrics import BUDGET_REJECTIONS, RATE_LIMIT_REJECTIONS
+from shared.metrics import BUDGET_REJECTIONS, BUDGET_USED_RATIO, RATE_LIMIT_REJECTIONS
 from shared.models import ChatRequest
 from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
@@ -62,6 +62,8 @@ async def admit_request(
     if result.budget_unseeded and budget is not None:
         await _seed_budget(state, tenant.id, budget.period, now)
         result = await admit(state.redis, limit_request, now)
+    if budget is not None and result.budget_used_usd is not None and budget.limit_usd > 0:
+        BUDGET_USED_RATIO.labels(tenant.id).set(result.budget_used_usd / budget.limit_usd)
     headers = ratelimit_headers(result, rpm, tenant.tpm_limit if full else None)
     if not result.allowed:
         raise _refusal(result, rpm, tenant, now, headers)

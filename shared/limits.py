@@ -76,6 +76,7 @@ class AdmissionResult:
     tpm_reset_s: float
     budget_unseeded: bool
     admission: Admission
+    budget_used_usd: float | None = None
 
 
 def budget_period(period: str, now: datetime) -> tuple[str, datetime | None]:
@@ -115,7 +116,7 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
         int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
         reserve_micros, ttl_s,
     )
-    allowed, reason, wait_ms, rpm_rem, rpm_reset, tpm_rem, tpm_reset, budget_state = reply
+    allowed, reason, wait_ms, rpm_rem, rpm_reset, tpm_rem, tpm_reset, budget_state, budget_used = reply
     admission = Admission(
         tenant_id=request.tenant_id, tokens_estimated=request.tokens if request.tpm_limit else 0,
         tpm_limit=request.tpm_limit, concurrency=request.concurrency_limit > 0,
@@ -125,6 +126,7 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
         allowed=bool(allowed), reason=_text(reason), retry_after_s=int(wait_ms) / 1000,
         rpm_remaining=int(rpm_rem), rpm_reset_s=int(rpm_reset) / 1000, tpm_remaining=int(tpm_rem),
         tpm_reset_s=int(tpm_reset) / 1000, budget_unseeded=_text(budget_state) == "missing", admission=admission,
+        budget_used_usd=int(budget_used) / 1_000_000 if int(budget_used) >= 0 else None,
     )
 
 

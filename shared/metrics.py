@@ -22,6 +22,7 @@ __all__ = [
     "ACTIVE_REQUESTS",
     "BREAKER_STATE",
     "BUDGET_REJECTIONS",
+    "BUDGET_USED_RATIO",
     "CACHE_REQUESTS",
     "CONTENT_TYPE_LATEST",
     "COST_USD",
@@ -61,6 +62,9 @@ ACTIVE_REQUESTS = Gauge("llm_gateway_active_requests", "Completion requests in p
 CACHE_REQUESTS = Counter("llm_gateway_cache_requests", "Response cache lookups", ["tenant", "result"])
 RATE_LIMIT_REJECTIONS = Counter("llm_gateway_rate_limit_rejections", "Requests refused by a rate limit",
                                 ["tenant", "limit"])
+BUDGET_USED_RATIO = Gauge("llm_gateway_budget_used_ratio",
+                          "Share of the tenant's budget spent or reserved in the current period, at its last admission",
+                          ["tenant"], multiprocess_mode="mostrecent")
 BUDGET_REJECTIONS = Counter("llm_gateway_budget_rejections", "Requests refused by an exhausted budget", ["tenant"])
 QUEUE_DEPTH = Gauge("llm_gateway_queue_depth", "Jobs waiting in the queue (read at scrape time)",
                     multiprocess_mode="mostrecent")

@@ -7,7 +7,8 @@
 -- ARGV: 1 now_ms, 2 rpm_limit, 3 tpm_limit, 4 tokens, 5 conc_limit, 6 job_id, 7 conc_expiry_ms,
 --       8 budget_micros (-1: none), 9 reserve_micros, 10 budget_ttl_s
 -- Returns {allowed, reason, retry_after_ms, rpm_remaining, rpm_reset_ms, tpm_remaining, tpm_reset_ms,
---          budget_state}; budget_state is "missing" when the budget hash must be seeded first.
+--          budget_state, budget_used_micros}; budget_state is "missing" when the budget hash must be seeded
+--          first; budget_used_micros is spent + reserved after this request (-1 without a budget).
 local WINDOW = 60000
 local now = tonumber(ARGV[1])
 local since = now - WINDOW
@@ -49,11 +50,12 @@ if tpm_limit > 0 then
   end
 end
 
+local budget_used = -1
 local function reply(ok, reason, wait, budget_state)
   local rpm_rem = math.max(0, rpm_limit - rpm_used - ok)
   local tpm_rem = math.max(0, tpm_limit - tpm_used - ok * tokens)
   return {ok, reason, math.ceil(wait), rpm_rem, math.ceil(newest_reset(KEYS[1])), tpm_rem,
-          math.ceil(newest_reset(KEYS[2])), budget_state}
+          math.ceil(newest_reset(KEYS[2])), budget_state, budget_used}
 end
 if rpm_limit > 0 and rpm_used >= rpm_limit then return reply(0, 'requests', rpm_wait, '') end
 if tpm_limit > 0 and tokens > tpm_limit then return reply(0, 'tokens_too_large', 0, '') end
@@ -71,7 +73,9 @@ if budget >= 0 then
   if redis.call('EXISTS', KEYS[5]) == 0 then return reply(0, 'budget_unseeded', 0, 'missing') end
   local spent = tonumber(redis.call('HGET', KEYS[5], 'spent') or '0')
   local reserved = tonumber(redis.call('HGET', KEYS[5], 'reserved') or '0')
+  budget_used = spent + reserved
   if spent + reserved + reserve > budget then return reply(0, 'budget', 0, '') end
+  budget_used = spent + reserved + reserve
 end
 
 if rpm_limit > 0 then

@@ -194,3 +194,12 @@ async def test_limits_settlement_of_paid_job_without_budget_or_reservation(clien
         assert await pipe.execute() == [1]
     period_id, _ = budget_period("none", now)
     assert int(await client.hget(f"gw:budget:{tenant}:{period_id}", "spent")) == 85
+
+
+async def test_limits_report_budget_used_after_admission(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    await seed_budget(client, tenant, "daily", now, spent_usd=0.25)
+    result = await admit(client, _request(tenant, budget=Budget(1.0, "daily"), reserve_usd=0.25), now)
+    assert result.allowed and result.budget_used_usd == pytest.approx(0.5)
+    assert (await admit(client, _request(tenant), now)).budget_used_usd is None
