@@ -20,7 +20,7 @@ COPY pyproject.toml README.md ./
 # (Empty package folders let the project resolve; the placeholder wheel it yields is thrown away.)
 RUN mkdir -p api worker shared cli \
     && pip wheel --wheel-dir /wheels . \
-    && rm /wheels/llm_gateway-*.whl
+    && rm -r /wheels/llm_gateway-*.whl build llm_gateway.egg-info
 
 # Then the gateway itself, installed from wheels only (no network, no build tools in the final image).
 COPY api ./api

@@ -5,7 +5,7 @@
 # (the Secret is built from variables) and prometheus-adapter.yaml (belongs to the monitoring stack).
 
 provider "kubernetes" {
-  config_path    = var.kube_config
+  config_path    = var.kubeconfig_path
   config_context = var.kubeconfig_context
 }
 

@@ -4,6 +4,7 @@ logs let one request be followed from API to worker by its request id, with no k
 import asyncio
 import json
 import re
+import sys
 import uuid
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ADMIN_KEY, Gateway
+from tests.support.processes import REPO
 
 API_METRICS = ["llm_gateway_requests", "llm_gateway_request_duration_seconds", "llm_gateway_overhead_seconds",
                "llm_gateway_active_requests", "llm_gateway_cache_requests", "llm_gateway_rate_limit_rejections",
@@ -108,3 +110,18 @@ def _json_lines(gateway: Gateway, name: str, request_id: str) -> list[dict]:
         if raw.startswith("{") and request_id in raw:
             lines.append(json.loads(raw))
     return lines
+
+
+@pytest.mark.timeout(120)
+async def test_real_prometheus_evaluates_every_dashboard_query_against_the_gateway(gateway: Gateway,
+                                                                                  http: httpx.AsyncClient,
+                                                                                  make_tenant) -> None:
+    tenant_id, key = await make_tenant()
+    await _traffic(http, tenant_id, key, f"prom-{uuid.uuid4().hex[:12]}")
+    worker_url = gateway.worker_metrics_url.removesuffix("/metrics")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO / "scripts" / "check_dashboard_queries.py"), "--api-url", gateway.base_url,
+        "--worker-metrics-url", worker_url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=100)
+    assert process.returncode == 0, output.decode()[-3000:]
