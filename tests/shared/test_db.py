@@ -208,12 +208,13 @@ async def test_insert_usage_batches_1000_rows_in_one_statement(engine: AsyncEngi
     assert await usage_count(engine) == 1000
 
 
-async def test_insert_usage_splits_batches_over_the_parameter_limit(engine: AsyncEngine) -> None:
+async def test_insert_usage_inserts_batches_larger_than_one_statement(engine: AsyncEngine) -> None:
     rows = [usage_row(f"job_{i}") for i in range(2500)]
     with count_inserts(engine) as statements:
         assert await insert_usage(engine, rows) == 2500
-    assert len(statements) == 2
+    assert 1 <= len(statements) <= 3  # SQLAlchemy pages many parameter sets into a few statements
     assert await usage_count(engine) == 2500
+    assert await insert_usage(engine, rows) == 0
 
 
 async def test_insert_usage_empty_batch_returns_zero(engine: AsyncEngine) -> None:
