@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from api.deps import AppState
 from shared.errors import GatewayError, JobCancelled, UpstreamTimeout, error_from_dict
+from shared.jobs import CancelOutcome
 from shared.models import Completion
 from shared.streams import Event, EventKind, read_events
 
@@ -32,9 +33,17 @@ async def job_events(state: AppState, job_id: str, *, after_id: str = "0-0",
             continue
         if time.monotonic() > deadline:
             # Nobody will read the answer: stop the job rather than bill for it.
-            await state.store.request_cancel(job_id)
+            await cancel_job(state, job_id)
             raise UpstreamTimeout("Timed out waiting for the job to finish")
         await settle_if_dead(state, job_id)
+
+
+async def cancel_job(state: AppState, job_id: str, *, unless_shared: bool = False) -> CancelOutcome:
+    """Cancel a job and ring the workers' doorbell, so a running job's abort is seen at once."""
+    outcome = await state.store.request_cancel(job_id, unless_shared=unless_shared)
+    if outcome.changed:
+        await state.queue.ring()
+    return outcome
 
 
 async def settle_if_dead(state: AppState, job_id: str) -> bool:

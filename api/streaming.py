@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse
 
 from api.deps import AppState
-from api.relay import Result, error_from_event, job_events, result_from
+from api.relay import Result, cancel_job, error_from_event, job_events, result_from
 from shared.cache import CachedAnswer
 from shared.errors import GatewayError, JobCancelled, ServiceUnavailable, StreamInterrupted
 from shared.models import FinishReason, Usage
@@ -98,7 +98,7 @@ def _render(event: Event, renderer: StreamRenderer, sent_tokens: bool) -> tuple[
 
 async def _cancel_abandoned(state: AppState, job_id: str) -> None:
     try:
-        await state.store.request_cancel(job_id, unless_shared=True)
+        await cancel_job(state, job_id, unless_shared=True)
     except Exception as exc:  # the client is gone; a failed cancel only means the job runs to its end
         logger.warning("could not cancel abandoned job %s: %s", job_id, type(exc).__name__)
 

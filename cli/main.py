@@ -6,10 +6,9 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-import arq.worker
 import uvicorn
 from pydantic import ValidationError
 
@@ -87,8 +86,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 @asynccontextmanager
 async def _embedded_worker(state: AppState) -> AsyncIterator[None]:
-    # arq logs the server's INFO at start-up, a command the in-process stand-in does not implement.
-    arq.worker.log_redis_info = _skip_redis_info
     from worker.main import build_worker  # imported on use: see `_worker`
 
     worker = build_worker(state.settings, state.redis, handle_signals=False, embedded=True)
@@ -100,10 +97,6 @@ async def _embedded_worker(state: AppState) -> AsyncIterator[None]:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await worker.close()
-
-
-async def _skip_redis_info(redis: object, log_func: Callable[[str], None]) -> None:
-    log_func("embedded Redis stand-in (in-process)")
 
 
 def _report_worker_exit(task: "asyncio.Task[None]") -> None:

@@ -69,7 +69,8 @@ class Settings(BaseSettings):
 
     queue_name: str = "gw:queue"
     worker_max_jobs: int = Field(default=200, ge=1)
-    worker_poll_delay_s: float = Field(default=0.05, gt=0)
+    # Fallback only: the doorbell wakes workers at once on enqueue and cancel (worker/doorbell.py).
+    worker_poll_delay_s: float = Field(default=0.5, gt=0)
     worker_job_timeout_s: float = Field(default=900.0, gt=0)
     worker_max_tries: int = Field(default=3, ge=1)
     worker_heartbeat_s: float = Field(default=5.0, gt=0)

@@ -14,6 +14,7 @@ __all__ = [
     "cache_entry_key",
     "cache_inflight_key",
     "concurrency_key",
+    "doorbell_channel",
     "job_events_key",
     "job_key",
     "rpm_key",
@@ -94,3 +95,8 @@ def cache_entry_key(digest: str) -> str:
 def cache_inflight_key(digest: str) -> str:
     """The job id computing this answer right now, so identical requests wait on it."""
     return f"{PREFIX}:cache-inflight:{digest}"
+
+
+def doorbell_channel(queue_name: str) -> str:
+    """Pub/sub channel the API rings after an enqueue or a cancel, so idle workers poll at once."""
+    return f"{PREFIX}:doorbell:{queue_name}"

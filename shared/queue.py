@@ -8,6 +8,8 @@ from arq.connections import ArqRedis
 from arq.jobs import Job
 from arq.jobs import JobStatus as ArqJobStatus
 
+from shared.keys import doorbell_channel
+
 __all__ = ["JOB_FUNCTION", "JobQueue"]
 
 JOB_FUNCTION = "run_completion"
@@ -24,7 +26,12 @@ class JobQueue:
         job = await self._redis.enqueue_job(
             JOB_FUNCTION, job_id, _job_id=job_id, _queue_name=self._queue_name, _expires=self._expires
         )
+        await self.ring()
         return job is not None
+
+    async def ring(self) -> None:
+        """Wake idle workers now rather than at their next poll (see worker.doorbell)."""
+        await self._redis.publish(doorbell_channel(self._queue_name), b"")
 
     async def died_without_result(self, job_id: str) -> str | None:
         """If arq finished the job without our code ending it (expired, retries exhausted, crashed), say why."""

@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.worker import Worker, func
+from arq.worker import func
 
 from shared.config import Settings, get_settings
 from shared.db.engine import create_engine
 from shared.db.usage import insert_usage
 from shared.jobs import JobStore
-from shared.keys import ARQ_ABORT_KEY, WORKERS_KEY
+from shared.keys import ARQ_ABORT_KEY, WORKERS_KEY, doorbell_channel
 from shared.metrics import QUEUE_WAIT, WORKER_JOBS_RUNNING, serve_worker_metrics
 from shared.pricing import load_price_table
 from shared.queue import JOB_FUNCTION
@@ -24,6 +24,7 @@ from shared.redis import create_redis, deserialize_job, serialize_job
 from shared.routing_table import load_routing_table
 from worker.breaker import CircuitBreaker
 from worker.deps import WorkerDeps, deps_from
+from worker.doorbell import GatewayWorker
 from worker.jobs import run_completion
 from worker.providers import aclose_providers, build_providers
 from worker.routing import RetryPolicy, Router
@@ -59,10 +60,12 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
 
 def build_worker(settings: Settings, redis: ArqRedis | None = None, *, handle_signals: bool = True,
-                 burst: bool = False, embedded: bool = False) -> Worker:
+                 burst: bool = False, embedded: bool = False) -> GatewayWorker:
     options = worker_options(settings)
     options["ctx"]["embedded"] = embedded
-    return Worker(redis_pool=redis or create_redis(settings), burst=burst, handle_signals=handle_signals, **options)
+    return GatewayWorker(redis_pool=redis or create_redis(settings), burst=burst, handle_signals=handle_signals,
+                         doorbell_channel=doorbell_channel(settings.queue_name), skip_redis_info=embedded,
+                         **options)
 
 
 def run_worker(settings: Settings | None = None) -> None:
@@ -137,6 +140,9 @@ async def on_job_start(ctx: dict[str, Any]) -> None:
 
 async def after_job_end(ctx: dict[str, Any]) -> None:
     WORKER_JOBS_RUNNING.dec()
+    doorbell = ctx.get("doorbell")
+    if doorbell is not None:  # a slot is free: a full worker skipped the queue, look again now
+        doorbell.ring()
 
 
 async def _heartbeat(redis: ArqRedis, worker_id: str, interval_s: float, stop: asyncio.Event) -> None:

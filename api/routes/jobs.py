@@ -12,6 +12,7 @@ from sse_starlette import EventSourceResponse
 
 from api.body import read_json_object
 from api.deps import AppState, StateDep, TenantDep
+from api.relay import cancel_job as cancel_and_ring
 from api.relay import job_events, settle_if_dead
 from api.routes.schemas import CHAT_REQUEST_BODY
 from api.submit import submit
@@ -69,7 +70,7 @@ async def read_job_events(
 async def cancel_job(job_id: str, state: StateDep, tenant: TenantDep) -> JSONResponse:
     """Cancel a queued or running job; a job that has already ended answers 409."""
     record = await _owned_job(state, tenant, job_id)
-    outcome = await state.store.request_cancel(record.id)
+    outcome = await cancel_and_ring(state, record.id)
     if not outcome.changed:
         raise Conflict(f"Job {job_id} has already ended with status '{outcome.status.value}'")
     return JSONResponse({"id": record.id, "object": "job", "status": outcome.status.value,

@@ -1,0 +1,60 @@
+"""The doorbell wakes an idle worker at once: with a 5 s poll delay, a rung job starts within a fraction of a
+second; without the ring it waits for the poll."""
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import pytest
+from arq.worker import func
+
+from shared.config import Settings
+from shared.keys import doorbell_channel
+from shared.queue import JobQueue
+from shared.redis import create_redis, deserialize_job, serialize_job
+from worker.doorbell import GatewayWorker
+
+REDIS_URL = "redis://127.0.0.1:6379/8"
+
+
+@pytest.fixture
+async def started_jobs():
+    queue_name = f"gw:test-doorbell:{uuid.uuid4().hex[:8]}"
+    redis = create_redis(Settings(_env_file=None, redis_url=REDIS_URL), queue_name=queue_name)
+    started: dict[str, float] = {}
+
+    async def record_start(ctx: dict[str, Any], job_id: str) -> None:
+        started[job_id] = time.monotonic()
+
+    worker = GatewayWorker(
+        functions=[func(record_start, name="run_completion")], queue_name=queue_name, redis_pool=redis,
+        handle_signals=False, poll_delay=5.0, doorbell_channel=doorbell_channel(queue_name),
+        job_serializer=serialize_job, job_deserializer=deserialize_job,
+    )
+    task = asyncio.create_task(worker.async_run())
+    await asyncio.sleep(0.3)  # let the first poll pass and the listener subscribe
+    yield JobQueue(redis, queue_name=queue_name, expires_s=60), started, redis, queue_name
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await worker.close()
+
+
+async def test_doorbell_wakes_idle_worker_at_once(started_jobs) -> None:
+    queue, started, _, _ = started_jobs
+    job_id = f"job_{uuid.uuid4().hex}"
+    enqueued = time.monotonic()
+    assert await queue.enqueue(job_id)
+    for _ in range(100):
+        if job_id in started:
+            break
+        await asyncio.sleep(0.01)
+    assert started[job_id] - enqueued < 0.5  # the fallback poll would take up to 5 s
+
+
+async def test_without_ring_worker_waits_for_its_poll(started_jobs) -> None:
+    _, started, redis, queue_name = started_jobs
+    job_id = f"job_{uuid.uuid4().hex}"
+    assert await redis.enqueue_job("run_completion", job_id, _job_id=job_id, _queue_name=queue_name)
+    await asyncio.sleep(1.0)
+    assert job_id not in started
