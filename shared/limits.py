@@ -3,6 +3,7 @@ window logs: exact, never 2x at a window boundary), concurrent jobs, and a USD b
 request reserves at its worst-case cost. Admission is one Lua script (all or nothing); settlement runs
 inside the job's terminal transaction, so it happens exactly once."""
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from shared.keys import budget_key, concurrency_key, rpm_key, tpm_key, tpm_sum_key
 
@@ -26,6 +28,7 @@ __all__ = [
 ]
 
 ADMIT_SCRIPT = (Path(__file__).parent / "lua" / "admit.lua").read_text()
+ADMIT_SHA = hashlib.sha1(ADMIT_SCRIPT.encode()).hexdigest()  # Redis names scripts by their SHA-1
 SETTLE_SCRIPT = (Path(__file__).parent / "lua" / "settle.lua").read_text()
 BUDGET_GRACE = timedelta(days=7)
 
@@ -108,14 +111,16 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
     ttl_s = _budget_ttl_s(now, reset_at)
     reserve_micros = math.ceil(request.reserve_usd * 1_000_000) if request.budget else 0
     now_ms = int(now.timestamp() * 1000)
-    reply = await redis.eval(  # type: ignore[misc]
-        ADMIT_SCRIPT, 5,
-        rpm_key(request.tenant_id), tpm_key(request.tenant_id), tpm_sum_key(request.tenant_id),
-        concurrency_key(request.tenant_id), key_budget,
-        now_ms, request.rpm_limit, request.tpm_limit, request.tokens, request.concurrency_limit, request.job_id,
-        int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
-        reserve_micros, ttl_s,
-    )
+    keys = [rpm_key(request.tenant_id), tpm_key(request.tenant_id), tpm_sum_key(request.tenant_id),
+            concurrency_key(request.tenant_id), key_budget]
+    args = [now_ms, request.rpm_limit, request.tpm_limit, request.tokens, request.concurrency_limit, request.job_id,
+            int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
+            reserve_micros, ttl_s]
+    try:
+        # By digest, so the 3 KB script is not resent with every request; EVAL loads it when Redis lacks it.
+        reply = await redis.evalsha(ADMIT_SHA, 5, *keys, *args)  # type: ignore[misc]
+    except NoScriptError:
+        reply = await redis.eval(ADMIT_SCRIPT, 5, *keys, *args)  # type: ignore[misc]
     allowed, reason, wait_ms, rpm_rem, rpm_reset, tpm_rem, tpm_reset, budget_state, budget_used = reply
     admission = Admission(
         tenant_id=request.tenant_id, tokens_estimated=request.tokens if request.tpm_limit else 0,
