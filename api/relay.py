@@ -32,8 +32,8 @@ async def job_events(state: AppState, job_id: str, *, after_id: str = "0-0",
             yield event
             continue
         if time.monotonic() > deadline:
-            # Nobody will read the answer: stop the job rather than bill for it.
-            await cancel_job(state, job_id)
+            # Nobody will read the answer: stop the job rather than bill for it (unless others wait on it).
+            await cancel_job(state, job_id, unless_shared=True)
             raise UpstreamTimeout("Timed out waiting for the job to finish")
         await settle_if_dead(state, job_id)
 
@@ -49,6 +49,9 @@ async def cancel_job(state: AppState, job_id: str, *, unless_shared: bool = Fals
 async def settle_if_dead(state: AppState, job_id: str) -> bool:
     """Fail a job that arq ended without running our code (expired, retries exhausted); True if it did.
     The write is a no-op when the worker ended the job first, so a race with a real result is harmless."""
+    if await state.store.get(job_id) is None:
+        # Expired, or never created (a submission that failed after claiming a cache leadership).
+        raise GatewayError("The job no longer exists")
     reason = await state.queue.died_without_result(job_id)
     if reason is None:
         return False

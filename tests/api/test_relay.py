@@ -84,3 +84,9 @@ def test_stream_render_ignores_restart_before_output() -> None:
     renderer = openai_wire.StreamRenderer("chatcmpl-1", "m", 0, False)
     items, done = _render(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=False)
     assert (items, done) == ([], False)
+
+
+async def test_relay_fails_fast_when_job_record_is_missing(state: AppState) -> None:
+    # A follower joined a leader whose submission failed before its job record was written.
+    with pytest.raises(GatewayError, match="no longer exists"):
+        await wait_for_result(state, "job_never_created")
