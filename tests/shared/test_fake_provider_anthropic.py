@@ -1,7 +1,6 @@
 """The fake provider's Anthropic Messages endpoint, driven by the official anthropic SDK against a real
 uvicorn server (and raw httpx where the exact wire bytes matter): replies, event streams and failures."""
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anthropic
@@ -9,34 +8,13 @@ import httpx
 import httpx2
 import pytest
 
-from shared.fake_provider import create_app
 from tests.shared.fake_provider_support import (
     ANTHROPIC_MESSAGES,
     ANTHROPIC_STREAM_EVENTS,
     EXPECTED_REPLY,
     Clients,
-    sdk_clients,
-    serving,
     sse_events,
 )
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serving(create_app()) as url:
-        yield url
-
-
-@pytest.fixture
-async def clients(base_url: str) -> AsyncIterator[Clients]:
-    async with sdk_clients(base_url) as pair:
-        yield pair
-
-
-@pytest.fixture
-async def raw(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        yield client
 
 
 async def test_anthropic_message_returns_reply_usage_and_end_turn(clients: Clients) -> None:

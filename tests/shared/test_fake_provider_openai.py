@@ -2,7 +2,6 @@
 uvicorn server (and raw httpx where the exact wire bytes matter): replies, streams, truncation and failures."""
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -10,34 +9,13 @@ import httpx2
 import openai
 import pytest
 
-from shared.fake_provider import create_app
 from tests.shared.fake_provider_support import (
     EXPECTED_REPLY,
     OPENAI_MESSAGES,
     OPENAI_PROMPT_TOKENS,
     Clients,
     openai_text,
-    sdk_clients,
-    serving,
 )
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serving(create_app()) as url:
-        yield url
-
-
-@pytest.fixture
-async def clients(base_url: str) -> AsyncIterator[Clients]:
-    async with sdk_clients(base_url) as pair:
-        yield pair
-
-
-@pytest.fixture
-async def raw(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        yield client
 
 
 async def test_openai_completion_returns_deterministic_reply_and_usage(clients: Clients) -> None:

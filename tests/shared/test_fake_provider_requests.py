@@ -1,33 +1,13 @@
 """The fake provider's request checks shared by both formats: authentication, validation errors in each
 format's own shape, and the model list both SDKs read."""
 
-from collections.abc import AsyncIterator, Iterator
 
 import anthropic
 import httpx
 import openai
 import pytest
 
-from shared.fake_provider import create_app
-from tests.shared.fake_provider_support import ANTHROPIC_MESSAGES, OPENAI_MESSAGES, Clients, sdk_clients, serving
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serving(create_app()) as url:
-        yield url
-
-
-@pytest.fixture
-async def clients(base_url: str) -> AsyncIterator[Clients]:
-    async with sdk_clients(base_url) as pair:
-        yield pair
-
-
-@pytest.fixture
-async def raw(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        yield client
+from tests.shared.fake_provider_support import ANTHROPIC_MESSAGES, OPENAI_MESSAGES, Clients
 
 
 async def test_auth_missing_bearer_returns_401_in_openai_shape(raw: httpx.AsyncClient) -> None:

@@ -4,7 +4,6 @@ failures, the request stats, mounting under a prefix and `serve` until cancelled
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import anthropic
 import httpx
@@ -24,19 +23,6 @@ from tests.shared.fake_provider_support import (
     sdk_clients,
     serving,
 )
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serving(create_app()) as url:
-        yield url
-
-
-@pytest.fixture
-async def clients(base_url: str) -> AsyncIterator[Clients]:
-    async with sdk_clients(base_url) as pair:
-        yield pair
-
 
 # --- latency ------------------------------------------------------------------------------------------
 
