@@ -36,7 +36,7 @@ class AppState:
     cache: ResponseCache
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.gateway
     return state
 
