@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from api.admission import admit_request
 from api.deps import AppState
 from shared.cache import CachedAnswer, cache_digest
-from shared.errors import GatewayError, InvalidRequest, ModelNotFound, ServiceUnavailable
+from shared.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from shared.jobs import JobOptions
 from shared.keys import USAGE_STREAM
 from shared.limits import Admission, queue_settlement
@@ -71,10 +71,10 @@ async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: C
         options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
                              cache_leader=leads, admission=admission,
                              request_id=getattr(http.state, "request_id", None))
-        await state.store.create(job_id, tenant.id, chat, wire, options)
+        # The record and its queue entry in one transaction: a job is never recorded but not queued.
+        await state.store.create(job_id, tenant.id, chat, wire, options, enqueue=state.queue.enqueue_on)
     except RedisError as exc:
         raise ServiceUnavailable("The job queue is unavailable") from exc
-    await _enqueue(state, job_id)
     cache_header = {"x-cache": "MISS"} if policy.digest else {}
     return Submission(job_id=job_id, headers={**headers, **cache_header})
 
@@ -146,18 +146,3 @@ async def _release(state: AppState, admission: Admission | None, job_id: str) ->
     async with state.redis.pipeline(transaction=True) as pipe:
         queue_settlement(pipe, admission, job_id, tokens_used=0, cost_usd=0.0, now=datetime.now(UTC))
         await pipe.execute()
-
-
-async def _enqueue(state: AppState, job_id: str) -> None:
-    try:
-        await state.queue.enqueue(job_id)
-    except RedisError as exc:
-        await _fail_quietly(state, job_id, ServiceUnavailable("The job queue is unavailable"))
-        raise ServiceUnavailable("The job queue is unavailable") from exc
-
-
-async def _fail_quietly(state: AppState, job_id: str, error: GatewayError) -> None:
-    try:
-        await state.store.fail(job_id, error)
-    except RedisError:
-        return

@@ -4,6 +4,7 @@ usage record in the same transaction so none of the three can exist without the 
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,15 +14,26 @@ from redis.asyncio.client import Pipeline
 
 from shared.cache import CachedAnswer
 from shared.errors import GatewayError
-from shared.keys import ARQ_ABORT_KEY, USAGE_STREAM, cache_entry_key, cache_inflight_key, job_key, tenant_jobs_key
-from shared.limits import Admission, queue_settlement
+from shared.keys import (
+    ARQ_ABORT_KEY,
+    USAGE_STREAM,
+    cache_entry_key,
+    cache_inflight_key,
+    job_events_key,
+    job_key,
+    tenant_jobs_key,
+)
+from shared.limits import Admission, queue_settlement, settlement_call
 from shared.models import ChatRequest, Completion, JobStatus, WireFormat
 from shared.redis import decode_hash
-from shared.streams import EventKind, add_event
+from shared.scripts import LuaScript, lua_source
+from shared.streams import EventKind, add_event, encode_data
 
 __all__ = ["CancelOutcome", "JobOptions", "JobOutcome", "JobRecord", "JobStore", "usage_row"]
 
 USAGE_STREAM_MAXLEN = 1_000_000
+CLAIM = LuaScript(lua_source("claim.lua"))
+FINISH = LuaScript(lua_source("settle_fn.lua", "finish.lua"))
 
 
 class JobRecord(BaseModel):
@@ -89,7 +101,9 @@ class JobStore:
         self._events_maxlen = events_maxlen
 
     async def create(self, job_id: str, tenant_id: str, request: ChatRequest, wire: WireFormat,
-                     options: JobOptions | None = None) -> JobRecord:
+                     options: JobOptions | None = None, *,
+                     enqueue: Callable[[Pipeline, str], None] | None = None) -> JobRecord:
+        """Write the record; `enqueue` adds the queue entry to the same transaction (all or nothing)."""
         record = JobRecord(
             id=job_id, tenant_id=tenant_id, status=JobStatus.QUEUED, wire_format=wire, request=request,
             created_at=time.time(), **(options or JobOptions()).model_dump(),
@@ -99,6 +113,8 @@ class JobStore:
             pipe.expire(job_key(job_id), self._ttl_s)
             pipe.zadd(tenant_jobs_key(tenant_id), {job_id: record.created_at})
             pipe.expire(tenant_jobs_key(tenant_id), self._ttl_s)
+            if enqueue is not None:
+                enqueue(pipe, job_id)
             await pipe.execute()
         return record
 
@@ -107,46 +123,24 @@ class JobStore:
         return _from_hash(decode_hash(raw)) if raw else None
 
     async def mark_running(self, job_id: str, attempt: int, worker_id: str) -> JobRecord | None:
-        """Claim the job for an attempt; None when it is gone or already ended (e.g. cancelled while queued)."""
-        key = job_key(job_id)
-
-        async def claim(pipe: Pipeline) -> JobRecord | None:
-            raw = await pipe.hgetall(key)
-            record = _from_hash(decode_hash(raw)) if raw else None
-            if record is None or record.status.is_terminal:
-                return None
-            pipe.multi()
-            pipe.hset(key, mapping={"status": JobStatus.RUNNING.value, "attempt": str(attempt),
-                                    "started_at": str(time.time()), "worker_id": worker_id})
-            add_event(pipe, job_id, EventKind.RESET if attempt > 1 else EventKind.START,
-                      {"attempt": attempt}, maxlen=self._events_maxlen, ttl_s=self._ttl_s)
-            return record.model_copy(update={"status": JobStatus.RUNNING, "attempt": attempt,
-                                             "worker_id": worker_id})
-
-        # transaction() re-runs `claim` when the record changed under it (WATCH), e.g. a follower joined.
-        result: JobRecord | None = await self._redis.transaction(claim, key, value_from_callable=True)
-        return result
+        """Claim the job for an attempt; None when it is gone or already ended (e.g. cancelled while queued).
+        One script, so the check and the claim are atomic in a single round trip."""
+        kind = EventKind.RESET if attempt > 1 else EventKind.START
+        before = await CLAIM.run(self._redis, [job_key(job_id), job_events_key(job_id)], [
+            attempt, time.time(), worker_id, kind.value, encode_data({"attempt": attempt}),
+            self._events_maxlen, self._ttl_s,
+        ])
+        if not isinstance(before, list) or not before:
+            return None
+        record = _from_hash(decode_hash(dict(zip(before[::2], before[1::2], strict=True))))
+        return record.model_copy(update={"status": JobStatus.RUNNING, "attempt": attempt, "worker_id": worker_id})
 
     async def finish(self, record: JobRecord, outcome: JobOutcome, usage_row: dict[str, object]) -> bool:
-        """Commit the terminal state, the terminal event and the usage record at once; False if the job had
-        already ended (a duplicate delivery), in which case nothing is written and nothing billed twice."""
-        key = job_key(record.id)
-
-        async def commit(pipe: Pipeline) -> bool:
-            status = await pipe.hget(key, "status")
-            if status is None or JobStatus(status.decode()).is_terminal:
-                return False
-            pipe.multi()
-            pipe.hset(key, mapping=_outcome_fields(outcome))
-            pipe.expire(key, self._ttl_s)
-            kind, data = _terminal_event(outcome)
-            add_event(pipe, record.id, kind, data, maxlen=self._events_maxlen, ttl_s=self._ttl_s)
-            pipe.xadd(USAGE_STREAM, {"row": json.dumps(usage_row)}, maxlen=USAGE_STREAM_MAXLEN, approximate=True)
-            _queue_job_end(pipe, record, outcome)
-            return True
-
-        committed: bool = await self._redis.transaction(commit, key, value_from_callable=True)
-        return committed
+        """Commit the terminal state, the terminal event, the usage record, the limits settlement and the
+        cache entry at once; False if the job had already ended (a duplicate delivery), in which case
+        nothing is written and nothing billed twice."""
+        keys, args = _finish_call(record, outcome, usage_row, ttl_s=self._ttl_s, events_maxlen=self._events_maxlen)
+        return bool(await FINISH.run(self._redis, keys, args))
 
     async def fail(self, job_id: str, error: GatewayError) -> bool:
         """End a job that died outside our code (arq expired it or gave up on retries); False if it had ended."""
@@ -215,6 +209,41 @@ def _from_hash(fields: dict[str, str]) -> JobRecord:
     return JobRecord.model_validate(data)
 
 
+def _finish_call(record: JobRecord, outcome: JobOutcome, usage_row: dict[str, object], *, ttl_s: int,
+                 events_maxlen: int) -> tuple[list[str], list[object]]:
+    """Keys and arguments of finish.lua. Unused key slots carry the job's own key: Lua scripts must name
+    every key they could touch, and these are never touched when their flag is off."""
+    key = job_key(record.id)
+    kind, data = _terminal_event(outcome)
+    settle_keys, settle_args = [key] * 4, [""] * 6
+    if record.admission is not None:
+        settle_keys, settle_args = settlement_call(
+            record.admission, record.id, tokens_used=outcome.prompt_tokens + outcome.completion_tokens,
+            cost_usd=outcome.cost_usd)
+    digest = record.cache_digest
+    answer = _cached_answer(record, outcome)
+    fields = _outcome_fields(outcome)
+    keys = [key, job_events_key(record.id), USAGE_STREAM, *settle_keys,
+            cache_inflight_key(digest) if digest else key, cache_entry_key(digest) if digest else key]
+    args: list[object] = [
+        ttl_s, events_maxlen, kind.value, encode_data(data), USAGE_STREAM_MAXLEN, json.dumps(usage_row),
+        1 if record.admission is not None else 0, *settle_args,
+        1 if digest and record.cache_leader else 0, record.cache_ttl_s if answer else 0, answer or "",
+        len(fields), *(item for pair in fields.items() for item in pair),
+    ]
+    return keys, args
+
+
+def _cached_answer(record: JobRecord, outcome: JobOutcome) -> str | None:
+    """The answer to store in the cache: a complete, successful one, when the request asked for caching."""
+    if record.cache_digest is None or record.cache_ttl_s <= 0:
+        return None
+    if outcome.status is not JobStatus.SUCCEEDED or outcome.completion is None:
+        return None
+    return CachedAnswer(completion=outcome.completion, chunks=outcome.chunks or [outcome.completion.content],
+                        cost_usd=outcome.cost_usd).model_dump_json()
+
+
 def _queue_job_end(pipe: Any, record: JobRecord, outcome: JobOutcome) -> None:
     """Side effects of a job's end, in its terminal transaction: settle limits, clear the in-flight marker,
     and cache a complete, successful answer."""
@@ -226,10 +255,9 @@ def _queue_job_end(pipe: Any, record: JobRecord, outcome: JobOutcome) -> None:
         return
     if record.cache_leader:
         pipe.delete(cache_inflight_key(record.cache_digest))
-    if outcome.status is JobStatus.SUCCEEDED and outcome.completion is not None and record.cache_ttl_s > 0:
-        answer = CachedAnswer(completion=outcome.completion, chunks=outcome.chunks or [outcome.completion.content],
-                              cost_usd=outcome.cost_usd)
-        pipe.set(cache_entry_key(record.cache_digest), answer.model_dump_json(), ex=record.cache_ttl_s)
+    answer = _cached_answer(record, outcome)
+    if answer is not None:
+        pipe.set(cache_entry_key(record.cache_digest), answer, ex=record.cache_ttl_s)
 
 
 def _outcome_fields(outcome: JobOutcome) -> dict[str, str]:

@@ -3,18 +3,16 @@ window logs: exact, never 2x at a window boundary), concurrent jobs, and a USD b
 request reserves at its worst-case cost. Admission is one Lua script (all or nothing); settlement runs
 inside the job's terminal transaction, so it happens exactly once."""
 
-import hashlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from shared.keys import budget_key, concurrency_key, rpm_key, tpm_key, tpm_sum_key
+from shared.scripts import LuaScript, lua_source
 
 __all__ = [
     "Admission",
@@ -25,11 +23,11 @@ __all__ = [
     "budget_period",
     "queue_settlement",
     "seed_budget",
+    "settlement_call",
 ]
 
-ADMIT_SCRIPT = (Path(__file__).parent / "lua" / "admit.lua").read_text()
-ADMIT_SHA = hashlib.sha1(ADMIT_SCRIPT.encode()).hexdigest()  # Redis names scripts by their SHA-1
-SETTLE_SCRIPT = (Path(__file__).parent / "lua" / "settle.lua").read_text()
+ADMIT = LuaScript(lua_source("admit.lua"))
+SETTLE_SCRIPT = lua_source("settle_fn.lua", "settle.lua")
 BUDGET_GRACE = timedelta(days=7)
 
 
@@ -116,11 +114,7 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
     args = [now_ms, request.rpm_limit, request.tpm_limit, request.tokens, request.concurrency_limit, request.job_id,
             int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
             reserve_micros, ttl_s]
-    try:
-        # By digest, so the 3 KB script is not resent with every request; EVAL loads it when Redis lacks it.
-        reply = await redis.evalsha(ADMIT_SHA, 5, *keys, *args)  # type: ignore[misc]
-    except NoScriptError:
-        reply = await redis.eval(ADMIT_SCRIPT, 5, *keys, *args)  # type: ignore[misc]
+    reply = await ADMIT.run(redis, keys, args)  # type: ignore[arg-type]
     allowed, reason, wait_ms, rpm_rem, rpm_reset, tpm_rem, tpm_reset, budget_state, budget_used = reply
     admission = Admission(
         tenant_id=request.tenant_id, tokens_estimated=request.tokens if request.tpm_limit else 0,
@@ -149,15 +143,20 @@ async def seed_budget(redis: Redis, tenant_id: str, period: str, now: datetime, 
 
 def queue_settlement(pipe: Pipeline, admission: Admission, job_id: str, *, tokens_used: int,
                      cost_usd: float, now: datetime) -> None:
-    """Queue the settle script on the job's terminal transaction."""
+    """Queue the settle script on a transaction (a cancelled queued job, a released admission)."""
+    keys, args = settlement_call(admission, job_id, tokens_used=tokens_used, cost_usd=cost_usd)
+    pipe.eval(SETTLE_SCRIPT, len(keys), *keys, *args)
+
+
+def settlement_call(admission: Admission, job_id: str, *, tokens_used: int,
+                    cost_usd: float) -> tuple[list[str], list[object]]:
+    """The keys and arguments of `settle` (shared/lua/settle_fn.lua), also passed inside finish.lua."""
     actual_micros = math.ceil(cost_usd * 1_000_000) if cost_usd > 0 else 0
-    pipe.eval(
-        SETTLE_SCRIPT, 4,
-        tpm_key(admission.tenant_id), tpm_sum_key(admission.tenant_id), concurrency_key(admission.tenant_id),
-        admission.budget_key or budget_key(admission.tenant_id, "all"),
-        job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros, actual_micros,
-        admission.budget_ttl_s or 86_400,
-    )
+    keys = [tpm_key(admission.tenant_id), tpm_sum_key(admission.tenant_id), concurrency_key(admission.tenant_id),
+            admission.budget_key or budget_key(admission.tenant_id, "all")]
+    args: list[object] = [job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros,
+                          actual_micros, admission.budget_ttl_s or 86_400]
+    return keys, args
 
 
 def _budget_ttl_s(now: datetime, reset_at: datetime | None) -> int:

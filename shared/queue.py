@@ -5,8 +5,10 @@ import time
 from datetime import timedelta
 
 from arq.connections import ArqRedis
-from arq.jobs import Job
+from arq.constants import job_key_prefix
+from arq.jobs import Job, serialize_job
 from arq.jobs import JobStatus as ArqJobStatus
+from redis.asyncio.client import Pipeline
 
 from shared.keys import doorbell_channel
 
@@ -28,6 +30,16 @@ class JobQueue:
         )
         await self.ring()
         return job is not None
+
+    def enqueue_on(self, pipe: Pipeline, job_id: str) -> None:
+        """Queue the job on the caller's transaction, so the job record and its queue entry are written
+        together in one round trip, and ring the doorbell in it too. This is arq's own `enqueue_job` without
+        its WATCH/EXISTS check, which guards caller-chosen ids: ours are fresh UUIDs, never reused."""
+        enqueue_ms = int(time.time() * 1000)
+        payload = serialize_job(JOB_FUNCTION, (job_id,), {}, None, enqueue_ms, serializer=self._redis.job_serializer)
+        pipe.psetex(job_key_prefix + job_id, int(self._expires.total_seconds() * 1000), payload)
+        pipe.zadd(self._queue_name, {job_id: enqueue_ms})
+        pipe.publish(doorbell_channel(self._queue_name), b"")
 
     async def ring(self) -> None:
         """Wake idle workers now rather than at their next poll (see worker.doorbell)."""

@@ -12,7 +12,7 @@ from redis.asyncio.client import Pipeline
 
 from shared.keys import job_events_key
 
-__all__ = ["Event", "EventKind", "add_event", "append_event", "read_events"]
+__all__ = ["Event", "EventKind", "add_event", "append_event", "encode_data", "read_events"]
 
 BLOCK_MS = 5000
 
@@ -42,8 +42,13 @@ def add_event(
 ) -> None:
     """Queue an XADD (and TTL refresh) on a pipeline, so terminal events commit with the job's state."""
     key = job_events_key(job_id)
-    pipe.xadd(key, {"t": kind.value, "d": json.dumps(data, separators=(",", ":"))}, maxlen=maxlen, approximate=True)
+    pipe.xadd(key, {"t": kind.value, "d": encode_data(data)}, maxlen=maxlen, approximate=True)
     pipe.expire(key, ttl_s)
+
+
+def encode_data(data: dict[str, object]) -> str:
+    """An event's `d` field; the Lua scripts that append events receive it already encoded."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 async def append_event(

@@ -19,6 +19,9 @@ class CircuitBreaker:
         self._redis = redis
         self._threshold = failure_threshold
         self._open_s = open_s
+        # Targets this process has seen with breaker state in Redis. A success elsewhere resets nothing
+        # worth a round trip: only these need the reset, so the common all-healthy path costs one read.
+        self._maybe_dirty: set[str] = set()
 
     async def allow(self, target_id: str) -> bool:
         opened_until = await self._opened_until(target_id)
@@ -33,10 +36,13 @@ class CircuitBreaker:
         return bool(acquired)
 
     async def record_success(self, target_id: str) -> None:
-        await self._redis.delete(breaker_key(target_id), f"{breaker_key(target_id)}:probe")
+        if target_id in self._maybe_dirty:
+            await self._redis.delete(breaker_key(target_id), f"{breaker_key(target_id)}:probe")
+            self._maybe_dirty.discard(target_id)
         BREAKER_STATE.labels(target_id).set(CLOSED)
 
     async def record_failure(self, target_id: str) -> None:
+        self._maybe_dirty.add(target_id)
         key = breaker_key(target_id)
         if await self._opened_until(target_id) is not None:
             await self._open(key)  # a failed half-open probe re-opens at once
@@ -57,8 +63,10 @@ class CircuitBreaker:
         return "open" if time.time() < opened_until else "half_open"
 
     async def _opened_until(self, target_id: str) -> float | None:
-        raw = await self._redis.hget(breaker_key(target_id), "opened_until")
-        return float(raw) if raw is not None else None
+        opened_until, failures = await self._redis.hmget(breaker_key(target_id), ["opened_until", "failures"])
+        if opened_until is not None or failures is not None:  # another worker's failures count here too
+            self._maybe_dirty.add(target_id)
+        return float(opened_until) if opened_until is not None else None
 
     async def _open(self, key: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -5,6 +5,7 @@ database outage delays billing but loses nothing, and a redelivered entry is nev
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -19,6 +20,9 @@ InsertRows = Callable[[Sequence[Mapping[str, object]]], Awaitable[int]]
 CLAIM_IDLE_MS = 60_000
 MAX_BACKOFF_S = 10.0
 DEAD_MAXLEN = 100_000
+# After a batch smaller than a full one, wait this long before reading again, so that at low load records
+# are written a few dozen at a time instead of one insert and three stream commands per request.
+LINGER_S = 0.05
 
 
 class UsageWriter:
@@ -30,6 +34,9 @@ class UsageWriter:
         self._batch_size = batch_size
         self._interval_s = interval_s
         self._claim_idle_ms = claim_idle_ms
+        # Entries this consumer read but did not acknowledge (a failed insert): re-read those first.
+        self._own_pending = True
+        self._next_claim_at = 0.0
 
     async def ensure_group(self) -> None:
         try:
@@ -44,8 +51,10 @@ class UsageWriter:
         backoff_s = self._interval_s
         while not stop.is_set():
             try:
-                await self.flush_once(block_ms=int(self._interval_s * 1000))
+                written = await self.flush_once(block_ms=int(self._interval_s * 1000))
                 backoff_s = self._interval_s
+                if 0 < written < self._batch_size:
+                    await _sleep_or_stop(stop, min(LINGER_S, self._interval_s))
             except Exception as exc:  # the database or Redis is down: keep the entries, retry later
                 logger.warning("usage flush failed, retrying in %.1fs: %s", backoff_s, type(exc).__name__)
                 await _sleep_or_stop(stop, backoff_s)
@@ -56,14 +65,22 @@ class UsageWriter:
             logger.warning("final usage flush failed; entries stay pending for another worker: %s", exc)
 
     async def flush_once(self, *, block_ms: int | None) -> int:
-        """Insert one batch: this consumer's unacknowledged entries first, then dead consumers', then new."""
-        entries = await self._read(">", block_ms=None, pending_first=True)
-        if not entries:
+        """Insert one batch: this consumer's unacknowledged entries first, then dead consumers', then new.
+        Own pending entries exist only after a failure, and dead consumers' are looked for every half
+        CLAIM_IDLE_MS, so a healthy flush costs one read and one acknowledgement."""
+        entries: list[tuple[bytes, dict]] = []
+        from_pending = self._own_pending
+        if from_pending:
+            entries = await self._read(">", block_ms=None, pending_first=True)
+            from_pending = self._own_pending = bool(entries)
+        if not entries and time.monotonic() >= self._next_claim_at:
             entries = await self._claim_abandoned()
+            self._next_claim_at = time.monotonic() + self._claim_idle_ms / 2000
         if not entries:
             entries = await self._read(">", block_ms=block_ms, pending_first=False)
         if not entries:
             return 0
+        self._own_pending = True  # until acknowledged below
         inserted, poison = await self._insert(entries)
         ids = [entry_id for entry_id, _ in entries]
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -72,6 +89,7 @@ class UsageWriter:
             pipe.xack(USAGE_STREAM, USAGE_GROUP, *ids)
             pipe.xdel(USAGE_STREAM, *ids)
             await pipe.execute()
+        self._own_pending = from_pending and len(entries) >= self._batch_size  # a full batch: maybe more
         return inserted
 
     async def _insert(self, entries: list[tuple[bytes, dict]]) -> tuple[int, list[dict]]:
