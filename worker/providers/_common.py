@@ -1,7 +1,9 @@
 """The SDK-independent pieces both provider adapters share: the pool of SDK clients keyed by
 (base_url, api_key, timeout), API key resolution, `retry-after` parsing, the mapping of a provider's HTTP
-status to a `GatewayError`, and the totals that become a stream's final delta. """
+status to a `GatewayError`, the decoding of the raw JSON bodies and events the adapters read past the SDKs'
+models (see `worker.providers.sse`), and the totals that become a stream's final delta. """
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Generic, Protocol, TypeVar
@@ -26,6 +28,8 @@ __all__ = [
     "MISSING_KEY_PLACEHOLDER",
     "ClientPool",
     "StreamTotals",
+    "error_message",
+    "json_object",
     "retry_after_s",
     "status_error",
 ]
@@ -128,6 +132,30 @@ def status_error(provider: str, status: int, message: str, headers: Mapping[str,
         return UpstreamUnavailable(f"{provider} returned HTTP {status}: {message}", status=502)
     # An error event inside a successful (200) stream.
     return UpstreamUnavailable(f"{provider} stream error: {message}")
+
+
+def json_object(provider: str, raw: str | bytes, what: str) -> dict[str, object]:
+    """A response body or event payload the provider sent as JSON; anything else (an HTML error page from a
+    proxy, a truncated body, a JSON array) is the provider failing, so it raises a retryable error."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        excerpt = text[:200] + ("..." if len(text) > 200 else "")
+        raise UpstreamUnavailable(f"{provider} sent a {what} that is not a JSON object: {excerpt!r}")
+    return data
+
+
+def error_message(error: object, fallback: str) -> str:
+    """`error.message` of an error object in a stream, else its `type`, else `fallback`."""
+    if isinstance(error, Mapping):
+        for key in ("message", "type"):
+            value = error.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return fallback
 
 
 class StreamTotals:

@@ -1,9 +1,15 @@
 """Anthropic adapter: the `Provider` protocol over the official async SDK, with `shared.wire.anthropic`
 doing all translation. SDK retries are off (the gateway owns retries) and every SDK or transport failure
-leaves as a `shared.errors.UpstreamError`."""
+leaves as a `shared.errors.UpstreamError`.
 
+The SDK still builds and sends every request (auth, base URL, timeouts, and its mapping of error statuses to
+`APIStatusError`), but through `with_raw_response` / `with_streaming_response`, so it never parses the body
+into pydantic models: the JSON goes straight to the wire translators, and streams are decoded by
+`worker.providers.sse`. That per-event model parsing was the largest CPU cost of a streaming worker."""
+
+import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 
 import anthropic
 
@@ -11,12 +17,24 @@ from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta
 from shared.routing_table import Target
 from shared.wire.anthropic import parse_chunk, parse_completion, render_request
-from worker.providers._common import HTTP_ERRORS, HTTP_TIMEOUTS, ClientPool, StreamTotals, status_error
+from worker.providers._common import (
+    HTTP_ERRORS,
+    HTTP_TIMEOUTS,
+    ClientPool,
+    StreamTotals,
+    error_message,
+    json_object,
+    status_error,
+)
+from worker.providers.sse import ServerSentEvent, aiter_events
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicProvider"]
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 NAME = "anthropic"
+
+SKIPPED_EVENTS = frozenset({None, "ping"})
+"""Events the SDK skips too: unnamed ones and keep-alive pings."""
 
 
 class AnthropicProvider:
@@ -44,8 +62,8 @@ class AnthropicProvider:
         client = self._clients.client_for(target)
         kwargs = render_request(request.model_copy(update={"stream": False}), target.model)
         async with _map_errors():
-            response = await client.messages.create(**kwargs)  # type: ignore[arg-type]
-        return parse_completion(response.model_dump(), NAME)
+            raw = await client.messages.with_raw_response.create(**kwargs)  # type: ignore[arg-type]
+        return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[Delta]:
         """Text deltas as they come, then one delta merging the prompt tokens of `message_start` with the
@@ -53,20 +71,42 @@ class AnthropicProvider:
         client = self._clients.client_for(target)
         kwargs = render_request(request.model_copy(update={"stream": True}), target.model)
         totals = StreamTotals(NAME)
-        async with _map_errors():
-            events = await client.messages.create(**kwargs)  # type: ignore[arg-type]
-            async with events:  # closes the HTTP stream however this generator ends
-                async for event in events:
-                    delta = parse_chunk(event.model_dump())
-                    if delta is None:
-                        continue
-                    totals.add(delta)
-                    if delta.text:
-                        yield Delta(text=delta.text)
+        create = client.messages.with_streaming_response.create
+        # The last two contexts close the HTTP stream however this generator ends (consumed, closed, cancelled).
+        async with (
+            _map_errors(),
+            create(**kwargs) as raw,  # type: ignore[arg-type]
+            aclosing(aiter_events(raw.http_response.aiter_bytes())) as events,
+        ):
+            async for event in events:
+                if event.event in SKIPPED_EVENTS:
+                    continue
+                delta = parse_chunk(_event(event))
+                if delta is None:
+                    continue
+                totals.add(delta)
+                if delta.text:
+                    yield Delta(text=delta.text)
         yield totals.final()
 
     async def aclose(self) -> None:
         await self._clients.aclose()
+
+
+def _event(event: ServerSentEvent) -> dict[str, object]:
+    """One event's JSON. Anthropic reports a failure mid-stream (e.g. `overloaded_error`) as an `error`
+    event whose payload is `{"type": "error", "error": {"type": ..., "message": ...}}`."""
+    if event.event != "error":
+        return json_object(NAME, event.data or "{}", "stream event")
+    try:
+        body = json.loads(event.data)
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error_message(error, event.data or "error event without a payload")
+    kind = error.get("type") if isinstance(error, dict) else None
+    prefix = f"{kind}: " if isinstance(kind, str) and kind and kind != message else ""
+    raise UpstreamUnavailable(f"{NAME} stream error: {prefix}{message}")
 
 
 def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> anthropic.AsyncAnthropic:
@@ -77,8 +117,8 @@ def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> anthro
 
 @asynccontextmanager
 async def _map_errors() -> AsyncIterator[None]:
-    """SDK and transport exceptions as gateway errors, most specific first. The SDK lets transport errors
-    raised while a stream is read through unwrapped, hence the httpx clauses."""
+    """SDK and transport exceptions as gateway errors, most specific first. The adapter reads a stream's body
+    itself, so transport errors raised while doing so arrive unwrapped, hence the httpx clauses."""
     try:
         yield
     except anthropic.APIStatusError as exc:

@@ -1,9 +1,15 @@
 """OpenAI adapter: the `Provider` protocol over the official async SDK, with `shared.wire.openai`
 doing all translation. SDK retries are off (the gateway owns retries) and every SDK or transport failure
-leaves as a `shared.errors.UpstreamError`."""
+leaves as a `shared.errors.UpstreamError`.
 
+The SDK still builds and sends every request (auth, base URL, timeouts, and its mapping of error statuses to
+`APIStatusError`), but through `with_raw_response` / `with_streaming_response`, so it never parses the body
+into pydantic models: the JSON goes straight to the wire translators, and streams are decoded by
+`worker.providers.sse`. That per-chunk model parsing was the largest CPU cost of a streaming worker."""
+
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 
 import openai
 
@@ -11,12 +17,25 @@ from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta
 from shared.routing_table import Target
 from shared.wire.openai import parse_chunk, parse_completion, render_request
-from worker.providers._common import HTTP_ERRORS, HTTP_TIMEOUTS, ClientPool, StreamTotals, status_error
+from worker.providers._common import (
+    HTTP_ERRORS,
+    HTTP_TIMEOUTS,
+    ClientPool,
+    StreamTotals,
+    error_message,
+    json_object,
+    status_error,
+)
+from worker.providers.sse import ServerSentEvent, aiter_events
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NAME = "openai"
+
+DRAIN_TIMEOUT_S = 0.1
+"""How long to wait for the rest of the body after `[DONE]`: reading it to the end lets HTTP/1.1 reuse the
+connection (as the SDK does); a server that holds the stream open longer only costs that connection."""
 
 
 class OpenAIProvider:
@@ -44,8 +63,8 @@ class OpenAIProvider:
         client = self._clients.client_for(target)
         kwargs = render_request(request.model_copy(update={"stream": False}), target.model)
         async with _map_errors():
-            response = await client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
-        return parse_completion(response.model_dump(), NAME)
+            raw = await client.chat.completions.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
+        return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[Delta]:
         """Text deltas as they come, then one delta with the finish reason and usage: OpenAI sends the usage
@@ -53,20 +72,48 @@ class OpenAIProvider:
         client = self._clients.client_for(target)
         kwargs = render_request(request.model_copy(update={"stream": True}), target.model)
         totals = StreamTotals(NAME)
-        async with _map_errors():
-            chunks = await client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
-            async with chunks:  # closes the HTTP stream however this generator ends
-                async for chunk in chunks:
-                    delta = parse_chunk(chunk.model_dump())
-                    if delta is None:
-                        continue
-                    totals.add(delta)
-                    if delta.text:
-                        yield Delta(text=delta.text)
+        create = client.chat.completions.with_streaming_response.create
+        # The last two contexts close the HTTP stream however this generator ends (consumed, closed, cancelled).
+        async with (
+            _map_errors(),
+            create(**kwargs) as raw,  # type: ignore[call-overload]
+            aclosing(aiter_events(raw.http_response.aiter_bytes())) as events,
+        ):
+            async for event in events:
+                if event.data.startswith("[DONE]"):
+                    if raw.http_version == "HTTP/1.1":
+                        await _drain(events)
+                    break
+                delta = parse_chunk(_chunk(event))
+                if delta is None:
+                    continue
+                totals.add(delta)
+                if delta.text:
+                    yield Delta(text=delta.text)
         yield totals.final()
 
     async def aclose(self) -> None:
         await self._clients.aclose()
+
+
+def _chunk(event: ServerSentEvent) -> dict[str, object]:
+    """One chunk's JSON. OpenAI reports a failure mid-stream as a data object with an `error` key."""
+    data = json_object(NAME, event.data, "stream event")
+    error = data.get("error")
+    if error:
+        message = error_message(error, "An error occurred during streaming")
+        raise UpstreamUnavailable(f"{NAME} stream failed: {message}")
+    return data
+
+
+async def _drain(events: AsyncIterator[ServerSentEvent]) -> None:
+    """Read what follows `[DONE]` for a moment; the answer is complete, so failures here are not errors."""
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            async for _ in events:
+                pass
+    except (TimeoutError, *HTTP_ERRORS):
+        pass
 
 
 def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> openai.AsyncOpenAI:
@@ -75,7 +122,8 @@ def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> openai
 
 @asynccontextmanager
 async def _map_errors() -> AsyncIterator[None]:
-    """SDK and transport exceptions as gateway errors, most specific first."""
+    """SDK and transport exceptions as gateway errors, most specific first. The adapter reads a stream's body
+    itself, so transport errors raised while doing so arrive unwrapped, hence the httpx clauses."""
     try:
         yield
     except openai.APIStatusError as exc:
@@ -84,7 +132,7 @@ async def _map_errors() -> AsyncIterator[None]:
         raise UpstreamTimeout(f"{NAME} request timed out") from exc
     except openai.APIConnectionError as exc:
         raise UpstreamUnavailable(f"{NAME} connection failed: {_cause(exc)}") from exc
-    except openai.APIError as exc:  # e.g. an error object sent in the middle of a stream
+    except openai.APIError as exc:
         raise UpstreamUnavailable(f"{NAME} stream failed: {exc.message}") from exc
     except HTTP_TIMEOUTS as exc:
         raise UpstreamTimeout(f"{NAME} request timed out") from exc
