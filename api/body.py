@@ -1,28 +1,66 @@
-"""Reads a request's JSON body within the size limit, so malformed or oversized input gets a clear 4xx in
-the route's error shape instead of FastAPI's default validation errors."""
+"""Reads a request's JSON body within the limits, so malformed, oversized or hostile input gets a clear 4xx in
+the route's error shape instead of FastAPI's default validation errors or a worker tied up for ever.
 
+Limits, all from `Settings`: the body's size (`MAX_BODY_BYTES`, counted as chunks arrive, so a chunked body
+without `Content-Length` is cut off too), the time to send it (`BODY_READ_TIMEOUT_S`: a slow-loris client
+dribbling its body gets 408) and the length of a completion's `messages` (`MAX_MESSAGES`). The 408 and 413
+answers close the connection: the client is still sending a body we will not read, and keeping the socket
+open would let it go on doing so."""
+
+import asyncio
 import json
 
 from fastapi import Request
 
-from shared.errors import InvalidRequest, PayloadTooLarge
+from shared.config import Settings
+from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge
+
+CLOSE = {"connection": "close"}
 
 
 async def read_json_object(request: Request, max_bytes: int) -> dict[str, object]:
+    settings = _settings(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"Request body of {declared} bytes exceeds the limit of {max_bytes} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > max_bytes:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {max_bytes} bytes")
+        raise _closing(PayloadTooLarge(f"Request body of {declared} bytes exceeds the limit of {max_bytes} bytes"))
+    body = await read_body(request, max_bytes, settings.body_read_timeout_s)
     if not body:
         raise InvalidRequest("Request body is empty; expected a JSON object")
     try:
         value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidRequest(f"Malformed JSON body: {exc}") from exc
     if not isinstance(value, dict):
         raise InvalidRequest("Request body must be a JSON object")
+    messages = value.get("messages")
+    if isinstance(messages, list) and len(messages) > settings.max_messages:
+        raise InvalidRequest(f"'messages' has {len(messages)} items; at most {settings.max_messages} are allowed",
+                             code="too_many_messages")
     return value
+
+
+async def read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
+    """The raw body, at most `max_bytes` of it, sent within `timeout_s` seconds in all."""
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                body.extend(chunk)
+                if len(body) > max_bytes:
+                    raise _closing(PayloadTooLarge(f"Request body exceeds the limit of {max_bytes} bytes"))
+    except TimeoutError as exc:
+        error = InvalidRequest(f"Request body not received within {timeout_s:g} seconds", status=408,
+                               code="request_timeout")
+        raise _closing(error) from exc
+    return bytes(body)
+
+
+def _closing(error: GatewayError) -> GatewayError:
+    error.headers = CLOSE  # type: ignore[attr-defined]  # read by api.errors.error_response
+    return error
+
+
+def _settings(request: Request) -> Settings:
+    state = getattr(request.app.state, "gateway", None)
+    settings = getattr(state, "settings", None)
+    return settings if isinstance(settings, Settings) else Settings(_env_file=None)  # type: ignore[call-arg]

@@ -14,6 +14,7 @@ from api.deps import AppState
 from api.errors import install_error_handlers
 from api.middleware import GatewayMiddleware
 from api.routes import admin, chat, completions, health, jobs, messages, metrics, models, usage
+from api.routes.schemas import ANTHROPIC_ERROR_SCHEMA, OPENAI_ERROR_SCHEMA, document_responses
 from shared.cache import ResponseCache
 from shared.config import Settings, get_settings
 from shared.db.engine import create_engine, create_session_factory
@@ -58,14 +59,19 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI documents validation failures as 422; this gateway answers them with 400 (OpenAI's habit)."""
+    """FastAPI's schema, corrected to what the gateway really answers: validation failures are 400 (OpenAI's
+    habit), not 422; every error status an operation can answer is documented with its body, the OpenAI
+    error shape (Anthropic's on /v1/messages); streaming operations also answer `text/event-stream`."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                responses = operation.get("responses", {})
-                if responses.pop("422", None) is not None:
-                    responses["400"] = {"description": "Invalid request (error in the route's error shape)"}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        components["Error"] = OPENAI_ERROR_SCHEMA
+        components["AnthropicError"] = ANTHROPIC_ERROR_SCHEMA
+        for path, item in schema.get("paths", {}).items():
+            for operation in item.values():
+                document_responses(path, operation.setdefault("responses", {}))
         app.openapi_schema = schema
     return app.openapi_schema
 

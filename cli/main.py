@@ -69,7 +69,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if settings.resolved_database_url.startswith("sqlite"):
             run_migrations(settings.resolved_database_url)
         uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    log_level=settings.log_level.lower(), access_log=False, log_config=None)
+                    log_level=settings.log_level.lower(), access_log=False, log_config=None,
+                    **_http_options(settings))
         return 0
     if settings.fake_provider_url is None and not (settings.openai_api_key or settings.anthropic_api_key):
         settings = settings.model_copy(update={"fake_provider_url": f"http://{args.host}:{args.port}/fake"})
@@ -80,8 +81,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.fake_provider_url and settings.fake_provider_url.endswith(f":{args.port}/fake"):
         app.mount("/fake", create_fake_app(FakeProviderConfig()))
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False,
-                log_config=None)
+                log_config=None, **_http_options(settings))
     return 0
+
+
+def _http_options(settings: Settings) -> dict[str, object]:
+    """Hostile-client limits of the HTTP server. h11, not httptools: httptools (uvicorn's default when
+    installed) accepts request headers of any size, h11 refuses more than `MAX_HEADER_BYTES` with 400.
+    Slow bodies are cut off by the app (`BODY_READ_TIMEOUT_S`, api/body.py)."""
+    return {"http": "h11", "h11_max_incomplete_event_size": settings.max_header_bytes,
+            "timeout_keep_alive": settings.keep_alive_timeout_s}
 
 
 @asynccontextmanager

@@ -59,7 +59,13 @@ class Settings(BaseSettings):
     default_output_price_per_m: float = Field(default=30.0, ge=0)
     default_max_tokens: int = Field(default=4096, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_messages: int = Field(default=2048, ge=1)
+    body_read_timeout_s: float = Field(default=30.0, gt=0)
+    max_header_bytes: int = Field(default=16_384, ge=4096)
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
     request_timeout_s: float = Field(default=600.0, gt=0)
+    # An attached stream's client went away: cancel its job (bill what was produced) or let it finish (bill all).
+    stream_disconnect: str = Field(default="cancel", pattern="^(cancel|finish)$")
     upstream_timeout_s: float = Field(default=120.0, gt=0)
     max_attempts_per_target: int = Field(default=2, ge=1, le=10)
     retry_base_delay_s: float = Field(default=0.25, ge=0)
@@ -73,6 +79,8 @@ class Settings(BaseSettings):
     worker_poll_delay_s: float = Field(default=0.5, gt=0)
     worker_job_timeout_s: float = Field(default=900.0, gt=0)
     worker_max_tries: int = Field(default=3, ge=1)
+    # A running job's claim lasts this long and is renewed by its live worker (worker/lease.py).
+    worker_lease_s: float = Field(default=15.0, ge=0.5)
     worker_heartbeat_s: float = Field(default=5.0, gt=0)
     job_ttl_s: int = Field(default=86_400, ge=60)
     event_stream_maxlen: int = Field(default=20_000, ge=100)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
-from api.body import read_json_object
+from api.body import read_body, read_json_object
 from api.deps import AdminDep, SessionDep, StateDep
 from shared.db.tables import Tenant
 from shared.db.usage import usage_report
@@ -29,19 +29,36 @@ from shared.tenants import update_tenant as update_tenant_record
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[AdminDep])
 
 
-class TenantCreate(TenantLimits):
+MAX_INT_LIMIT = 2**31 - 1  # the database's INTEGER columns; more failed in PostgreSQL (found by fuzzing)
+MAX_BUDGET_USD = 1e9  # keeps micro-dollars exact in Redis's Lua numbers (doubles, exact below 2**53)
+
+
+class BoundedLimits(TenantLimits):
+    """`TenantLimits` with upper bounds, so an absurd value is a 400 here rather than a database error."""
+
+    rate_limit: int | None = Field(default=None, ge=0, le=MAX_INT_LIMIT, strict=True, description="requests per minute")
+    tpm_limit: int | None = Field(default=None, ge=0, le=MAX_INT_LIMIT, strict=True, description="tokens per minute")
+    max_concurrent: int | None = Field(default=None, ge=1, le=MAX_INT_LIMIT, strict=True,
+                                       description="requests in flight")
+    budget_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, strict=True, allow_inf_nan=False)
+
+
+class TenantCreate(BoundedLimits):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-# The PATCH body is read by hand (for the size limit and our error shape); this documents it.
+# Bodies are read by hand (for the size and time limits and our error shape); these document them.
 LIMITS_BODY = {"requestBody": {"required": True,
-                               "content": {"application/json": {"schema": TenantLimits.model_json_schema()}}}}
+                               "content": {"application/json": {"schema": BoundedLimits.model_json_schema()}}}}
+CREATE_BODY = {"requestBody": {"required": False,
+                               "content": {"application/json": {"schema": TenantCreate.model_json_schema()}}}}
 
 
-@router.post("/tenants", status_code=201)
+@router.post("/tenants", status_code=201, openapi_extra=CREATE_BODY)
 async def create_tenant(
     request: Request,
     session: SessionDep,
+    state: StateDep,
     name: Annotated[str | None, Query()] = None,
     rate_limit: Annotated[int | None, Query()] = None,
     tpm_limit: Annotated[int | None, Query()] = None,
@@ -53,7 +70,8 @@ async def create_tenant(
     shown only once."""
     query = {"name": name, "rate_limit": rate_limit, "tpm_limit": tpm_limit, "max_concurrent": max_concurrent,
              "budget_usd": budget_usd, "budget_period": budget_period}
-    params = await _tenant_params(request, {key: value for key, value in query.items() if value is not None})
+    body = await read_body(request, state.settings.max_body_bytes, state.settings.body_read_timeout_s)
+    params = await _tenant_params(body, {key: value for key, value in query.items() if value is not None})
     limits = TenantLimits.model_validate(params.model_dump(exclude={"name"}, exclude_unset=True))
     tenant, api_key = await create_tenant_record(session, params.name, limits=limits)
     return JSONResponse({**render_tenant(tenant), "api_key": api_key}, status_code=201)
@@ -74,7 +92,7 @@ async def update_tenant(
     tenant_id: str, request: Request, session: SessionDep, state: StateDep
 ) -> dict[str, object]:
     """Change a tenant's limits: only the fields in the body change, and `null` removes a limit."""
-    changes = parse_limits(await read_json_object(request, state.settings.max_body_bytes))
+    changes = _bounded_limits(await read_json_object(request, state.settings.max_body_bytes))
     tenant = await update_tenant_record(session, tenant_id, changes)
     await state.tenant_cache.invalidate_tenant(tenant_id)
     return render_tenant(tenant)
@@ -122,13 +140,21 @@ def render_tenant(tenant: Tenant) -> dict[str, object]:
     }
 
 
-async def _tenant_params(request: Request, query: dict[str, object]) -> TenantCreate:
+def _bounded_limits(data: dict[str, object]) -> BoundedLimits:
+    parse_limits(data)  # the shared checks and their messages first
+    try:
+        return BoundedLimits.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(f"Invalid tenant limits: {validation_problems(exc)}") from exc
+
+
+async def _tenant_params(body: bytes, query: dict[str, object]) -> TenantCreate:
+    """The optional JSON body (already read within the size and time limits), overridden by the query."""
     raw: dict[str, object] = {}
-    body = await request.body()
     if body.strip():
         try:
             parsed = json.loads(body)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise InvalidRequest(f"Malformed JSON body: {exc}") from exc
         if not isinstance(parsed, dict):
             raise InvalidRequest("Request body must be a JSON object")
