@@ -1,7 +1,9 @@
 """Attached streaming (`stream: true`): relays a job's events to the client as SSE in the request's wire
 format, or replays a cached answer in its original chunking. A retry that restarts after tokens were
 sent, or a failure after the first token, ends the stream with an explicit error event, never a silent
-clean end. A client that disconnects cancels its job, unless other requests share it."""
+clean end. A client that disconnects cancels its job (STREAM_DISCONNECT=cancel, the default: the worker bills
+the tokens already produced), unless other requests share it; with STREAM_DISCONNECT=finish the job runs on
+and is billed in full."""
 
 import asyncio
 import logging
@@ -76,7 +78,7 @@ async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns
         for item in renderer.error(failure):
             yield _sse(item)
     finally:
-        if not ended and owns_job:
+        if not ended and owns_job and state.settings.stream_disconnect == "cancel":
             await asyncio.shield(_cancel_abandoned(state, job_id))
 
 

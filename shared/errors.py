@@ -204,6 +204,7 @@ class ServiceUnavailable(GatewayError):
     status = 503
     type = "service_unavailable"
     code = "service_unavailable"
+    retry_after_s: float | None = 2.0  # a dependency restarting is usually back within seconds
 
 
 _KINDS: dict[str, type[GatewayError]] = {

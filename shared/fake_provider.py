@@ -212,6 +212,8 @@ async def _complete(state: _ProviderState, dialect: Dialect, request: Request) -
         await asyncio.sleep(delay_s)
     if failure is not None:
         return dialect.error(failure.status, failure.message, headers=failure.headers)
+    if directives.garbage is not None:
+        return _garbage(directives.garbage, streaming)
     reply = _build_reply(state.config, dialect, body, model)
     if not streaming:
         return JSONResponse(dialect.completion(reply))
@@ -219,6 +221,14 @@ async def _complete(state: _ProviderState, dialect: Dialect, request: Request) -
         dialect.stream(reply, body), delay_s, state.config.inter_token_ms / 1000, directives.cut_after
     )
     return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+def _garbage(kind: str, streaming: bool) -> Response:
+    """A 200 a broken upstream might send: a body that is not JSON, or JSON that is not a completion."""
+    body = "<html>upstream proxy error" if kind == "json" else '{"unexpected": {"shape": true}}'
+    if streaming:
+        return Response(f"data: {body}\n\n", media_type="text/event-stream")
+    return Response(body, media_type="application/json")
 
 
 def _pick_failure(

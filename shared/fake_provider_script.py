@@ -1,5 +1,6 @@
 """What the fake provider answers and how it misbehaves: the deterministic reply words, word-based token
-counting, and the model-name directives (fail-NNN, retry-after-N, slow-NNNN, cut-after-N). Used only by
+counting, and the model-name directives (fail-NNN, retry-after-N, slow-NNNN, cut-after-N, garbage-json,
+garbage-shape). Used only by
 shared.fake_provider and its format helpers."""
 
 import re
@@ -22,6 +23,8 @@ _FAIL = re.compile(r"(?<![a-z0-9])fail-(\d{3})(?!\d)", re.IGNORECASE)
 _RETRY_AFTER = re.compile(r"(?<![a-z0-9])retry-after-(\d+(?:\.\d+)?)", re.IGNORECASE)
 _SLOW = re.compile(r"(?<![a-z0-9])slow-(\d+)", re.IGNORECASE)
 _CUT_AFTER = re.compile(r"(?<![a-z0-9])cut-after-(\d+)", re.IGNORECASE)
+# A 200 whose body is not JSON (`garbage-json`) or JSON of the wrong shape (`garbage-shape`).
+_GARBAGE = re.compile(r"(?<![a-z0-9])garbage-(json|shape)", re.IGNORECASE)
 
 _REPLY_PREFIX = ("Fake", "reply", "to:")
 _ECHOED_WORDS = 5
@@ -36,6 +39,7 @@ class Directives:
     retry_after_s: float | None = None
     slow_ms: int = 0
     cut_after: int | None = None
+    garbage: str | None = None
 
 
 def _match(pattern: re.Pattern[str], model: str) -> str | None:
@@ -56,6 +60,7 @@ def parse_directives(model: str) -> Directives:
         retry_after_s=float(retry_after) if retry_after is not None else None,
         slow_ms=int(slow) if slow is not None else 0,
         cut_after=int(cut_after) if cut_after is not None else None,
+        garbage=(_match(_GARBAGE, model) or "").lower() or None,
     )
 
 

@@ -4,7 +4,9 @@ argument is its id; the request lives in the job record, never in the queue payl
 
 import asyncio
 import logging
+import math
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import GatewayError, ModelNotFound
@@ -30,11 +32,12 @@ async def run_completion(ctx: dict[str, Any], job_id: str) -> str:
         return "skipped"
     REQUEST_ID.set(record.request_id)
     started = time.monotonic()
+    progress = _Progress()
     try:
-        outcome = await _execute(deps, record)
+        outcome = await _execute(deps, record, progress)
     except asyncio.CancelledError:
         if await deps.store.cancel_requested(job_id):
-            await asyncio.shield(_finish(deps, record, JobOutcome(status=JobStatus.CANCELLED), started))
+            await asyncio.shield(_finish(deps, record, _cancelled(deps, record, progress), started))
         else:
             # Worker shutdown: arq re-queues the job; undo on_job_start's future score so it runs again now.
             await asyncio.shield(_requeue_now(deps, job_id))
@@ -53,15 +56,39 @@ async def _requeue_now(deps: WorkerDeps, job_id: str) -> None:
     await deps.redis.zadd(deps.settings.queue_name, {job_id: int(time.time() * 1000)}, xx=True)
 
 
-async def _execute(deps: WorkerDeps, record: JobRecord) -> JobOutcome:
+@dataclass
+class _Progress:
+    """What a streaming attempt has produced so far; a job cancelled mid-stream is billed for it."""
+
+    chunks: list[str] = field(default_factory=list)
+    served: Served | None = None
+    deltas: int = 0
+
+
+def _cancelled(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> JobOutcome:
+    """A cancelled job's outcome. The upstream call stopped mid-stream has billed its prompt and the tokens
+    sent so far: completion tokens are the text deltas received (providers send about one token each), the
+    prompt is estimated at ~4 characters a token, as admission does."""
+    if progress.served is None:
+        return JobOutcome(status=JobStatus.CANCELLED)
+    request, target = record.request, progress.served.target
+    chars = sum(len(message.content) for message in request.messages) + len(request.system or "")
+    usage = Usage(prompt_tokens=math.ceil(chars / 4) + 4 * len(request.messages), completion_tokens=progress.deltas)
+    return JobOutcome(status=JobStatus.CANCELLED, provider=target.provider, model=target.model,
+                      prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                      cost_usd=deps.prices.cost_usd(target.model, usage),
+                      fallback_used=progress.served.fallback_used)
+
+
+async def _execute(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> JobOutcome:
     request = record.request
     targets = deps.routing_table.targets_for(request.model)
     if not targets:
         raise ModelNotFound(f"The model '{request.model}' does not exist")
-    chunks: list[str] = []
+    chunks = progress.chunks
     provider_started = time.monotonic()
     if request.stream:
-        completion, served = await _stream(deps, record, targets, chunks)
+        completion, served = await _stream(deps, record, targets, progress)
     else:
         completion, served = await deps.router.complete(request, targets)
     provider_s = time.monotonic() - provider_started
@@ -79,10 +106,11 @@ async def _execute(deps: WorkerDeps, record: JobRecord) -> JobOutcome:
 
 
 async def _stream(
-    deps: WorkerDeps, record: JobRecord, targets: list[Any], chunks: list[str]
+    deps: WorkerDeps, record: JobRecord, targets: list[Any], progress: _Progress
 ) -> tuple[Completion, Served]:
     """Relay deltas to the job stream, coalescing those that arrive within a few ms into one entry; `chunks`
     receives each entry's text, the chunking a cache hit replays."""
+    chunks = progress.chunks
     parts: list[str] = []
     pending: list[str] = []
     last_flush = 0.0
@@ -92,8 +120,9 @@ async def _stream(
     async for current, delta in deps.router.stream(record.request, targets):
         if served is None:
             TIME_TO_FIRST_TOKEN.labels(current.target.provider).observe(time.time() - record.created_at)
-        served = current
+        served = progress.served = current
         if delta.text:
+            progress.deltas += 1
             parts.append(delta.text)
             pending.append(delta.text)
         finish_reason = delta.finish_reason or finish_reason

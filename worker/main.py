@@ -1,5 +1,6 @@
 """Builds and runs an arq worker for completion jobs: JSON (not pickle) payloads, a short poll delay, aborts
-enabled, a heartbeat that `/health` reads, and the usage writer running beside the jobs."""
+enabled, job leases of WORKER_LEASE_S renewed while jobs run (a dead worker's jobs return in seconds, see
+worker/lease.py), a heartbeat that `/health` reads, and the usage writer running beside the jobs."""
 
 import asyncio
 import contextlib
@@ -15,9 +16,11 @@ from arq.worker import func
 from shared.config import Settings, get_settings
 from shared.db.engine import create_engine
 from shared.db.usage import insert_usage
-from shared.jobs import JobStore
+from shared.errors import GatewayError
+from shared.jobs import JobOutcome, JobStore, usage_row
 from shared.keys import ARQ_ABORT_KEY, WORKERS_KEY, doorbell_channel
 from shared.metrics import QUEUE_WAIT, WORKER_JOBS_RUNNING, serve_worker_metrics
+from shared.models import JobStatus
 from shared.pricing import load_price_table
 from shared.queue import JOB_FUNCTION
 from shared.redis import create_redis, deserialize_job, serialize_job
@@ -26,6 +29,7 @@ from worker.breaker import CircuitBreaker
 from worker.deps import WorkerDeps, deps_from
 from worker.doorbell import GatewayWorker
 from worker.jobs import run_completion
+from worker.lease import lease_score
 from worker.providers import aclose_providers, build_providers
 from worker.routing import RetryPolicy, Router
 from worker.usage_writer import UsageWriter
@@ -63,9 +67,10 @@ def build_worker(settings: Settings, redis: ArqRedis | None = None, *, handle_si
                  burst: bool = False, embedded: bool = False) -> GatewayWorker:
     options = worker_options(settings)
     options["ctx"]["embedded"] = embedded
+    options["ctx"]["lease_s"] = settings.worker_lease_s
     return GatewayWorker(redis_pool=redis or create_redis(settings), burst=burst, handle_signals=handle_signals,
                          doorbell_channel=doorbell_channel(settings.queue_name), skip_redis_info=embedded,
-                         **options)
+                         lease_s=settings.worker_lease_s, on_job_dropped=on_job_dropped, **options)
 
 
 def run_worker(settings: Settings | None = None) -> None:
@@ -127,15 +132,44 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
 
 async def on_job_start(ctx: dict[str, Any]) -> None:
     """Push a running job's score into the future so other workers' queue scans skip it. Without this, more
-    running jobs than `queue_read_limit` hide new jobs (measured: 6.6 s instead of 40 ms). After a crash
-    the job reappears when its in-progress key expires, so recovery is unchanged."""
+    running jobs than `queue_read_limit` hide new jobs (measured: 6.6 s instead of 40 ms). The push is one
+    lease long and renewed with the in-progress key (worker/lease.py), so after a crash the job reappears
+    within a lease. Under arq's own CLI (no leases) it matches arq's in-progress key: job timeout + 10 s."""
     deps = deps_from(ctx)
-    in_progress_ms = int((deps.settings.worker_job_timeout_s + 10) * 1000)
-    await deps.redis.zadd(deps.settings.queue_name, {ctx["job_id"]: _now_ms() + in_progress_ms}, xx=True)
+    lease_s = ctx.get("lease_s")
+    ahead_s = float(lease_s) if isinstance(lease_s, int | float) else deps.settings.worker_job_timeout_s + 10
+    await deps.redis.zadd(deps.settings.queue_name, {ctx["job_id"]: lease_score(ahead_s)}, xx=True)
     enqueued = ctx.get("enqueue_time")
     if isinstance(enqueued, datetime):
         QUEUE_WAIT.observe(max(0.0, time.time() - enqueued.timestamp()))
     WORKER_JOBS_RUNNING.inc()
+
+
+async def on_job_dropped(ctx: dict[str, Any], job_id: str, reason: str) -> None:
+    """arq ended a job without running it (tries exhausted after workers died or stopped mid-job, expired in
+    the queue, aborted before start): end its record too, billed once, so no client waits for it forever."""
+    if "deps" not in ctx:
+        return
+    deps = deps_from(ctx)
+    record = await deps.store.get(job_id)
+    if record is None or record.status.is_terminal:
+        return
+    if await deps.store.cancel_requested(job_id):
+        outcome = JobOutcome(status=JobStatus.CANCELLED)
+    else:
+        error = GatewayError(f"The job could not be run: {_plain_reason(reason)}", code="job_failed_in_queue")
+        outcome = JobOutcome(status=JobStatus.FAILED, error=error.to_dict())
+    latency_ms = int((time.time() - record.created_at) * 1000)
+    if await deps.store.finish(record, outcome, usage_row(record, outcome, latency_ms)):
+        logger.warning("job %s ended in the queue: %s", job_id, reason)
+
+
+def _plain_reason(reason: str) -> str:
+    """`JobExecutionFailed('max 3 retries exceeded')` -> `max 3 retries exceeded (a worker stopped mid-job)`."""
+    text = reason.split("(", 1)[1].rstrip(")").strip("'\"") if "(" in reason else reason
+    if "retries exceeded" in text:
+        text += " (its workers stopped or died mid-job)"
+    return text or "job ended in the queue"
 
 
 async def after_job_end(ctx: dict[str, Any]) -> None:

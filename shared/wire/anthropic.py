@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import cast
 
-from shared.errors import GatewayError
+from shared.errors import GatewayError, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, FinishReason, Message, Role, Usage
 from shared.wire._common import (
     SSEEvent,
@@ -260,7 +260,10 @@ def render_request(request: ChatRequest, model: str) -> dict[str, object]:
 
 
 def parse_completion(data: Mapping[str, object], provider: str) -> Completion:
-    """A `Message.model_dump()` as a Completion (text blocks concatenated)."""
+    """A `Message.model_dump()` as a Completion (text blocks concatenated). A 200 without a `content` list is
+    a broken upstream, not an empty answer: retryable, so the request falls back instead of billing nothing."""
+    if not isinstance(data.get("content"), list):
+        raise UpstreamUnavailable(f"{provider} sent a response that is not a message (no content)")
     texts = [
         get_str(block, "text")
         for block in get_list(data, "content")

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import cast
 
-from shared.errors import GatewayError
+from shared.errors import GatewayError, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, FinishReason, Message, Role, Usage
 from shared.wire._common import (
     SSEEvent,
@@ -222,7 +222,10 @@ def render_request(request: ChatRequest, model: str) -> dict[str, object]:
 
 
 def parse_completion(data: Mapping[str, object], provider: str) -> Completion:
-    """A `ChatCompletion.model_dump()` as a Completion (first choice only)."""
+    """A `ChatCompletion.model_dump()` as a Completion (first choice only). A 200 without a `choices` list is
+    a broken upstream, not an empty answer: retryable, so the request falls back instead of billing nothing."""
+    if not isinstance(data.get("choices"), list):
+        raise UpstreamUnavailable(f"{provider} sent a response that is not a chat completion (no choices)")
     choices = get_list(data, "choices")
     choice = choices[0] if choices and isinstance(choices[0], Mapping) else {}
     message = get_mapping(choice, "message")

@@ -1,6 +1,8 @@
-"""Starts the gateway's real processes (API, worker, fake provider) for end-to-end tests, and stops them."""
+"""Starts the gateway's real processes (API, worker, fake provider, a private Redis) for end-to-end tests,
+and stops them."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -50,6 +52,65 @@ class Process:
         self.proc.kill()
         self.proc.wait()
         self._log.close()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_exit(self, timeout_s: float) -> int:
+        """The exit code once the process has ended; raises subprocess.TimeoutExpired after `timeout_s`."""
+        return self.proc.wait(timeout=timeout_s)
+
+    def wait_log(self, pattern: str, timeout_s: float = 30) -> re.Match[str]:
+        """The first match of `pattern` in the process's output, waiting up to `timeout_s` for it."""
+        deadline = time.monotonic() + timeout_s
+        compiled = re.compile(pattern)
+        while time.monotonic() < deadline:
+            found = compiled.search(self.log_path.read_text(errors="replace"))
+            if found:
+                return found
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name}: no {pattern!r} after {timeout_s}s:\n{self.log_tail()}")
+
+
+class RedisServer:
+    """A private `redis-server` on its own port, for tests that stop and restart Redis (never the machine's
+    shared one). With `appendonly`, its data survives a restart (fsync on every write)."""
+
+    def __init__(self, data_dir: Path, *, appendonly: bool = True) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._dir = data_dir
+        self._appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 10) -> None:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir",
+                str(self._dir), "--appendonly", "yes" if self._appendonly else "no", "--appendfsync", "always"]
+        log = (self._dir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on {self.port} did not start")
+
+    def stop(self, timeout_s: float = 10) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
 
 
 def wait_http(url: str, process: Process, *, timeout_s: float = 30, expect: int = 200) -> None:
