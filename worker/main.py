@@ -27,7 +27,7 @@ from shared.redis import create_redis, deserialize_job, serialize_job
 from shared.routing_table import load_routing_table
 from worker.breaker import CircuitBreaker
 from worker.deps import WorkerDeps, deps_from
-from worker.doorbell import GatewayWorker
+from worker.gateway_worker import START_PUSHES_SCORE, GatewayWorker
 from worker.jobs import run_completion
 from worker.lease import lease_score
 from worker.providers import aclose_providers, build_providers
@@ -136,9 +136,10 @@ async def on_job_start(ctx: dict[str, Any]) -> None:
     lease long and renewed with the in-progress key (worker/lease.py), so after a crash the job reappears
     within a lease. Under arq's own CLI (no leases) it matches arq's in-progress key: job timeout + 10 s."""
     deps = deps_from(ctx)
-    lease_s = ctx.get("lease_s")
-    ahead_s = float(lease_s) if isinstance(lease_s, int | float) else deps.settings.worker_job_timeout_s + 10
-    await deps.redis.zadd(deps.settings.queue_name, {ctx["job_id"]: lease_score(ahead_s)}, xx=True)
+    if not ctx.get(START_PUSHES_SCORE):  # GatewayWorker's start script pushes it; arq's own CLI does not
+        lease_s = ctx.get("lease_s")
+        ahead_s = float(lease_s) if isinstance(lease_s, int | float) else deps.settings.worker_job_timeout_s + 10
+        await deps.redis.zadd(deps.settings.queue_name, {ctx["job_id"]: lease_score(ahead_s)}, xx=True)
     enqueued = ctx.get("enqueue_time")
     if isinstance(enqueued, datetime):
         QUEUE_WAIT.observe(max(0.0, time.time() - enqueued.timestamp()))
@@ -174,9 +175,9 @@ def _plain_reason(reason: str) -> str:
 
 async def after_job_end(ctx: dict[str, Any]) -> None:
     WORKER_JOBS_RUNNING.dec()
-    doorbell = ctx.get("doorbell")
-    if doorbell is not None:  # a slot is free: a full worker skipped the queue, look again now
-        doorbell.ring()
+    slot_freed = ctx.get("slot_freed")
+    if callable(slot_freed):
+        slot_freed()
 
 
 async def _heartbeat(redis: ArqRedis, worker_id: str, interval_s: float, stop: asyncio.Event) -> None:

@@ -13,7 +13,7 @@ from shared.config import Settings
 from shared.keys import doorbell_channel
 from shared.queue import JobQueue
 from shared.redis import create_redis, deserialize_job, serialize_job
-from worker.doorbell import GatewayWorker
+from worker.gateway_worker import GatewayWorker
 
 REDIS_URL = "redis://127.0.0.1:6379/8"
 
