@@ -70,9 +70,9 @@ class Upstreams:
         return [child.pid for child in self.children.values()]
 
 
-def start_upstreams(children: Children) -> Upstreams:
+def start_upstreams(children: Children, profiles: dict[str, list[str]] | None = None) -> Upstreams:
     urls, procs = {}, {}
-    for profile, flags in PROFILES.items():
+    for profile, flags in (PROFILES if profiles is None else profiles).items():
         port = free_port()
         procs[profile] = children.start(f"upstream-{profile}", [*_gateway_cli(), "fake-provider", "--port",
                                                                  str(port), *flags], _base_env())
@@ -136,40 +136,46 @@ class Gateway:
                       [self.api, *self.workers])
 
 
-async def _recreate_database(drop_only: bool = False) -> None:
+async def _recreate_database(drop_only: bool = False, database: str = BENCH_DB) -> None:
     conn = await asyncpg.connect(PG_ADMIN_DSN)
     try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        await conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         if not drop_only:
-            await conn.execute(f"CREATE DATABASE {BENCH_DB}")
+            await conn.execute(f"CREATE DATABASE {database}")
     finally:
         await conn.close()
 
 
-def drop_database() -> None:
-    asyncio.run(_recreate_database(drop_only=True))
+def drop_database(database: str = BENCH_DB) -> None:
+    asyncio.run(_recreate_database(drop_only=True, database=database))
 
 
-def flush_redis() -> None:
-    redis.Redis.from_url(REDIS_URL).flushdb()
+def flush_redis(url: str = REDIS_URL) -> None:
+    redis.Redis.from_url(url).flushdb()
 
 
-def redis_pid() -> int | None:
+def redis_pid(url: str = REDIS_URL) -> int | None:
     """The local Redis server's pid, when its /proc entry is readable (it is shared with other users)."""
-    pid = int(redis.Redis.from_url(REDIS_URL).info("server")["process_id"])
+    pid = int(redis.Redis.from_url(url).info("server")["process_id"])
     return pid if Path(f"/proc/{pid}/stat").exists() else None
 
 
-def start_gateway(children: Children, upstreams: Upstreams, work_dir: Path) -> Gateway:
-    flush_redis()
-    asyncio.run(_recreate_database())
+def start_gateway(children: Children, upstreams: Upstreams, work_dir: Path, *, redis_url: str = REDIS_URL,
+                  database: str = BENCH_DB, models: dict[str, str] | None = None,
+                  extra_env: dict[str, str] | None = None) -> Gateway:
+    """`models` maps each upstream profile to its public model name (default GATEWAY_MODELS); the other
+    keywords let a second harness (the soak) run on its own Redis db and database."""
+    models = GATEWAY_MODELS if models is None else models
+    flush_redis(redis_url)
+    asyncio.run(_recreate_database(database=database))
     routes = work_dir / "routes.yaml"
     routes.write_text("models:\n" + "".join(
-        f'  {GATEWAY_MODELS[p]}:\n    - {{provider: openai, model: fake-model, base_url: "{url}/v1"}}\n'
+        f'  {models[p]}:\n    - {{provider: openai, model: fake-model, base_url: "{url}/v1"}}\n'
         for p, url in upstreams.urls.items()))
-    env = {**_base_env(), "REDIS_URL": REDIS_URL, "ADMIN_API_KEY": ADMIN_KEY, "ROUTES_FILE": str(routes),
-           "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{BENCH_DB}",
-           "QUEUE_NAME": f"gw:bench:{uuid.uuid4().hex[:8]}", "OPENAI_API_KEY": UPSTREAM_KEY, "LOG_LEVEL": "WARNING"}
+    env = {**_base_env(), "REDIS_URL": redis_url, "ADMIN_API_KEY": ADMIN_KEY, "ROUTES_FILE": str(routes),
+           "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
+           "QUEUE_NAME": f"gw:bench:{uuid.uuid4().hex[:8]}", "OPENAI_API_KEY": UPSTREAM_KEY, "LOG_LEVEL": "WARNING",
+           **(extra_env or {})}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     migrate = subprocess.run([*_gateway_cli(), "migrate"], env=env, cwd=REPO, capture_output=True, text=True,
                              timeout=120)
@@ -177,21 +183,26 @@ def start_gateway(children: Children, upstreams: Upstreams, work_dir: Path) -> G
         raise RuntimeError(f"llm-gateway migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
     port = free_port()
     api = children.start("gateway-api", [*_gateway_cli(), "serve", "--port", str(port)], env, cwd=REPO)
-    gateway = Gateway(children, env, f"http://127.0.0.1:{port}", api, [], [], redis_pid())
+    gateway = Gateway(children, env, f"http://127.0.0.1:{port}", api, [], [], redis_pid(redis_url))
     gateway.start_worker()
     wait_http(f"{gateway.url}/health", api)  # healthy once a worker has sent its heartbeat
-    gateway.tenant_key = _create_tenant(gateway.url)
+    gateway.tenant_key = create_tenant(gateway.url)
     return gateway
 
 
-def _create_tenant(url: str) -> str:
-    """A tenant with rate_limit 0 (unlimited) and no budget, made through the admin API."""
-    response = httpx.post(f"{url}/api/v1/admin/tenants", params={"name": f"bench-{uuid.uuid4().hex[:8]}",
-                                                                  "rate_limit": 0},
+def create_tenant(url: str, prefix: str = "bench", rate_limit: int = 0) -> str:
+    """A tenant (default: rate_limit 0, unlimited) with no budget, made through the admin API; its key."""
+    return str(create_tenant_record(url, prefix, rate_limit)["api_key"])
+
+
+def create_tenant_record(url: str, prefix: str = "bench", rate_limit: int = 0) -> dict[str, object]:
+    """As `create_tenant`, but the whole answer (tenant id, limits and the key)."""
+    response = httpx.post(f"{url}/api/v1/admin/tenants", params={"name": f"{prefix}-{uuid.uuid4().hex[:8]}",
+                                                                  "rate_limit": rate_limit},
                           headers={"X-API-Key": ADMIN_KEY}, timeout=10)
     if response.status_code != 201:
         raise RuntimeError(f"tenant creation failed: {response.status_code} {response.text[:300]}")
-    return str(response.json()["api_key"])
+    return dict(response.json())
 
 
 @dataclass

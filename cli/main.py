@@ -13,6 +13,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from api.deps import AppState
+from api.http_protocol import GatewayHttpProtocol, protocol_class
 from api.main import create_app
 from cli import tenants
 from shared.config import Settings
@@ -70,7 +71,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             run_migrations(settings.resolved_database_url)
         uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                     log_level=settings.log_level.lower(), access_log=False, log_config=None,
-                    **_http_options(settings))
+                    **_http_options(settings, args.workers))
         return 0
     if settings.fake_provider_url is None and not (settings.openai_api_key or settings.anthropic_api_key):
         settings = settings.model_copy(update={"fake_provider_url": f"http://{args.host}:{args.port}/fake"})
@@ -85,12 +86,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _http_options(settings: Settings) -> dict[str, object]:
-    """Hostile-client limits of the HTTP server. h11, not httptools: httptools (uvicorn's default when
-    installed) accepts request headers of any size, h11 refuses more than `MAX_HEADER_BYTES` with 400.
-    Slow bodies are cut off by the app (`BODY_READ_TIMEOUT_S`, api/body.py)."""
-    return {"http": "h11", "h11_max_incomplete_event_size": settings.max_header_bytes,
-            "timeout_keep_alive": settings.keep_alive_timeout_s}
+def _http_options(settings: Settings, workers: int = 1) -> dict[str, object]:
+    """Hostile-client limits of the HTTP server: httptools (uvicorn's fast parser) with the request-head
+    size limit (`MAX_HEADER_BYTES`, 431) and head read deadline (`HEADER_READ_TIMEOUT_S`, 408) of
+    `api.http_protocol`. Worker processes get the class by name and read the limits from their environment.
+    Idle keep-alive connections: `KEEP_ALIVE_TIMEOUT_S`; slow bodies are cut off by the app
+    (`BODY_READ_TIMEOUT_S`, api/body.py)."""
+    protocol = (GatewayHttpProtocol if workers > 1
+                else protocol_class(settings.max_header_bytes, settings.header_read_timeout_s))
+    return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout_s}
 
 
 @asynccontextmanager

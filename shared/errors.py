@@ -19,7 +19,7 @@ request's format; routing decides fallback from `retryable` alone.
     │   ├── ProviderNotConfigured    no key for the target's provider: next target at once
     │   ├── UpstreamRejected         the provider's own 4xx, returned to the client as is
     │   └── StreamInterrupted        failure after the first token: never falls back
-    ├── AllTargetsFailed             503 when every target of a route failed or its breaker is open
+    ├── AllTargetsFailed             502 when every target of a route failed or its breaker is open
     ├── JobCancelled                 499-like; the job was cancelled
     └── ServiceUnavailable           503, a dependency of the gateway is down
 """
@@ -189,7 +189,8 @@ class StreamInterrupted(UpstreamError):
 
 
 class AllTargetsFailed(GatewayError):
-    status = 503
+    # 502, not 503: the gateway is up; what failed is every upstream behind it (429/504 kept, see routing).
+    status = 502
     type = "upstream_error"
     code = "all_targets_failed"
 

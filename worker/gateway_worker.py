@@ -126,7 +126,8 @@ class GatewayWorker(Worker):
         keys = [self.queue_name, *(in_progress_key_prefix + job_id for job_id in ids)]
         in_progress_ms = int(self.in_progress_timeout_s * 1000)
         started = await START_JOBS.run(self.pool, keys, [int(time.time() * 1000), in_progress_ms, *ids])
-        assert isinstance(started, list)
+        if not isinstance(started, list):
+            raise RedisError(f"start_jobs.lua answered {started!r}")
         for raw_id, raw_score in zip(started[::2], started[1::2], strict=True):
             await self.sem.acquire()  # free: job_counter < max_jobs, and the semaphore holds max_jobs + 1
             self.job_counter += 1

@@ -48,9 +48,9 @@ async def test_fallback_stops_when_upstream_400(gateway: Gateway, http: httpx.As
     assert after.get("secondary-never-called", 0) == before.get("secondary-never-called", 0)
 
 
-async def test_fallback_exhausted_returns_503_with_error_shape(http: httpx.AsyncClient, tenant_key: str) -> None:
+async def test_fallback_exhausted_returns_502_with_error_shape(http: httpx.AsyncClient, tenant_key: str) -> None:
     response = await http.post("/v1/chat/completions", json=_chat("all-down"), headers={"X-API-Key": tenant_key})
-    assert response.status_code == 503
+    assert response.status_code == 502
     error = response.json()["error"]
     assert error["code"] == "all_targets_failed" and "529" in error["message"]
 

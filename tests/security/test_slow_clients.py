@@ -1,21 +1,44 @@
-"""Hostile clients against a real `llm-gateway serve` process (uvicorn, h11), over raw sockets: oversized
-headers are refused with 400 and the server keeps answering; a body dribbled byte by byte, or headers sent
-and the body never, get 408 after `BODY_READ_TIMEOUT_S` and the connection is closed; an idle keep-alive
-connection is closed after `KEEP_ALIVE_TIMEOUT_S`.
+"""Hostile clients against a real `llm-gateway serve --workers 2` process (uvicorn with httptools and
+`api.http_protocol.GatewayHttpProtocol`, which the spawned workers get by name), over raw sockets: oversized
+request heads get 431 and the server keeps answering; a head sent halfway and then stopped gets 408 after
+`HEADER_READ_TIMEOUT_S`, a connection that sends nothing is closed; a body dribbled byte by byte, or headers
+sent and the body never, get 408 after `BODY_READ_TIMEOUT_S` and the connection is closed; an idle
+keep-alive connection is closed after `KEEP_ALIVE_TIMEOUT_S`.
 
-Known gap (docs/SECURITY_FINDINGS.md): uvicorn has no timeout for an incomplete request head, so a client
-that never finishes its headers holds a connection until it goes away; a reverse proxy must bound that."""
+The API process is this module's own, on `secure_gateway`'s Redis, database and worker, with
+`HEADER_READ_TIMEOUT_S=1`."""
 
+import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import Gateway
 from tests.security.conftest import BODY_READ_TIMEOUT_S
+from tests.support.processes import Process, free_port, wait_http
 
 BODY = b'{"model": "fake-openai", "messages": [{"role": "user", "content": "slow"}]}'
+HEADER_READ_TIMEOUT_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def slow_gateway(secure_gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    port = free_port()
+    multiproc_dir = tmp_path_factory.mktemp("slow-clients-metrics")
+    env = {**secure_gateway.env, "HEADER_READ_TIMEOUT_S": str(HEADER_READ_TIMEOUT_S),
+           "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
+    log_dir = Path(secure_gateway.log_dir)
+    api = Process("api-slow-clients", ["serve", "--port", str(port), "--workers", "2"], env, log_dir)
+    gateway = Gateway(f"http://127.0.0.1:{port}", secure_gateway.fake_url, env, log_dir)
+    try:
+        wait_http(f"{gateway.base_url}/health", api)
+        yield gateway
+    finally:
+        api.stop()
 
 
 def _connect(gateway: Gateway) -> socket.socket:
@@ -40,26 +63,49 @@ def _head(key: str, length: int) -> bytes:
             f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()
 
 
-def test_oversized_headers_are_refused_and_server_keeps_serving(secure_gateway: Gateway) -> None:
-    with _connect(secure_gateway) as sock:
-        # 20 KiB of headers in one write, past MAX_HEADER_BYTES (16 KiB); the server reads it all, so its
-        # close is orderly (a larger flood races the close and ends in a reset, which proves nothing more).
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: gw\r\n" + (b"X-Filler: " + b"a" * 10_000 + b"\r\n") * 2)
-        answer = _read_until_closed(sock, 10)
-    assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), answer[:200]
-    assert httpx.get(f"{secure_gateway.base_url}/health", timeout=10).status_code == 200
+def test_oversized_headers_get_431_and_server_keeps_serving(slow_gateway: Gateway) -> None:
+    for _ in range(4):  # both worker processes, most likely
+        with _connect(slow_gateway) as sock:
+            # 20 KiB of headers in one write, past MAX_HEADER_BYTES (16 KiB); the server reads it all, so its
+            # close is orderly (a larger flood races the close and ends in a reset, which proves nothing more).
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: gw\r\n" + (b"X-Filler: " + b"a" * 10_000 + b"\r\n") * 2)
+            answer = _read_until_closed(sock, 10)
+        assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:200]
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"connection: close" in head.lower()
+        assert json.loads(body)["error"]["code"] == "headers_too_large"
+    assert httpx.get(f"{slow_gateway.base_url}/health", timeout=10).status_code == 200
 
 
-def test_headers_within_the_limit_are_served(secure_gateway: Gateway) -> None:
-    response = httpx.get(f"{secure_gateway.base_url}/health", headers={"X-Filler": "a" * 8000}, timeout=10)
+def test_headers_within_the_limit_are_served(slow_gateway: Gateway) -> None:
+    response = httpx.get(f"{slow_gateway.base_url}/health", headers={"X-Filler": "a" * 8000}, timeout=10)
     assert response.status_code == 200
 
 
-def test_dribbled_body_gets_408_and_connection_closed(secure_gateway: Gateway,
+def test_unfinished_headers_get_408_and_connection_closed(slow_gateway: Gateway) -> None:
+    with _connect(slow_gateway) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: gw\r\nX-Half: ")  # and nothing more
+        started = time.monotonic()
+        answer = _read_until_closed(sock, HEADER_READ_TIMEOUT_S + 5)
+    elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_timeout"
+    assert elapsed < HEADER_READ_TIMEOUT_S + 3
+    assert httpx.get(f"{slow_gateway.base_url}/health", timeout=10).status_code == 200
+
+
+def test_connection_that_sends_nothing_is_closed(slow_gateway: Gateway) -> None:
+    with _connect(slow_gateway) as sock:
+        started = time.monotonic()
+        assert _read_until_closed(sock, HEADER_READ_TIMEOUT_S + 5) == b""
+    assert time.monotonic() - started < HEADER_READ_TIMEOUT_S + 3
+
+
+def test_dribbled_body_gets_408_and_connection_closed(slow_gateway: Gateway,
                                                       secure_tenant: Callable[..., tuple[str, str]]) -> None:
     _, key = secure_tenant()
     started = time.monotonic()
-    with _connect(secure_gateway) as sock:
+    with _connect(slow_gateway) as sock:
         sock.sendall(_head(key, len(BODY)))
         answer = b""
         for byte in BODY:  # one byte every 0.1 s: the whole body would take about 7 s
@@ -78,18 +124,18 @@ def test_dribbled_body_gets_408_and_connection_closed(secure_gateway: Gateway,
 
 
 def test_headers_sent_body_never_gets_408_and_connection_closed(
-        secure_gateway: Gateway, secure_tenant: Callable[..., tuple[str, str]]) -> None:
+        slow_gateway: Gateway, secure_tenant: Callable[..., tuple[str, str]]) -> None:
     _, key = secure_tenant()
     started = time.monotonic()
-    with _connect(secure_gateway) as sock:
+    with _connect(slow_gateway) as sock:
         sock.sendall(_head(key, len(BODY)) + BODY[:10])
         answer = _read_until_closed(sock, BODY_READ_TIMEOUT_S + 5)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
     assert BODY_READ_TIMEOUT_S - 0.5 < time.monotonic() - started < BODY_READ_TIMEOUT_S + 5
 
 
-def test_idle_keep_alive_connection_is_closed(secure_gateway: Gateway) -> None:
-    with _connect(secure_gateway) as sock:
+def test_idle_keep_alive_connection_is_closed(slow_gateway: Gateway) -> None:
+    with _connect(slow_gateway) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: gw\r\n\r\n")
         started = time.monotonic()
         answer = _read_until_closed(sock, 10)  # KEEP_ALIVE_TIMEOUT_S=2 in the fixture

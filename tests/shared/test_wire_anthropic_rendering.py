@@ -79,7 +79,7 @@ def test_render_completion_stop_reason(reason: FinishReason, stop_reason: str) -
         (UpstreamUnavailable("down"), "api_error"),
         (UpstreamUnavailable("overloaded", status=529), "overloaded_error"),
         (UpstreamTimeout("slow"), "api_error"),
-        (AllTargetsFailed("none"), "overloaded_error"),
+        (AllTargetsFailed("none"), "api_error"),
         (ServiceUnavailable("redis"), "overloaded_error"),
         (GatewayError("bug"), "api_error"),
     ],

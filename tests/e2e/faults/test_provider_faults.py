@@ -64,15 +64,15 @@ async def test_provider_down_breaker_opens_then_closes_when_back(stack: StackFac
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("model", "status", "cause"), [
-    ("down-only", 503, "connection failed"),
+    ("down-only", 502, "connection failed"),
     ("slow-only", 504, "timed out"),
-    ("garbage-json-only", 503, "not a JSON object"),
-    ("garbage-shape-only", 503, "not a message"),
+    ("garbage-json-only", 502, "not a JSON object"),
+    ("garbage-shape-only", 502, "not a message"),
 ])
 async def test_provider_failure_is_clear_error_within_bound(stack: StackFactory, model: str, status: int,
                                                             cause: str) -> None:
     """With every target failed the answer is `all_targets_failed` (the route's contract, see test_fallback.py):
-    504 when the last cause was a timeout, else 503, naming that cause; garbage with a fallback falls back."""
+    504 when the last cause was a timeout, else 502, naming that cause; garbage with a fallback falls back."""
     gw = await stack(workers=1)
     _, key = await new_tenant(gw)
     async with gw.client() as http:
