@@ -32,7 +32,7 @@ from bench.gateway_phases import (
     run_worker_scaling,
 )
 from bench.gateway_proc import Children, process_tree
-from bench.gateway_report import check_targets, load_average, machine_info, markdown, write_docs
+from bench.gateway_report import check_targets, git_state, load_average, machine_info, markdown, write_docs
 from bench.gateway_stack import (
     PROFILES,
     REPO,
@@ -144,6 +144,7 @@ def _named_pids(upstreams: Upstreams, gateway: Gateway, litellm: System | None) 
 def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     timing = Timing(**{**(QUICK if args.quick else FULL).__dict__, "client_cpu": args.client_cpu})
     started, started_at, load_at_start = time.monotonic(), datetime.now(UTC), load_average()
+    git_at_start = git_state()
     work_dir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     children = Children(work_dir)
     try:
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         children.stop_all()
         drop_database()
         flush_redis()
-    results["machine"] = machine_info(results["litellm"]["version"], started_at, load_at_start)
+    results["machine"] = machine_info(results["litellm"]["version"], started_at, load_at_start, git_at_start)
     results["command"] = command
     results["timing"] = timing.__dict__
     results["elapsed_s"] = time.monotonic() - started

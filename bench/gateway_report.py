@@ -48,15 +48,24 @@ def load_average() -> list[str]:
     return Path("/proc/loadavg").read_text().split()[:3]
 
 
-def machine_info(litellm_version: str | None, started: datetime, load_at_start: list[str]) -> dict[str, Any]:
-    """The machine and software of a run; called at its end (date and load average at start passed in)."""
+def git_state() -> tuple[str, list[str]]:
+    """The commit and the tracked files changed in the work tree: read when the run starts, since that is the
+    code the gateway's processes load (edits made during a run do not reach them)."""
     changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return _git("rev-parse", "--short", "HEAD"), changed
+
+
+def machine_info(litellm_version: str | None, started: datetime, load_at_start: list[str],
+                 git_at_start: tuple[str, list[str]]) -> dict[str, Any]:
+    """The machine and software of a run; called at its end (date, load average and git state at start
+    passed in)."""
+    commit, changed = git_at_start
     return {
         "nproc": os.cpu_count(), "cpu_model": _cpu_model(), "kernel": platform.release(),
         "python": platform.python_version(),
         "redis_version": redis.Redis.from_url(REDIS_URL).info("server")["redis_version"],
         "postgres_version": asyncio.run(_postgres_version()), "litellm_version": litellm_version,
-        "date": started.strftime("%Y-%m-%d %H:%M UTC"), "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"), "git_commit": commit,
         "git_uncommitted_tracked_files": changed, "loadavg_start": load_at_start, "loadavg_end": load_average(),
     }
 
@@ -273,7 +282,7 @@ def machine_lines(results: dict[str, Any]) -> list[str]:
         f"{' '.join(m['loadavg_start'])} at the start, {' '.join(m['loadavg_end'])} at the end.",
         f"- Python {m['python']}, Redis {m['redis_version']}, PostgreSQL {m['postgres_version']}, LiteLLM "
         f"{m['litellm_version'] or 'not available'}.",
-        f"- Date {m['date']}, git commit {m['git_commit']}"
+        f"- Date {m['date']}, git commit {m['git_commit']} at the start of the run"
         + (f" with uncommitted changes in {len(changed)} tracked files ({', '.join(changed[:8])}"
            f"{', ...' if len(changed) > 8 else ''})." if changed else "."),
         f"- Command: `{results['command']}` ({results['elapsed_s'] / 60:.1f} min). Each cell: "
