@@ -71,6 +71,11 @@ class RoutingTable:
             return [self._anthropic(model), self._openai(fallback)]
         return None
 
+    def providers(self) -> set[str]:
+        """The providers some route may call (the worker builds adapters for these only)."""
+        used = {target.provider for targets in self._explicit.values() for target in targets}
+        return used | {"openai", "anthropic"} if self._use_defaults else used
+
     def public_models(self) -> list[str]:
         names = list(self._explicit)
         if self._use_defaults:

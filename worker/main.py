@@ -94,14 +94,15 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     redis: ArqRedis = ctx["redis"]
     worker_id = f"worker-{uuid.uuid4().hex[:12]}"
     engine = create_engine(settings.resolved_database_url)
-    providers = build_providers(settings, settings.secret_from_env)
+    routing_table = load_routing_table(settings)
+    providers = build_providers(settings, settings.secret_from_env, routing_table.providers())
     breaker = CircuitBreaker(redis, failure_threshold=settings.breaker_failure_threshold,
                              open_s=settings.breaker_open_s)
     policy = RetryPolicy(settings.max_attempts_per_target, settings.retry_base_delay_s, settings.retry_max_delay_s)
     ctx["deps"] = WorkerDeps(
         settings=settings, redis=redis,
         store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen),
-        routing_table=load_routing_table(settings), router=Router(providers, breaker, policy),
+        routing_table=routing_table, router=Router(providers, breaker, policy),
         prices=load_price_table(settings), worker_id=worker_id,
     )
     ctx["engine"], ctx["providers"] = engine, providers
