@@ -1,6 +1,9 @@
 """Admission of a request against its tenant's limits: estimates its tokens and worst-case cost, runs the
 atomic Redis check, seeds a budget period from the database when Redis has no counters for it, and turns
-a refusal into a 429 or 402. The rate-limit headers it computes go on the response, whatever its status."""
+a refusal into a 429 or 402. The rate-limit headers it computes go on the response, whatever its status.
+The same script sheds load: a job whose priority class finds the queue deeper than its bound
+(QUEUE_MAX_DEPTH for batch, QUEUE_MAX_DEPTH_INTERACTIVE for interactive) gets 503 `queue_full`, with a
+`Retry-After` from the measured drain rate."""
 
 import math
 from datetime import UTC, datetime
@@ -9,8 +12,10 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from api.deps import AppState
+from shared.config import Settings
 from shared.db.tables import UsageRecord
-from shared.errors import BudgetExceeded, RateLimited
+from shared.errors import BudgetExceeded, RateLimited, ServiceUnavailable
+from shared.fair_queue import Priority
 from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit, budget_period, period_start
 from shared.limits import seed_budget as seed_budget_counters
 from shared.metrics import BUDGET_REJECTIONS, BUDGET_USED_RATIO, RATE_LIMIT_REJECTIONS
@@ -39,10 +44,11 @@ def estimate_prompt_tokens(request: ChatRequest) -> int:
 
 async def admit_request(
     state: AppState, tenant: TenantSnapshot, request: ChatRequest, targets: list[Target], job_id: str,
-    *, full: bool,
+    *, full: bool, priority: Priority | None = None,
 ) -> tuple[Admission | None, dict[str, str]]:
     """Admit one request. `full=False` (cache hits and followers) counts the request only: no tokens, no
-    concurrency slot, no budget, as no provider is called for it."""
+    concurrency slot, no budget, as no provider is called for it. With `priority`, the request will queue
+    a job of that class, and is refused when the queue is too deep for it."""
     settings = state.settings
     rpm = tenant.rate_limit if tenant.rate_limit is not None else settings.default_rate_limit
     prompt = estimate_prompt_tokens(request)
@@ -56,6 +62,9 @@ async def admit_request(
         concurrency_limit=(tenant.max_concurrent or 0) if full else 0,
         concurrency_expiry_s=settings.request_timeout_s + settings.worker_job_timeout_s, budget=budget,
         reserve_usd=max(state.prices.worst_case_cost_usd(t.model, prompt, max_tokens) for t in targets),
+        queue_keys=(state.queue.fair.ready[Priority.INTERACTIVE], state.queue.fair.ready[Priority.BATCH])
+        if full and priority is not None else None,
+        queue_limit=queue_limit(settings, priority) if full and priority is not None else 0,
     )
     now = datetime.now(UTC)
     result = await admit(state.redis, limit_request, now)
@@ -65,9 +74,33 @@ async def admit_request(
     if budget is not None and result.budget_used_usd is not None and budget.limit_usd > 0:
         BUDGET_USED_RATIO.labels(tenant.id).set(result.budget_used_usd / budget.limit_usd)
     headers = ratelimit_headers(result, rpm, tenant.tpm_limit if full else None)
+    if not result.allowed and result.reason == "queue_full" and priority is not None:
+        raise await _queue_full(state, tenant, priority, limit_request.queue_limit, headers)
     if not result.allowed:
         raise _refusal(result, rpm, tenant, now, headers)
     return (result.admission if full else None), headers
+
+
+def queue_limit(settings: Settings, priority: Priority) -> int:
+    """The depth of waiting jobs at which a new job of `priority` is refused (0: never)."""
+    if priority is Priority.BATCH:
+        return settings.queue_max_depth
+    if settings.queue_max_depth_interactive is not None:
+        return settings.queue_max_depth_interactive
+    return 2 * settings.queue_max_depth
+
+
+async def _queue_full(state: AppState, tenant: TenantSnapshot, priority: Priority, limit: int,
+                      headers: dict[str, str]) -> ServiceUnavailable:
+    """The 503 for a full queue; only refusals pay the extra round trip that reads the drain rate."""
+    RATE_LIMIT_REJECTIONS.labels(tenant.id, "queue_full").inc()
+    wait_s, rate = await state.queue.fair.retry_after_s(state.redis, limit)
+    drained = f"draining {rate:.1f} jobs/s" if rate > 0 else "not draining"
+    error = ServiceUnavailable(f"The job queue is full for {priority.value} jobs ({drained}); retry in {wait_s} s",
+                               code="queue_full")
+    error.retry_after_s = float(wait_s)
+    error.headers = headers  # type: ignore[attr-defined]
+    return error
 
 
 def ratelimit_headers(result: AdmissionResult, rpm: int, tpm: int | None) -> dict[str, str]:

@@ -49,10 +49,11 @@ async def cancel_job(state: AppState, job_id: str, *, unless_shared: bool = Fals
 async def settle_if_dead(state: AppState, job_id: str) -> bool:
     """Fail a job that arq ended without running our code (expired, retries exhausted); True if it did.
     The write is a no-op when the worker ended the job first, so a race with a real result is harmless."""
-    if await state.store.get(job_id) is None:
+    record = await state.store.get(job_id)
+    if record is None:
         # Expired, or never created (a submission that failed after claiming a cache leadership).
         raise GatewayError("The job no longer exists")
-    reason = await state.queue.died_without_result(job_id)
+    reason = await state.queue.died_without_result(job_id, record)
     if reason is None:
         return False
     return await state.store.fail(job_id, GatewayError(f"The job failed in the queue: {reason}"))

@@ -14,7 +14,8 @@ from api.relay import Result, wait_for_result
 from api.streaming import stream_cached, stream_job
 from api.submit import Submission, record_cache_hit
 from shared.cache import CachedAnswer
-from shared.models import ChatRequest
+from shared.errors import GatewayError, JobCancelled, error_from_dict
+from shared.models import ChatRequest, JobStatus
 from shared.tenant_cache import TenantSnapshot
 
 
@@ -40,12 +41,25 @@ async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
 
     if chat.stream:
         return stream_job(state, submission.job_id, renderer, submission.headers,
-                          owns_job=not submission.shared, on_done=record_shared)
-    result = await wait_for_result(state, submission.job_id)
+                          owns_job=not (submission.shared or submission.replayed), on_done=record_shared)
+    result = await _stored_result(state, submission.job_id) if submission.replayed else None
+    result = result or await wait_for_result(state, submission.job_id)
     await record_shared(result)
     cost = 0.0 if submission.shared else result.cost_usd
     headers = {**submission.headers, **served_headers(submission.job_id, result, cost)}
     return _json(wire, result.completion, cost, result.fallback_used, headers, with_cost)
+
+
+async def _stored_result(state: AppState, job_id: str) -> Result | None:
+    """An ended job's outcome from its record (an idempotent repeat); None while it runs: wait for it then."""
+    record = await state.store.get(job_id)
+    if record is None or not record.status.is_terminal:
+        return None
+    if record.status is JobStatus.SUCCEEDED and record.result is not None:
+        return Result(completion=record.result, cost_usd=record.cost_usd or 0.0, fallback_used=record.fallback_used)
+    if record.status is JobStatus.CANCELLED:
+        raise JobCancelled("The job was cancelled")
+    raise error_from_dict(record.error) if record.error else GatewayError("The job failed")
 
 
 def served_headers(job_id: str, result: Result, cost_usd: float) -> dict[str, str]:

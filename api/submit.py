@@ -2,10 +2,11 @@
 identical in-flight request, else admit the request against the tenant's limits, record the job and
 enqueue it. The API never calls a provider; a worker picks the job up."""
 
+import asyncio
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from fastapi import Request
@@ -15,6 +16,8 @@ from api.admission import admit_request
 from api.deps import AppState
 from shared.cache import CachedAnswer, cache_digest
 from shared.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
+from shared.fair_queue import Priority, TenantShare, parse_priority
+from shared.idempotency import Claim, IdempotencyStore, body_fingerprint, parse_key, route_flavour
 from shared.jobs import JobOptions
 from shared.keys import USAGE_STREAM
 from shared.limits import Admission, queue_settlement
@@ -24,6 +27,8 @@ from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
 
 MAX_CACHE_TTL_S = 30 * 86_400
+# Submitted jobs (POST /api/v1/jobs) are batch work unless they say otherwise; completions are interactive.
+BATCH_PATH_PREFIX = "/api/v1/jobs"
 
 
 @dataclass
@@ -34,6 +39,7 @@ class Submission:
     job_id: str
     hit: CachedAnswer | None = None
     shared: bool = False
+    replayed: bool = False  # a repeat of an Idempotency-Key: the first request's job, not admitted again
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -49,17 +55,48 @@ class CachePolicy:
 
 async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
                  wire: WireFormat, body: dict[str, object] | None) -> Submission:
-    """Run the whole submission; `body` is None for requests that are never cached (submitted jobs)."""
+    """Run the whole submission; `body` is None for requests that are never cached (submitted jobs).
+    With an `Idempotency-Key` (shared/idempotency.py), a repeat gets the first request's job without being
+    admitted or billed again, and the request never reads the cache, so its key always names a job."""
+    claim = await _claim_idempotency_key(state, http, tenant, body)
+    if claim is None:
+        return await _submit(state, http, tenant, chat, wire, body, read_cache=True)
+    if claim.job_id is not None:
+        http.state.model, http.state.stream = chat.model, chat.stream
+        return Submission(job_id=claim.job_id, replayed=True, headers={"idempotent-replayed": "true"})
+    try:
+        submission = await _submit(state, http, tenant, chat, wire, body, read_cache=False)
+    except BaseException:
+        await asyncio.shield(claim.release())  # refused or failed before a job existed: a retry may reuse the key
+        raise
+    await claim.bind(submission.job_id)
+    return submission
+
+
+async def _claim_idempotency_key(state: AppState, http: Request, tenant: TenantSnapshot,
+                                 body: dict[str, object] | None) -> Claim | None:
+    key = parse_key(http.headers.get("idempotency-key"))
+    if key is None:
+        return None
+    seen = body if body is not None else getattr(http.state, "idempotency_body", None) or {}
+    store = IdempotencyStore(state.redis, ttl_s=min(state.settings.idempotency_ttl_s, state.settings.job_ttl_s))
+    return await store.claim(tenant.id, route_flavour(http.url.path), key, body_fingerprint(seen))
+
+
+async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+                  wire: WireFormat, body: dict[str, object] | None, *, read_cache: bool) -> Submission:
+    priority = requested_priority(http)
     targets = _targets(state, chat)
     http.state.model = chat.model  # a routed name: a closed set, safe as a metric label
     http.state.stream = chat.stream
     policy = _cache_policy(state, http, tenant, wire, body)
+    policy = policy if read_cache else replace(policy, read=False)
     try:
         reused = await _reuse(state, tenant, chat, targets, policy)
         if reused is not None:
             return reused
         job_id = f"job_{uuid.uuid4().hex}"
-        admission, headers = await admit_request(state, tenant, chat, targets, job_id, full=True)
+        admission, headers = await admit_request(state, tenant, chat, targets, job_id, full=True, priority=priority)
         leads = False
         if policy.digest is not None and policy.ttl_s and policy.read:
             leader = await state.cache.claim(policy.digest, job_id, state.settings.request_timeout_s)
@@ -70,9 +107,12 @@ async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: C
             leads = True
         options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
                              cache_leader=leads, admission=admission,
-                             request_id=getattr(http.state, "request_id", None))
+                             request_id=getattr(http.state, "request_id", None),
+                             callback_url=getattr(http.state, "callback_url", None), priority=priority)
+        share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
         # The record and its queue entry in one transaction: a job is never recorded but not queued.
-        await state.store.create(job_id, tenant.id, chat, wire, options, enqueue=state.queue.enqueue_on)
+        await state.store.create(job_id, tenant.id, chat, wire, options,
+                                 enqueue=lambda pipe, record: state.queue.enqueue_on(pipe, record, share=share))
     except RedisError as exc:
         raise ServiceUnavailable("The job queue is unavailable") from exc
     cache_header = {"x-cache": "MISS"} if policy.digest else {}
@@ -91,6 +131,15 @@ async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: ChatRe
         "cache_hit": True, "fallback_used": False, "created_at": time.time(),
     }
     await state.redis.xadd(USAGE_STREAM, {"row": json.dumps(row)}, maxlen=1_000_000, approximate=True)
+
+
+def requested_priority(http: Request) -> Priority:
+    """The job's scheduling class: `X-Priority: interactive|batch`, else the route's default."""
+    default = Priority.BATCH if http.url.path.startswith(BATCH_PATH_PREFIX) else Priority.INTERACTIVE
+    priority = parse_priority(http.headers.get("x-priority"), default)
+    if priority is None:
+        raise InvalidRequest("X-Priority must be 'interactive' or 'batch'")
+    return priority
 
 
 def _targets(state: AppState, chat: ChatRequest) -> list[Target]:

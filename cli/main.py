@@ -6,22 +6,13 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
-import uvicorn
 from pydantic import ValidationError
 
-from api.deps import AppState
-from api.http_protocol import GatewayHttpProtocol, protocol_class
-from api.main import create_app
-from cli import tenants
+from cli.tenant_args import add_parsers as add_tenant_parsers
 from shared.config import Settings
-from shared.db.migrate import run_migrations
-from shared.fake_provider import FakeProviderConfig, serve
-from shared.fake_provider import create_app as create_fake_app
 from shared.logs import configure_logging
-from shared.redis import create_redis
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"llm-gateway: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, json_format=settings.log_format == "json")
+    # Alembic announces each plugin it loads at INFO, now that commands import it after logging is set up.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     handler = {"serve": _serve, "worker": _worker, "migrate": _migrate, "fake-provider": _fake_provider,
-               "tenants": tenants.run, "usage": tenants.run}
+               "tenants": _tenants, "usage": _tenants}
     return handler[args.command](args, settings)
 
 
@@ -57,64 +50,24 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--fail-rate", type=float, default=0.0)
     fake.add_argument("--fail-status", type=int, default=503)
     fake.add_argument("--fail-model", action="append", default=[], metavar="MODEL=STATUS")
-    tenants.add_parsers(sub)
+    add_tenant_parsers(sub)
     return parser
 
 
+# Each command imports what it runs on use: a worker process must not load FastAPI, uvicorn, Alembic or
+# SQLAlchemy (tens of MiB of its memory), and `tenants` should not wait for the provider SDKs.
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.embedded:
-        if args.workers > 1 and not settings.prometheus_multiproc_dir:
-            print("llm-gateway serve: --workers > 1 needs PROMETHEUS_MULTIPROC_DIR (an empty directory) so that "
-                  "/metrics adds up every process", file=sys.stderr)
-            return 2
-        if settings.resolved_database_url.startswith("sqlite"):
-            run_migrations(settings.resolved_database_url)
-        uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    log_level=settings.log_level.lower(), access_log=False, log_config=None,
-                    **_http_options(settings, args.workers))
-        return 0
-    if settings.fake_provider_url is None and not (settings.openai_api_key or settings.anthropic_api_key):
-        settings = settings.model_copy(update={"fake_provider_url": f"http://{args.host}:{args.port}/fake"})
-    run_migrations(settings.resolved_database_url)
-    logger.info("embedded mode: one process, in-process Redis stand-in, database %s",
-                settings.resolved_database_url.split("://")[0])
-    app = create_app(settings, redis=create_redis(settings), companions=[_embedded_worker])
-    if settings.fake_provider_url and settings.fake_provider_url.endswith(f":{args.port}/fake"):
-        app.mount("/fake", create_fake_app(FakeProviderConfig()))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False,
-                log_config=None, **_http_options(settings))
-    return 0
+    from cli.serve import serve
+
+    return serve(args, settings)
 
 
-def _http_options(settings: Settings, workers: int = 1) -> dict[str, object]:
-    """Hostile-client limits of the HTTP server: httptools (uvicorn's fast parser) with the request-head
-    size limit (`MAX_HEADER_BYTES`, 431) and head read deadline (`HEADER_READ_TIMEOUT_S`, 408) of
-    `api.http_protocol`. Worker processes get the class by name and read the limits from their environment.
-    Idle keep-alive connections: `KEEP_ALIVE_TIMEOUT_S`; slow bodies are cut off by the app
-    (`BODY_READ_TIMEOUT_S`, api/body.py)."""
-    protocol = (GatewayHttpProtocol if workers > 1
-                else protocol_class(settings.max_header_bytes, settings.header_read_timeout_s))
-    return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout_s}
+def _tenants(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.tenants import run
 
-
-@asynccontextmanager
-async def _embedded_worker(state: AppState) -> AsyncIterator[None]:
-    from worker.main import build_worker  # imported on use: see `_worker`
-
-    worker = build_worker(state.settings, state.redis, handle_signals=False, embedded=True)
-    task = asyncio.create_task(worker.async_run(), name="embedded-worker")
-    task.add_done_callback(_report_worker_exit)
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await worker.close()
-
-
-def _report_worker_exit(task: "asyncio.Task[None]") -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("embedded worker stopped: %r", task.exception())
+    return run(args, settings)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -122,7 +75,6 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         print("llm-gateway worker: set REDIS_URL (or REDIS_HOST) so the worker can reach the API's queue; "
               "without it, `llm-gateway serve` runs a worker in-process", file=sys.stderr)
         return 2
-    # Imported on use: it loads both provider SDKs, seconds that `tenants` and `usage` should not wait for.
     from worker.main import run_worker
 
     run_worker(settings)
@@ -130,12 +82,16 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.db.migrate import run_migrations
+
     run_migrations(settings.resolved_database_url)
     print(f"migrations applied to {settings.resolved_database_url.split('@')[-1]}")
     return 0
 
 
 def _fake_provider(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.fake_provider import FakeProviderConfig, serve
+
     fail_models: dict[str, int] = {}
     for item in args.fail_model:
         model, _, status = item.partition("=")

@@ -1,7 +1,7 @@
 """`llm-gateway tenants ...` and `llm-gateway usage ...`: tenant administration and usage reports run straight
 on the database, answering what the admin API would (`--json` prints the admin API's own JSON). After a
 change the tenant's cached snapshot is dropped from Redis so it applies at once in every API process.
-`cli.main` registers the parsers with `add_parsers` and calls `run`; errors print one line and exit 2."""
+`cli.main` registers the parsers (cli/tenant_args.py) and calls `run`; errors print one line and exit 2."""
 
 import argparse
 import asyncio
@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.routes.admin import TenantCreate, render_tenant
 from cli.tables import render_pairs, render_table
+from cli.tenant_args import MAX_DAYS, NUMBERS, OPTIONS, PROG
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import run_migrations
@@ -37,24 +38,10 @@ from shared.tenants import (
     update_tenant,
 )
 
-__all__ = ["add_parsers", "run"]
+__all__ = ["run"]
 
 logger = logging.getLogger(__name__)
 
-PROG = "llm-gateway"
-MAX_DAYS = 366  # as the admin API's usage endpoint
-# Command-line option of each TenantLimits field, and the type of the numeric ones ("none" clears them).
-OPTIONS = {"rate_limit": "--rate-limit", "tpm_limit": "--tpm", "max_concurrent": "--max-concurrent",
-           "budget_usd": "--budget-usd", "budget_period": "--budget-period", "name": "NAME"}
-NUMBERS: dict[str, type[int] | type[float]] = {"rate_limit": int, "tpm_limit": int, "max_concurrent": int,
-                                               "budget_usd": float}
-LIMIT_HELP = (
-    ("rate_limit", "N", "requests per minute"),
-    ("tpm_limit", "N", "tokens per minute"),
-    ("max_concurrent", "N", "requests in flight at once (>= 1)"),
-    ("budget_usd", "USD", "spend cap per budget period"),
-    ("budget_period", "PERIOD", "monthly, weekly, daily or none"),
-)
 LIST_COLUMNS = ("id", "name", "disabled", "rate_limit", "tpm_limit", "max_concurrent", "budget_usd",
                 "budget_period", "created_at")
 USAGE_COLUMNS = ("requests", "failed", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hits",
@@ -73,38 +60,6 @@ class Outcome:
 
 Action = Callable[[argparse.Namespace, AsyncSession], Awaitable[Outcome]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-# --- parsers ----------------------------------------------------------------------------------------
-
-
-def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register `tenants` (with its actions) and `usage` on the top-level subcommands."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON, as the admin API answers")
-    tenants = sub.add_parser("tenants", help="create, list, read, update, disable and enable tenants, rotate keys")
-    actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", parents=[common], help="create a tenant; prints its API key once")
-    create.add_argument("name", metavar="NAME")
-    _add_limit_options(create)
-    actions.add_parser("list", parents=[common], help="list every tenant")
-    update = actions.add_parser("update", parents=[common], help="change limits; 'none' removes a limit")
-    update.add_argument("tenant_id", metavar="ID")
-    _add_limit_options(update)
-    for name, text in (("get", "show one tenant"), ("disable", "refuse the tenant's keys"),
-                       ("enable", "accept the tenant's keys again"),
-                       ("rotate-key", "revoke the tenant's keys and print a new one, once")):
-        actions.add_parser(name, parents=[common], help=text).add_argument("tenant_id", metavar="ID")
-    usage = sub.add_parser("usage", parents=[common], help="a tenant's usage: totals, by day, model, provider")
-    usage.add_argument("tenant_id", metavar="TENANT_ID")
-    usage.add_argument("--days", type=int, default=30, help=f"look back this many days (1-{MAX_DAYS})")
-
-
-def _add_limit_options(parser: argparse.ArgumentParser) -> None:
-    # Strings, converted by `_option_value`, so a bad value gets our one-line error rather than argparse's usage.
-    group = parser.add_argument_group("limits ('none' removes a numeric limit)")
-    for field, metavar, text in LIMIT_HELP:
-        group.add_argument(OPTIONS[field], dest=field, metavar=metavar, default=argparse.SUPPRESS, help=text)
 
 
 # --- running ----------------------------------------------------------------------------------------

@@ -84,11 +84,32 @@ class Settings(BaseSettings):
     # A running job's claim lasts this long and is renewed by its live worker (worker/lease.py).
     worker_lease_s: float = Field(default=15.0, ge=0.5)
     worker_heartbeat_s: float = Field(default=5.0, gt=0)
+    # Retention of jobs: records, results, event streams and the tenant's job listing (docs/API.md, Jobs).
     job_ttl_s: int = Field(default=86_400, ge=60)
+    # How long an Idempotency-Key names its job (never longer than the job is kept, JOB_TTL_S).
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)
     event_stream_maxlen: int = Field(default=20_000, ge=100)
     usage_batch_size: int = Field(default=500, ge=1)
     worker_drain_s: int = Field(default=25, ge=0)
     usage_flush_interval_s: float = Field(default=1.0, gt=0)
+    # Fair scheduling (shared/fair_queue.py): a batch job waiting longer than this is served as interactive.
+    batch_max_wait_s: float = Field(default=30.0, gt=0)
+    # Backpressure: with more jobs waiting than this, new batch jobs get 503 queue_full (0: never refuse).
+    queue_max_depth: int = Field(default=10_000, ge=0)
+    # Interactive requests are shed only above this depth; unset: twice QUEUE_MAX_DEPTH.
+    queue_max_depth_interactive: int | None = Field(default=None, ge=0)
+    # Slots of each worker that batch jobs may not take (kept for interactive ones); unset: WORKER_MAX_JOBS / 10.
+    worker_interactive_slots: int | None = Field(default=None, ge=0)
+
+    # Webhooks (worker/webhooks.py): a job's callback URL is POSTed the final job, signed with WEBHOOK_SECRET.
+    # Unset secret: jobs with a callback URL are refused (400).
+    webhook_secret: str | None = None
+    # Unset: private, loopback and link-local targets are refused in production and allowed otherwise.
+    webhook_allow_private: bool | None = None
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_retry_base_s: float = Field(default=1.0, gt=0)
+    webhook_retry_max_s: float = Field(default=300.0, gt=0)
 
     @field_validator("redis_url")
     @classmethod
@@ -111,6 +132,8 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY must be set to a real secret in production")
             if not self.admin_api_key:
                 raise ValueError("ADMIN_API_KEY must be set in production")
+            if self.webhook_secret is not None and self.webhook_secret.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("WEBHOOK_SECRET must be a real secret (or unset) in production")
         return self
 
     @property
@@ -134,6 +157,19 @@ class Settings(BaseSettings):
     def secret_from_env(self, name: str) -> str | None:
         """A provider key named by a route's `api_key_env`; read on use so rotated keys need no restart."""
         return os.environ.get(name) or None
+
+    @property
+    def webhooks_allow_private(self) -> bool:
+        """Whether webhooks may target private, loopback or link-local addresses (see WEBHOOK_ALLOW_PRIVATE)."""
+        if self.webhook_allow_private is None:
+            return self.environment != "production"
+        return self.webhook_allow_private
+
+    @property
+    def resolved_interactive_slots(self) -> int:
+        """Interactive-only slots per worker; batch jobs always keep at least one slot."""
+        wanted = self.worker_max_jobs // 10 if self.worker_interactive_slots is None else self.worker_interactive_slots
+        return min(wanted, self.worker_max_jobs - 1)
 
     @property
     def embedded(self) -> bool:

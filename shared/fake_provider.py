@@ -5,8 +5,9 @@ nothing from the project."""
 
 import asyncio
 import random
+import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -98,10 +99,20 @@ class _Failure:
 
 
 @dataclass
+class _StreamProbe:
+    """One stream's token frames sent so far; recorded with the time if its client hangs up mid-stream."""
+
+    model: str
+    tokens_sent: int = 0
+
+
+@dataclass
 class _ProviderState:
     config: FakeProviderConfig
     rng: random.Random
     requests: Counter[str] = field(default_factory=Counter)
+    # Streams whose client closed the connection before the end: how fast a cancel reaches the provider.
+    disconnects: deque[JSON] = field(default_factory=lambda: deque(maxlen=1000))
 
     def stats(self) -> JSON:
         return {"requests": dict(self.requests), "total": sum(self.requests.values())}
@@ -121,6 +132,7 @@ def create_app(config: FakeProviderConfig | None = None) -> Starlette:
         Route("/v1/models", _models_endpoint(state), methods=["GET"]),
         Route("/_stats", _stats_endpoint(state), methods=["GET"]),
         Route("/_reset", _reset_endpoint(state), methods=["POST"]),
+        Route("/_disconnects", _disconnects_endpoint(state), methods=["GET"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_QuietStreamCut)])
 
@@ -155,7 +167,15 @@ def _stats_endpoint(state: _ProviderState) -> Endpoint:
 def _reset_endpoint(state: _ProviderState) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         state.requests.clear()
+        state.disconnects.clear()
         return JSONResponse(state.stats())
+
+    return endpoint
+
+
+def _disconnects_endpoint(state: _ProviderState) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        return JSONResponse({"disconnects": list(state.disconnects)})
 
     return endpoint
 
@@ -217,10 +237,30 @@ async def _complete(state: _ProviderState, dialect: Dialect, request: Request) -
     reply = _build_reply(state.config, dialect, body, model)
     if not streaming:
         return JSONResponse(dialect.completion(reply))
+    probe = _StreamProbe(model=model)
     events = _paced(
-        dialect.stream(reply, body), delay_s, state.config.inter_token_ms / 1000, directives.cut_after
+        dialect.stream(reply, body), delay_s, state.config.inter_token_ms / 1000, directives.cut_after, probe
     )
-    return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
+    return StreamingResponse(_watched(events, request, state, probe), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache"})
+
+
+async def _watched(events: AsyncIterator[str], request: Request, state: _ProviderState,
+                   probe: _StreamProbe) -> AsyncIterator[str]:
+    """Relay `events`, recording when the client closes the connection mid-stream. A watcher waits on the
+    ASGI receive channel, so the hang-up is seen when it happens, not at the next token's send."""
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            continue
+        state.disconnects.append({"model": probe.model, "at": time.time(), "tokens_sent": probe.tokens_sent})
+
+    watcher = asyncio.create_task(watch())
+    try:
+        async for frame in events:
+            yield frame
+    finally:
+        watcher.cancel()
 
 
 def _garbage(kind: str, streaming: bool) -> Response:
@@ -269,7 +309,7 @@ def _build_reply(config: FakeProviderConfig, dialect: Dialect, body: JSON, model
 
 
 async def _paced(
-    parts: StreamParts, first_delay_s: float, gap_s: float, cut_after: int | None
+    parts: StreamParts, first_delay_s: float, gap_s: float, cut_after: int | None, probe: _StreamProbe
 ) -> AsyncIterator[str]:
     await asyncio.sleep(first_delay_s)
     for frame in parts.head:
@@ -279,6 +319,7 @@ async def _paced(
             break
         if index and gap_s:
             await asyncio.sleep(gap_s)
+        probe.tokens_sent += 1
         yield frame
     if cut_after is not None:
         # Raising after the response has started makes the server close the connection without the

@@ -14,9 +14,11 @@ from redis.asyncio.client import Pipeline
 
 from shared.cache import CachedAnswer
 from shared.errors import GatewayError
+from shared.fair_queue import FairQueue, Priority
 from shared.keys import (
     ARQ_ABORT_KEY,
     USAGE_STREAM,
+    WEBHOOK_STREAM,
     cache_entry_key,
     cache_inflight_key,
     job_events_key,
@@ -59,6 +61,8 @@ class JobRecord(BaseModel):
     admission: Admission | None = None
     followers: int = 0
     request_id: str | None = None
+    callback_url: str | None = None
+    priority: Priority = Priority.INTERACTIVE  # records from before priorities were all served first-come
 
 
 class JobOptions(BaseModel):
@@ -70,6 +74,10 @@ class JobOptions(BaseModel):
     cache_leader: bool = False
     admission: Admission | None = None
     request_id: str | None = None
+    # Webhook: POSTed the final job when the job ends (its end commits the delivery, see finish.lua).
+    callback_url: str | None = None
+    # Scheduling class (shared/fair_queue.py): interactive jobs start before batch ones.
+    priority: Priority = Priority.INTERACTIVE
 
 
 class JobOutcome(BaseModel):
@@ -95,14 +103,16 @@ class CancelOutcome(BaseModel):
 
 
 class JobStore:
-    def __init__(self, redis: Redis, *, ttl_s: int, events_maxlen: int) -> None:
+    def __init__(self, redis: Redis, *, ttl_s: int, events_maxlen: int, queue_name: str | None = None) -> None:
+        """With `queue_name`, cancelling a queued job also takes it out of that queue's fair queue."""
         self._redis = redis
         self._ttl_s = ttl_s
         self._events_maxlen = events_maxlen
+        self._fair = FairQueue(queue_name) if queue_name else None
 
     async def create(self, job_id: str, tenant_id: str, request: ChatRequest, wire: WireFormat,
                      options: JobOptions | None = None, *,
-                     enqueue: Callable[[Pipeline, str], None] | None = None) -> JobRecord:
+                     enqueue: Callable[[Pipeline, "JobRecord"], None] | None = None) -> JobRecord:
         """Write the record; `enqueue` adds the queue entry to the same transaction (all or nothing)."""
         record = JobRecord(
             id=job_id, tenant_id=tenant_id, status=JobStatus.QUEUED, wire_format=wire, request=request,
@@ -111,10 +121,13 @@ class JobStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job_id), mapping=_to_hash(record))
             pipe.expire(job_key(job_id), self._ttl_s)
+            # The tenant's listing index outlives its newest record (whose TTL restarts when the job ends);
+            # members whose record expired are pruned by listings, those older than that by every create.
             pipe.zadd(tenant_jobs_key(tenant_id), {job_id: record.created_at})
-            pipe.expire(tenant_jobs_key(tenant_id), self._ttl_s)
+            pipe.zremrangebyscore(tenant_jobs_key(tenant_id), "-inf", record.created_at - 2 * self._ttl_s)
+            pipe.expire(tenant_jobs_key(tenant_id), 2 * self._ttl_s)
             if enqueue is not None:
-                enqueue(pipe, job_id)
+                enqueue(pipe, record)
             await pipe.execute()
         return record
 
@@ -171,6 +184,10 @@ class JobStore:
             add_event(pipe, job_id, EventKind.CANCELLED, {"reason": "cancelled by client"},
                       maxlen=self._events_maxlen, ttl_s=self._ttl_s)
             _queue_job_end(pipe, record, JobOutcome(status=JobStatus.CANCELLED))
+            if self._fair is not None:  # never to be picked: out of the fair queue (depth, backpressure)
+                self._fair.unqueue_on(pipe, job_id=job_id, tenant_id=record.tenant_id, created_at=record.created_at)
+            if record.callback_url:
+                pipe.xadd(WEBHOOK_STREAM, {"job_id": job_id, "url": record.callback_url})
             return CancelOutcome(status=JobStatus.CANCELLED, changed=True)
 
         outcome: CancelOutcome = await self._redis.transaction(cancel, key, value_from_callable=True)
@@ -192,6 +209,7 @@ def _to_hash(record: JobRecord) -> dict[str, str]:
         "cache_digest": record.cache_digest or "", "cache_ttl_s": str(record.cache_ttl_s),
         "cache_leader": "1" if record.cache_leader else "0", "request_id": record.request_id or "",
         "admission": record.admission.model_dump_json() if record.admission else "",
+        "callback_url": record.callback_url or "", "priority": record.priority.value,
     }
 
 
@@ -206,6 +224,7 @@ def _from_hash(fields: dict[str, str]) -> JobRecord:
     data["fallback_used"] = data.get("fallback_used") == "1"
     data["cache_leader"] = data.get("cache_leader") == "1"
     data["request_id"] = data.get("request_id") or None
+    data["callback_url"] = data.get("callback_url") or None
     return JobRecord.model_validate(data)
 
 
@@ -224,7 +243,8 @@ def _finish_call(record: JobRecord, outcome: JobOutcome, usage_row: dict[str, ob
     answer = _cached_answer(record, outcome)
     fields = _outcome_fields(outcome)
     keys = [key, job_events_key(record.id), USAGE_STREAM, *settle_keys,
-            cache_inflight_key(digest) if digest else key, cache_entry_key(digest) if digest else key]
+            cache_inflight_key(digest) if digest else key, cache_entry_key(digest) if digest else key,
+            WEBHOOK_STREAM]
     args: list[object] = [
         ttl_s, events_maxlen, kind.value, encode_data(data), USAGE_STREAM_MAXLEN, json.dumps(usage_row),
         1 if record.admission is not None else 0, *settle_args,

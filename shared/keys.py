@@ -7,6 +7,10 @@ __all__ = [
     "USAGE_DEAD_STREAM",
     "USAGE_GROUP",
     "USAGE_STREAM",
+    "WEBHOOK_DEAD_STREAM",
+    "WEBHOOK_GROUP",
+    "WEBHOOK_RETRY_KEY",
+    "WEBHOOK_STREAM",
     "WORKERS_KEY",
     "auth_cache_key",
     "breaker_key",
@@ -15,6 +19,7 @@ __all__ = [
     "cache_inflight_key",
     "concurrency_key",
     "doorbell_channel",
+    "idempotency_key",
     "job_events_key",
     "job_key",
     "rpm_key",
@@ -30,6 +35,12 @@ USAGE_STREAM = f"{PREFIX}:usage"
 USAGE_GROUP = "usage-writers"
 USAGE_DEAD_STREAM = f"{PREFIX}:usage:dead"
 WORKERS_KEY = f"{PREFIX}:workers"
+# Webhook deliveries: a job's end adds one to the stream (in its terminal commit); senders move it into the
+# retry schedule (sorted set scored by when the next attempt is due) and dead-letter what cannot be delivered.
+WEBHOOK_STREAM = f"{PREFIX}:webhooks"
+WEBHOOK_GROUP = "webhook-senders"
+WEBHOOK_RETRY_KEY = f"{PREFIX}:webhooks:schedule"
+WEBHOOK_DEAD_STREAM = f"{PREFIX}:webhooks:dead"
 
 
 def job_key(job_id: str) -> str:
@@ -45,6 +56,11 @@ def job_events_key(job_id: str) -> str:
 def tenant_jobs_key(tenant_id: str) -> str:
     """Sorted set of a tenant's job ids by submission time."""
     return f"{PREFIX}:tenant-jobs:{tenant_id}"
+
+
+def idempotency_key(tenant_id: str, flavour: str, key_digest: str) -> str:
+    """A tenant's Idempotency-Key on one route flavour (hashed: keys are client text): pending marker or job id."""
+    return f"{PREFIX}:idem:{tenant_id}:{flavour}:{key_digest}"
 
 
 def breaker_key(target_id: str) -> str:

@@ -64,6 +64,9 @@ class LimitRequest:
     concurrency_expiry_s: float
     budget: Budget | None
     reserve_usd: float
+    # Backpressure: refuse ('queue_full') when these two ready sets hold `queue_limit` jobs (0: never).
+    queue_keys: tuple[str, str] | None = None
+    queue_limit: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,10 +113,10 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
     reserve_micros = math.ceil(request.reserve_usd * 1_000_000) if request.budget else 0
     now_ms = int(now.timestamp() * 1000)
     keys = [rpm_key(request.tenant_id), tpm_key(request.tenant_id), tpm_sum_key(request.tenant_id),
-            concurrency_key(request.tenant_id), key_budget]
+            concurrency_key(request.tenant_id), key_budget, *(request.queue_keys or (key_budget, key_budget))]
     args = [now_ms, request.rpm_limit, request.tpm_limit, request.tokens, request.concurrency_limit, request.job_id,
             int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
-            reserve_micros, ttl_s]
+            reserve_micros, ttl_s, request.queue_limit if request.queue_keys else 0]
     reply = await ADMIT.run(redis, keys, args)  # type: ignore[arg-type]
     allowed, reason, wait_ms, rpm_rem, rpm_reset, tpm_rem, tpm_reset, budget_state, budget_used = reply
     admission = Admission(

@@ -37,6 +37,7 @@ __all__ = [
     "REQUEST_DURATION",
     "TIME_TO_FIRST_TOKEN",
     "TOKENS",
+    "WEBHOOK_DELIVERIES",
     "WORKERS",
     "WORKER_JOBS_RUNNING",
     "mark_process_dead",
@@ -87,6 +88,9 @@ BREAKER_STATE = Gauge("llm_gateway_circuit_breaker_state", "Circuit breaker per 
                       ["target"], multiprocess_mode="max")
 WORKER_JOBS_RUNNING = Gauge("llm_gateway_worker_jobs_running", "Jobs running in this worker process",
                             multiprocess_mode="livesum")
+WEBHOOK_DELIVERIES = Counter("llm_gateway_webhook_deliveries",
+                             "Webhook delivery attempts by outcome: delivered, retried, rejected (permanent "
+                             "failure, dead-lettered) or exhausted (out of attempts, dead-lettered)", ["outcome"])
 
 
 def render_metrics(multiprocess_dir: str | None) -> bytes:

@@ -22,6 +22,8 @@ class TenantSnapshot(BaseModel):
     max_concurrent: int | None = None
     budget_usd: float | None = None
     budget_period: str = "monthly"
+    weight: int | None = None
+    max_running: int | None = None
 
     @classmethod
     def of(cls, tenant: Tenant) -> "TenantSnapshot":

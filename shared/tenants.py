@@ -41,6 +41,7 @@ DISPLAY_PREFIX_LENGTH = 12
 
 
 BudgetPeriod = Literal["monthly", "weekly", "daily", "none"]
+MAX_WEIGHT = 1000
 
 
 class TenantLimits(BaseModel):
@@ -54,6 +55,11 @@ class TenantLimits(BaseModel):
     max_concurrent: int | None = Field(default=None, ge=1, strict=True, description="requests in flight")
     budget_usd: float | None = Field(default=None, ge=0, strict=True, allow_inf_nan=False)
     budget_period: BudgetPeriod = "monthly"
+    # Fair scheduling (shared/fair_queue.py): share of the workers among tenants with queued jobs, and a cap
+    # on the tenant's running jobs (jobs over it wait in the queue, they are not refused).
+    weight: int | None = Field(default=None, ge=1, le=MAX_WEIGHT, strict=True,
+                               description="share of workers among busy tenants (default 1)")
+    max_running: int | None = Field(default=None, ge=1, strict=True, description="jobs running at once")
 
 
 def parse_limits(data: Mapping[str, object], what: str = "tenant limits") -> TenantLimits:

@@ -1,20 +1,24 @@
 """arq's `Worker`, adapted for latency and recovery. Its poll loop waits on the doorbell (worker/doorbell.py)
 instead of a fixed sleep; a started job's claim is a short lease renewed while it runs (worker/lease.py)
-instead of arq's job-timeout-long in-progress mark; jobs start with one Lua script per poll instead of four
-round trips each; and jobs arq ends without running them (retries exhausted, expired, aborted before start)
-end their records too. The overridden methods follow arq 0.26-0.28 (`Worker.main`, `start_jobs`)."""
+instead of arq's job-timeout-long in-progress mark; jobs are picked and started with one Lua script per poll
+(shared/lua/pick_jobs.lua: jobs due in arq's queue, then the tenants' fair queues, see shared/fair_queue.py)
+instead of arq's FIFO read and four round trips per job; the end of a job (in arq's own finish transaction)
+also drops it from its tenant's running set and counts it in the drain rate; and jobs arq ends without
+running them (retries exhausted, expired, aborted before start) end their records too. The overridden
+methods follow arq 0.26-0.28 (`Worker.main`, `_poll_iteration`, `start_jobs`, `finish_job`,
+`finish_failed_job`)."""
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
+from arq.utils import to_ms
 from arq.worker import Worker, log_redis_info
 from redis.exceptions import RedisError
 
-from shared.scripts import LuaScript, lua_source
+from shared.fair_queue import FairQueue, Picked
 from worker.doorbell import RECONNECT_DELAY_S, Doorbell
 from worker.lease import LeaseKeeper
 
@@ -22,7 +26,6 @@ __all__ = ["START_PUSHES_SCORE", "GatewayWorker", "OnJobDropped"]
 
 logger = logging.getLogger(__name__)
 
-START_JOBS = LuaScript(lua_source("start_jobs.lua"))
 # ctx flag: the job's queue score was already pushed ahead when it started (on_job_start need not).
 START_PUSHES_SCORE = "start_pushes_score"
 
@@ -36,14 +39,21 @@ class GatewayWorker(Worker):
 
     def __init__(self, *args: object, doorbell_channel: str, skip_redis_info: bool = False,
                  lease_s: float | None = None, on_job_dropped: OnJobDropped | None = None,
-                 **kwargs: object) -> None:
+                 batch_max_wait_s: float = 30.0, interactive_slots: int = 0, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fair = FairQueue(self.queue_name)
+        self._batch_max_wait_ms = int(batch_max_wait_s * 1000)
+        # Slots batch jobs may not take, so an interactive job never waits for a batch job to end.
+        self.batch_slots = max(1, self.max_jobs - max(0, interactive_slots))
+        self.batch_jobs: set[str] = set()
+        # The tenant of each job this worker started: its running-set entry is renewed and removed by it.
+        self.job_tenants: dict[str, str] = {}
         self._doorbell_channel = doorbell_channel
         self._skip_redis_info = skip_redis_info
         self._lease_s = lease_s
         self._on_job_dropped = on_job_dropped
         if lease_s is not None:
-            self.in_progress_timeout_s = lease_s  # arq's psetex of the in-progress key in start_jobs
+            self.in_progress_timeout_s = lease_s  # the in-progress key's life at pick (pick_jobs.lua)
         self.doorbell: Doorbell | None = None
         self.leases: LeaseKeeper | None = None
         # Set when due jobs were left in the queue for want of a slot: the next freed slot polls again.
@@ -55,7 +65,17 @@ class GatewayWorker(Worker):
         return [job_id for job_id, task in self.tasks.items() if not task.done() and not task.cancelling()]
 
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
-        await super().finish_failed_job(job_id, result_data)
+        """arq's `finish_failed_job` (the job ends without running), plus the running set and drain rate."""
+        async with self.pool.pipeline(transaction=True) as tr:
+            tr.delete(retry_key_prefix + job_id, in_progress_key_prefix + job_id, job_key_prefix + job_id)
+            tr.zrem(abort_jobs_ss, job_id)
+            tr.zrem(self.queue_name, job_id)
+            if result_data is not None and (self.keep_result_forever or self.keep_result_s > 0):
+                expire = 0 if self.keep_result_forever else self.keep_result_s
+                tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
+            self.fair.job_ended_on(tr, job_id=job_id, tenant_id=self.job_tenants.pop(job_id, None), counted=True)
+            self.batch_jobs.discard(job_id)
+            await tr.execute()
         if self._on_job_dropped is None:
             return
         try:
@@ -82,7 +102,8 @@ class GatewayWorker(Worker):
         self.ctx["slot_freed"] = self.slot_freed
         self.ctx[START_PUSHES_SCORE] = True
         if self._lease_s is not None:
-            self.leases = LeaseKeeper(self.pool, self.queue_name, self._lease_s, self.leased_jobs)
+            self.leases = LeaseKeeper(self.pool, self.queue_name, self._lease_s, self.leased_jobs,
+                                      running_key=self._running_key)
             self.leases.start()
         try:
             if self.on_startup:
@@ -109,35 +130,81 @@ class GatewayWorker(Worker):
             self.doorbell.ring()
 
     async def _poll_iteration(self) -> None:
-        if self.allow_pick_jobs and self.job_counter >= self.max_jobs:
-            self._jobs_left_behind = True  # arq skips the queue read when full
-        await super()._poll_iteration()
+        """arq's poll, with its queue read and `start_jobs` replaced by one pick (`start_picked`)."""
+        if self.allow_pick_jobs:
+            if self.job_counter < self.max_jobs:
+                await self.start_picked()
+            else:
+                self._jobs_left_behind = True  # full: the next freed slot polls again
+        if self.allow_abort_jobs:
+            await self._cancel_aborted_jobs()
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # errors in run_job propagate, as in arq
+        await self.heart_beat()
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Start as many of `job_ids` as there are free slots, claiming them all in one script (arq's own
-        version claims each with WATCH, EXISTS, ZSCORE and MULTI/PSETEX/EXEC, and blocks the poll loop
-        while it waits for a slot). Jobs left over are picked up by the poll that `slot_freed` rings."""
+    async def start_picked(self) -> None:
+        """Claim as many jobs as there are free slots in one script (pick_jobs.lua) and run them; jobs left
+        waiting are picked up by the poll that `slot_freed` rings."""
         free = self.max_jobs - self.job_counter
-        if len(job_ids) > free or len(job_ids) >= self.queue_read_limit:
-            self._jobs_left_behind = True
-        ids = [job_id.decode() for job_id in job_ids[:max(free, 0)]]
-        if not ids:
+        if self.burst and self.max_burst_jobs >= 0:
+            free = min(free, self.max_burst_jobs - self._jobs_started())
+        if free <= 0:
             return
-        keys = [self.queue_name, *(in_progress_key_prefix + job_id for job_id in ids)]
-        in_progress_ms = int(self.in_progress_timeout_s * 1000)
-        started = await START_JOBS.run(self.pool, keys, [int(time.time() * 1000), in_progress_ms, *ids])
-        if not isinstance(started, list):
-            raise RedisError(f"start_jobs.lua answered {started!r}")
-        for raw_id, raw_score in zip(started[::2], started[1::2], strict=True):
+        picked, left = await self.fair.pick(
+            self.pool, free=free, lease_ms=int(self.in_progress_timeout_s * 1000),
+            batch_max_wait_ms=self._batch_max_wait_ms, due_read_limit=max(free, self.queue_read_limit),
+            batch_free=self.batch_slots - len(self.batch_jobs))
+        if left:
+            self._jobs_left_behind = True
+        await self._run_picked(picked)
+
+    async def _run_picked(self, picked: list[Picked]) -> None:
+        for job in picked:
             await self.sem.acquire()  # free: job_counter < max_jobs, and the semaphore holds max_jobs + 1
             self.job_counter += 1
-            job_id = raw_id.decode()
-            task = self.loop.create_task(self.run_job(job_id, int(float(raw_score))))
+            if job.tenant_id:
+                self.job_tenants[job.job_id] = job.tenant_id
+            if job.source == "batch":
+                self.batch_jobs.add(job.job_id)
+            task = self.loop.create_task(self.run_job(job.job_id, job.score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-            self.tasks[job_id] = task
+            self.tasks[job.job_id] = task
+
+    def _running_key(self, job_id: str) -> str | None:
+        tenant = self.job_tenants.get(job_id)
+        return self.fair.running_key(tenant) if tenant else None
+
+    async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, result_timeout_s: float | None,
+                         keep_result_forever: bool, incr_score: int | None, keep_in_progress: float | None) -> None:
+        """arq's `finish_job`, plus in the same transaction: the job leaves its tenant's running set and, when
+        it is finished (not handed back for a retry), counts in the drain rate."""
+        async with self.pool.pipeline(transaction=True) as tr:
+            delete_keys = []
+            in_progress_key = in_progress_key_prefix + job_id
+            if keep_in_progress is None:
+                delete_keys += [in_progress_key]
+            else:
+                tr.pexpire(in_progress_key, to_ms(keep_in_progress))  # type: ignore[arg-type]
+            if finish:
+                if result_data:
+                    expire = None if keep_result_forever else result_timeout_s
+                    tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
+                delete_keys += [retry_key_prefix + job_id, job_key_prefix + job_id]
+                tr.zrem(abort_jobs_ss, job_id)
+                tr.zrem(self.queue_name, job_id)
+            elif incr_score:
+                tr.zincrby(self.queue_name, incr_score, job_id)
+            if delete_keys:
+                tr.delete(*delete_keys)
+            self.fair.job_ended_on(tr, job_id=job_id, tenant_id=self.job_tenants.pop(job_id, None), counted=finish)
+            self.batch_jobs.discard(job_id)
+            await tr.execute()
 
     async def _burst_done(self) -> bool:
-        if 0 <= self.max_burst_jobs <= self._jobs_started() or await self.pool.zcard(self.queue_name) == 0:
+        if 0 <= self.max_burst_jobs <= self._jobs_started() or (
+                await self.pool.zcard(self.queue_name) == 0 and await self.fair.depth(self.pool) == 0):
             await asyncio.gather(*self.tasks.values())
             return True
         return False

@@ -1,12 +1,14 @@
 """Builds and runs an arq worker for completion jobs: JSON (not pickle) payloads, a short poll delay, aborts
 enabled, job leases of WORKER_LEASE_S renewed while jobs run (a dead worker's jobs return in seconds, see
-worker/lease.py), a heartbeat that `/health` reads, and the usage writer running beside the jobs."""
+worker/lease.py), a heartbeat that `/health` reads, and the usage writer and the webhook sender
+(worker/webhooks.py) running beside the jobs."""
 
 import asyncio
 import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +16,7 @@ from arq.connections import ArqRedis
 from arq.worker import func
 
 from shared.config import Settings, get_settings
-from shared.db.engine import create_engine
-from shared.db.usage import insert_usage
+from shared.db.pg_usage import PgUsageSink, is_postgres_url
 from shared.errors import GatewayError
 from shared.jobs import JobOutcome, JobStore, usage_row
 from shared.keys import ARQ_ABORT_KEY, WORKERS_KEY, doorbell_channel
@@ -32,7 +33,8 @@ from worker.jobs import run_completion
 from worker.lease import lease_score
 from worker.providers import aclose_providers, build_providers
 from worker.routing import RetryPolicy, Router
-from worker.usage_writer import UsageWriter
+from worker.usage_writer import InsertRows, UsageWriter
+from worker.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,9 @@ def build_worker(settings: Settings, redis: ArqRedis | None = None, *, handle_si
     options["ctx"]["lease_s"] = settings.worker_lease_s
     return GatewayWorker(redis_pool=redis or create_redis(settings), burst=burst, handle_signals=handle_signals,
                          doorbell_channel=doorbell_channel(settings.queue_name), skip_redis_info=embedded,
-                         lease_s=settings.worker_lease_s, on_job_dropped=on_job_dropped, **options)
+                         lease_s=settings.worker_lease_s, on_job_dropped=on_job_dropped,
+                         batch_max_wait_s=settings.batch_max_wait_s,
+                         interactive_slots=settings.resolved_interactive_slots, **options)
 
 
 def run_worker(settings: Settings | None = None) -> None:
@@ -89,11 +93,25 @@ async def _run(settings: Settings) -> None:
         await worker.close()
 
 
+def _usage_sink(database_url: str) -> tuple[InsertRows, Callable[[], Awaitable[None]]]:
+    """The usage writer's insert and how to close it. PostgreSQL: a small plain asyncpg pool, so the worker
+    never loads SQLAlchemy and SQLModel (~30 MiB). SQLite (embedded mode, where the API in this process has
+    loaded them already): the SQLAlchemy engine and `insert_usage`, imported only here."""
+    if is_postgres_url(database_url):
+        sink = PgUsageSink(database_url)
+        return sink.insert, sink.close
+    from shared.db.engine import create_engine
+    from shared.db.usage import insert_usage
+
+    engine = create_engine(database_url)
+    return lambda rows: insert_usage(engine, rows), engine.dispose
+
+
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     redis: ArqRedis = ctx["redis"]
     worker_id = f"worker-{uuid.uuid4().hex[:12]}"
-    engine = create_engine(settings.resolved_database_url)
+    insert_rows, close_usage_sink = _usage_sink(settings.resolved_database_url)
     routing_table = load_routing_table(settings)
     providers = build_providers(settings, settings.secret_from_env, routing_table.providers())
     breaker = CircuitBreaker(redis, failure_threshold=settings.breaker_failure_threshold,
@@ -105,10 +123,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         routing_table=routing_table, router=Router(providers, breaker, policy),
         prices=load_price_table(settings), worker_id=worker_id,
     )
-    ctx["engine"], ctx["providers"] = engine, providers
+    ctx["close_usage_sink"], ctx["providers"] = close_usage_sink, providers
     if not ctx.get("embedded"):  # embedded: the API's /metrics already shows this process's registry
         serve_worker_metrics(settings.worker_metrics_port)
-    writer = UsageWriter(redis, lambda rows: insert_usage(engine, rows), consumer=worker_id,
+    writer = UsageWriter(redis, insert_rows, consumer=worker_id,
                          batch_size=settings.usage_batch_size, interval_s=settings.usage_flush_interval_s)
     stop = asyncio.Event()
     ctx["stop"] = stop
@@ -116,6 +134,9 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         asyncio.create_task(writer.run(stop), name="usage-writer"),
         asyncio.create_task(_heartbeat(redis, worker_id, settings.worker_heartbeat_s, stop), name="heartbeat"),
     ]
+    if settings.webhook_secret:  # without a secret the API accepts no callback URLs: nothing to send
+        sender = WebhookSender(redis, ctx["deps"].store, settings, consumer=worker_id)
+        ctx["background"].append(asyncio.create_task(sender.run(stop), name="webhook-sender"))
     logger.info("worker %s started on queue %s", worker_id, settings.queue_name)
 
 
@@ -127,7 +148,7 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     await asyncio.gather(*ctx["background"], return_exceptions=True)
     await deps.redis.zrem(WORKERS_KEY, deps.worker_id)
     await aclose_providers(ctx["providers"])
-    await ctx["engine"].dispose()
+    await ctx["close_usage_sink"]()
     logger.info("worker %s stopped", deps.worker_id)
 
 

@@ -41,6 +41,8 @@ class BoundedLimits(TenantLimits):
     max_concurrent: int | None = Field(default=None, ge=1, le=MAX_INT_LIMIT, strict=True,
                                        description="requests in flight")
     budget_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, strict=True, allow_inf_nan=False)
+    max_running: int | None = Field(default=None, ge=1, le=MAX_INT_LIMIT, strict=True,
+                                    description="jobs running at once")
 
 
 class TenantCreate(BoundedLimits):
@@ -65,11 +67,13 @@ async def create_tenant(
     max_concurrent: Annotated[int | None, Query()] = None,
     budget_usd: Annotated[float | None, Query()] = None,
     budget_period: Annotated[str | None, Query()] = None,
+    weight: Annotated[int | None, Query()] = None,
+    max_running: Annotated[int | None, Query()] = None,
 ) -> JSONResponse:
     """Create a tenant from query parameters or a JSON body (query wins); the answer holds its API key,
     shown only once."""
     query = {"name": name, "rate_limit": rate_limit, "tpm_limit": tpm_limit, "max_concurrent": max_concurrent,
-             "budget_usd": budget_usd, "budget_period": budget_period}
+             "budget_usd": budget_usd, "budget_period": budget_period, "weight": weight, "max_running": max_running}
     body = await read_body(request, state.settings.max_body_bytes, state.settings.body_read_timeout_s)
     params = await _tenant_params(body, {key: value for key, value in query.items() if value is not None})
     limits = TenantLimits.model_validate(params.model_dump(exclude={"name"}, exclude_unset=True))
@@ -135,8 +139,8 @@ def render_tenant(tenant: Tenant) -> dict[str, object]:
     return {
         "id": tenant.id, "object": "tenant", "name": tenant.name, "rate_limit": tenant.rate_limit,
         "tpm_limit": tenant.tpm_limit, "max_concurrent": tenant.max_concurrent, "budget_usd": tenant.budget_usd,
-        "budget_period": tenant.budget_period, "disabled": tenant.disabled,
-        "created_at": tenant.created_at.isoformat(),
+        "budget_period": tenant.budget_period, "weight": tenant.weight, "max_running": tenant.max_running,
+        "disabled": tenant.disabled, "created_at": tenant.created_at.isoformat(),
     }
 
 

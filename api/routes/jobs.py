@@ -14,12 +14,15 @@ from api.body import read_json_object
 from api.deps import AppState, StateDep, TenantDep
 from api.relay import cancel_job as cancel_and_ring
 from api.relay import job_events, settle_if_dead
+from api.routes.job_list import decode_cursor, list_page
 from api.routes.schemas import CHAT_REQUEST_BODY
 from api.submit import submit
-from shared.errors import Conflict, GatewayError, InvalidRequest, NotFound, ServiceUnavailable, error_from_dict
+from shared.errors import Conflict, GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from shared.job_view import render_job
 from shared.jobs import JobRecord
-from shared.models import WireFormat
+from shared.models import JobStatus, WireFormat
 from shared.tenant_cache import TenantSnapshot
+from shared.webhooks import validate_callback_url
 from shared.wire import openai as openai_wire
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -30,14 +33,36 @@ STREAM_ID_PATTERN = r"^\d+-\d+$"
 @router.post("", status_code=202, openapi_extra=CHAT_REQUEST_BODY)
 async def create_job(request: Request, state: StateDep, tenant: TenantDep) -> JSONResponse:
     """Queue a completion and answer at once with its id; tokens are always streamed into its events."""
-    chat = openai_wire.parse_request(await read_json_object(request, state.settings.max_body_bytes))
+    body = await read_json_object(request, state.settings.max_body_bytes)
+    request.state.idempotency_body = body  # an Idempotency-Key's repeat must carry this same body
+    chat = openai_wire.parse_request(body)
+    request.state.callback_url = _callback_url(state, body)  # JobOptions.callback_url, read by submit()
     # Submitted jobs always stream into their events, and are never answered from or written to the cache.
     submission = await submit(state, request, tenant, chat.model_copy(update={"stream": True}),
                               WireFormat.OPENAI, None)
     request.state.gateway_headers = submission.headers
     headers = {"location": f"/api/v1/jobs/{submission.job_id}", **submission.headers}
-    return JSONResponse({"id": submission.job_id, "object": "job", "status": "queued"}, status_code=202,
+    status = JobStatus.QUEUED
+    if submission.replayed:  # the same job as the first request with this Idempotency-Key, as it is now
+        status = (await _owned_job(state, tenant, submission.job_id)).status
+    return JSONResponse({"id": submission.job_id, "object": "job", "status": status.value}, status_code=202,
                         headers=headers)
+
+
+@router.get("")
+async def list_jobs(
+    state: StateDep,
+    tenant: TenantDep,
+    status: Annotated[JobStatus | None, Query(description="only jobs with this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512, description="a page's next_cursor")] = None,
+) -> JSONResponse:
+    """The tenant's jobs still kept (`JOB_TTL_S`), newest first, each as `GET /api/v1/jobs/{job_id}` renders
+    it; page with `next_cursor`."""
+    position = decode_cursor(cursor) if cursor is not None else None
+    page = await list_page(state, tenant.id, status, limit, position)
+    return JSONResponse({"object": "list", "data": [render_job(record) for record in page.records],
+                         "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor})
 
 
 @router.get("/{job_id}")
@@ -77,20 +102,14 @@ async def cancel_job(job_id: str, state: StateDep, tenant: TenantDep) -> JSONRes
                          "cancel_requested": True})
 
 
-def render_job(record: JobRecord) -> dict[str, object]:
-    body: dict[str, object] = {
-        "id": record.id, "object": "job", "status": record.status.value, "model": record.request.model,
-        "created_at": record.created_at, "started_at": record.started_at, "finished_at": record.finished_at,
-        "attempt": record.attempt, "worker": record.worker_id, "provider": record.provider,
-        "served_model": record.model,
-        "fallback_used": record.fallback_used, "cost_usd": record.cost_usd, "result": None, "error": None,
-    }
-    if record.result is not None:
-        body["result"] = openai_wire.render_completion(record.result)
-    if record.error is not None:
-        error = error_from_dict(record.error)
-        body["error"] = {"message": error.message, "type": error.type, "code": error.code}
-    return body
+def _callback_url(state: AppState, body: dict[str, object]) -> str | None:
+    """The job's webhook URL (`callback_url` in the body, docs/API.md), validated; 400 when it is malformed
+    or this gateway sends no webhooks."""
+    if body.get("callback_url") is None:
+        return None
+    if not state.settings.webhook_secret:
+        raise InvalidRequest("This gateway does not send webhooks (WEBHOOK_SECRET is unset); omit callback_url")
+    return validate_callback_url(body["callback_url"], allow_private=state.settings.webhooks_allow_private)
 
 
 async def _owned_job(state: AppState, tenant: TenantSnapshot, job_id: str) -> JobRecord:

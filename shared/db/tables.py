@@ -63,6 +63,8 @@ class Tenant(SQLModel, table=True):
     max_concurrent: int | None = Field(default=None)
     budget_usd: float | None = Field(default=None)
     budget_period: str = Field(default="monthly", max_length=16)
+    weight: int | None = Field(default=None)
+    max_running: int | None = Field(default=None)
     disabled: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 

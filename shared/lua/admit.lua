@@ -3,9 +3,13 @@
 -- sorted set of job ids with expiry), and a budget reservation. Either every check passes and every
 -- counter moves, or nothing moves. Shared by all API processes, so limits hold across replicas.
 --
--- KEYS: 1 requests log, 2 tokens log, 3 tokens sum, 4 concurrency zset, 5 budget hash
+-- Backpressure is checked here too, at no extra round trip: with more jobs waiting in the fair queue
+-- (shared/fair_queue.py) than the request's class allows, it is refused as 'queue_full'.
+--
+-- KEYS: 1 requests log, 2 tokens log, 3 tokens sum, 4 concurrency zset, 5 budget hash,
+--       6 and 7 the fair queue's ready sets (any two keys when queue_limit is 0)
 -- ARGV: 1 now_ms, 2 rpm_limit, 3 tpm_limit, 4 tokens, 5 conc_limit, 6 job_id, 7 conc_expiry_ms,
---       8 budget_micros (-1: none), 9 reserve_micros, 10 budget_ttl_s
+--       8 budget_micros (-1: none), 9 reserve_micros, 10 budget_ttl_s, 11 queue_limit (0: none)
 -- Returns {allowed, reason, retry_after_ms, rpm_remaining, rpm_reset_ms, tpm_remaining, tpm_reset_ms,
 --          budget_state, budget_used_micros}; budget_state is "missing" when the budget hash must be seeded
 --          first; budget_used_micros is spent + reserved after this request (-1 without a budget).
@@ -60,6 +64,11 @@ end
 if rpm_limit > 0 and rpm_used >= rpm_limit then return reply(0, 'requests', rpm_wait, '') end
 if tpm_limit > 0 and tokens > tpm_limit then return reply(0, 'tokens_too_large', 0, '') end
 if tpm_limit > 0 and tpm_used + tokens > tpm_limit then return reply(0, 'tokens', tpm_wait, '') end
+
+local queue_limit = tonumber(ARGV[11] or '0')
+if queue_limit > 0 and redis.call('ZCARD', KEYS[6]) + redis.call('ZCARD', KEYS[7]) >= queue_limit then
+  return reply(0, 'queue_full', 0, '')
+end
 
 local conc_limit = tonumber(ARGV[5])
 if conc_limit > 0 then

@@ -1,9 +1,10 @@
 -- Commits a job's end in one round trip, exactly once: unless the record is gone or already ended, writes
 -- the outcome fields, appends the terminal event, adds the usage record to the usage stream, settles the
--- admission (settle_fn.lua is prepended), clears the cache's in-flight marker and stores the answer.
+-- admission (settle_fn.lua is prepended), clears the cache's in-flight marker and stores the answer, and
+-- queues the job's webhook delivery when the job has a callback URL (worker/webhooks.py sends it).
 --
 -- KEYS: 1 job hash, 2 job event stream, 3 usage stream, 4-7 settlement keys (see settle_fn.lua),
---       8 cache in-flight marker, 9 cache entry
+--       8 cache in-flight marker, 9 cache entry, 10 webhook delivery stream
 -- ARGV: 1 record ttl_s, 2 event stream maxlen, 3 event kind, 4 event data (JSON), 5 usage maxlen,
 --       6 usage row (JSON), 7 settle? (1/0), 8-13 settlement argv, 14 clear in-flight? (1/0),
 --       15 cache ttl_s (0: store nothing), 16 cached answer (JSON), 17 number of outcome fields (n),
@@ -27,4 +28,8 @@ if ARGV[7] == '1' then
 end
 if ARGV[14] == '1' then redis.call('DEL', KEYS[8]) end
 if tonumber(ARGV[15]) > 0 then redis.call('SET', KEYS[9], ARGV[16], 'EX', ARGV[15]) end
+local callback = redis.call('HGET', KEYS[1], 'callback_url')
+if callback and callback ~= '' then
+  redis.call('XADD', KEYS[10], '*', 'job_id', redis.call('HGET', KEYS[1], 'id'), 'url', callback)
+end
 return 1

@@ -3,6 +3,7 @@ use) with small limits, over raw sockets: the 431 head-size limit wherever the b
 header, one endless header line dribbled in pieces), no false refusals of pipelined requests, the 408 head
 read deadline, and the closing of a connection that sends nothing."""
 
+import asyncio
 import json
 import pickle
 import socket
@@ -188,7 +189,12 @@ def test_unbound_class_reads_settings_and_pickles_by_name(monkeypatch: pytest.Mo
     get_settings.cache_clear()
     try:
         config = uvicorn.Config(_app, http=GatewayHttpProtocol, lifespan="off", log_config=None)
-        protocol = GatewayHttpProtocol(config=config, server_state=uvicorn.server.ServerState(), app_state={})
-        assert (protocol._max_head, protocol._head_timeout_s) == (5000, 3.5)
+        loop = asyncio.new_event_loop()  # its own: whether a current loop exists depends on the tests before
+        try:
+            protocol = GatewayHttpProtocol(config=config, server_state=uvicorn.server.ServerState(), app_state={},
+                                           _loop=loop)
+            assert (protocol._max_head, protocol._head_timeout_s) == (5000, 3.5)
+        finally:
+            loop.close()
     finally:
         get_settings.cache_clear()

@@ -1,0 +1,128 @@
+"""The worker's usage sink on PostgreSQL: usage rows written over a small plain asyncpg pool.
+
+Why not `insert_usage` (shared/db/usage.py): the worker needs the database for nothing else, and loading
+SQLAlchemy and SQLModel just for this insert cost the worker process ~30 MiB of its peak memory. The rows are
+checked and completed by the same code (shared/db/usage_rows.py), so both paths store identical values.
+
+A batch is ONE statement: each column is sent as one array parameter and `unnest` turns the arrays back into
+rows, `ON CONFLICT (request_id) DO NOTHING` skips rows already stored (a redelivered batch inserts 0), and the
+command status ("INSERT 0 n") says how many were really written. A single statement is atomic, so a batch is
+stored entirely or not at all. Malformed rows raise ValueError or TypeError, also for values of the wrong
+type or out of range (asyncpg.DataError is re-raised as ValueError), which the usage writer
+(worker/usage_writer.py) sets aside as poison rows; connection failures raise other errors, so an outage only
+delays the batch."""
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+
+from shared.db.usage_rows import USAGE_COLUMNS, normalise_usage_row
+
+__all__ = ["COLUMN_TYPES", "PgUsageSink", "asyncpg_dsn", "is_postgres_url"]
+
+# The PostgreSQL type of each column (migrations 0001 and 0002): the array type each parameter is cast to.
+COLUMN_TYPES: dict[str, str] = {
+    "request_id": "text", "tenant_id": "text", "public_model": "text", "provider": "text", "model": "text",
+    "prompt_tokens": "int4", "completion_tokens": "int4", "cost_usd": "float8", "latency_ms": "int4",
+    "status": "text", "error_code": "text", "fallback_used": "bool", "cache_hit": "bool",
+    "saved_cost_usd": "float8", "cached_prompt_tokens": "int4", "created_at": "timestamptz",
+}
+if set(COLUMN_TYPES) != set(USAGE_COLUMNS):  # a column added to one list only is a bug: fail at import
+    raise RuntimeError("pg_usage.COLUMN_TYPES and usage_rows.USAGE_COLUMNS disagree")
+
+# Built from the constant column lists above, never from input: the values travel as bind parameters.
+_UNNEST_ARGS = ", ".join(f"${i}::{COLUMN_TYPES[c]}[]" for i, c in enumerate(USAGE_COLUMNS, 1))
+INSERT_SQL = f"INSERT INTO usage_record ({', '.join(USAGE_COLUMNS)}) SELECT * FROM unnest({_UNNEST_ARGS}) ON CONFLICT (request_id) DO NOTHING"  # noqa: E501  # nosec B608
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def is_postgres_url(url: str) -> bool:
+    """True for `postgresql://`, `postgres://` and any `postgresql+driver://` URL."""
+    scheme, separator, _ = url.partition("://")
+    return bool(separator) and scheme.split("+", 1)[0].lower() in _POSTGRES_SCHEMES
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The SQLAlchemy-style URL (`postgresql+asyncpg://...`) as a DSN asyncpg accepts (`postgresql://...`)."""
+    if not is_postgres_url(url):
+        raise ValueError("not a PostgreSQL database URL")
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def _as_utc(value: datetime) -> datetime:
+    """As the UTCDateTime column type (shared/db/tables.py) stores it: a naive value is taken to be UTC
+    already. asyncpg alone would read a naive value as local time."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _columns(rows: Sequence[Mapping[str, object]]) -> list[list[object]]:
+    """The normalised rows as one list per column, in USAGE_COLUMNS order."""
+    now = datetime.now(UTC)
+    values = [normalise_usage_row(row, now) for row in rows]
+    columns = [[value[name] for value in values] for name in USAGE_COLUMNS]
+    created_at = columns[USAGE_COLUMNS.index("created_at")]
+    created_at[:] = [_as_utc(value) for value in created_at]  # type: ignore[arg-type]
+    return columns
+
+
+def _inserted_count(status: str) -> int:
+    """`INSERT 0 12` -> 12."""
+    parts = status.split()
+    if len(parts) != 3 or parts[0] != "INSERT":
+        raise RuntimeError(f"unexpected command status {status!r}")
+    return int(parts[2])
+
+
+class PgUsageSink:
+    """`insert(rows)` has the semantics of `insert_usage`. The pool is opened on the first insert, not at
+    construction, so a worker starts while PostgreSQL is down (as it did with a SQLAlchemy engine) and the
+    usage writer's retries open it once the database is back."""
+
+    def __init__(self, database_url: str, *, min_size: int = 1, max_size: int = 4) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("usage sink is closed")
+            if self._pool is None:
+                # A failure leaves no pool behind; the next insert tries again.
+                self._pool = await asyncpg.create_pool(self._dsn, min_size=self._min_size, max_size=self._max_size)
+            return self._pool
+
+    async def insert(self, rows: Sequence[Mapping[str, object]]) -> int:
+        """Insert usage rows in one statement, skipping any whose `request_id` is already stored.
+
+        Returns how many rows were actually inserted, so a redelivered batch returns 0."""
+        if not rows:
+            return 0
+        columns = _columns(rows)  # a malformed row raises here, before any connection is used
+        pool = await self._get_pool()
+        try:
+            status = await pool.execute(INSERT_SQL, *columns)
+        except asyncpg.DataError as exc:
+            # A value asyncpg cannot encode (a string for an integer) or that PostgreSQL rejects (SQLSTATE
+            # class 22: out of range, a NUL byte): the rows are at fault, not the database. As a ValueError the
+            # usage writer finds and sets aside the bad row instead of retrying the batch forever.
+            raise ValueError(f"usage batch has a value the database rejects: {exc}") from exc
+        return _inserted_count(status)
+
+    async def close(self) -> None:
+        """Close the pool, waiting for a running insert to finish; later inserts raise."""
+        async with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()

@@ -1,0 +1,45 @@
+"""What a usage row is, independent of how it is written: its columns, and the checks and defaults every
+writer applies before inserting it. Kept free of SQLAlchemy and SQLModel on purpose: the worker's PostgreSQL
+sink (shared/db/pg_usage.py) writes rows over plain asyncpg and must not load them (~30 MiB per process),
+while `insert_usage` (shared/db/usage.py) uses the same rules, so both backends store identical values."""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "USAGE_COLUMNS", "normalise_usage_row"]
+
+REQUIRED_COLUMNS = (
+    "request_id", "tenant_id", "public_model", "provider", "model", "prompt_tokens", "completion_tokens",
+    "cost_usd", "latency_ms", "status",
+)
+# Filled in with a default when a row lacks them (see `normalise_usage_row`).
+OPTIONAL_COLUMNS = ("error_code", "fallback_used", "cache_hit", "saved_cost_usd", "cached_prompt_tokens", "created_at")
+# Every key of a normalised row, in this order.
+USAGE_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+def _created_at(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    raise ValueError(f"created_at must be a datetime, an epoch number or an ISO string, not {value!r}")
+
+
+def normalise_usage_row(row: Mapping[str, object], now: datetime) -> dict[str, object]:
+    """Every row gets the same keys (USAGE_COLUMNS), as a multi-row insert needs; unknown keys are dropped.
+    A malformed row raises ValueError or TypeError, which the usage writer treats as a poison row."""
+    missing = [name for name in REQUIRED_COLUMNS if row.get(name) is None]
+    if missing:
+        raise ValueError(f"usage row {row.get('request_id')!r} lacks {', '.join(missing)}")
+    values = {name: row[name] for name in REQUIRED_COLUMNS}
+    values["error_code"] = row.get("error_code")
+    values["fallback_used"] = bool(row.get("fallback_used", False))
+    values["cache_hit"] = bool(row.get("cache_hit", False))
+    values["saved_cost_usd"] = float(row.get("saved_cost_usd") or 0.0)  # type: ignore[arg-type]
+    values["cached_prompt_tokens"] = int(row.get("cached_prompt_tokens") or 0)  # type: ignore[call-overload]
+    created = row.get("created_at")
+    values["created_at"] = now if created is None else _created_at(created)
+    return values
