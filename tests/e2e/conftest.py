@@ -6,15 +6,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 import redis
 
+from tests.support.databases import recreate_database
 from tests.support.processes import Process, free_port, wait_http
 
 REDIS_URL = "redis://127.0.0.1:6379/2"
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 E2E_DATABASE = "llm_gateway_e2e"
 ADMIN_KEY = "test-admin-key"
 
@@ -78,20 +77,13 @@ class Gateway:
         return requests
 
 
-async def _reset_database() -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {E2E_DATABASE} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {E2E_DATABASE}")
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     log_dir = tmp_path_factory.mktemp("logs")
     redis.Redis.from_url(REDIS_URL).flushdb()  # raises if Redis is down: the run fails, never skips
-    asyncio.run(_reset_database())
+    asyncio.run(recreate_database(E2E_DATABASE))
     fake_port, api_port = free_port(), free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
     routes = log_dir / "routes.yaml"

@@ -8,36 +8,28 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 
-import asyncpg
 import httpx
 import pytest
 import redis
 
 from tests.api.conftest import clean_redis, sqlite_url  # noqa: F401  (fixtures re-exported)
 from tests.e2e.conftest import ROUTES, Gateway
+from tests.support.databases import recreate_database
 from tests.support.processes import Process, free_port, wait_http
 
 REDIS_URL = "redis://127.0.0.1:6379/6"
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 DATABASE = "llm_gateway_security"
 ADMIN_KEY = "security-admin-key"
 BODY_READ_TIMEOUT_S = 2.0
 
 
-async def _reset_database() -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
 def secure_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     log_dir = tmp_path_factory.mktemp("security-logs")
     redis.Redis.from_url(REDIS_URL).flushdb()  # raises if Redis is down: the run fails, never skips
-    asyncio.run(_reset_database())
+    asyncio.run(recreate_database(DATABASE))
     fake_port, api_port = free_port(), free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
     routes = log_dir / "routes.yaml"

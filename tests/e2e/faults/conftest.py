@@ -21,7 +21,8 @@ import redis as sync_redis
 import redis.asyncio as redis
 
 from shared.keys import job_events_key
-from tests.e2e.conftest import ADMIN_KEY, PG_ADMIN_DSN
+from tests.e2e.conftest import ADMIN_KEY
+from tests.support.databases import recreate_database
 from tests.support.processes import Process, free_port, wait_http
 
 LEASE_S = 2.0
@@ -106,7 +107,7 @@ StackFactory = Callable[..., Awaitable[Stack]]
 def faults_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A fresh, migrated database and an empty Redis db for the fault tests (a service down fails the run)."""
     sync_redis.Redis.from_url(REDIS_URL).flushdb()
-    asyncio.run(_reset_database())
+    asyncio.run(recreate_database(FAULTS_DATABASE))
     env = {
         "REDIS_URL": REDIS_URL, "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{FAULTS_DATABASE}",
         "ADMIN_API_KEY": ADMIN_KEY, "OPENAI_API_KEY": "sk-fake", "ANTHROPIC_API_KEY": "sk-ant-fake",
@@ -118,13 +119,6 @@ def faults_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-async def _reset_database() -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {FAULTS_DATABASE} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {FAULTS_DATABASE}")
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
