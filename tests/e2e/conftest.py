@@ -79,6 +79,19 @@ class Gateway:
 
 
 
+def gateway_env(*, redis_url: str, database: str, routes: Path, queue_prefix: str,
+                **overrides: str) -> dict[str, str]:
+    """The environment of a test gateway's processes: fake provider keys, fast retries, a breaker that never
+    opens, a queue of its own; `overrides` adds or replaces settings."""
+    return {
+        "REDIS_URL": redis_url, "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
+        "ADMIN_API_KEY": ADMIN_KEY, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"{queue_prefix}:{uuid.uuid4().hex[:8]}",
+        "OPENAI_API_KEY": "sk-fake", "ANTHROPIC_API_KEY": "sk-ant-fake", "RETRY_BASE_DELAY_S": "0.01",
+        "BREAKER_FAILURE_THRESHOLD": "100000", "WORKER_HEARTBEAT_S": "1", "LOG_LEVEL": "INFO",
+        "USAGE_FLUSH_INTERVAL_S": "0.2", "WORKER_METRICS_PORT": "0", **overrides,
+    }
+
+
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     log_dir = tmp_path_factory.mktemp("logs")
@@ -88,14 +101,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     fake_url = f"http://127.0.0.1:{fake_port}"
     routes = log_dir / "routes.yaml"
     routes.write_text(ROUTES.format(f=fake_url))
-    env = {
-        "REDIS_URL": REDIS_URL,
-        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{E2E_DATABASE}",
-        "ADMIN_API_KEY": ADMIN_KEY, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"gw:test:{uuid.uuid4().hex[:8]}",
-        "OPENAI_API_KEY": "sk-fake", "ANTHROPIC_API_KEY": "sk-ant-fake", "RETRY_BASE_DELAY_S": "0.01",
-        "BREAKER_FAILURE_THRESHOLD": "100000", "WORKER_HEARTBEAT_S": "1", "LOG_LEVEL": "INFO",
-        "USAGE_FLUSH_INTERVAL_S": "0.2", "WORKER_METRICS_PORT": "0",
-    }
+    env = gateway_env(redis_url=REDIS_URL, database=E2E_DATABASE, routes=routes, queue_prefix="gw:test")
     fake_args = ["fake-provider", "--port", str(fake_port), "--tokens", "8", "--inter-token-ms", "20"]
     fake = Process("fake-provider", fake_args, env, log_dir)
     migrate = Process("migrate", ["migrate"], env, log_dir)

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.api.conftest import clean_redis, sqlite_url  # noqa: F401  (fixtures re-exported)
-from tests.e2e.conftest import ROUTES, Gateway
+from tests.e2e.conftest import ROUTES, Gateway, gateway_env
 from tests.support.databases import recreate_database
 from tests.support.processes import Process, free_port, wait_http
 
@@ -34,14 +34,9 @@ def secure_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway
     fake_url = f"http://127.0.0.1:{fake_port}"
     routes = log_dir / "routes.yaml"
     routes.write_text(ROUTES.format(f=fake_url))
-    env = {
-        "REDIS_URL": REDIS_URL, "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE}",
-        "ADMIN_API_KEY": ADMIN_KEY, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"gw:sec:{uuid.uuid4().hex[:8]}",
-        "OPENAI_API_KEY": "sk-fake", "ANTHROPIC_API_KEY": "sk-ant-fake", "RETRY_BASE_DELAY_S": "0.01",
-        "BREAKER_FAILURE_THRESHOLD": "100000", "WORKER_HEARTBEAT_S": "1", "LOG_LEVEL": "DEBUG",
-        "USAGE_FLUSH_INTERVAL_S": "0.2", "WORKER_METRICS_PORT": "0", "REQUEST_TIMEOUT_S": "20",
-        "BODY_READ_TIMEOUT_S": str(BODY_READ_TIMEOUT_S), "KEEP_ALIVE_TIMEOUT_S": "2",
-    }
+    env = gateway_env(redis_url=REDIS_URL, database=DATABASE, routes=routes, queue_prefix="gw:sec",
+                      LOG_LEVEL="DEBUG", REQUEST_TIMEOUT_S="20", BODY_READ_TIMEOUT_S=str(BODY_READ_TIMEOUT_S),
+                      KEEP_ALIVE_TIMEOUT_S="2", ADMIN_API_KEY=ADMIN_KEY)
     fake = Process("fake-provider", ["fake-provider", "--port", str(fake_port), "--tokens", "4"], env, log_dir)
     migrate = Process("migrate", ["migrate"], env, log_dir)
     assert migrate.proc.wait(timeout=60) == 0, migrate.log_tail()
