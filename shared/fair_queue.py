@@ -130,13 +130,11 @@ class FairQueue:
             pipe.zrem(ready, member)
         pipe.delete(job_key_prefix + job_id)
 
-    async def contains(self, redis: Redis, *, job_id: str, tenant_id: str, created_at: float) -> bool:
+    def scores_on(self, pipe: Pipeline, *, job_id: str, tenant_id: str, created_at: float) -> None:
+        """Queue on the caller's transaction one ZSCORE per class: a score (not None) where the job waits."""
         member = self.entry(tenant_id, created_at, job_id)
-        async with redis.pipeline(transaction=False) as pipe:
-            for ready in self.ready.values():
-                pipe.zscore(ready, member)
-            scores = await pipe.execute()
-        return any(score is not None for score in scores)
+        for ready in self.ready.values():
+            pipe.zscore(ready, member)
 
     async def depth(self, redis: Redis) -> int:
         """Jobs waiting in the fair queue, both classes."""

@@ -10,9 +10,8 @@ from datetime import timedelta
 from typing import Protocol
 
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix
-from arq.jobs import Job, serialize_job
-from arq.jobs import JobStatus as ArqJobStatus
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.jobs import deserialize_result, serialize_job
 from redis.asyncio.client import Pipeline
 
 from shared.fair_queue import FairQueue, Priority, TenantShare
@@ -71,20 +70,24 @@ class JobQueue:
 
     async def died_without_result(self, job_id: str, record: QueuedJob | None = None) -> str | None:
         """If arq finished the job without our code ending it (expired, retries exhausted, crashed), say why.
-        A job waiting in the fair queue is alive: arq does not know it yet, but its payload is there."""
-        job = Job(job_id, self._redis, _queue_name=self._queue_name, _deserializer=self._redis.job_deserializer)
-        status = await job.status()
-        if status is ArqJobStatus.complete:
-            info = await job.result_info()
-            return str(info.result) if info is not None else "job ended in the queue"
-        if status is ArqJobStatus.not_found:
-            if record is not None:
-                waiting = await self.fair.contains(self._redis, job_id=job_id, tenant_id=record.tenant_id,
-                                                   created_at=record.created_at)
-            else:
-                waiting = bool(await self._redis.exists(job_key_prefix + job_id))
-            return None if waiting else "job is no longer in the queue"
-        return None
+        A job waiting in the fair queue is alive: arq does not know it yet, but its payload is there.
+
+        Everything is read in one transaction: a worker's pick moves a job from the fair queue into arq's
+        queue atomically, and reading the two places in separate round trips could see it in neither and
+        fail a job that was starting (this check runs on every poll of a queued job)."""
+        async with self._redis.pipeline(transaction=True) as tr:
+            tr.get(result_key_prefix + job_id)
+            tr.exists(in_progress_key_prefix + job_id)
+            tr.zscore(self._queue_name, job_id)
+            if record is not None:  # waiting in the fair queue: a score in one of its classes
+                self.fair.scores_on(tr, job_id=job_id, tenant_id=record.tenant_id, created_at=record.created_at)
+            else:  # no record to find it there by: arq's payload, written at enqueue, says it was queued
+                tr.exists(job_key_prefix + job_id)
+            result, in_progress, score, *places = await tr.execute()
+        if result:
+            return str(deserialize_result(result, deserializer=self._redis.job_deserializer).result)
+        waiting = any(place is not None for place in places) if record is not None else bool(places[0])
+        return None if in_progress or score is not None or waiting else "job is no longer in the queue"
 
     async def depth(self) -> int:
         """Every job arq or the fair queue holds, running ones included."""

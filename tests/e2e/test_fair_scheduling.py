@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -20,8 +21,19 @@ FLOOD = {"model": "slow-300", "messages": [{"role": "user", "content": "flood"}]
 HELD = {"model": "slow-3000", "messages": [{"role": "user", "content": "held"}]}
 
 
+@dataclass(frozen=True)
+class SmallStack:
+    url: str
+    worker: Process
+
+    def worker_report(self) -> str:
+        """What the worker was doing, for a failure message: whether it still runs, and its last log lines."""
+        state = "running" if self.worker.proc.poll() is None else f"exited with {self.worker.proc.returncode}"
+        return f"worker {state}; its log ends:\n{self.worker.log_tail()}"
+
+
 @pytest.fixture(scope="module")
-def small_stack(gateway: Gateway) -> Iterator[str]:
+def small_stack(gateway: Gateway) -> Iterator[SmallStack]:
     env = {**gateway.env, "QUEUE_NAME": f"gw:test-fair:{uuid.uuid4().hex[:8]}", "WORKER_MAX_JOBS": str(SLOTS),
            "QUEUE_MAX_DEPTH": str(MAX_DEPTH), "WORKER_METRICS_PORT": "0", "WORKER_INTERACTIVE_SLOTS": "0"}
     port = free_port()
@@ -29,15 +41,16 @@ def small_stack(gateway: Gateway) -> Iterator[str]:
     worker = Process("fair-worker", ["worker"], env, gateway.log_dir)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", api)
-        yield f"http://127.0.0.1:{port}"
+        worker.wait_log(r"worker worker-[0-9a-f]{12} started")  # the flood must meet a polling worker
+        yield SmallStack(f"http://127.0.0.1:{port}", worker)
     finally:
         for process in (worker, api):
             process.stop()
 
 
 @pytest.fixture
-async def client(small_stack: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=small_stack, timeout=30) as http:
+async def client(small_stack: SmallStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=small_stack.url, timeout=30) as http:
         yield http
 
 
@@ -51,18 +64,20 @@ async def _job(http: httpx.AsyncClient, key: str, job_id: str) -> dict[str, obje
     return dict((await http.get(f"/api/v1/jobs/{job_id}", headers={"X-API-Key": key})).json())
 
 
-async def _wait_started(http: httpx.AsyncClient, key: str, job_id: str, timeout_s: float = 20) -> dict[str, object]:
+async def _wait_started(http: httpx.AsyncClient, key: str, job_id: str, stack: SmallStack,
+                        timeout_s: float = 20) -> dict[str, object]:
     deadline = time.monotonic() + timeout_s
+    job: dict[str, object] = {}
     while time.monotonic() < deadline:
         job = await _job(http, key, job_id)
-        if job["started_at"] is not None:
+        if job.get("started_at") is not None:
             return job
         await asyncio.sleep(0.02)
-    raise AssertionError(f"job {job_id} never started")
+    raise AssertionError(f"job {job_id} never started ({job}); {stack.worker_report()}")
 
 
 async def test_fair_queue_flooding_tenant_does_not_starve_another(
-        client: httpx.AsyncClient, make_tenant: Callable[..., object]) -> None:
+        client: httpx.AsyncClient, small_stack: SmallStack, make_tenant: Callable[..., object]) -> None:
     _, flooder = await make_tenant(rate_limit=0)  # type: ignore[misc]
     _, other = await make_tenant(rate_limit=0)  # type: ignore[misc]
     flood = await asyncio.gather(*(_submit(client, flooder, FLOOD) for _ in range(MAX_DEPTH)))
@@ -74,7 +89,7 @@ async def test_fair_queue_flooding_tenant_does_not_starve_another(
         for _ in range(3):
             response = await _submit(client, other, {**FLOOD, "model": "fake-openai"}, "interactive")
             assert response.status_code == 202, response.text
-            job = await _wait_started(client, other, str(response.json()["id"]))
+            job = await _wait_started(client, other, str(response.json()["id"]), small_stack)
             waits.append(float(job["started_at"]) - float(job["created_at"]))  # type: ignore[arg-type]
             states = await asyncio.gather(*(_job(client, flooder, job_id) for job_id in flood_ids))
             still_queued = sum(1 for state in states if state["status"] == "queued")

@@ -2,6 +2,7 @@
 interactive before batch with aging, the max_running cap, running accounting that survives a dead worker,
 cancelled jobs never started, and backpressure's depth check and drain-rate Retry-After."""
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -43,15 +44,19 @@ class Rig:
 
     async def add(self, tenant: str, count: int = 1, *, priority: Priority = Priority.INTERACTIVE,
                   share: TenantShare | None = None, age_s: float = 0.0) -> list[str]:
-        ids = []
+        return [job.id for job in await self.add_jobs(tenant, count, priority=priority, share=share, age_s=age_s)]
+
+    async def add_jobs(self, tenant: str, count: int = 1, *, priority: Priority = Priority.INTERACTIVE,
+                       share: TenantShare | None = None, age_s: float = 0.0) -> list[Job]:
+        jobs = []
         for _ in range(count):
             job = Job(f"job_{uuid.uuid4().hex}", tenant, time.time() - age_s, priority)
             async with self.redis.pipeline(transaction=True) as pipe:  # type: ignore[attr-defined]
                 pipe.hset(job_key(job.id), mapping={"tenant_id": tenant, "status": "queued"})
                 self.queue.enqueue_on(pipe, job, share=share)
                 await pipe.execute()
-            ids.append(job.id)
-        return ids
+            jobs.append(job)
+        return jobs
 
     async def pick(self, free: int, *, lease_ms: int = LEASE_MS, max_wait_ms: int = WAIT_MS,
                    batch_free: int | None = None) -> list[Picked]:
@@ -172,6 +177,31 @@ async def test_pick_claims_jobs_in_arq_queue(rig: Rig) -> None:
     score = await rig.redis.zscore(rig.queue.fair.queue_name, job_id)  # type: ignore[attr-defined]
     assert score is not None and score > time.time() * 1000  # pushed one lease ahead: scans skip it
     assert await rig.queue.died_without_result(job_id) is None
+
+
+async def test_died_check_never_fails_a_job_while_a_worker_picks_it(rig: Rig) -> None:
+    """The API checks a queued job on every poll while workers move jobs from the fair queue into arq's queue:
+    at no instant is a waiting or started job seen in neither place."""
+    jobs = await rig.add_jobs("ten_a", 150)
+    picking = True
+
+    async def picker() -> None:
+        nonlocal picking
+        while await rig.pick(1):
+            await asyncio.sleep(0)
+        picking = False
+
+    async def checker() -> list[str]:
+        reasons = []
+        while picking:
+            for job in jobs:
+                if (reason := await rig.queue.died_without_result(job.id, job)) is not None:
+                    reasons.append(f"{job.id}: {reason}")
+        return reasons
+
+    *checks, _ = await asyncio.gather(checker(), checker(), checker(), picker())
+    assert [reason for found in checks for reason in found] == []
+    assert await rig.queue.fair.depth(rig.redis) == 0  # type: ignore[arg-type]
 
 
 def _chat() -> ChatRequest:
