@@ -5,23 +5,32 @@ Limits, all from `Settings`: the body's size (`MAX_BODY_BYTES`, counted as chunk
 without `Content-Length` is cut off too), the time to send it (`BODY_READ_TIMEOUT_S`: a slow-loris client
 dribbling its body gets 408) and the length of a completion's `messages` (`MAX_MESSAGES`). The 408 and 413
 answers close the connection: the client is still sending a body we will not read, and keeping the socket
-open would let it go on doing so."""
+open would let it go on doing so.
+
+Before a 413, a body up to `DRAIN_FACTOR` times the limit is read and thrown away (within the body's read
+time): closing a socket with unread bytes makes the kernel reset the connection, and the client, still
+sending, then sees "connection reset" instead of the 413 that says what was wrong. Beyond that the answer
+is sent at once, and a client that keeps sending may see the reset."""
 
 import asyncio
 import json
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from shared.config import Settings
 from shared.errors import GatewayError, InvalidRequest, PayloadTooLarge
 
 CLOSE = {"connection": "close"}
+DRAIN_FACTOR = 8
 
 
 async def read_json_object(request: Request, max_bytes: int) -> dict[str, object]:
     settings = _settings(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        if int(declared) <= DRAIN_FACTOR * max_bytes:
+            await _drain(request, settings.body_read_timeout_s)
         raise _closing(PayloadTooLarge(f"Request body of {declared} bytes exceeds the limit of {max_bytes} bytes"))
     body = await read_body(request, max_bytes, settings.body_read_timeout_s)
     if not body:
@@ -47,12 +56,34 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes
             async for chunk in request.stream():
                 body.extend(chunk)
                 if len(body) > max_bytes:
-                    raise _closing(PayloadTooLarge(f"Request body exceeds the limit of {max_bytes} bytes"))
+                    break
+    except ClientDisconnect as exc:  # nobody will read the answer; it ends the request without a 500
+        raise _closing(InvalidRequest("The client disconnected before sending the whole body",
+                                      code="client_disconnected")) from exc
     except TimeoutError as exc:
         error = InvalidRequest(f"Request body not received within {timeout_s:g} seconds", status=408,
                                code="request_timeout")
         raise _closing(error) from exc
+    if len(body) > max_bytes:
+        await _drain(request, timeout_s, budget=DRAIN_FACTOR * max_bytes - len(body))
+        raise _closing(PayloadTooLarge(f"Request body exceeds the limit of {max_bytes} bytes"))
     return bytes(body)
+
+
+async def _drain(request: Request, timeout_s: float, budget: int | None = None) -> None:
+    """Read and discard the rest of a refused body: all of it, or `budget` bytes, or what arrives within
+    `timeout_s`, whichever ends first (see the module's docstring)."""
+    if request.headers.get("expect", "").lower() == "100-continue":
+        return  # the client waits for our go-ahead before sending the body: it sends nothing to drain
+    seen = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                seen += len(chunk)
+                if budget is not None and seen > budget:
+                    return
+    except (TimeoutError, ClientDisconnect):
+        return
 
 
 def _closing(error: GatewayError) -> GatewayError:

@@ -3,7 +3,7 @@
 request heads get 431 and the server keeps answering; a head sent halfway and then stopped gets 408 after
 `HEADER_READ_TIMEOUT_S`, a connection that sends nothing is closed; a body dribbled byte by byte, or headers
 sent and the body never, get 408 after `BODY_READ_TIMEOUT_S` and the connection is closed; an idle
-keep-alive connection is closed after `KEEP_ALIVE_TIMEOUT_S`.
+keep-alive connection is closed after `KEEP_ALIVE_TIMEOUT_S`; an oversized body gets its 413, not a reset.
 
 The API process is this module's own, on `secure_gateway`'s Redis, database and worker, with
 `HEADER_READ_TIMEOUT_S=1`."""
@@ -141,3 +141,26 @@ def test_idle_keep_alive_connection_is_closed(slow_gateway: Gateway) -> None:
         answer = _read_until_closed(sock, 10)  # KEEP_ALIVE_TIMEOUT_S=2 in the fixture
     assert answer.startswith(b"HTTP/1.1 200")
     assert time.monotonic() - started < 8
+
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_oversized_body_gets_its_413_not_a_reset(
+        slow_gateway: Gateway, secure_tenant: Callable[..., tuple[str, str]], chunked: bool) -> None:
+    """The server reads and discards a body a few times over MAX_BODY_BYTES (1 MB) before it answers and
+    closes: closing on unread bytes makes the kernel reset the connection, and the client (the SDKs, httpx)
+    then sees a connection error instead of the 413."""
+    _, key = secure_tenant()
+    body = json.dumps({"model": "fake-openai", "messages": [{"role": "user", "content": "x" * 3_000_000}]}).encode()
+    if chunked:
+        pieces = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+        request = _head(key, 0).replace(b"Content-Length: 0", b"Transfer-Encoding: chunked") + b"".join(
+            b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+    else:
+        request = _head(key, len(body)) + body
+    for _ in range(3):
+        with _connect(slow_gateway) as sock:
+            sock.sendall(request)  # a reset would fail this, or the read below
+            answer = _read_until_closed(sock, 10)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+        assert b'"code":"request_too_large"' in answer
