@@ -18,6 +18,13 @@ request. `GatewayHttpProtocol` keeps httptools and adds:
   fires, a client that has started a head gets 408 `request_timeout`; one that sent nothing is disconnected
   (an idle connection between requests is uvicorn's `timeout_keep_alive`, unchanged).
 
+- **Connection cap** (`MAX_CONNECTIONS` per process): uvicorn holds every connection it accepts (its own
+  `limit_concurrency` answers a plain-text 503 per request, and only once a request head has arrived). Past
+  the cap a new connection is answered at once with 503 `too_many_connections` and `Retry-After: 1`, its
+  write side is shut, and what the client sends is read and thrown away until it closes (at most
+  `REFUSED_LINGER_S`), so the client reads the 503 instead of a reset. The refused connection no longer
+  counts toward the cap.
+
 Everything else is HttpToolsProtocol's; the extra cost per request is a few counters and a deadline
 (`loop.time()`). The connection's one timer is not cancelled when a head completes: when it fires it checks
 the head in progress, if any, and re-arms itself for that head's deadline, so busy keep-alive connections
@@ -38,6 +45,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from shared.config import get_settings
+from shared.metrics import CONNECTIONS_REFUSED
 
 __all__ = ["GatewayHttpProtocol", "protocol_class"]
 
@@ -45,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 # Where the connection is in its current request (the parser callbacks move it along).
 _IDLE, _HEAD, _BODY = 0, 1, 2
+REFUSED_LINGER_S = 1.0
+REFUSAL_LOG_EVERY_S = 10.0  # a connection flood logs one line per interval, with the count
 
 
 class _HeadTooLarge(Exception):
@@ -53,22 +63,30 @@ class _HeadTooLarge(Exception):
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol with a request-head size limit (431) and a head read deadline (408)."""
+    """HttpToolsProtocol with a request-head size limit (431), a head read deadline (408) and a connection
+    cap (503)."""
 
     # None: read from `get_settings()` per connection (the multi-worker path); `protocol_class` binds them.
     max_header_bytes: ClassVar[int | None] = None
     header_read_timeout_s: ClassVar[float | None] = None
+    max_connections: ClassVar[int | None] = None
+    # Refusals since the last log line about them, and when that line was written (loop time).
+    _refusals: ClassVar[int] = 0
+    _refusals_logged_at: ClassVar[float] = float("-inf")
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        if self.max_header_bytes is None or self.header_read_timeout_s is None:
+        if self.max_header_bytes is None or self.header_read_timeout_s is None or self.max_connections is None:
             settings = get_settings()
             self._max_head = settings.max_header_bytes
             self._head_timeout_s = settings.header_read_timeout_s
+            self._max_connections = settings.max_connections
         else:
             self._max_head = self.max_header_bytes
             self._head_timeout_s = self.header_read_timeout_s
+            self._max_connections = self.max_connections
+        self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_deadline = 0.0  # loop time by which the current (or first) request head must be complete
         self._state = _IDLE
@@ -79,6 +97,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     # Connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self._max_connections and len(self.server_state.connections) > self._max_connections:
+            self._refuse_connection()
+            return
         self._head_deadline = self.loop.time() + self._head_timeout_s
         self._head_timer = self.loop.call_at(self._head_deadline, self._on_head_timeout)
 
@@ -88,6 +109,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """HttpToolsProtocol's, plus the 431 answer and the count of chunks that are all head."""
+        if self._refused:
+            return  # answered 503 already: the request is read and thrown away
         self._unset_keepalive_if_required()
         state, messages = self._state, self._messages
         try:
@@ -179,25 +202,50 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         logger.info("request head from %s larger than %d bytes: 431", self._peer(), self._max_head)
         self._send_error(431, f"Request headers exceed the limit of {self._max_head} bytes", "headers_too_large")
 
+    def _refuse_connection(self) -> None:
+        self._refused = True
+        self.server_state.connections.discard(self)
+        CONNECTIONS_REFUSED.inc()
+        self._log_refusal()
+        self._send_error(503, f"The server has {self._max_connections} connections open; retry shortly",
+                         "too_many_connections", kind="service_unavailable", extra=b"retry-after: 1\r\n",
+                         close=False)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(REFUSED_LINGER_S, self.transport.close)
+
+    def _log_refusal(self) -> None:
+        cls = GatewayHttpProtocol
+        cls._refusals += 1
+        now = self.loop.time()
+        if now - cls._refusals_logged_at >= REFUSAL_LOG_EVERY_S:
+            logger.warning("MAX_CONNECTIONS (%d) reached: refused %d connection(s) with 503",
+                           self._max_connections, cls._refusals)
+            cls._refusals, cls._refusals_logged_at = 0, now
+
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "unknown client"
 
-    def _send_error(self, status: int, message: str, code: str) -> None:
-        """An OpenAI-shaped error answer, then the connection is closed (as `send_400_response` does)."""
-        body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code,
+    def _send_error(self, status: int, message: str, code: str, *, kind: str = "invalid_request_error",
+                    extra: bytes = b"", close: bool = True) -> None:
+        """An OpenAI-shaped error answer (`extra`: more header lines), then the connection is closed (as
+        `send_400_response` does) unless the caller closes it."""
+        body = json.dumps({"error": {"message": message, "type": kind, "code": code,
                                      "param": None}}, separators=(",", ":")).encode()
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
-        content.extend([b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body),
+        content.extend([b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body), extra,
                         b"connection: close\r\n\r\n", body])
         self.transport.write(b"".join(content))
-        self.transport.close()
+        if close:
+            self.transport.close()
 
 
-def protocol_class(max_header_bytes: int, header_read_timeout_s: float) -> type[GatewayHttpProtocol]:
+def protocol_class(max_header_bytes: int, header_read_timeout_s: float,
+                   max_connections: int = 0) -> type[GatewayHttpProtocol]:
     """A `GatewayHttpProtocol` with these limits, for `uvicorn.run(..., http=...)` in one process (it cannot be
     pickled by name, so not for `workers > 1`: pass `GatewayHttpProtocol` there)."""
     return type("BoundGatewayHttpProtocol", (GatewayHttpProtocol,),
                 {"max_header_bytes": max_header_bytes, "header_read_timeout_s": header_read_timeout_s,
-                 "__module__": __name__})
+                 "max_connections": max_connections, "__module__": __name__})

@@ -52,12 +52,13 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _http_options(settings: Settings, workers: int = 1) -> dict[str, object]:
     """Hostile-client limits of the HTTP server: httptools (uvicorn's fast parser) with the request-head
-    size limit (`MAX_HEADER_BYTES`, 431) and head read deadline (`HEADER_READ_TIMEOUT_S`, 408) of
-    `api.http_protocol`. Worker processes get the class by name and read the limits from their environment.
-    Idle keep-alive connections: `KEEP_ALIVE_TIMEOUT_S`; slow bodies are cut off by the app
-    (`BODY_READ_TIMEOUT_S`, api/body.py)."""
+    size limit (`MAX_HEADER_BYTES`, 431), head read deadline (`HEADER_READ_TIMEOUT_S`, 408) and connection
+    cap (`MAX_CONNECTIONS`, 503) of `api.http_protocol`. Worker processes get the class by name and read the
+    limits from their environment. Idle keep-alive connections: `KEEP_ALIVE_TIMEOUT_S`; slow bodies are cut
+    off by the app (`BODY_READ_TIMEOUT_S`, api/body.py)."""
     protocol = (GatewayHttpProtocol if workers > 1
-                else protocol_class(settings.max_header_bytes, settings.header_read_timeout_s))
+                else protocol_class(settings.max_header_bytes, settings.header_read_timeout_s,
+                                    settings.max_connections))
     return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout_s}
 
 

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     # A request head (line and headers) not received this long after its first byte gets 408 (api/http_protocol.py).
     header_read_timeout_s: float = Field(default=10.0, gt=0)
+    # Open client connections one API process keeps; past it a new connection gets 503 (0: no cap).
+    max_connections: int = Field(default=4096, ge=0)
     request_timeout_s: float = Field(default=600.0, gt=0)
     # An attached stream's client went away: cancel its job (bill what was produced) or let it finish (bill all).
     stream_disconnect: str = Field(default="cancel", pattern="^(cancel|finish)$")

@@ -60,6 +60,8 @@ GATEWAY_OVERHEAD = Histogram("llm_gateway_overhead_seconds",
                              buckets=FAST_BUCKETS)
 ACTIVE_REQUESTS = Gauge("llm_gateway_active_requests", "Completion requests in progress in the API",
                         multiprocess_mode="livesum")
+CONNECTIONS_REFUSED = Counter("llm_gateway_connections_refused",
+                              "Client connections refused with 503 because the API process had MAX_CONNECTIONS open")
 CACHE_REQUESTS = Counter("llm_gateway_cache_requests", "Response cache lookups", ["tenant", "result"])
 RATE_LIMIT_REJECTIONS = Counter("llm_gateway_rate_limit_rejections", "Requests refused by a rate limit",
                                 ["tenant", "limit"])

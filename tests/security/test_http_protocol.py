@@ -1,7 +1,7 @@
 """`api.http_protocol.GatewayHttpProtocol` in an in-process uvicorn server (both event loops `serve` may
 use) with small limits, over raw sockets: the 431 head-size limit wherever the bytes of the head go (URL, a
 header, one endless header line dribbled in pieces), no false refusals of pipelined requests, the 408 head
-read deadline, and the closing of a connection that sends nothing."""
+read deadline, the closing of a connection that sends nothing, and the connection cap's 503."""
 
 import asyncio
 import json
@@ -20,6 +20,7 @@ from tests.support.processes import free_port
 
 MAX_HEAD = 4096
 TIMEOUT_S = 0.5
+MAX_CONNECTIONS = 3
 
 
 async def _app(scope: dict[str, object], receive: object, send: object) -> None:
@@ -39,9 +40,13 @@ async def _app(scope: dict[str, object], receive: object, send: object) -> None:
 
 @pytest.fixture(scope="module", params=["asyncio", "uvloop"])
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    yield from _run_server(request.param, protocol_class(MAX_HEAD, TIMEOUT_S))
+
+
+def _run_server(loop: str, protocol: type[GatewayHttpProtocol]) -> Iterator[tuple[str, int]]:
     port = free_port()
-    config = uvicorn.Config(_app, host="127.0.0.1", port=port, loop=request.param, lifespan="off", log_config=None,
-                            http=protocol_class(MAX_HEAD, TIMEOUT_S), timeout_keep_alive=5)
+    config = uvicorn.Config(_app, host="127.0.0.1", port=port, loop=loop, lifespan="off", log_config=None,
+                            http=protocol, timeout_keep_alive=5)
     instance = uvicorn.Server(config)
     instance.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -180,12 +185,42 @@ def test_deadline_of_a_head_begun_while_the_previous_timer_runs(server: tuple[st
     assert TIMEOUT_S - 0.1 < time.monotonic() - started < TIMEOUT_S + 1
 
 
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def capped_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    """A server that keeps at most MAX_CONNECTIONS connections (idle ones are closed after 5 s)."""
+    yield from _run_server(request.param, protocol_class(MAX_HEAD, 5.0, MAX_CONNECTIONS))
+
+
+def test_connection_past_the_cap_gets_503_and_a_freed_slot_is_reused(capped_server: tuple[str, int]) -> None:
+    held = [socket.create_connection(capped_server, timeout=5) for _ in range(MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.1)  # the server has accepted them
+        for _ in range(3):
+            with socket.create_connection(capped_server, timeout=5) as sock:
+                # The request (with a body) is sent after the 503 was written: it is read and dropped, so the
+                # client reads the answer, not a reset.
+                sock.sendall(b"POST /ok HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + b"a" * 100_000)
+                answer = _read_until_closed(sock, 5)
+            assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer[:200]
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert b"retry-after: 1\r\n" in head.lower() and b"connection: close" in head.lower()
+            error = json.loads(body)["error"]
+            assert (error["type"], error["code"]) == ("service_unavailable", "too_many_connections")
+        held.pop().close()
+        time.sleep(0.1)
+        assert _get(capped_server).startswith(b"HTTP/1.1 200")  # refused connections do not hold slots
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_unbound_class_reads_settings_and_pickles_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     """`serve --workers N` hands uvicorn's spawned processes `GatewayHttpProtocol` itself (pickled by name);
     there each connection takes the limits from the process's settings."""
     assert pickle.loads(pickle.dumps(GatewayHttpProtocol)) is GatewayHttpProtocol
     monkeypatch.setenv("MAX_HEADER_BYTES", "5000")
     monkeypatch.setenv("HEADER_READ_TIMEOUT_S", "3.5")
+    monkeypatch.setenv("MAX_CONNECTIONS", "7")
     get_settings.cache_clear()
     try:
         config = uvicorn.Config(_app, http=GatewayHttpProtocol, lifespan="off", log_config=None)
@@ -193,7 +228,7 @@ def test_unbound_class_reads_settings_and_pickles_by_name(monkeypatch: pytest.Mo
         try:
             protocol = GatewayHttpProtocol(config=config, server_state=uvicorn.server.ServerState(), app_state={},
                                            _loop=loop)
-            assert (protocol._max_head, protocol._head_timeout_s) == (5000, 3.5)
+            assert (protocol._max_head, protocol._head_timeout_s, protocol._max_connections) == (5000, 3.5, 7)
         finally:
             loop.close()
     finally:
