@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.middleware import GatewayMiddleware
-from api.routes import admin, chat, completions, health, jobs, messages, metrics, models, usage
+from api.routes import admin, admin_webhooks, chat, completions, health, jobs, messages, metrics, models, usage
 from api.routes.schemas import ANTHROPIC_ERROR_SCHEMA, OPENAI_ERROR_SCHEMA, document_responses
 from shared.cache import ResponseCache
 from shared.config import Settings, get_settings
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    for module in (chat, messages, models, completions, jobs, usage, admin, health, metrics):
+    for module in (chat, messages, models, completions, jobs, usage, admin, admin_webhooks, health, metrics):
         app.include_router(module.router)
     app.add_middleware(GatewayMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -9,8 +9,10 @@ docs/API.md shows receivers."""
 import hashlib
 import hmac
 import ipaddress
+import json
 import random
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from shared.errors import InvalidRequest
@@ -20,6 +22,7 @@ __all__ = [
     "EVENT_ID_HEADER",
     "MAX_CALLBACK_URL_CHARS",
     "SIGNATURE_HEADER",
+    "Delivery",
     "is_public_address",
     "retry_delay_s",
     "sign",
@@ -33,6 +36,24 @@ EVENT_ID_HEADER = "X-Gateway-Event-Id"
 ATTEMPT_HEADER = "X-Gateway-Delivery-Attempt"
 DEFAULT_TOLERANCE_S = 300
 JITTER = 0.2  # each retry delay is the exponential one ±20%, so failed deliveries do not retry in lockstep
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One attempt to make: its member of the delivery schedule (its JSON) names the job, the URL and the
+    attempt number. Here, not in worker/, because the admin API schedules redeliveries too."""
+
+    job_id: str
+    url: str
+    attempt: int
+
+    def member(self) -> str:
+        return json.dumps({"attempt": self.attempt, "job_id": self.job_id, "url": self.url}, separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, raw: str) -> "Delivery":
+        data = json.loads(raw)
+        return cls(job_id=str(data["job_id"]), url=str(data["url"]), attempt=int(data["attempt"]))
 
 
 def validate_callback_url(value: object, *, allow_private: bool) -> str:

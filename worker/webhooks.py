@@ -35,9 +35,17 @@ from shared.jobs import JobStore
 from shared.keys import WEBHOOK_DEAD_STREAM, WEBHOOK_GROUP, WEBHOOK_RETRY_KEY, WEBHOOK_STREAM
 from shared.metrics import WEBHOOK_DELIVERIES
 from shared.scripts import LuaScript, lua_source
-from shared.webhooks import ATTEMPT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, is_public_address, retry_delay_s, sign
+from shared.webhooks import (
+    ATTEMPT_HEADER,
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    Delivery,
+    is_public_address,
+    retry_delay_s,
+    sign,
+)
 
-__all__ = ["Attempt", "Delivery", "WebhookSender"]
+__all__ = ["Attempt", "Delivery", "WebhookSender"]  # Delivery: shared.webhooks, re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -53,23 +61,6 @@ LEASE_MARGIN_S = 5.0
 SHUTDOWN_GRACE_S = 2.0
 DEAD_MAXLEN = 100_000
 USER_AGENT = "llm-gateway-webhooks/1"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One attempt to make: the schedule's member (its JSON) names the job, the URL and the attempt number."""
-
-    job_id: str
-    url: str
-    attempt: int
-
-    def member(self) -> str:
-        return json.dumps({"attempt": self.attempt, "job_id": self.job_id, "url": self.url}, separators=(",", ":"))
-
-    @classmethod
-    def parse(cls, raw: str) -> "Delivery":
-        data = json.loads(raw)
-        return cls(job_id=str(data["job_id"]), url=str(data["url"]), attempt=int(data["attempt"]))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Job webhooks end to end with real processes (fake provider, API, workers) and a real HTTP receiver: a job
 submitted with `callback_url` is POSTed, signed, exactly as `GET /api/v1/jobs/{id}` shows it when it ends;
-a bad callback URL is 400; a running job cancelled through the API is announced as cancelled; and a delivery
-still failing when its worker is killed is delivered by the worker that replaces it."""
+a bad callback URL is 400; a running job cancelled through the API is announced as cancelled; a delivery
+still failing when its worker is killed is delivered by the worker that replaces it; and a delivery the
+receiver refused for good is dead-lettered, then delivered when an admin redelivers it."""
 
 import asyncio
 import json
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from shared.webhooks import ATTEMPT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
+from tests.e2e.conftest import ADMIN_KEY
 from tests.e2e.faults.conftest import StackFactory, finished, new_tenant, poll_job, worker_id
 from tests.support.webhook_receiver import Receiver
 
@@ -83,3 +85,34 @@ async def test_webhook_e2e_delivery_survives_worker_kill(stack: StackFactory) ->
     assert {call.headers[EVENT_ID_HEADER.lower()] for call in calls} == {job_id}
     assert int(calls[-1].headers[ATTEMPT_HEADER.lower()]) >= 2
     assert len(receiver.calls) == failed + 1
+
+
+async def _dead_letter_of(http: httpx.AsyncClient, job_id: str, timeout_s: float = 10) -> dict[str, object]:
+    for _ in range(int(timeout_s / 0.1)):
+        listed = await http.get("/api/v1/admin/webhooks/dead", headers={"X-API-Key": ADMIN_KEY})
+        for entry in listed.json()["data"]:
+            if entry["job_id"] == job_id:
+                return dict(entry)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no dead letter for {job_id} within {timeout_s}s")
+
+
+@pytest.mark.timeout(60)
+async def test_webhook_e2e_dead_letter_is_delivered_when_an_admin_redelivers_it(stack: StackFactory) -> None:
+    gw = await stack(workers=1, env=WEBHOOK_ENV)
+    _, key = await new_tenant(gw)
+    async with Receiver(default=410) as receiver, gw.client() as http:
+        job_id = (await _submit(http, key, "paced", receiver.url)).json()["id"]
+        await receiver.wait_calls(1, timeout_s=15)  # 410: refused for good, not retried
+        entry = await _dead_letter_of(http, job_id)
+        assert entry["reason"] == "rejected" and entry["attempts"] == 1 and "410" in str(entry["detail"])
+        receiver.default = 200
+        response = await http.post("/api/v1/admin/webhooks/dead/redeliver", json={"ids": [entry["id"]]},
+                                   headers={"X-API-Key": ADMIN_KEY})
+        assert response.json() == {"redelivered": [entry["id"]], "not_found": []}
+        calls = await receiver.wait_calls(2, timeout_s=15)
+        await asyncio.sleep(0.5)  # delivered once
+    redelivered = calls[1]
+    assert len(receiver.calls) == 2 and redelivered.headers[ATTEMPT_HEADER.lower()] == "1"
+    assert verify_signature(SECRET, redelivered.headers[SIGNATURE_HEADER.lower()], redelivered.body)
+    assert json.loads(redelivered.body)["id"] == job_id

@@ -1,0 +1,48 @@
+"""Admin API for webhooks, guarded by `ADMIN_API_KEY`: the deliveries that were dead-lettered (refused for good
+by the receiver, or failed on every attempt), and sending chosen ones again once the receiver is fixed
+(shared/webhook_dead.py)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field, ValidationError
+
+from api.body import read_json_object
+from api.deps import AdminDep, StateDep
+from shared.errors import InvalidRequest
+from shared.tenants import validation_problems
+from shared.webhook_dead import MAX_REDELIVER, list_dead, redeliver
+
+router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["admin"], dependencies=[AdminDep])
+
+
+class Redeliver(BaseModel):
+    ids: list[str] = Field(min_length=1, max_length=MAX_REDELIVER, description="dead-letter entry ids")
+
+
+REDELIVER_BODY = {"requestBody": {"required": True,
+                                  "content": {"application/json": {"schema": Redeliver.model_json_schema()}}}}
+
+
+@router.get("/dead")
+async def read_dead_letters(
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[str | None, Query(max_length=41)] = None,
+) -> dict[str, object]:
+    """Dead-lettered deliveries, newest first; page with `next_cursor` as `before`."""
+    page = await list_dead(state.redis, limit=limit, before=before)
+    return {"object": "list", "data": [entry.as_dict() for entry in page.entries],
+            "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor}
+
+
+@router.post("/dead/redeliver", openapi_extra=REDELIVER_BODY)
+async def redeliver_dead_letters(request: Request, state: StateDep) -> dict[str, object]:
+    """Send these dead letters again, each as a first attempt due now (with the usual retries); ids no longer
+    in the dead-letter stream (redelivered already, or trimmed) are listed as `not_found`."""
+    try:
+        body = Redeliver.model_validate(await read_json_object(request, state.settings.max_body_bytes))
+    except ValidationError as exc:
+        raise InvalidRequest(f"Invalid redelivery: {validation_problems(exc)}") from exc
+    moved, missing = await redeliver(state.redis, body.ids)
+    return {"redelivered": moved, "not_found": missing}
