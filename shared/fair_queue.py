@@ -80,7 +80,9 @@ class Picked:
     job_id: str
     score: int  # enqueue time (ms), arq's queue score of the job before it started
     tenant_id: str
-    source: str = "interactive"  # the class it was picked from, or "due" (already in arq's queue)
+    # The class it was picked from, or "due": an interactive job already in arq's queue (a retry; a due batch
+    # job is "batch", so it counts against the worker's batch slots).
+    source: str = "interactive"
 
 
 class FairQueue:

@@ -1,5 +1,6 @@
 -- Picks and starts up to `free` jobs for one worker in one round trip (see shared/fair_queue.py):
---   1. jobs due in arq's queue (retries, and jobs whose worker died: their lease lapsed), oldest first;
+--   1. jobs due in arq's queue (retries, and jobs whose worker died: their lease lapsed), oldest first, within
+--      their tenant's max_running cap and, for batch jobs, the batch slots;
 --   2. batch jobs that waited longer than the aging bound move into the interactive class;
 --   3. interactive, then batch: per class, the active tenant with the lowest pass that is under its
 --      max_running cap gives its oldest job; its pass advances by 1/weight (stride scheduling). At most
@@ -29,7 +30,28 @@ local function mark_running(tenant, job_id)
   end
 end
 
--- 1. Due jobs already in arq's queue.
+local function share_of(tenant)
+  local raw = redis.call('HGET', KEYS[8], tenant)
+  if not raw then return 1, 0 end
+  local weight, cap = string.match(raw, '^(%d+) (%d+)$')
+  return math.max(1, tonumber(weight) or 1), tonumber(cap) or 0
+end
+
+local capped = {}
+local function at_cap(tenant, cap)
+  if capped[tenant] then return true end
+  if cap <= 0 then return false end
+  redis.call('ZREMRANGEBYSCORE', run_prefix .. tenant, '-inf', now)
+  if redis.call('ZCARD', run_prefix .. tenant) >= cap then
+    capped[tenant] = true
+    return true
+  end
+  return false
+end
+
+-- 1. Due jobs already in arq's queue, unless their tenant is at its max_running cap, or they are batch jobs
+--    and the batch slots are taken (a retried job keeps its class: it is picked as 'batch' or 'due').
+local batch_taken = 0
 if free > 0 then
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[9]))
   for i = 1, #due, 2 do
@@ -37,15 +59,22 @@ if free > 0 then
     if n >= free then left = 1 break end
     local inprog = inprog_prefix .. job_id
     if redis.call('EXISTS', inprog) == 0 then
-      redis.call('PSETEX', inprog, lease, '1')
-      redis.call('ZADD', KEYS[1], 'XX', now + lease, job_id)
-      local tenant = redis.call('HGET', record_prefix .. job_id, 'tenant_id') or ''
-      mark_running(tenant, job_id)
-      started[#started + 1] = job_id
-      started[#started + 1] = due[i + 1]
-      started[#started + 1] = tenant
-      started[#started + 1] = 'due'
-      n = n + 1
+      local fields = redis.call('HMGET', record_prefix .. job_id, 'tenant_id', 'priority')
+      local tenant, batch = fields[1] or '', fields[2] == 'batch'
+      local _, cap = share_of(tenant)
+      if (tenant ~= '' and at_cap(tenant, cap)) or (batch and batch_taken >= batch_free) then
+        left = 1
+      else
+        redis.call('PSETEX', inprog, lease, '1')
+        redis.call('ZADD', KEYS[1], 'XX', now + lease, job_id)
+        mark_running(tenant, job_id)
+        started[#started + 1] = job_id
+        started[#started + 1] = due[i + 1]
+        started[#started + 1] = tenant
+        started[#started + 1] = batch and 'batch' or 'due'
+        n = n + 1
+        if batch then batch_taken = batch_taken + 1 end
+      end
     end
   end
 end
@@ -89,25 +118,6 @@ if n < free then
 end
 
 -- 3. Stride scheduling per class.
-local function share_of(tenant)
-  local raw = redis.call('HGET', KEYS[8], tenant)
-  if not raw then return 1, 0 end
-  local weight, cap = string.match(raw, '^(%d+) (%d+)$')
-  return math.max(1, tonumber(weight) or 1), tonumber(cap) or 0
-end
-
-local capped = {}
-local function at_cap(tenant, cap)
-  if capped[tenant] then return true end
-  if cap <= 0 then return false end
-  redis.call('ZREMRANGEBYSCORE', run_prefix .. tenant, '-inf', now)
-  if redis.call('ZCARD', run_prefix .. tenant) >= cap then
-    capped[tenant] = true
-    return true
-  end
-  return false
-end
-
 local function pick_class(ready, active, class, heads, limit)
   local skipped, taken = 0, 0
   while n < free and taken < limit do
@@ -155,6 +165,6 @@ local function pick_class(ready, active, class, heads, limit)
 end
 
 pick_class(KEYS[2], KEYS[4], 'interactive', nil, free)
-pick_class(KEYS[3], KEYS[5], 'batch', KEYS[7], batch_free)
+pick_class(KEYS[3], KEYS[5], 'batch', KEYS[7], batch_free - batch_taken)
 if left == 0 and redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) > 0 then left = 1 end
 return {started, left}

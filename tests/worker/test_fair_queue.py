@@ -1,6 +1,7 @@
 """The fair-queue picker (shared/lua/pick_jobs.lua) against real Redis: round robin across tenants, weights,
-interactive before batch with aging, the max_running cap, running accounting that survives a dead worker,
-cancelled jobs never started, and backpressure's depth check and drain-rate Retry-After."""
+interactive before batch with aging, the max_running cap (also for retried jobs), running accounting that
+survives a dead worker, retried batch jobs kept to the batch slots, cancelled jobs never started, and
+backpressure's depth check and drain-rate Retry-After."""
 
 import asyncio
 import time
@@ -52,7 +53,8 @@ class Rig:
         for _ in range(count):
             job = Job(f"job_{uuid.uuid4().hex}", tenant, time.time() - age_s, priority)
             async with self.redis.pipeline(transaction=True) as pipe:  # type: ignore[attr-defined]
-                pipe.hset(job_key(job.id), mapping={"tenant_id": tenant, "status": "queued"})
+                pipe.hset(job_key(job.id), mapping={"tenant_id": tenant, "status": "queued",
+                                                    "priority": priority.value})
                 self.queue.enqueue_on(pipe, job, share=share)
                 await pipe.execute()
             jobs.append(job)
@@ -167,6 +169,29 @@ async def test_pick_running_accounting_survives_dead_worker(rig: Rig) -> None:
         rig.fair.job_ended_on(pipe, job_id=job_id, tenant_id="ten_a", counted=True)
         await pipe.execute()
     assert [job.job_id for job in await rig.pick(4)] == waiting
+
+
+async def test_pick_due_job_waits_while_its_tenant_is_at_its_cap(rig: Rig) -> None:
+    [job_id] = await rig.add("ten_a", share=TenantShare(max_running=1))
+    assert [job.job_id for job in await rig.pick(4, lease_ms=300)] == [job_id]
+    time.sleep(0.4)  # its worker died: the job is due again in arq's queue
+    running = rig.fair.running_key("ten_a")
+    await rig.redis.zadd(running, {"job_elsewhere": time.time() * 1000 + 5000})  # type: ignore[attr-defined]
+    assert await rig.pick(4) == []  # another of A's jobs runs on another worker: A is at its cap
+    await rig.redis.zrem(running, "job_elsewhere")  # type: ignore[attr-defined]
+    [again] = await rig.pick(4)
+    assert (again.job_id, again.source) == (job_id, "due")
+
+
+async def test_pick_due_batch_job_keeps_to_the_batch_slots(rig: Rig) -> None:
+    [job_id] = await rig.add("ten_a", priority=Priority.BATCH)
+    assert [job.job_id for job in await rig.pick(4, lease_ms=300)] == [job_id]
+    time.sleep(0.4)  # due again
+    [fresh] = await rig.add("ten_b", priority=Priority.BATCH)
+    assert await rig.pick(4, batch_free=0) == []  # a retried batch job takes no interactive-only slot
+    picked = await rig.pick(4, batch_free=1)
+    assert [(job.job_id, job.source) for job in picked] == [(job_id, "batch")]  # counted as batch: B waits
+    assert [job.job_id for job in await rig.pick(4, batch_free=1)] == [fresh]
 
 
 async def test_pick_claims_jobs_in_arq_queue(rig: Rig) -> None:
