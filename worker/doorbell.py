@@ -15,7 +15,9 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 RECONNECT_DELAY_S = 1.0
-# A burst of rings makes every worker poll; a short pause lets one poll collect the whole burst.
+# A burst of rings makes every worker poll; polls at most this often let one poll collect a burst. Only a
+# ring that comes sooner than this after the last poll waits out the rest: a ring after a quiet spell (one
+# request at a time) is served at once, where a fixed pause added ~1.1 ms to every job's queue wait.
 MIN_POLL_GAP_S = 0.001
 
 
@@ -39,14 +41,22 @@ class Doorbell:
         self._rung.set()
 
     async def ticks(self, fallback_s: float) -> AsyncIterator[None]:
-        """Yield whenever the bell rings, or every `fallback_s` at the latest."""
+        """Yield whenever the bell rings, or every `fallback_s` at the latest; at most once per
+        MIN_POLL_GAP_S, counted from the end of the previous poll."""
+        loop = asyncio.get_running_loop()
         while True:
             # Cleared before yielding, so a ring during the poll that follows is not lost.
             self._rung.clear()
             yield
+            polled_at = loop.time()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._rung.wait(), timeout=fallback_s)
-            await asyncio.sleep(MIN_POLL_GAP_S)
+            rest = MIN_POLL_GAP_S - (loop.time() - polled_at)
+            if rest > 0:
+                await self._pause(rest)
+
+    async def _pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     async def _listen(self) -> None:
         while True:

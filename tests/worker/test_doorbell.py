@@ -1,5 +1,6 @@
 """The doorbell wakes an idle worker at once: with a 5 s poll delay, a rung job starts within a fraction of a
-second; without the ring it waits for the poll."""
+second; without the ring it waits for the poll. Rings close together are coalesced into one poll per
+MIN_POLL_GAP_S; a ring after a quiet spell is served without that pause."""
 
 import asyncio
 import time
@@ -13,6 +14,7 @@ from shared.config import Settings
 from shared.keys import doorbell_channel
 from shared.queue import JobQueue
 from shared.redis import create_redis, deserialize_job, serialize_job
+from worker.doorbell import MIN_POLL_GAP_S, Doorbell
 from worker.gateway_worker import GatewayWorker
 
 REDIS_URL = "redis://127.0.0.1:6379/8"
@@ -58,3 +60,36 @@ async def test_without_ring_worker_waits_for_its_poll(started_jobs) -> None:
     assert await redis.enqueue_job("run_completion", job_id, _job_id=job_id, _queue_name=queue_name)
     await asyncio.sleep(1.0)
     assert job_id not in started
+
+
+class _PauseRecorder(Doorbell):
+    """A doorbell without a listener that records the coalescing pauses its ticks take."""
+
+    def __init__(self) -> None:
+        super().__init__(redis=None, channel="unused")  # type: ignore[arg-type]
+        self.pauses: list[float] = []
+
+    async def _pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        await asyncio.sleep(seconds)
+
+
+async def test_doorbell_ring_after_quiet_spell_is_served_without_pause() -> None:
+    bell = _PauseRecorder()
+    ticks = bell.ticks(fallback_s=5)
+    await anext(ticks)  # the first poll
+    waiting = asyncio.ensure_future(anext(ticks))  # as the worker does, right after its poll
+    await asyncio.sleep(MIN_POLL_GAP_S * 5)  # quiet
+    bell.ring()
+    await asyncio.wait_for(waiting, 1)
+    assert bell.pauses == []
+
+
+async def test_doorbell_ring_right_after_a_poll_waits_out_the_gap() -> None:
+    bell = _PauseRecorder()
+    ticks = bell.ticks(fallback_s=5)
+    await anext(ticks)
+    waiting = asyncio.ensure_future(anext(ticks))
+    bell.ring()  # as the poll ends: part of a burst
+    await asyncio.wait_for(waiting, 1)
+    assert len(bell.pauses) == 1 and 0 < bell.pauses[0] <= MIN_POLL_GAP_S
