@@ -14,6 +14,7 @@ is sent at once, and a client that keeps sending may see the reset."""
 
 import asyncio
 import json
+from collections.abc import AsyncGenerator
 
 from fastapi import Request
 from starlette.requests import ClientDisconnect
@@ -29,8 +30,11 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, object
     settings = _settings(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        if int(declared) <= DRAIN_FACTOR * max_bytes:
-            await _drain(request, settings.body_read_timeout_s)
+        # A client that waits for "100 Continue" before sending its body sends nothing to drain: we never
+        # started reading, so the server never sent the go-ahead.
+        waits_to_send = request.headers.get("expect", "").lower() == "100-continue"
+        if int(declared) <= DRAIN_FACTOR * max_bytes and not waits_to_send:
+            await _drain(request.stream(), settings.body_read_timeout_s)
         raise _closing(PayloadTooLarge(f"Request body of {declared} bytes exceeds the limit of {max_bytes} bytes"))
     body = await read_body(request, max_bytes, settings.body_read_timeout_s)
     if not body:
@@ -51,9 +55,10 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, object
 async def read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
     """The raw body, at most `max_bytes` of it, sent within `timeout_s` seconds in all."""
     body = bytearray()
+    chunks = request.stream()  # one iterator: Starlette refuses a second `stream()` once the body has ended
     try:
         async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
+            async for chunk in chunks:
                 body.extend(chunk)
                 if len(body) > max_bytes:
                     break
@@ -65,25 +70,25 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes
                                code="request_timeout")
         raise _closing(error) from exc
     if len(body) > max_bytes:
-        await _drain(request, timeout_s, budget=DRAIN_FACTOR * max_bytes - len(body))
+        await _drain(chunks, timeout_s, budget=DRAIN_FACTOR * max_bytes - len(body))
         raise _closing(PayloadTooLarge(f"Request body exceeds the limit of {max_bytes} bytes"))
     return bytes(body)
 
 
-async def _drain(request: Request, timeout_s: float, budget: int | None = None) -> None:
-    """Read and discard the rest of a refused body: all of it, or `budget` bytes, or what arrives within
-    `timeout_s`, whichever ends first (see the module's docstring)."""
-    if request.headers.get("expect", "").lower() == "100-continue":
-        return  # the client waits for our go-ahead before sending the body: it sends nothing to drain
+async def _drain(chunks: AsyncGenerator[bytes, None], timeout_s: float, budget: int | None = None) -> None:
+    """Read and discard the rest of a refused body from `chunks`: all of it, or `budget` bytes, or what
+    arrives within `timeout_s`, whichever ends first (see the module's docstring)."""
     seen = 0
     try:
         async with asyncio.timeout(timeout_s):
-            async for chunk in request.stream():
+            async for chunk in chunks:
                 seen += len(chunk)
                 if budget is not None and seen > budget:
                     return
     except (TimeoutError, ClientDisconnect):
         return
+    finally:
+        await chunks.aclose()
 
 
 def _closing(error: GatewayError) -> GatewayError:

@@ -68,3 +68,9 @@ async def test_read_json_object_does_not_drain_a_body_sent_only_after_100_contin
     request, read = _request([b"x" * LIMIT] * 2, disconnect=False, headers=headers)
     error = await _refusal(lambda: read_json_object(request, LIMIT))
     assert error.status == 413 and read == []
+
+
+async def test_read_json_object_refuses_a_body_whose_last_chunk_crosses_the_limit_with_413() -> None:
+    request, read = _request([b"x" * 600, b"x" * 600], disconnect=False, headers=[])  # no Content-Length
+    error = await _refusal(lambda: read_json_object(request, LIMIT))
+    assert error.status == 413 and read == [600, 600]
