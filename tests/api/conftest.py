@@ -35,6 +35,14 @@ async def clean_redis() -> AsyncIterator[str]:
     yield REDIS_URL
 
 
+@pytest.fixture
+async def raw(clean_redis: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain client on the cleaned test database, to look at (or seed) what the app wrote."""
+    client = redis.asyncio.Redis.from_url(clean_redis)
+    yield client
+    await client.aclose()
+
+
 async def make_tenant_key(database_url: str) -> str:
     engine = create_engine(database_url)
     try:

@@ -20,29 +20,22 @@ DEAD = "/api/v1/admin/webhooks/dead"
 
 
 @pytest.fixture
-async def rds(clean_redis: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(clean_redis)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def http(clean_redis: str, sqlite_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with app_client(redis_url=clean_redis, database_url=sqlite_url, admin_api_key=ADMIN["X-API-Key"]) as client:
         yield client
 
 
-async def dead_letter(rds: redis.asyncio.Redis, job_id: str, reason: str = "exhausted") -> str:
+async def dead_letter(raw: redis.asyncio.Redis, job_id: str, reason: str = "exhausted") -> str:
     """An entry as worker/webhooks.py writes it when it gives a delivery up."""
-    ident = await rds.xadd(WEBHOOK_DEAD_STREAM, {"job_id": job_id, "url": f"https://hooks.example/{job_id}",
+    ident = await raw.xadd(WEBHOOK_DEAD_STREAM, {"job_id": job_id, "url": f"https://hooks.example/{job_id}",
                                                   "attempts": "8", "reason": reason, "detail": "HTTP 503",
                                                   "at": str(time.time())})
     return ident.decode()
 
 
 async def test_dead_letters_are_listed_newest_first_and_paged(http: httpx.AsyncClient,
-                                                              rds: redis.asyncio.Redis) -> None:
-    ids = [await dead_letter(rds, f"job_{n}") for n in range(5)]
+                                                              raw: redis.asyncio.Redis) -> None:
+    ids = [await dead_letter(raw, f"job_{n}") for n in range(5)]
     first = (await http.get(DEAD, params={"limit": 3}, headers=ADMIN)).json()
     assert [entry["id"] for entry in first["data"]] == ids[:1:-1] and first["has_more"]
     entry = first["data"][0]
@@ -54,13 +47,13 @@ async def test_dead_letters_are_listed_newest_first_and_paged(http: httpx.AsyncC
 
 
 async def test_redeliver_schedules_a_first_attempt_due_now_and_drops_the_dead_letter(
-        http: httpx.AsyncClient, rds: redis.asyncio.Redis) -> None:
-    keep, replay = await dead_letter(rds, "job_keep"), await dead_letter(rds, "job_replay", "rejected")
+        http: httpx.AsyncClient, raw: redis.asyncio.Redis) -> None:
+    keep, replay = await dead_letter(raw, "job_keep"), await dead_letter(raw, "job_replay", "rejected")
     before_ms = time.time() * 1000
     response = await http.post(f"{DEAD}/redeliver", json={"ids": [replay, "1-0"]}, headers=ADMIN)
     assert response.status_code == 200, response.text
     assert response.json() == {"redelivered": [replay], "not_found": ["1-0"]}
-    [(member, due_ms)] = await rds.zrange(WEBHOOK_RETRY_KEY, 0, -1, withscores=True)
+    [(member, due_ms)] = await raw.zrange(WEBHOOK_RETRY_KEY, 0, -1, withscores=True)
     assert json.loads(member) == {"attempt": 1, "job_id": "job_replay", "url": "https://hooks.example/job_replay"}
     assert before_ms - 1 <= due_ms <= time.time() * 1000 + 1
     listed = (await http.get(DEAD, headers=ADMIN)).json()["data"]
@@ -70,12 +63,12 @@ async def test_redeliver_schedules_a_first_attempt_due_now_and_drops_the_dead_le
 
 
 async def test_concurrent_replays_of_one_dead_letter_redeliver_it_once(http: httpx.AsyncClient,
-                                                                       rds: redis.asyncio.Redis) -> None:
-    ident = await dead_letter(rds, "job_twice")
+                                                                       raw: redis.asyncio.Redis) -> None:
+    ident = await dead_letter(raw, "job_twice")
     answers = await asyncio.gather(*(http.post(f"{DEAD}/redeliver", json={"ids": [ident]}, headers=ADMIN)
                                      for _ in range(5)))
     assert sorted(len(answer.json()["redelivered"]) for answer in answers) == [0, 0, 0, 0, 1]
-    assert await rds.zcard(WEBHOOK_RETRY_KEY) == 1
+    assert await raw.zcard(WEBHOOK_RETRY_KEY) == 1
 
 
 @pytest.mark.parametrize("body", [{}, {"ids": []}, {"ids": ["not-an-id"]}, {"ids": "1-0"}, {"ids": [1]},

@@ -25,13 +25,6 @@ async def http(clean_redis: str, sqlite_url: str) -> AsyncIterator[httpx.AsyncCl
         yield client
 
 
-@pytest.fixture
-async def raw(clean_redis: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(clean_redis)
-    yield client
-    await client.aclose()
-
-
 async def new_tenant(http: httpx.AsyncClient, name: str, **limits: object) -> tuple[str, dict[str, str]]:
     response = await http.post("/api/v1/admin/tenants", json={"name": name, **limits},
                                headers={"X-API-Key": ADMIN_KEY})
