@@ -16,6 +16,9 @@ from tests.shared.fake_provider_support import (
     sse_events,
 )
 
+# The SDK's transport is httpx2; plain httpx's class too, should the SDK be switched back to it.
+REMOTE_PROTOCOL_ERRORS = (httpx2.RemoteProtocolError, httpx.RemoteProtocolError)
+
 
 async def test_anthropic_message_returns_reply_usage_and_end_turn(clients: Clients) -> None:
     _, claude = clients
@@ -128,9 +131,14 @@ async def test_anthropic_stream_cut_after_raises_remote_protocol_error_after_n_t
         model="claude-cut-after-3", max_tokens=50, messages=ANTHROPIC_MESSAGES, stream=True
     )
     seen: list[str] = []
-    # Unlike openai, the anthropic SDK lets the transport error escape unwrapped: httpx2.RemoteProtocolError
-    # ("incomplete chunked read"), after message_start, content_block_start and exactly 3 deltas.
-    with pytest.raises(httpx2.RemoteProtocolError):
+    # The cut comes after message_start, content_block_start and exactly 3 deltas, as the transport's
+    # "incomplete chunked read". anthropic < 2.17 let that RemoteProtocolError escape; 2.17 wraps it in
+    # APIConnectionError (raised from it). Either form must carry the same cause.
+    with pytest.raises((*REMOTE_PROTOCOL_ERRORS, anthropic.APIConnectionError)) as caught:
         async for event in stream:
             seen.append(event.type)
+    error = caught.value
+    cause = error.__cause__ if isinstance(error, anthropic.APIConnectionError) else error
+    assert isinstance(cause, REMOTE_PROTOCOL_ERRORS), repr(error)
+    assert "incomplete chunked read" in str(cause)
     assert seen == ["message_start", "content_block_start", *["content_block_delta"] * 3]
