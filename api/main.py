@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
                companions: list[Companion] | None = None) -> FastAPI:
     """`companions` run inside the lifespan with the app's state, e.g. an in-process worker (embedded mode)."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level, json_format=settings.log_format == "json")
+    configure_logging(settings.log_level, json_format=settings.resolved_log_format == "json")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"llm-gateway: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, json_format=settings.log_format == "json")
+    configure_logging(settings.log_level, json_format=settings.resolved_log_format == "json")
     # Alembic announces each plugin it loads at INFO, now that commands import it after logging is set up.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     handler = {"serve": _serve, "worker": _worker, "migrate": _migrate, "fake-provider": _fake_provider,

@@ -2,6 +2,7 @@
 A bad value stops start-up with pydantic's message, which names the variable."""
 
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,10 +46,11 @@ class Settings(BaseSettings):
     routes_file: Path | None = None
     fake_provider_url: str | None = None
 
-    default_rate_limit: int = Field(default=60, ge=0)
+    default_rate_limit: int = Field(default=100, ge=0)
     cache_ttl: int = Field(default=3600, ge=0)
     log_level: str = Field(default="INFO", pattern="^(?i)(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
-    log_format: str = Field(default="json", pattern="^(json|text)$")
+    # Unset: text lines for a person at a terminal, JSON for whatever collects the logs (see resolved_log_format).
+    log_format: str | None = Field(default=None, pattern="^(json|text)$")
     prometheus_multiproc_dir: str | None = None
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
 
@@ -174,9 +176,25 @@ class Settings(BaseSettings):
         return min(wanted, self.worker_max_jobs - 1)
 
     @property
+    def resolved_log_format(self) -> str:
+        """LOG_FORMAT, else by where the logs go (stderr): `text` at a terminal, where someone reads them, and
+        `json` when stderr is a pipe or a file, where a collector parses them (containers, systemd, tests)."""
+        if self.log_format:
+            return self.log_format
+        return "text" if _stderr_is_tty() else "json"
+
+    @property
     def embedded(self) -> bool:
         """True when no external Redis is configured: API and worker must share one process."""
         return self.resolved_redis_url is None
+
+
+def _stderr_is_tty() -> bool:
+    stream = sys.stderr  # None under pythonw; a closed stream cannot be asked
+    try:
+        return stream is not None and stream.isatty()
+    except ValueError:
+        return False
 
 
 @lru_cache
