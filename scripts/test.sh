@@ -1,9 +1,90 @@
 #!/usr/bin/env bash
-# Installs the gateway with its test dependencies into .venv, then runs the linter and the whole test suite
-# against the real Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) of this machine.
+# README's test command, and CI's (.ci/run only calls this): everything a fresh Debian (bookworm) machine needs
+# to pass the tests, then the linter and the whole suite (arguments go to pytest). Each step is skipped when
+# it is already done, so a second run goes straight to the tests:
+#   1. Debian packages the tests use, when their commands are missing: prometheus (promtool and prometheus
+#      check the Prometheus config, alert rules and dashboard queries); docker.io, docker-compose and
+#      debootstrap (the live container tests of tests/deploy). `apt-get update` runs only when something must
+#      be installed; without root nothing is installed, and the tests that need them say so.
+#   2. Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, user postgres without a password, database
+#      `test`) are started when down; the script stops with the reason when either cannot be reached.
+#   3. .venv with the gateway and its test dependencies at the versions of constraints.txt (scripts/lock.sh).
+#   4. ruff, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+say() { echo "scripts/test.sh: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# command -> the Debian package that provides it
+declare -A PACKAGE_OF=(
+  [promtool]=prometheus [prometheus]=prometheus
+  [docker]=docker.io [docker-compose]=docker-compose [debootstrap]=debootstrap
+)
+
+install_debian_packages() {
+  local missing=() command
+  for command in "${!PACKAGE_OF[@]}"; do
+    command -v "$command" >/dev/null || missing+=("${PACKAGE_OF[$command]}")
+  done
+  # Debian's python3 creates venvs only with python3-venv (ensurepip).
+  python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if [ ${#missing[@]} -eq 0 ]; then return; fi
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  if ! command -v apt-get >/dev/null; then
+    say "no apt-get, so not installing the Debian packages ${missing[*]}; the tests that need them fail or skip"
+    return
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    say "not root, so not installing ${missing[*]} (as root: apt-get install ${missing[*]}); the tests that need them fail or skip"
+    return
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+postgres_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+
+start_services() {
+  if ! redis_up && command -v redis-server >/dev/null; then
+    say "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/test.log || true
+  fi
+  if ! postgres_up && command -v pg_ctlcluster >/dev/null; then
+    say "starting PostgreSQL"
+    local version
+    for version in /etc/postgresql/*/main; do
+      version=${version#/etc/postgresql/}
+      pg_ctlcluster --skip-systemctl-redirect "${version%/main}" main start || true
+    done
+  fi
+  for _ in $(seq 1 60); do
+    if redis_up && postgres_up; then break; fi
+    sleep 0.5
+  done
+  redis_up || die "Redis at 127.0.0.1:6379 is unreachable (Debian: apt-get install redis-server)"
+  postgres_up || die "PostgreSQL at 127.0.0.1:5432 is unreachable (Debian: apt-get install postgresql)"
+}
+
+# The tests connect as postgres without a password and create their databases from `test`.
+ensure_test_database() {
+  local psql=(psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -w -qAt)
+  "${psql[@]}" -c 'SELECT 1' >/dev/null \
+    || die "PostgreSQL refuses user postgres without a password from 127.0.0.1 (pg_hba.conf: host all all 127.0.0.1/32 trust)"
+  if [ -z "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'test'")" ]; then
+    say "creating the PostgreSQL database test"
+    "${psql[@]}" -c 'CREATE DATABASE test'
+  fi
+}
+
+install_debian_packages
+start_services
+ensure_test_database
 python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 .venv/bin/ruff check .
 .venv/bin/pytest -q "$@"
