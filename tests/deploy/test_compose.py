@@ -42,7 +42,8 @@ def test_compose_worker_can_be_scaled_and_drains_before_sigkill() -> None:
     assert "ports" not in worker
     assert worker["command"] == ["worker"]
     assert _seconds(worker["stop_grace_period"]) > DRAIN_S
-    assert str(WORKER_METRICS_PORT) in " ".join(worker["healthcheck"]["test"])
+    assert "healthcheck" not in worker  # the image's check knows the worker role (docker/healthcheck.py)
+    assert str(WORKER_METRICS_PORT) in worker["expose"]
 
 
 def _seconds(duration: str) -> int:
@@ -63,7 +64,7 @@ def test_compose_migrations_run_once_before_the_api_and_the_workers() -> None:
         assert depends["redis"]["condition"] == "service_healthy", name
         assert depends["postgres"]["condition"] == "service_healthy", name
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
-    assert services["api"]["ports"] == ["${API_PORT:-8000}:8000"]
+    assert services["api"]["ports"] == ["${PUBLISH_HOST:-127.0.0.1}:${API_PORT:-8000}:8000"]
 
 
 def test_compose_gateway_services_share_one_image_and_environment() -> None:
@@ -72,8 +73,10 @@ def test_compose_gateway_services_share_one_image_and_environment() -> None:
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert env["DATABASE_URL"].startswith("postgresql+asyncpg://postgres:")
     assert env["DATABASE_URL"].endswith("@postgres:5432/llm_gateway")
-    assert env["ADMIN_API_KEY"].startswith("${ADMIN_API_KEY:?")
-    assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
+    # No `:?` guards: they break `logs`, `ps` and `down` when unset; the gateway refuses to start without them.
+    assert env["ADMIN_API_KEY"] == "${ADMIN_API_KEY:-}"
+    assert env["SECRET_KEY"] == "${SECRET_KEY:-}"
+    assert env["ENVIRONMENT"] == "${ENVIRONMENT:-production}"
     assert env["OPENAI_API_KEY"] == "${OPENAI_API_KEY:-}"
     assert env["ANTHROPIC_API_KEY"] == "${ANTHROPIC_API_KEY:-}"
     assert env["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/prometheus"
@@ -102,3 +105,16 @@ def test_compose_mounts_the_monitoring_files() -> None:
         for host, container in mounts.items():
             assert volumes.get(host) == container, f"{service}: {host} -> {container}"
     assert services["grafana"]["ports"][0].endswith(":3000")
+
+
+def test_compose_publishes_ports_on_loopback_unless_told_otherwise() -> None:
+    published = {name: service["ports"] for name, service in compose()["services"].items() if "ports" in service}
+    assert set(published) == {"api", "prometheus", "grafana"}  # never Redis or PostgreSQL
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("${PUBLISH_HOST:-127.0.0.1}:"), f"{name}: {port}"
+
+
+def test_compose_passes_the_extra_ca_certificates_to_the_build() -> None:
+    build = compose()["services"]["api"]["build"]
+    assert build["args"] == {"EXTRA_CA_CERTS": "${EXTRA_CA_CERTS:-}"}

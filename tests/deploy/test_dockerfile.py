@@ -3,6 +3,7 @@
 
 import fnmatch
 import functools
+import os
 import re
 import subprocess
 import tomllib
@@ -76,7 +77,10 @@ def test_dockerfile_runtime_copies_only_the_venv_and_the_entrypoint() -> None:
     copies = instruction_args(runtime, "COPY")
     assert "--from=builder /opt/venv /opt/venv" in copies
     others = [c for c in copies if not c.startswith("--from=builder")]
-    assert others == ["--chmod=0755 docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh"]
+    assert others == ["docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh",
+                      "docker/healthcheck.py /usr/local/bin/docker-healthcheck"]
+    for script in ("docker/entrypoint.sh", "docker/healthcheck.py"):  # COPY keeps the mode from the context
+        assert os.access(ROOT / script, os.X_OK), f"chmod +x {script}"
     assert not any("pip " in run for run in instruction_args(runtime, "RUN")), "no installs in the final stage"
 
 
@@ -89,12 +93,39 @@ def test_dockerfile_runtime_runs_as_the_unprivileged_uid() -> None:
     assert any(f"--uid {GATEWAY_UID}" in run for run in instruction_args(runtime, "RUN"))
 
 
-def test_dockerfile_healthcheck_calls_health_with_urllib() -> None:
+def test_dockerfile_healthcheck_follows_the_served_port() -> None:
+    """One check for every role, which reads the port the container was started with (docker/healthcheck.py,
+    tested in test_healthcheck.py): a hard-coded 8000 reports `serve --port 9000` unhealthy."""
     checks = instruction_args(docker_stages()[-1], "HEALTHCHECK")
     assert len(checks) == 1
-    assert "urllib.request" in checks[0]
-    assert "http://127.0.0.1:8000/health" in checks[0]
-    assert "curl" not in checks[0] and "wget" not in checks[0]
+    assert checks[0].endswith('CMD ["docker-healthcheck"]')
+    assert "8000" not in checks[0]
+
+
+def test_dockerfile_builds_with_the_classic_builder_and_offline() -> None:
+    """No `# syntax=` line (BuildKit would fetch that frontend image from a registry), and nothing the classic
+    builder of Compose v1 refuses (`COPY --chmod`, `RUN --mount`, heredocs)."""
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"^#\s*syntax\s*=", text, re.MULTILINE | re.IGNORECASE)
+    for stage in docker_stages():
+        for keyword, rest in stage:
+            assert not rest.startswith(("--chmod", "--link", "--mount", "--network", "--security")), rest
+            assert "<<" not in rest, f"{keyword} {rest}: heredocs need BuildKit"
+
+
+def test_dockerfile_installs_exactly_the_locked_versions() -> None:
+    """Every pip step that may reach an index installs from constraints.txt; the gateway's own wheel is built
+    and installed with no index at all, and without fetching a build backend."""
+    builder = docker_stages()[0]
+    copies = " ".join(instruction_args(builder, "COPY"))
+    assert "constraints.txt" in copies
+    steps = [step.strip() for run in instruction_args(builder, "RUN") for step in re.split(r"&&|;", run)]
+    pip_steps = [step for step in steps if re.match(r"(\S*/)?pip (install|wheel)", step)]
+    assert pip_steps
+    for step in pip_steps:
+        assert "-c constraints.txt" in step or "--no-index" in step, step
+        if " wheel " in f" {step} " and "." in step.split():
+            assert "--no-build-isolation" in step, f"{step}: an isolated build fetches setuptools"
 
 
 def test_dockerfile_exposes_the_api_and_the_worker_metrics_ports() -> None:

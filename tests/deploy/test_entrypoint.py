@@ -25,7 +25,8 @@ def run_entrypoint(tmp_path: Path, multiproc_dir: str | None, *args: str) -> sub
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     stub = bin_dir / "llm-gateway"
-    stub.write_text('#!/bin/sh\necho "args:$*"\nls -A "${PROMETHEUS_MULTIPROC_DIR:-/nonexistent}" | wc -l\nexit 7\n')
+    stub.write_text('#!/bin/sh\necho "args:$*"\nls -A "${PROMETHEUS_MULTIPROC_DIR:-/nonexistent}" 2>/dev/null | wc -l\n'
+                    'echo "dir:${PROMETHEUS_MULTIPROC_DIR-unset}"\nexit 7\n')
     stub.chmod(0o755)
     env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin"}
     if multiproc_dir is not None:
@@ -44,7 +45,7 @@ def test_entrypoint_empties_the_multiprocess_dir_then_execs_the_gateway(tmp_path
     result = run_entrypoint(tmp_path, str(metrics), "serve", "--host", "0.0.0.0")
 
     assert result.returncode == 7, result.stderr  # the gateway's exit status, unchanged
-    assert result.stdout.split() == ["args:serve", "--host", "0.0.0.0", "0"]
+    assert result.stdout.split() == ["args:serve", "--host", "0.0.0.0", "0", f"dir:{metrics}"]
     assert metrics.is_dir() and list(metrics.iterdir()) == []
 
 
@@ -59,3 +60,14 @@ def test_entrypoint_refuses_to_empty_the_root(tmp_path: Path) -> None:
     result = run_entrypoint(tmp_path, "/", "worker")
     assert result.returncode == 64
     assert "args:" not in result.stdout
+
+
+def test_entrypoint_runs_without_the_multiprocess_dir_where_it_cannot_be_made(tmp_path: Path) -> None:
+    """`docker run --read-only IMAGE --help` (no tmpfs on /tmp): the command runs, and the warning says what
+    multi-process metrics would need."""
+    blocker = tmp_path / "read-only"
+    blocker.write_text("a file, so nothing can be made under it")
+    result = run_entrypoint(tmp_path, str(blocker / "prometheus"), "--help")
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.split() == ["args:--help", "0", "dir:unset"]
+    assert "--tmpfs /tmp" in result.stderr
