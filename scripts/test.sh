@@ -16,10 +16,10 @@ cd "$(dirname "$0")/.."
 say() { echo "scripts/test.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-# command -> the Debian package that provides it
+# command -> the Debian package that provides it (dockerd, not docker: a machine may have a client alone)
 declare -A PACKAGE_OF=(
   [promtool]=prometheus [prometheus]=prometheus
-  [docker]=docker.io [docker-compose]=docker-compose [debootstrap]=debootstrap
+  [dockerd]=docker.io [docker-compose]=docker-compose [debootstrap]=debootstrap
 )
 
 install_debian_packages() {
