@@ -35,11 +35,24 @@ async def started_jobs():
         job_serializer=serialize_job, job_deserializer=deserialize_job,
     )
     task = asyncio.create_task(worker.async_run())
-    await asyncio.sleep(0.3)  # let the first poll pass and the listener subscribe
+    await _subscribed(redis, doorbell_channel(queue_name))
+    await asyncio.sleep(0.1)  # let the first poll pass
     yield JobQueue(redis, queue_name=queue_name, expires_s=60), started, redis, queue_name
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await worker.close()
+
+
+async def _subscribed(redis: Any, channel: str, timeout_s: float = 10.0) -> None:
+    """Wait until the worker's listener is subscribed: a ring before that is lost (a fixed sleep was not
+    enough on a loaded machine, and the test then waited out the 5 s poll)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        [(_, subscribers)] = await redis.pubsub_numsub(channel)
+        if subscribers:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the worker never subscribed to {channel}")
 
 
 async def test_doorbell_wakes_idle_worker_at_once(started_jobs) -> None:
