@@ -58,6 +58,12 @@ RUN apt-get update \
 
 # ---- runtime: the slim Python image plus the venv, as an unprivileged user ----------------------------
 FROM ${PYTHON_IMAGE} AS runtime
+# Labels are inherited: say what this image is, and that it is not a stand-in even when its base is one
+# (scripts/standin-images.sh labels its images io.llm-gateway.standin=true).
+LABEL org.opencontainers.image.title="llm-gateway" \
+      org.opencontainers.image.description="Multi-tenant gateway for OpenAI and Anthropic: API, worker and migrations" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      io.llm-gateway.standin="false"
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -61,14 +61,21 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory, phases: PhaseLog) -> I
         host.stop()
 
 
-@pytest.fixture(scope="session")
-def gateway_image(docker_host: DockerHost, phases: PhaseLog) -> str:
-    """The image, built by the README's command (BuildKit off: Compose v1's builder must take the file too)."""
+def readme_build(docker_host: DockerHost, tag: str, *, buildkit: bool) -> None:
+    """Build the image with the README's command (the one that passes the host's CA certificates), as `tag`."""
     command = readme_command("docker build --build-arg EXTRA_CA_CERTS=")
     assert re.search(rf"-t {re.escape(GATEWAY_IMAGE)}\b", command), command
+    command = command.replace(f"-t {GATEWAY_IMAGE}", f"-t {shlex.quote(tag)}")
+    command = command.replace("docker build", f"{shlex.quote(docker_host.docker)} build", 1)
+    run(["bash", "-c", command], timeout=1200, env={"DOCKER_BUILDKIT": "1" if buildkit else "0"})
+
+
+@pytest.fixture(scope="session")
+def gateway_image(docker_host: DockerHost, phases: PhaseLog) -> str:
+    """The image, built by the README's command with the classic builder (Compose v1's, which refuses what
+    only BuildKit knows); test_live_image builds it with BuildKit too."""
     with phases.phase("image build (README's command)"):
-        run(["bash", "-c", command.replace("docker build", f"{shlex.quote(docker_host.docker)} build", 1)],
-            timeout=1200, env={"DOCKER_BUILDKIT": "0"})
+        readme_build(docker_host, GATEWAY_IMAGE, buildkit=False)
     size_mb = docker_host.image_size_mb(GATEWAY_IMAGE)
     phases.facts.append(f"image {GATEWAY_IMAGE}: {size_mb:.0f} MB")
     return GATEWAY_IMAGE

@@ -8,13 +8,14 @@ import uuid
 
 import pytest
 
-from tests.deploy.conftest import container_log
+from tests.deploy.conftest import container_log, readme_build
 from tests.deploy.docker_host import DockerHost, PhaseLog, run
 from tests.deploy.support import GATEWAY_UID
 
 pytestmark = pytest.mark.timeout(1800)
 
 SIZE_LIMIT_MB = 300
+BUILDKIT_TAG = "llm-gateway:buildkit-check"
 
 
 def test_image_runs_as_the_unprivileged_uid(docker_host: DockerHost, gateway_image: str) -> None:
@@ -22,6 +23,26 @@ def test_image_runs_as_the_unprivileged_uid(docker_host: DockerHost, gateway_ima
     assert user.strip() == f"{GATEWAY_UID}:{GATEWAY_UID}"
     whoami = run([docker_host.docker, "run", "--rm", "--entrypoint", "id", gateway_image, "-u"]).stdout
     assert whoami.strip() == str(GATEWAY_UID)
+
+
+def test_image_builds_with_buildkit_too(docker_host: DockerHost, gateway_image: str, phases: PhaseLog) -> None:
+    """The fixture built it with the classic builder (Compose v1's); BuildKit must take the same file without
+    fetching a frontend image (no `# syntax=` line: no registry answers here)."""
+    try:
+        with phases.phase("image build with BuildKit"):
+            readme_build(docker_host, BUILDKIT_TAG, buildkit=True)
+        assert docker_host.image_size_mb(BUILDKIT_TAG) < SIZE_LIMIT_MB
+    finally:
+        run([docker_host.docker, "image", "rm", BUILDKIT_TAG], check=False)
+
+
+def test_image_is_not_labelled_a_stand_in(docker_host: DockerHost, gateway_image: str) -> None:
+    """Labels are inherited: built on a stand-in base, the gateway's image must still not claim to be one."""
+    labels = json.loads(run([docker_host.docker, "image", "inspect", "--format", "{{json .Config.Labels}}",
+                             gateway_image]).stdout)
+    assert labels["io.llm-gateway.standin"] == "false"
+    assert labels["org.opencontainers.image.title"] == "llm-gateway"
+    assert "stand-in" not in labels["org.opencontainers.image.description"]
 
 
 def test_image_venv_has_no_pip_or_setuptools(docker_host: DockerHost, gateway_image: str) -> None:
