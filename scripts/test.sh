@@ -87,4 +87,5 @@ ensure_test_database
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 .venv/bin/ruff check .
-.venv/bin/pytest -q "$@"
+# -rs: a skipped test says why (the live container tests skip, with the reason, where Docker cannot be had).
+.venv/bin/pytest -q -rs "$@"
