@@ -80,8 +80,9 @@ COPY docker/healthcheck.py /usr/local/bin/docker-healthcheck
 # distributed mode writes nothing but /tmp (Kubernetes runs it with a read-only root filesystem).
 WORKDIR /app
 USER 10001:10001
-# 8000: the API (and its /metrics); 9100: a worker's Prometheus metrics (WORKER_METRICS_PORT).
-EXPOSE 8000 9100
+# 8000: the API; 9101: the API's Prometheus metrics (API_METRICS_PORT; never publish it: it lists every
+# tenant); 9100: a worker's Prometheus metrics (WORKER_METRICS_PORT).
+EXPOSE 8000 9101 9100
 # One check for every role, on the port the container was really started with: the API's /health (200 only
 # when Redis, the database and a worker are up), a worker's metrics port; see docker/healthcheck.py.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["docker-healthcheck"]

@@ -3,7 +3,7 @@
 
 import hmac
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from arq.connections import ArqRedis
@@ -15,6 +15,7 @@ from shared.cache import ResponseCache
 from shared.config import Settings
 from shared.errors import AuthenticationFailed, PermissionDenied
 from shared.jobs import JobStore
+from shared.metrics import MetricLabels
 from shared.pricing import PriceTable
 from shared.queue import JobQueue
 from shared.routing_table import RoutingTable
@@ -34,6 +35,8 @@ class AppState:
     tenant_cache: TenantCache
     prices: PriceTable
     cache: ResponseCache
+    # Label values for model names (configured ones; anything else `other`): see shared.metrics.
+    metric_labels: MetricLabels = field(default_factory=MetricLabels)
 
 
 async def get_state(request: Request) -> AppState:

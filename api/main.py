@@ -12,15 +12,16 @@ from fastapi.openapi.utils import get_openapi
 
 from api.deps import AppState
 from api.errors import install_error_handlers
+from api.metrics import serve_api_metrics
 from api.middleware import GatewayMiddleware
-from api.routes import admin, admin_webhooks, chat, completions, health, jobs, messages, metrics, models, usage
+from api.routes import admin, admin_webhooks, chat, completions, health, jobs, messages, models, usage
 from api.routes.schemas import ANTHROPIC_ERROR_SCHEMA, OPENAI_ERROR_SCHEMA, document_responses
 from shared.cache import ResponseCache
 from shared.config import Settings, get_settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.jobs import JobStore
 from shared.logs import configure_logging
-from shared.metrics import mark_process_dead
+from shared.metrics import mark_process_dead, metric_labels
 from shared.pricing import load_price_table
 from shared.queue import JobQueue
 from shared.redis import create_redis
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
         async with AsyncExitStack() as stack:
             state = await _open_state(settings, redis, stack)
             app.state.gateway = state
+            await stack.enter_async_context(serve_api_metrics(state))
             for companion in companions or []:
                 await stack.enter_async_context(companion(state))
             stack.callback(mark_process_dead, settings.prometheus_multiproc_dir)
@@ -51,7 +53,7 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    for module in (chat, messages, models, completions, jobs, usage, admin, admin_webhooks, health, metrics):
+    for module in (chat, messages, models, completions, jobs, usage, admin, admin_webhooks, health):
         app.include_router(module.router)
     app.add_middleware(GatewayMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -83,6 +85,7 @@ async def _open_state(settings: Settings, redis: ArqRedis | None, stack: AsyncEx
         stack.push_async_callback(redis.aclose)
     engine = create_engine(settings.resolved_database_url)
     stack.push_async_callback(engine.dispose)
+    routing_table, prices = load_routing_table(settings), load_price_table(settings)
     return AppState(
         settings=settings,
         redis=redis,
@@ -91,8 +94,9 @@ async def _open_state(settings: Settings, redis: ArqRedis | None, stack: AsyncEx
         store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen,
                        queue_name=settings.queue_name),
         queue=JobQueue(redis, queue_name=settings.queue_name, expires_s=settings.request_timeout_s),
-        routing_table=load_routing_table(settings),
+        routing_table=routing_table,
         tenant_cache=TenantCache(redis, ttl_s=settings.auth_cache_ttl_s),
-        prices=load_price_table(settings),
+        prices=prices,
         cache=ResponseCache(redis),
+        metric_labels=metric_labels(routing_table, prices.models()),
     )

@@ -62,7 +62,7 @@ async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: C
     if claim is None:
         return await _submit(state, http, tenant, chat, wire, body, read_cache=True)
     if claim.job_id is not None:
-        http.state.model, http.state.stream = chat.model, chat.stream
+        http.state.model, http.state.stream = state.metric_labels.model(chat.model), chat.stream
         return Submission(job_id=claim.job_id, replayed=True, headers={"idempotent-replayed": "true"})
     try:
         submission = await _submit(state, http, tenant, chat, wire, body, read_cache=False)
@@ -87,7 +87,7 @@ async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
                   wire: WireFormat, body: dict[str, object] | None, *, read_cache: bool) -> Submission:
     priority = requested_priority(http)
     targets = _targets(state, chat)
-    http.state.model = chat.model  # a routed name: a closed set, safe as a metric label
+    http.state.model = state.metric_labels.model(chat.model)  # a label: configured names only, else "other"
     http.state.stream = chat.stream
     policy = _cache_policy(state, http, tenant, wire, body)
     policy = policy if read_cache else replace(policy, read=False)

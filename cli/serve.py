@@ -29,8 +29,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.embedded:
         if args.workers > 1 and not settings.prometheus_multiproc_dir:
             print("llm-gateway serve: --workers > 1 needs PROMETHEUS_MULTIPROC_DIR (an empty, writable directory) "
-                  "so that /metrics adds up every process; in a container with a read-only root filesystem, "
-                  "mount a tmpfs on /tmp (docker run --read-only --tmpfs /tmp ...)", file=sys.stderr)
+                  "so that the metrics port (API_METRICS_PORT) adds up every process; in a container with a "
+                  "read-only root filesystem, mount a tmpfs on /tmp (docker run --read-only --tmpfs /tmp ...)",
+                  file=sys.stderr)
             return 2
         if settings.resolved_database_url.startswith("sqlite"):
             run_migrations(settings.resolved_database_url)

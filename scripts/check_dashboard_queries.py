@@ -2,15 +2,16 @@
 """Evaluates every query of the Grafana dashboard and every alerting rule against a REAL Prometheus that
 scrapes a running gateway, and fails when Prometheus rejects one.
 
-It writes a throwaway prometheus.yml (scrape interval 1 s, static targets: the API's /metrics and each
-worker's metrics port, plus prometheus/alerts.yml), starts the Prometheus binary (Debian's `prometheus`
+It writes a throwaway prometheus.yml (scrape interval 1 s, static targets: the API's metrics port
+(API_METRICS_PORT; the API port itself has no /metrics) and each worker's metrics port, plus
+prometheus/alerts.yml), starts the Prometheus binary (Debian's `prometheus`
 package: /usr/bin/prometheus) on a free loopback port with a temporary storage directory, waits until every
 target has been scraped, then sends each expression to /api/v1/query with the Grafana variables replaced
 ($__rate_interval -> 1m, $__range -> 1h, $tenant/$model -> .*). Exit status: 0 when every query and rule
 evaluates, 1 when one fails, 2 when Prometheus or a scrape target cannot be brought up. Queries that evaluate
 to nothing are listed, and fail the run only with --fail-on-empty-panels.
 
-    .venv/bin/python scripts/check_dashboard_queries.py --api-url http://127.0.0.1:8000 \
+    .venv/bin/python scripts/check_dashboard_queries.py --api-metrics-url http://127.0.0.1:9101 \
         --worker-metrics-url http://127.0.0.1:9100
 """
 
@@ -149,8 +150,8 @@ def static_job(name: str, url: str) -> dict:
             "static_configs": [{"targets": [f"{host}:{parts.port}"]}]}
 
 
-def scrape_config(api_url: str, worker_urls: list[str], rule_files: list[Path]) -> dict:
-    jobs = [static_job("llm-gateway-api", api_url)]
+def scrape_config(api_metrics_url: str, worker_urls: list[str], rule_files: list[Path]) -> dict:
+    jobs = [static_job("llm-gateway-api", api_metrics_url)]
     jobs += [static_job(f"llm-gateway-worker-{i}", url) for i, url in enumerate(worker_urls)]
     return {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in rule_files], "scrape_configs": jobs}
@@ -275,7 +276,7 @@ def check(args: argparse.Namespace) -> int:
     rules = yaml.safe_load(Path(args.alerts).read_text())
     queries = dashboard_queries(dashboard) + alert_queries(rules)
     values = variable_values(dashboard)
-    config = scrape_config(args.api_url, args.worker_metrics_url or [], [Path(args.alerts).resolve()])
+    config = scrape_config(args.api_metrics_url, args.worker_metrics_url or [], [Path(args.alerts).resolve()])
     with running_prometheus(config, args.prometheus) as base, httpx.Client(timeout=10) as client:
         print(f"Prometheus at {base}, scraping {1 + len(args.worker_metrics_url or [])} targets every 1 s")
         wait_for_scrapes(client, base, args.scrape_timeout, args.settle)
@@ -287,7 +288,8 @@ def check(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--api-url", required=True, help="the API, e.g. http://127.0.0.1:8000 (path: /metrics)")
+    parser.add_argument("--api-metrics-url", required=True,
+                        help="the API's metrics port (API_METRICS_PORT), e.g. http://127.0.0.1:9101 (path: /metrics)")
     parser.add_argument("--worker-metrics-url", action="append", metavar="URL",
                         help="a worker's metrics endpoint, e.g. http://127.0.0.1:9100 (repeat for several)")
     parser.add_argument("--dashboard", default=str(DASHBOARD))

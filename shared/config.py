@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Unset: text lines for a person at a terminal, JSON for whatever collects the logs (see resolved_log_format).
     log_format: str | None = Field(default=None, pattern="^(json|text)$")
     prometheus_multiproc_dir: str | None = None
+    # Metrics have their own listeners, never the public API port: they name every tenant (docs/API.md, Metrics).
+    metrics_host: str = "0.0.0.0"  # nosec B104 - a private port: Prometheus must reach it from another host
+    api_metrics_port: int = Field(default=9101, ge=0, le=65535)
     worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
 
     auth_cache_ttl_s: int = Field(default=60, ge=0)

@@ -1,22 +1,15 @@
-"""Prometheus metrics of the API and the workers, defined once. Labels come from closed sets only: tenant
-ids, public model names from the routing table, provider names, target ids, status codes. The API serves
-them from `/metrics` (aggregated across uvicorn processes when `PROMETHEUS_MULTIPROC_DIR` is set); each
-worker process serves its own on `WORKER_METRICS_PORT`."""
+"""Prometheus metrics of the API and the workers, defined once, and the closed sets their labels come from.
+Every label value is from a set the operator configured or the code fixes, never from what a client sent:
+tenant ids (only once authenticated), model names through `MetricLabels.model`, breaker targets through
+`MetricLabels.target`, providers, status codes and outcomes. The listeners are in `shared.metrics_server`."""
 
-import logging
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-    start_http_server,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+
+from shared.routing_table import RoutingTable
 
 __all__ = [
     "ACTIVE_REQUESTS",
@@ -24,11 +17,11 @@ __all__ = [
     "BUDGET_REJECTIONS",
     "BUDGET_USED_RATIO",
     "CACHE_REQUESTS",
-    "CONTENT_TYPE_LATEST",
     "COST_USD",
     "FALLBACKS",
     "GATEWAY_OVERHEAD",
     "JOBS",
+    "OTHER",
     "PROVIDER_DURATION",
     "QUEUE_DEPTH",
     "QUEUE_WAIT",
@@ -40,13 +33,15 @@ __all__ = [
     "WEBHOOK_DELIVERIES",
     "WORKERS",
     "WORKER_JOBS_RUNNING",
+    "MetricLabels",
     "mark_process_dead",
-    "render_metrics",
-    "serve_worker_metrics",
+    "metric_labels",
+    "metrics_registry",
 ]
 
-logger = logging.getLogger(__name__)
-
+# The one label value for everything outside a closed set; "unknown" (no model: refused before routing) and
+# "unauthenticated" (no tenant) are the other fixed ones.
+OTHER = "other"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 FAST_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -95,28 +90,43 @@ WEBHOOK_DELIVERIES = Counter("llm_gateway_webhook_deliveries",
                              "failure, dead-lettered) or exhausted (out of attempts, dead-lettered)", ["outcome"])
 
 
-def render_metrics(multiprocess_dir: str | None) -> bytes:
-    """The exposition text: across all API processes when a multiprocess directory is in use."""
+@dataclass(frozen=True)
+class MetricLabels:
+    """The closed sets of model names and breaker target ids that may become label values. Without them a
+    default route (`gpt-*`, `claude-*`) turns every name a client makes up into new series: 4,000 random
+    names grew the API's exposition from 8 KB to 48.5 MB. Empty sets (the default) label all as `other`."""
+
+    models: frozenset[str] = frozenset()
+    targets: frozenset[str] = frozenset()
+
+    def model(self, name: str) -> str:
+        return name if name in self.models else OTHER
+
+    def target(self, target_id: str) -> str:
+        return target_id if target_id in self.targets else OTHER
+
+
+def metric_labels(routing_table: RoutingTable, priced_models: Iterable[str]) -> MetricLabels:
+    """The models a label may name: every public model of the routing table (explicit routes, the default
+    list) and every priced model that the table routes (with default routing, the `gpt-*`, `o*` and
+    `claude-*` names of the price table); and the targets those models route to."""
+    models = set(routing_table.public_models())
+    models.update(name for name in priced_models if routing_table.targets_for(name))
+    targets = {target.target_id for name in models for target in routing_table.targets_for(name) or []}
+    return MetricLabels(frozenset(models), frozenset(targets))
+
+
+def metrics_registry(multiprocess_dir: str | None) -> CollectorRegistry:
+    """What a scrape shows: all API processes added up when a multiprocess directory is in use (read from
+    their files at each scrape), else this process's metrics."""
     if multiprocess_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+        return registry
+    return REGISTRY
 
 
 def mark_process_dead(multiprocess_dir: str | None) -> None:
     """Drop this process's live gauges from the shared directory (uvicorn has no child-exit hook)."""
     if multiprocess_dir:
         multiprocess.mark_process_dead(os.getpid(), multiprocess_dir)  # type: ignore[no-untyped-call]
-
-
-def serve_worker_metrics(port: int) -> bool:
-    """Expose this worker's metrics on `port`; a taken port is logged, not fatal (the worker still works)."""
-    if port <= 0:
-        return False
-    try:
-        start_http_server(port)
-    except OSError as exc:
-        logger.warning("worker metrics not served: port %d unavailable (%s)", port, exc.strerror)
-        return False
-    return True

@@ -56,6 +56,10 @@ class PriceTable:
     def _listed(self, model: str) -> Price | None:
         return self._prices.get(model) or self._prices.get(DATE_SUFFIX.sub("", model))
 
+    def models(self) -> list[str]:
+        """The models the table lists (bundled and PRICES_FILE)."""
+        return list(self._prices)
+
     def is_priced(self, model: str) -> bool:
         """True if the table lists the model (or its undated base model)."""
         return self._listed(model) is not None

@@ -3,11 +3,12 @@ state. Closed: failures are counted in a rolling window. Open: the target is ski
 passed. Half-open: exactly one worker may probe; success closes, failure re-opens."""
 
 import time
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 
 from shared.keys import breaker_key
-from shared.metrics import BREAKER_STATE
+from shared.metrics import BREAKER_STATE, OTHER
 
 FAILURE_WINDOW_S = 60
 CLOSED, HALF_OPEN, OPEN = 0, 1, 2
@@ -15,10 +16,14 @@ PROBE_LOCK_MS = 10_000
 
 
 class CircuitBreaker:
-    def __init__(self, redis: Redis, *, failure_threshold: int, open_s: float) -> None:
+    def __init__(self, redis: Redis, *, failure_threshold: int, open_s: float,
+                 target_label: Callable[[str], str] = lambda _: OTHER) -> None:
+        """`target_label` maps a target id to its label value (`MetricLabels.target`): the routes' targets, or
+        `other` for the targets of a model a client made up under a default route."""
         self._redis = redis
         self._threshold = failure_threshold
         self._open_s = open_s
+        self._label = target_label
         # Targets this process has seen with breaker state in Redis. A success elsewhere resets nothing
         # worth a round trip: only these need the reset, so the common all-healthy path costs one read.
         self._maybe_dirty: set[str] = set()
@@ -28,9 +33,9 @@ class CircuitBreaker:
         if opened_until is None:
             return True
         if time.time() < opened_until:
-            BREAKER_STATE.labels(target_id).set(OPEN)
+            BREAKER_STATE.labels(self._label(target_id)).set(OPEN)
             return False
-        BREAKER_STATE.labels(target_id).set(HALF_OPEN)
+        BREAKER_STATE.labels(self._label(target_id)).set(HALF_OPEN)
         # Half-open: only the worker that wins the probe lock may try the target.
         acquired = await self._redis.set(f"{breaker_key(target_id)}:probe", "1", nx=True, px=PROBE_LOCK_MS)
         return bool(acquired)
@@ -39,14 +44,14 @@ class CircuitBreaker:
         if target_id in self._maybe_dirty:
             await self._redis.delete(breaker_key(target_id), f"{breaker_key(target_id)}:probe")
             self._maybe_dirty.discard(target_id)
-        BREAKER_STATE.labels(target_id).set(CLOSED)
+        BREAKER_STATE.labels(self._label(target_id)).set(CLOSED)
 
     async def record_failure(self, target_id: str) -> None:
         self._maybe_dirty.add(target_id)
         key = breaker_key(target_id)
         if await self._opened_until(target_id) is not None:
             await self._open(key)  # a failed half-open probe re-opens at once
-            BREAKER_STATE.labels(target_id).set(OPEN)
+            BREAKER_STATE.labels(self._label(target_id)).set(OPEN)
             return
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(key, "failures", 1)
@@ -54,7 +59,7 @@ class CircuitBreaker:
             failures, _ = await pipe.execute()
         if int(failures) >= self._threshold:
             await self._open(key)
-            BREAKER_STATE.labels(target_id).set(OPEN)
+            BREAKER_STATE.labels(self._label(target_id)).set(OPEN)
 
     async def state(self, target_id: str) -> str:
         opened_until = await self._opened_until(target_id)

@@ -152,7 +152,7 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
     if not await deps.store.finish(record, outcome, row):
         logger.info("job %s had already ended; outcome of this attempt dropped", record.id)
         return
-    _count(record, outcome)
+    _count(deps, record, outcome)
     logger.info("job %s", outcome.status.value, extra={
         "tenant_id": record.tenant_id, "model": record.request.model, "provider": outcome.provider,
         "served_model": outcome.model, "prompt_tokens": outcome.prompt_tokens,
@@ -161,8 +161,8 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
     })
 
 
-def _count(record: JobRecord, outcome: JobOutcome) -> None:
-    tenant, model = record.tenant_id, record.request.model
+def _count(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome) -> None:
+    tenant, model = record.tenant_id, deps.metric_labels.model(record.request.model)
     JOBS.labels(tenant, model, outcome.provider or "none", outcome.status.value).inc()
     TOKENS.labels(tenant, model, "in").inc(outcome.prompt_tokens)
     TOKENS.labels(tenant, model, "out").inc(outcome.completion_tokens)

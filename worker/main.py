@@ -20,7 +20,8 @@ from shared.db.pg_usage import PgUsageSink, is_postgres_url
 from shared.errors import GatewayError
 from shared.jobs import JobOutcome, JobStore, usage_row
 from shared.keys import ARQ_ABORT_KEY, WORKERS_KEY, doorbell_channel
-from shared.metrics import QUEUE_WAIT, WORKER_JOBS_RUNNING, serve_worker_metrics
+from shared.metrics import QUEUE_WAIT, WORKER_JOBS_RUNNING, metric_labels, metrics_registry
+from shared.metrics_server import start_metrics_server
 from shared.models import JobStatus
 from shared.pricing import load_price_table
 from shared.queue import JOB_FUNCTION
@@ -112,20 +113,22 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     redis: ArqRedis = ctx["redis"]
     worker_id = f"worker-{uuid.uuid4().hex[:12]}"
     insert_rows, close_usage_sink = _usage_sink(settings.resolved_database_url)
-    routing_table = load_routing_table(settings)
+    routing_table, prices = load_routing_table(settings), load_price_table(settings)
+    labels = metric_labels(routing_table, prices.models())
     providers = build_providers(settings, settings.secret_from_env, routing_table.providers())
     breaker = CircuitBreaker(redis, failure_threshold=settings.breaker_failure_threshold,
-                             open_s=settings.breaker_open_s)
+                             open_s=settings.breaker_open_s, target_label=labels.target)
     policy = RetryPolicy(settings.max_attempts_per_target, settings.retry_base_delay_s, settings.retry_max_delay_s)
     ctx["deps"] = WorkerDeps(
         settings=settings, redis=redis,
         store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen),
         routing_table=routing_table, router=Router(providers, breaker, policy),
-        prices=load_price_table(settings), worker_id=worker_id,
+        prices=prices, worker_id=worker_id, metric_labels=labels,
     )
     ctx["close_usage_sink"], ctx["providers"] = close_usage_sink, providers
-    if not ctx.get("embedded"):  # embedded: the API's /metrics already shows this process's registry
-        serve_worker_metrics(settings.worker_metrics_port)
+    if not ctx.get("embedded"):  # embedded: the API's metrics port already shows this process's registry
+        ctx["metrics_server"] = start_metrics_server(settings.metrics_host, settings.worker_metrics_port,
+                                                     metrics_registry(None))
     writer = UsageWriter(redis, insert_rows, consumer=worker_id,
                          batch_size=settings.usage_batch_size, interval_s=settings.usage_flush_interval_s)
     stop = asyncio.Event()
@@ -149,6 +152,8 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     await deps.redis.zrem(WORKERS_KEY, deps.worker_id)
     await aclose_providers(ctx["providers"])
     await ctx["close_usage_sink"]()
+    if ctx.get("metrics_server") is not None:
+        await asyncio.to_thread(ctx["metrics_server"].stop)
     logger.info("worker %s stopped", deps.worker_id)
 
 

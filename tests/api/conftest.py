@@ -58,6 +58,7 @@ AppClient = Callable[..., "asynccontextmanager[httpx.AsyncClient]"]
 
 @asynccontextmanager
 async def app_client(**settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    settings.setdefault("api_metrics_port", 0)  # no metrics listener unless a test asks for one on its port
     app = create_app(Settings(_env_file=None, request_timeout_s=3, **settings))  # type: ignore[call-arg]
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

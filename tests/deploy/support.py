@@ -19,6 +19,7 @@ GATEWAY_UID = 10001
 SETTINGS = {name.upper() for name in Settings.model_fields}
 DRAIN_S = Settings.model_fields["worker_drain_s"].default
 WORKER_METRICS_PORT = Settings.model_fields["worker_metrics_port"].default
+API_METRICS_PORT = Settings.model_fields["api_metrics_port"].default
 # Manifests kustomization.yaml must not apply: placeholders, and a rule for the monitoring stack.
 K8S_TEMPLATES = {"secret.example.yaml", "prometheus-adapter.yaml"}
 

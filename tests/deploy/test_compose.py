@@ -10,9 +10,10 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.support import DRAIN_S, ROOT, SETTINGS, WORKER_METRICS_PORT
+from tests.deploy.support import API_METRICS_PORT, DRAIN_S, ROOT, SETTINGS, WORKER_METRICS_PORT
 
 COMPOSE = ROOT / "docker-compose.yml"
+PROMETHEUS = ROOT / "prometheus" / "prometheus.yml"
 GATEWAY_SERVICES = ("migrate", "api", "worker")
 
 
@@ -44,6 +45,18 @@ def test_compose_worker_can_be_scaled_and_drains_before_sigkill() -> None:
     assert _seconds(worker["stop_grace_period"]) > DRAIN_S
     assert "healthcheck" not in worker  # the image's check knows the worker role (docker/healthcheck.py)
     assert str(WORKER_METRICS_PORT) in worker["expose"]
+
+
+def test_compose_api_metrics_port_is_exposed_to_prometheus_never_published() -> None:
+    """The metrics list every tenant: on the stack's network for Prometheus, never on a host port."""
+    services = compose()["services"]
+    assert compose()["x-gateway-env"]["API_METRICS_PORT"] == str(API_METRICS_PORT)
+    assert str(API_METRICS_PORT) in services["api"]["expose"]
+    assert services["api"]["ports"] == ["${PUBLISH_HOST:-127.0.0.1}:${API_PORT:-8000}:8000"]
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    assert [p for p in published if str(API_METRICS_PORT) in p or str(WORKER_METRICS_PORT) in p] == []
+    scrape = {job["job_name"]: job for job in yaml.safe_load(PROMETHEUS.read_text())["scrape_configs"]}
+    assert scrape["llm-gateway-api"]["static_configs"][0]["targets"] == [f"api:{API_METRICS_PORT}"]
 
 
 def _seconds(duration: str) -> int:

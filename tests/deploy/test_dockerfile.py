@@ -9,7 +9,7 @@ import subprocess
 import tomllib
 from pathlib import PurePosixPath
 
-from tests.deploy.support import GATEWAY_UID, ROOT, WORKER_METRICS_PORT, tool
+from tests.deploy.support import API_METRICS_PORT, GATEWAY_UID, ROOT, WORKER_METRICS_PORT, tool
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -128,9 +128,9 @@ def test_dockerfile_installs_exactly_the_locked_versions() -> None:
             assert "--no-build-isolation" in step, f"{step}: an isolated build fetches setuptools"
 
 
-def test_dockerfile_exposes_the_api_and_the_worker_metrics_ports() -> None:
+def test_dockerfile_exposes_the_api_and_the_metrics_ports() -> None:
     exposed = {port for rest in instruction_args(docker_stages()[-1], "EXPOSE") for port in rest.split()}
-    assert {"8000", str(WORKER_METRICS_PORT)} <= exposed
+    assert {"8000", str(API_METRICS_PORT), str(WORKER_METRICS_PORT)} <= exposed
 
 
 def test_dockerfile_entrypoint_and_default_command() -> None:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from shared.config import Settings
 from tests.deploy.support import (
+    API_METRICS_PORT,
     DRAIN_S,
     GATEWAY_UID,
     K8S,
@@ -110,6 +111,24 @@ def test_k8s_worker_grace_period_outlasts_the_drain() -> None:
     assert metrics_port == WORKER_METRICS_PORT
     assert worker["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(metrics_port)
     assert "tcpSocket" in container["livenessProbe"] and "tcpSocket" in container["readinessProbe"]
+
+
+def test_k8s_api_metrics_are_scraped_on_their_own_port_never_through_the_service() -> None:
+    """The API port has no /metrics (they list every tenant): pods are scraped on the `metrics` port, which
+    the Service that clients reach does not carry; a headless Service names it for a ServiceMonitor."""
+    api = find("Deployment", "llm-gateway-api")
+    assert find("ConfigMap", "llm-gateway-config")["data"]["API_METRICS_PORT"] == str(API_METRICS_PORT)
+    ports = {p["name"]: p["containerPort"] for p in pod_spec(api)["containers"][0]["ports"]}
+    assert ports == {"http": 8000, "metrics": API_METRICS_PORT}
+    annotations = api["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(API_METRICS_PORT)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    service_ports = find("Service", "llm-gateway-api")["spec"]["ports"]
+    assert [p["targetPort"] for p in service_ports] == ["http"]
+    headless = find("Service", "llm-gateway-api-metrics")["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["ports"] == [{"name": "metrics", "port": API_METRICS_PORT, "targetPort": "metrics"}]
+    assert headless["selector"] == api["spec"]["selector"]["matchLabels"]
 
 
 def test_k8s_api_drains_from_the_load_balancer_before_stopping() -> None:

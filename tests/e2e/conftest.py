@@ -59,6 +59,7 @@ class Gateway:
         self.env = env
         self.log_dir = log_dir
         self.worker_metrics_url = ""
+        self.api_metrics_url = ""
 
     def start_worker(self, name: str) -> Process:
         return Process(name, ["worker"], self.env, self.log_dir)
@@ -88,7 +89,7 @@ def gateway_env(*, redis_url: str, database: str, routes: Path, queue_prefix: st
         "ADMIN_API_KEY": ADMIN_KEY, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"{queue_prefix}:{uuid.uuid4().hex[:8]}",
         "OPENAI_API_KEY": "sk-fake", "ANTHROPIC_API_KEY": "sk-ant-fake", "RETRY_BASE_DELAY_S": "0.01",
         "BREAKER_FAILURE_THRESHOLD": "100000", "WORKER_HEARTBEAT_S": "1", "LOG_LEVEL": "INFO",
-        "USAGE_FLUSH_INTERVAL_S": "0.2", "WORKER_METRICS_PORT": "0", **overrides,
+        "USAGE_FLUSH_INTERVAL_S": "0.2", "WORKER_METRICS_PORT": "0", "API_METRICS_PORT": "0", **overrides,
     }
 
 
@@ -107,10 +108,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     migrate = Process("migrate", ["migrate"], env, log_dir)
     assert migrate.proc.wait(timeout=60) == 0, migrate.log_tail()
     migrate.stop()
-    api = Process("api", ["serve", "--port", str(api_port)], env, log_dir)
-    worker_metrics_port = free_port()
+    api_metrics_port, worker_metrics_port = free_port(), free_port()
+    api = Process("api", ["serve", "--port", str(api_port)], {**env, "API_METRICS_PORT": str(api_metrics_port)},
+                  log_dir)
     worker = Process("worker-1", ["worker"], {**env, "WORKER_METRICS_PORT": str(worker_metrics_port)}, log_dir)
     gw = Gateway(f"http://127.0.0.1:{api_port}", fake_url, env, log_dir)
+    gw.api_metrics_url = f"http://127.0.0.1:{api_metrics_port}/metrics"
     gw.worker_metrics_url = f"http://127.0.0.1:{worker_metrics_port}/metrics"
     try:
         wait_http(f"{fake_url}/_stats", fake)

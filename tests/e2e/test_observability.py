@@ -1,18 +1,23 @@
-"""After real traffic, the API's and a worker's /metrics show every metric with sane values, and the JSON
+"""After real traffic, the API's and a worker's metrics ports show every metric with sane values (the API
+port itself has no /metrics), `serve --workers 2` adds up both processes on its metrics port, and the JSON
 logs let one request be followed from API to worker by its request id, with no key or prompt text."""
 
 import asyncio
 import json
 import re
+import shutil
 import sys
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ADMIN_KEY, Gateway
-from tests.support.processes import REPO
+from tests.support.processes import REPO, Process, free_port, wait_http
 
 API_METRICS = ["llm_gateway_requests", "llm_gateway_request_duration_seconds", "llm_gateway_overhead_seconds",
                "llm_gateway_active_requests", "llm_gateway_cache_requests", "llm_gateway_rate_limit_rejections",
@@ -57,8 +62,8 @@ async def test_metrics_of_api_and_worker_after_real_traffic(gateway: Gateway, ht
                                                            make_tenant) -> None:
     tenant_id, key = await make_tenant()
     await _traffic(http, tenant_id, key, f"req-{uuid.uuid4().hex[:12]}")
-    api = _samples((await http.get("/metrics")).text)
     async with httpx.AsyncClient() as client:
+        api = _samples((await client.get(gateway.api_metrics_url)).text)
         worker = _samples((await client.get(gateway.worker_metrics_url)).text)
     assert [m for m in API_METRICS if not any(name.startswith(m) for name in api)] == []
     assert [m for m in WORKER_METRICS if not any(name.startswith(m) for name in worker)] == []
@@ -120,8 +125,65 @@ async def test_real_prometheus_evaluates_every_dashboard_query_against_the_gatew
     await _traffic(http, tenant_id, key, f"prom-{uuid.uuid4().hex[:12]}")
     worker_url = gateway.worker_metrics_url.removesuffix("/metrics")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO / "scripts" / "check_dashboard_queries.py"), "--api-url", gateway.base_url,
-        "--worker-metrics-url", worker_url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable, str(REPO / "scripts" / "check_dashboard_queries.py"),
+        "--api-metrics-url", gateway.api_metrics_url.removesuffix("/metrics"), "--worker-metrics-url", worker_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=100)
     assert process.returncode == 0, output.decode()[-3000:]
+
+
+async def test_metrics_not_on_the_api_port_of_a_real_process(gateway: Gateway, http: httpx.AsyncClient) -> None:
+    public = await http.get("/metrics")
+    assert public.status_code == 404 and "llm_gateway" not in public.text
+    async with httpx.AsyncClient() as client:
+        private = await client.get(gateway.api_metrics_url)
+    assert private.status_code == 200 and "llm_gateway_requests_total" in private.text
+
+
+UNAUTHENTICATED = 60
+
+
+@pytest.mark.timeout(120)
+async def test_metrics_port_of_serve_workers_adds_up_every_process(gateway: Gateway, tmp_path: Path) -> None:
+    """Both processes of `serve --workers 2` listen on the metrics port; whichever answers a scrape reports
+    the requests of both (each process's own files in PROMETHEUS_MULTIPROC_DIR show it served some)."""
+    multiproc, port, metrics_port = tmp_path / "multiproc", free_port(), free_port()
+    multiproc.mkdir()
+    env = {**gateway.env, "PROMETHEUS_MULTIPROC_DIR": str(multiproc), "API_METRICS_PORT": str(metrics_port)}
+    api = Process("api-two-processes", ["serve", "--port", str(port), "--workers", "2"], env, gateway.log_dir)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", api)
+        wait_http(f"http://127.0.0.1:{metrics_port}/metrics", api)
+        fresh = httpx.Limits(max_keepalive_connections=0)  # a connection per request: both processes accept
+        async with httpx.AsyncClient(limits=fresh, timeout=10) as client:
+            body = {"model": "fake-openai", "messages": [{"role": "user", "content": "hi"}]}
+            for _ in range(UNAUTHENTICATED):
+                response = await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body,
+                                             headers={"X-API-Key": f"gw-{uuid.uuid4().hex}"})
+                assert response.status_code == 401
+            assert (await client.get(f"http://127.0.0.1:{port}/metrics")).status_code == 404
+            scrapes = [_samples((await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text)
+                       for _ in range(8)]
+    finally:
+        api.stop()
+    for scraped in scrapes:
+        assert _total(scraped, "llm_gateway_requests_total", tenant="unauthenticated") == UNAUTHENTICATED
+    per_process = _requests_per_process(multiproc, tmp_path / "one-process")
+    assert sum(per_process.values()) == UNAUTHENTICATED
+    assert len([n for n in per_process.values() if n > 0]) == 2, per_process
+
+
+def _requests_per_process(multiproc: Path, scratch: Path) -> dict[str, float]:
+    """llm_gateway_requests_total by process, from each process's own files of the multiprocess directory."""
+    counts: dict[str, float] = {}
+    for pid in {m[1] for f in multiproc.glob("counter_*.db") if (m := re.search(r"_(\d+)\.db$", f.name))}:
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        for path in multiproc.glob(f"*_{pid}.db"):
+            shutil.copy(path, scratch / path.name)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(scratch))
+        counts[pid] = _total(_samples(generate_latest(registry).decode()), "llm_gateway_requests_total")
+    return counts
+

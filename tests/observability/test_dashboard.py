@@ -203,7 +203,7 @@ def test_prometheus_scrapes_the_api_and_every_worker_container() -> None:
     config = yaml.safe_load(PROMETHEUS.read_text())
     assert config["rule_files"] == ["alerts.yml"]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert jobs["llm-gateway-api"]["static_configs"][0]["targets"] == ["api:8000"]
+    assert jobs["llm-gateway-api"]["static_configs"][0]["targets"] == ["api:9101"]  # API_METRICS_PORT
     assert jobs["llm-gateway-api"].get("metrics_path", "/metrics") == "/metrics"
     assert jobs["llm-gateway-worker"]["dns_sd_configs"] == [
         {"names": ["worker"], "type": "A", "port": 9100, "refresh_interval": "15s"}]

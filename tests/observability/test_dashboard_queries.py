@@ -133,7 +133,7 @@ def test_fake_endpoint_serves_every_metric_of_shared_metrics(fake_metrics: str) 
 def test_every_dashboard_and_alert_query_evaluates_in_a_real_prometheus(fake_metrics: str) -> None:
     prometheus = _prometheus()
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--api-url", fake_metrics, "--worker-metrics-url", fake_metrics,
+        [sys.executable, str(SCRIPT), "--api-metrics-url", fake_metrics, "--worker-metrics-url", fake_metrics,
          "--prometheus", prometheus, "--fail-on-empty-panels"],
         cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
@@ -171,7 +171,7 @@ def test_k8s_config_scrapes_annotated_running_pods_on_their_annotated_port() -> 
     job.pop("kubernetes_sd_configs")
     job["static_configs"] = [
         _pod("127.0.0.2", 8080, scrape="true", port="9100"),
-        _pod("::1", 8080, scrape="true", port="8000", path="/metrics"),
+        _pod("::1", 8080, scrape="true", port="9101", path="/metrics"),
         _pod("127.0.0.3", 8080, scrape="false", port="9100"),
         _pod("127.0.0.4", 8080),
         _pod("127.0.0.5", 8080, phase="Succeeded", scrape="true", port="9100"),
@@ -179,8 +179,8 @@ def test_k8s_config_scrapes_annotated_running_pods_on_their_annotated_port() -> 
     with check_script.running_prometheus(config) as base:
         reply = _targets_once_all_discovered(base, count=len(job["static_configs"]))
     active = {t["labels"]["instance"]: t for t in reply["activeTargets"]}
-    assert sorted(active) == ["127.0.0.2:9100", "[::1]:8000"]
+    assert sorted(active) == ["127.0.0.2:9100", "[::1]:9101"]
     assert active["127.0.0.2:9100"]["scrapeUrl"] == "http://127.0.0.2:9100/metrics"
-    assert active["[::1]:8000"]["labels"]["namespace"] == "llm"
-    assert active["[::1]:8000"]["labels"]["app"] == "llm-gateway"
+    assert active["[::1]:9101"]["labels"]["namespace"] == "llm"
+    assert active["[::1]:9101"]["labels"]["app"] == "llm-gateway"
     assert len(reply["droppedTargets"]) == 3
