@@ -23,17 +23,20 @@ class Result:
     provider_s: float = 0.0
 
 
-async def job_events(state: AppState, job_id: str, *, after_id: str = "0-0",
-                     timeout_s: float | None = None) -> AsyncIterator[Event]:
-    """Events after `after_id` up to and including the terminal one."""
+async def job_events(state: AppState, job_id: str, *, after_id: str = "0-0", timeout_s: float | None = None,
+                     cancel_at_deadline: bool = False) -> AsyncIterator[Event]:
+    """Events after `after_id` up to and including the terminal one; UpstreamTimeout once the job has not
+    ended within `timeout_s` (REQUEST_TIMEOUT_S). Only the request that created the job passes
+    `cancel_at_deadline`: a follower, a repeat or a request sharing the job stops reading and the job runs on."""
     deadline = time.monotonic() + (timeout_s or state.settings.request_timeout_s)
     async for event in read_events(state.redis, job_id, after_id=after_id, block_ms=IDLE_CHECK_MS):
         if event is not None:
             yield event
             continue
         if time.monotonic() > deadline:
-            # Nobody will read the answer: stop the job rather than bill for it (unless others wait on it).
-            await cancel_job(state, job_id, unless_shared=True)
+            if cancel_at_deadline:
+                # Nobody will read the answer: stop the job rather than bill for it (unless others wait on it).
+                await cancel_job(state, job_id, unless_shared=True)
             raise UpstreamTimeout("Timed out waiting for the job to finish")
         await settle_if_dead(state, job_id)
 
@@ -59,8 +62,10 @@ async def settle_if_dead(state: AppState, job_id: str) -> bool:
     return await state.store.fail(job_id, GatewayError(f"The job failed in the queue: {reason}"))
 
 
-async def wait_for_result(state: AppState, job_id: str) -> Result:
-    async for event in job_events(state, job_id):
+async def wait_for_result(state: AppState, job_id: str, *, owns_job: bool = True) -> Result:
+    """The job's result; `owns_job` is False for a request that joined another's job (a repeat, or an
+    identical request in flight), which must not cancel it when its own wait times out."""
+    async for event in job_events(state, job_id, cancel_at_deadline=owns_job):
         if event.kind is EventKind.DONE:
             return result_from(event)
         if event.kind is EventKind.ERROR:

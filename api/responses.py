@@ -39,11 +39,12 @@ async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
             await record_cache_hit(state, tenant, chat, CachedAnswer(
                 completion=result.completion, chunks=[], cost_usd=result.cost_usd))
 
+    owns_job = not (submission.shared or submission.replayed)
     if chat.stream:
-        return stream_job(state, submission.job_id, renderer, submission.headers,
-                          owns_job=not (submission.shared or submission.replayed), on_done=record_shared)
+        return stream_job(state, submission.job_id, renderer, submission.headers, owns_job=owns_job,
+                          on_done=record_shared)
     result = await _stored_result(state, submission.job_id) if submission.replayed else None
-    result = result or await wait_for_result(state, submission.job_id)
+    result = result or await wait_for_result(state, submission.job_id, owns_job=owns_job)
     await record_shared(result)
     cost = 0.0 if submission.shared else result.cost_usd
     headers = {**submission.headers, **served_headers(submission.job_id, result, cost)}

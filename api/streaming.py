@@ -61,7 +61,7 @@ async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns
         for item in renderer.start():
             yield _sse(item)
         sent_tokens = False
-        async for event in job_events(state, job_id):
+        async for event in job_events(state, job_id, cancel_at_deadline=owns_job):
             items, done = _render(event, renderer, sent_tokens)
             sent_tokens = sent_tokens or event.kind is EventKind.TOKEN
             for item in items:

@@ -1,23 +1,21 @@
 """Submit-and-poll jobs: submit (202 at once), read status and result, follow the token event stream
 (replayable from the start, resumable from `Last-Event-ID`), cancel. A tenant sees only its own jobs."""
 
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
+from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from api.body import read_json_object
 from api.deps import AppState, StateDep, TenantDep
+from api.job_follow import ID_PATTERN, follow_events, has_more, resume_position
 from api.relay import cancel_job as cancel_and_ring
-from api.relay import job_events, settle_if_dead
+from api.relay import settle_if_dead
 from api.routes.job_list import decode_cursor, list_page
 from api.routes.schemas import CHAT_REQUEST_BODY
 from api.submit import submit
-from shared.errors import Conflict, GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.job_view import render_job
 from shared.jobs import JobRecord
 from shared.models import JobStatus, WireFormat
@@ -26,8 +24,6 @@ from shared.webhooks import validate_callback_url
 from shared.wire import openai as openai_wire
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
-
-STREAM_ID_PATTERN = r"^\d+-\d+$"
 
 
 @router.post("", status_code=202, openapi_extra=CHAT_REQUEST_BODY)
@@ -74,21 +70,23 @@ async def read_job(job_id: str, state: StateDep, tenant: TenantDep) -> JSONRespo
     return JSONResponse(render_job(record))
 
 
-@router.get("/{job_id}/events")
+@router.get("/{job_id}/events", response_model=None,
+            responses={204: {"description": "The job has ended and the stream has nothing after Last-Event-ID"}})
 async def read_job_events(
     job_id: str,
     state: StateDep,
     tenant: TenantDep,
-    last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[str | None, Query(pattern=STREAM_ID_PATTERN)] = None,
-) -> EventSourceResponse:
+    last_event_id: Annotated[str | None, Header(description="resume after this event id")] = None,
+    after: Annotated[str | None, Query(pattern=ID_PATTERN, description="the same as Last-Event-ID")] = None,
+) -> EventSourceResponse | Response:
     """SSE of the job's events from the start, or after `Last-Event-ID` (or `?after=`); ends after the
-    terminal event (`done`, `error` or `cancelled`)."""
+    terminal event (`done`, `error` or `cancelled`), or with `reconnect` when REQUEST_TIMEOUT_S is up first.
+    Never cancels the job."""
+    resume_from, source = resume_position(last_event_id, after)
     record = await _owned_job(state, tenant, job_id)
-    resume_from = last_event_id or after or "0-0"
-    if resume_from != "0-0" and not _is_stream_id(resume_from):
-        raise InvalidRequest("Last-Event-ID must be an event id from this stream, like 1700000000000-0")
-    return EventSourceResponse(_events(state, record.id, resume_from), ping=15, send_timeout=30)
+    if not await has_more(state, record, resume_from, source):
+        return Response(status_code=204)  # tells an EventSource to stop reconnecting
+    return EventSourceResponse(follow_events(state, record.id, resume_from), ping=15, send_timeout=30)
 
 
 @router.post("/{job_id}/cancel")
@@ -118,20 +116,3 @@ async def _owned_job(state: AppState, tenant: TenantSnapshot, job_id: str) -> Jo
     if record is None or record.tenant_id != tenant.id:
         raise NotFound(f"No job with id '{job_id}'")
     return record
-
-
-async def _events(state: AppState, job_id: str, after_id: str) -> AsyncIterator[dict[str, str]]:
-    try:
-        async for event in job_events(state, job_id, after_id=after_id):
-            yield {"id": event.id, "event": event.kind.value, "data": json.dumps(event.data)}
-    except GatewayError as error:
-        yield {"event": "error", "data": json.dumps({"error": error.to_dict()})}
-    except RedisError:
-        # The stream stays resumable: the client reconnects with Last-Event-ID once Redis is back.
-        unavailable = ServiceUnavailable("Redis became unavailable; reconnect with Last-Event-ID")
-        yield {"event": "error", "data": json.dumps({"error": unavailable.to_dict()})}
-
-
-def _is_stream_id(value: str) -> bool:
-    left, _, right = value.partition("-")
-    return left.isdigit() and right.isdigit()

@@ -59,7 +59,8 @@ AppClient = Callable[..., "asynccontextmanager[httpx.AsyncClient]"]
 @asynccontextmanager
 async def app_client(**settings: object) -> AsyncIterator[httpx.AsyncClient]:
     settings.setdefault("api_metrics_port", 0)  # no metrics listener unless a test asks for one on its port
-    app = create_app(Settings(_env_file=None, request_timeout_s=3, **settings))  # type: ignore[call-arg]
+    settings.setdefault("request_timeout_s", 3)
+    app = create_app(Settings(_env_file=None, **settings))  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
