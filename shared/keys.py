@@ -7,6 +7,7 @@ __all__ = [
     "USAGE_DEAD_STREAM",
     "USAGE_GROUP",
     "USAGE_STREAM",
+    "USAGE_WRITERS_KEY",
     "WEBHOOK_DEAD_STREAM",
     "WEBHOOK_GROUP",
     "WEBHOOK_RETRY_KEY",
@@ -34,6 +35,8 @@ ARQ_ABORT_KEY = "arq:abort"
 USAGE_STREAM = f"{PREFIX}:usage"
 USAGE_GROUP = "usage-writers"
 USAGE_DEAD_STREAM = f"{PREFIX}:usage:dead"
+# Sorted set: each usage writer (a worker id) scored by when it last completed a flush (ms).
+USAGE_WRITERS_KEY = f"{PREFIX}:usage:writers"
 WORKERS_KEY = f"{PREFIX}:workers"
 # Webhook deliveries: a job's end adds one to the stream (in its terminal commit); senders move it into the
 # retry schedule (sorted set scored by when the next attempt is due) and dead-letter what cannot be delivered.

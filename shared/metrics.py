@@ -30,6 +30,10 @@ __all__ = [
     "REQUEST_DURATION",
     "TIME_TO_FIRST_TOKEN",
     "TOKENS",
+    "USAGE_BACKLOG",
+    "USAGE_GROUP_RECREATED",
+    "USAGE_LAST_FLUSH",
+    "USAGE_OLDEST_UNWRITTEN",
     "WEBHOOK_DELIVERIES",
     "WORKERS",
     "WORKER_JOBS_RUNNING",
@@ -85,6 +89,18 @@ BREAKER_STATE = Gauge("llm_gateway_circuit_breaker_state", "Circuit breaker per 
                       ["target"], multiprocess_mode="max")
 WORKER_JOBS_RUNNING = Gauge("llm_gateway_worker_jobs_running", "Jobs running in this worker process",
                             multiprocess_mode="livesum")
+# Billing: set by each worker's usage writer (worker/usage_writer.py); the API exports them as 0, so use max().
+USAGE_BACKLOG = Gauge("llm_gateway_usage_backlog", "Usage records in Redis not yet written to the database",
+                      multiprocess_mode="max")
+USAGE_OLDEST_UNWRITTEN = Gauge("llm_gateway_usage_oldest_unwritten_seconds",
+                               "Age of the oldest usage record not yet written to the database (0: none waits)",
+                               multiprocess_mode="max")
+USAGE_LAST_FLUSH = Gauge("llm_gateway_usage_last_flush_timestamp_seconds",
+                         "Unix time at which this worker's usage writer last completed a flush",
+                         multiprocess_mode="max")
+USAGE_GROUP_RECREATED = Counter("llm_gateway_usage_group_recreated",
+                                "Times a usage writer found the usage stream's consumer group gone (Redis lost "
+                                "its data: restart without persistence, flush, eviction) and created it again")
 WEBHOOK_DELIVERIES = Counter("llm_gateway_webhook_deliveries",
                              "Webhook delivery attempts by outcome: delivered, retried, rejected (permanent "
                              "failure, dead-lettered) or exhausted (out of attempts, dead-lettered)", ["outcome"])

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 import fakeredis
 from arq.connections import ArqRedis
 from redis.asyncio import BlockingConnectionPool
+from redis.exceptions import ResponseError
 
 from shared.config import Settings
 
-__all__ = ["create_redis", "decode_hash", "deserialize_job", "serialize_job"]
+__all__ = ["create_redis", "decode_hash", "deserialize_job", "is_missing_group", "serialize_job"]
 
 
 def serialize_job(data: dict[str, object]) -> bytes:
@@ -46,3 +47,9 @@ def create_redis(settings: Settings, *, queue_name: str | None = None) -> ArqRed
 
 def decode_hash(raw: Mapping[bytes, bytes]) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in raw.items()}
+
+
+def is_missing_group(error: ResponseError) -> bool:
+    """Redis answers NOGROUP when a stream or its consumer group is gone: Redis restarted without persistence,
+    was flushed, or evicted the stream. A stream's readers cure it by creating the group again."""
+    return str(error).startswith("NOGROUP")

@@ -1,6 +1,9 @@
 """Moves usage records from the Redis usage stream into the database in batches, off the request path.
 Entries are acknowledged only after the insert commits, and inserts are idempotent on the job id, so a
-database outage delays billing but loses nothing, and a redelivered entry is never billed twice."""
+database outage delays billing but loses nothing, and a redelivered entry is never billed twice. When Redis
+loses its data (a restart without persistence, a flush, an eviction) the consumer group goes with it: the
+writer creates it again and carries on. It exports how far billing lags and reports its flushes
+(shared/usage_stream.py), so a stalled writer shows on `/health`, in metrics and in an alert."""
 
 import asyncio
 import json
@@ -10,9 +13,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
-from shared.keys import USAGE_DEAD_STREAM, USAGE_GROUP, USAGE_STREAM
+from shared.keys import USAGE_DEAD_STREAM, USAGE_GROUP, USAGE_STREAM, USAGE_WRITERS_KEY
+from shared.metrics import USAGE_BACKLOG, USAGE_GROUP_RECREATED, USAGE_LAST_FLUSH, USAGE_OLDEST_UNWRITTEN
+from shared.redis import is_missing_group
+from shared.usage_stream import read_usage_lag, report_flush_on
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +29,8 @@ DEAD_MAXLEN = 100_000
 # After a batch smaller than a full one, wait this long before reading again, so that at low load records
 # are written a few dozen at a time instead of one insert and three stream commands per request.
 LINGER_S = 0.05
+# How often a writer exports the lag and reports its last flush: two small reads and a write.
+OBSERVE_EVERY_S = 1.0
 
 
 class UsageWriter:
@@ -37,6 +45,10 @@ class UsageWriter:
         # Entries this consumer read but did not acknowledge (a failed insert): re-read those first.
         self._own_pending = True
         self._next_claim_at = 0.0
+        self._group_ready = False
+        self._last_flush_s: float | None = None  # wall clock of the last flush that completed
+        self._reported_flush_s: float | None = None
+        self._next_observe_at = 0.0
 
     async def ensure_group(self) -> None:
         try:
@@ -44,13 +56,15 @@ class UsageWriter:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        self._group_ready = True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush until `stop` is set, then drain what is pending once more."""
-        await self.ensure_group()
         backoff_s = self._interval_s
         while not stop.is_set():
             try:
+                if not self._group_ready:
+                    await self.ensure_group()
                 written = await self.flush_once(block_ms=int(self._interval_s * 1000))
                 backoff_s = self._interval_s
                 if 0 < written < self._batch_size:
@@ -59,15 +73,56 @@ class UsageWriter:
                 logger.warning("usage flush failed, retrying in %.1fs: %s", backoff_s, type(exc).__name__)
                 await _sleep_or_stop(stop, backoff_s)
                 backoff_s = min(MAX_BACKOFF_S, backoff_s * 2)
+            await self.observe()
         try:
             await self.flush_once(block_ms=None)
+            await self._redis.zrem(USAGE_WRITERS_KEY, self._consumer)
         except Exception as exc:
             logger.warning("final usage flush failed; entries stay pending for another worker: %s", exc)
 
     async def flush_once(self, *, block_ms: int | None) -> int:
-        """Insert one batch: this consumer's unacknowledged entries first, then dead consumers', then new.
-        Own pending entries exist only after a failure, and dead consumers' are looked for every half
-        CLAIM_IDLE_MS, so a healthy flush costs one read and one acknowledgement."""
+        """Insert one batch (see `_flush_batch`). A missing consumer group means Redis lost its data: what
+        was in the stream then is gone, and what was added since waits for the group, so create it again
+        (reading from the start of the stream) and flush."""
+        try:
+            written = await self._flush_batch(block_ms=block_ms)
+        except ResponseError as exc:
+            if not is_missing_group(exc):
+                raise
+            USAGE_GROUP_RECREATED.inc()
+            logger.warning("the usage stream's consumer group is gone (Redis lost its data: restarted without "
+                           "persistence, flushed or evicted); creating it again. Usage records not yet written "
+                           "to the database when that happened are lost")
+            await self.ensure_group()
+            self._own_pending = True
+            written = await self._flush_batch(block_ms=block_ms)
+        self._last_flush_s = time.time()
+        USAGE_LAST_FLUSH.set(self._last_flush_s)
+        return written
+
+    async def observe(self) -> None:
+        """At most once per OBSERVE_EVERY_S: export the age of the oldest unwritten record and the backlog,
+        and report this writer's last completed flush to `/health`. Redis being down leaves them as they were."""
+        if time.monotonic() < self._next_observe_at:
+            return
+        self._next_observe_at = time.monotonic() + OBSERVE_EVERY_S
+        try:
+            if self._last_flush_s is not None and self._last_flush_s != self._reported_flush_s:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    report_flush_on(pipe, self._consumer, int(self._last_flush_s * 1000))
+                    await pipe.execute()
+                self._reported_flush_s = self._last_flush_s
+            lag = await read_usage_lag(self._redis)
+        except RedisError as exc:
+            logger.debug("usage lag not read: %s", type(exc).__name__)
+            return
+        USAGE_BACKLOG.set(lag.backlog)
+        USAGE_OLDEST_UNWRITTEN.set(lag.oldest_unwritten_s)
+
+    async def _flush_batch(self, *, block_ms: int | None) -> int:
+        """This consumer's unacknowledged entries first, then dead consumers', then new. Own pending entries
+        exist only after a failure, and dead consumers' are looked for every half CLAIM_IDLE_MS, so a healthy
+        flush costs one read and one acknowledgement."""
         entries: list[tuple[bytes, dict]] = []
         from_pending = self._own_pending
         if from_pending:

@@ -34,6 +34,7 @@ from shared.job_view import render_job
 from shared.jobs import JobStore
 from shared.keys import WEBHOOK_DEAD_STREAM, WEBHOOK_GROUP, WEBHOOK_RETRY_KEY, WEBHOOK_STREAM
 from shared.metrics import WEBHOOK_DELIVERIES
+from shared.redis import is_missing_group
 from shared.scripts import LuaScript, lua_source
 from shared.webhooks import (
     ATTEMPT_HEADER,
@@ -124,6 +125,10 @@ class WebhookSender:
                 await self.intake_once(block_ms=INTAKE_BLOCK_MS)
                 backoff_s = 0.1
             except Exception as exc:  # Redis is down: entries stay in the stream, retry later
+                if isinstance(exc, ResponseError) and is_missing_group(exc):
+                    # Redis lost its data (restart without persistence, flush, eviction): deliveries queued
+                    # before then are gone; create the group again for those queued since.
+                    self._group_ready = False
                 logger.warning("webhook intake failed, retrying in %.1fs: %s", backoff_s, type(exc).__name__)
                 await _pause(stop, None, backoff_s)
                 backoff_s = min(MAX_BACKOFF_S, backoff_s * 2)

@@ -1,5 +1,6 @@
-"""Health: 200 when Redis, the database and at least one live worker are reachable, else 503 naming the part
-that is down. Workers prove they are alive with a heartbeat in Redis."""
+"""Health: 200 when Redis, the database and at least one live worker are reachable and billing keeps up, else
+503 naming the part that is down. Workers prove they are alive with a heartbeat in Redis; usage writers report
+their flushes there, and the usage stream's oldest entry says how far billing lags (shared/usage_stream.py)."""
 
 import asyncio
 import time
@@ -12,6 +13,7 @@ from sqlalchemy import text
 
 from api.deps import AppState, StateDep
 from shared.keys import WORKERS_KEY
+from shared.usage_stream import read_usage_lag
 
 router = APIRouter(tags=["health"])
 
@@ -25,6 +27,7 @@ async def read_health(state: StateDep) -> JSONResponse:
         "redis": await _check(_redis_ok(state)),
         "database": await _check(_database_ok(state)),
         "workers": await _check(_workers_alive(state)),
+        "usage": await _check(_usage_written(state)),
     }
     healthy = all(check["ok"] for check in checks.values())
     body = {"status": "ok" if healthy else "unavailable", "checks": checks}
@@ -55,3 +58,9 @@ async def _workers_alive(state: AppState) -> dict[str, object]:
     if alive == 0:
         return {"ok": False, "count": 0, "detail": "no worker has sent a heartbeat recently"}
     return {"ok": True, "count": alive}
+
+
+async def _usage_written(state: AppState) -> dict[str, object]:
+    """Billing reaches the database: no usage record has waited in Redis, and no writer has gone without a
+    completed flush, for longer than USAGE_LAG_LIMIT_S."""
+    return (await read_usage_lag(state.redis)).as_check()
