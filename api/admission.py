@@ -1,6 +1,8 @@
-"""Admission of a request against its tenant's limits: estimates its tokens and worst-case cost, runs the
-atomic Redis check, seeds a budget period from the database when Redis has no counters for it, and turns
-a refusal into a 429 or 402. The rate-limit headers it computes go on the response, whatever its status.
+"""Admission of a request against its tenant's limits: estimates its tokens and worst-case cost (the most
+output each target of its route can answer with, shared/reservation.py), runs the atomic Redis check, seeds a
+budget period's spend from the usage records when Redis has no counter for it (shared/budget.py), and turns a
+refusal into a 429 or 402 (api/budget_refusal.py says which max_tokens would fit). The rate-limit headers it
+computes go on the response, whatever its status.
 The same script sheds load: a job whose priority class finds the queue deeper than its bound
 (QUEUE_MAX_DEPTH for batch, QUEUE_MAX_DEPTH_INTERACTIVE for interactive) gets 503 `queue_full`, with a
 `Retry-After` from the measured drain rate."""
@@ -8,25 +10,23 @@ The same script sheds load: a job whose priority class finds the queue deeper th
 import math
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
-from sqlmodel import col
-
+from api.budget_refusal import Reserved, budget_refusal
 from api.deps import AppState
+from shared.budget import seed_spend
 from shared.config import Settings
-from shared.db.tables import UsageRecord
-from shared.errors import BudgetExceeded, RateLimited, ServiceUnavailable
+from shared.errors import RateLimited, ServiceUnavailable
 from shared.fair_queue import Priority
-from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit, budget_period, period_start
-from shared.limits import seed_budget as seed_budget_counters
+from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit
 from shared.metrics import BUDGET_REJECTIONS, BUDGET_USED_RATIO, RATE_LIMIT_REJECTIONS
 from shared.models import ChatRequest
+from shared.reservation import worst_case
 from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
 # A request without max_tokens is charged this many completion tokens against its tokens-per-minute limit
-# until settlement charges what it really used; its budget reservation still assumes DEFAULT_MAX_TOKENS.
+# until settlement charges what it really used; its budget reservation assumes the most it can answer.
 UNSET_MAX_TOKENS_ESTIMATE = 256
 MESSAGES = {
     "requests": "Rate limit reached: {limit} requests per minute",
@@ -52,7 +52,7 @@ async def admit_request(
     settings = state.settings
     rpm = tenant.rate_limit if tenant.rate_limit is not None else settings.default_rate_limit
     prompt = estimate_prompt_tokens(request)
-    max_tokens = request.max_tokens or settings.default_max_tokens
+    reserved = Reserved(request, prompt, targets, worst_case(request, prompt, targets, state.prices))
     budget = Budget(tenant.budget_usd, tenant.budget_period) if full and tenant.budget_usd is not None else None
     if full:
         state.prices.check_priced([target.model for target in targets])
@@ -61,7 +61,7 @@ async def admit_request(
         tokens=prompt + (request.max_tokens or UNSET_MAX_TOKENS_ESTIMATE),
         concurrency_limit=(tenant.max_concurrent or 0) if full else 0,
         concurrency_expiry_s=settings.request_timeout_s + settings.worker_job_timeout_s, budget=budget,
-        reserve_usd=max(state.prices.worst_case_cost_usd(t.model, prompt, max_tokens) for t in targets),
+        reserve_usd=reserved.worst.cost_usd if full else 0.0, hold_expiry_s=settings.job_ttl_s,
         queue_keys=(state.queue.fair.ready[Priority.INTERACTIVE], state.queue.fair.ready[Priority.BATCH])
         if full and priority is not None else None,
         queue_limit=queue_limit(settings, priority) if full and priority is not None else 0,
@@ -69,7 +69,7 @@ async def admit_request(
     now = datetime.now(UTC)
     result = await admit(state.redis, limit_request, now)
     if result.budget_unseeded and budget is not None:
-        await _seed_budget(state, tenant.id, budget.period, now)
+        await seed_spend(state.redis, state.sessions, tenant.id, budget.period, now)
         result = await admit(state.redis, limit_request, now)
     if budget is not None and result.budget_used_usd is not None and budget.limit_usd > 0:
         BUDGET_USED_RATIO.labels(tenant.id).set(result.budget_used_usd / budget.limit_usd)
@@ -77,7 +77,7 @@ async def admit_request(
     if not result.allowed and result.reason == "queue_full" and priority is not None:
         raise await _queue_full(state, tenant, priority, limit_request.queue_limit, headers)
     if not result.allowed:
-        raise _refusal(result, rpm, tenant, now, headers)
+        raise _refusal(state, result, rpm, tenant, now, headers, reserved)
     return (result.admission if full else None), headers
 
 
@@ -116,17 +116,11 @@ def ratelimit_headers(result: AdmissionResult, rpm: int, tpm: int | None) -> dic
     return headers
 
 
-def _refusal(result: AdmissionResult, rpm: int, tenant: TenantSnapshot, now: datetime,
-             headers: dict[str, str]) -> Exception:
+def _refusal(state: AppState, result: AdmissionResult, rpm: int, tenant: TenantSnapshot, now: datetime,
+             headers: dict[str, str], reserved: Reserved) -> Exception:
     if result.reason == "budget":
         BUDGET_REJECTIONS.labels(tenant.id).inc()
-        _, reset_at = budget_period(tenant.budget_period, now)
-        when = reset_at.strftime("%Y-%m-%dT%H:%M:%SZ") if reset_at else None
-        resets = f"; it resets at {when}" if when else "; it does not reset (period 'none')"
-        error: Exception = BudgetExceeded(
-            f"Budget of ${tenant.budget_usd:.2f} for this {tenant.budget_period} period is exhausted{resets}",
-            reset_at=when,
-        )
+        error: Exception = budget_refusal(tenant, reserved, state.prices, result.budget_used_micros, now)
     else:
         RATE_LIMIT_REJECTIONS.labels(tenant.id, result.reason).inc()
         limit = rpm if result.reason == "requests" else tenant.tpm_limit
@@ -135,16 +129,3 @@ def _refusal(result: AdmissionResult, rpm: int, tenant: TenantSnapshot, now: dat
         error = RateLimited(message, retry_after_s=retry_after, code=f"{result.reason}_limit_exceeded")
     error.headers = headers  # type: ignore[attr-defined]
     return error
-
-
-async def _seed_budget(state: AppState, tenant_id: str, period: str, now: datetime) -> None:
-    """Counters for a new period (or after Redis lost them) start from what the database recorded."""
-    start = period_start(period, now)
-    statement = select(func.coalesce(func.sum(col(UsageRecord.cost_usd)), 0.0)).where(
-        col(UsageRecord.tenant_id) == tenant_id
-    )
-    if start is not None:
-        statement = statement.where(col(UsageRecord.created_at) >= start)
-    async with state.sessions() as session:
-        spent = float(await session.scalar(statement) or 0.0)
-    await seed_budget_counters(state.redis, tenant_id, period, now, spent)

@@ -1,6 +1,7 @@
 """`llm-gateway tenants ...` and `llm-gateway usage ...`: tenant administration and usage reports run straight
 on the database, answering what the admin API would (`--json` prints the admin API's own JSON). After a
-change the tenant's cached snapshot is dropped from Redis so it applies at once in every API process.
+change the tenant's cached snapshot is dropped from Redis so it applies at once in every API process (and
+after a change of budget, its spend counters, which the next request then seeds from the usage records).
 `cli.main` registers the parsers (cli/tenant_args.py) and calls `run`; errors print one line and exit 2."""
 
 import argparse
@@ -10,6 +11,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.routes.admin import TenantCreate, render_tenant
 from cli.tables import render_pairs, render_table
 from cli.tenant_args import MAX_DAYS, NUMBERS, OPTIONS, PROG
+from shared.budget import reset_budget_counters
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import run_migrations
@@ -42,6 +45,8 @@ __all__ = ["run"]
 
 logger = logging.getLogger(__name__)
 
+BUDGET_FIELDS = frozenset({"budget_usd", "budget_period"})
+
 LIST_COLUMNS = ("id", "name", "disabled", "rate_limit", "tpm_limit", "max_concurrent", "budget_usd",
                 "budget_period", "created_at")
 USAGE_COLUMNS = ("requests", "failed", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hits",
@@ -50,12 +55,14 @@ USAGE_COLUMNS = ("requests", "failed", "prompt_tokens", "completion_tokens", "co
 
 @dataclass
 class Outcome:
-    """What a command prints: `text`, or `data` as JSON; `changed` names a tenant whose cache must go."""
+    """What a command prints: `text`, or `data` as JSON; `changed` names a tenant whose cache must go (and,
+    with `budget_changed`, whose budget counters must be seeded again)."""
 
     text: str
     data: object
     changed: str | None = None
     warning: str | None = None
+    budget_changed: bool = False
 
 
 Action = Callable[[argparse.Namespace, AsyncSession], Awaitable[Outcome]]
@@ -96,17 +103,20 @@ async def _execute(action: Action, args: argparse.Namespace, settings: Settings)
     finally:
         await engine.dispose()
     if outcome.changed is not None:
-        outcome.warning = await _drop_cached(settings, outcome.changed)
+        outcome.warning = await _drop_cached(settings, outcome.changed, budget_changed=outcome.budget_changed)
     return outcome
 
 
-async def _drop_cached(settings: Settings, tenant_id: str) -> str | None:
-    """Drop the tenant's cached snapshot; a warning if Redis cannot be reached (the change is saved)."""
+async def _drop_cached(settings: Settings, tenant_id: str, *, budget_changed: bool = False) -> str | None:
+    """Drop the tenant's cached snapshot (and its spend counters after a budget change); a warning if Redis
+    cannot be reached (the change is saved)."""
     if settings.resolved_redis_url is None:
         return None  # embedded mode: the only cache lives inside the serving process
     redis = create_redis(settings)
     try:
         await TenantCache(redis, ttl_s=settings.auth_cache_ttl_s).invalidate_tenant(tenant_id)
+        if budget_changed:
+            await reset_budget_counters(redis, tenant_id, datetime.now(UTC))
     except (RedisError, OSError) as error:
         return (f"saved, but the cached tenant could not be dropped from Redis ({_first_line(error)}); "
                 f"API processes apply the change within AUTH_CACHE_TTL_S={settings.auth_cache_ttl_s}s")
@@ -190,7 +200,8 @@ async def _update(args: argparse.Namespace, session: AsyncSession) -> Outcome:
         options = ", ".join(OPTIONS[field] for field in TenantLimits.model_fields)
         raise InvalidRequest(f"nothing to update: give at least one of {options}")
     tenant = await update_tenant(session, args.tenant_id, changes)
-    return Outcome(_tenant_text(tenant), render_tenant(tenant), changed=tenant.id)
+    return Outcome(_tenant_text(tenant), render_tenant(tenant), changed=tenant.id,
+                   budget_changed=bool(changes.model_fields_set & BUDGET_FIELDS))
 
 
 async def _disable(args: argparse.Namespace, session: AsyncSession) -> Outcome:

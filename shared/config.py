@@ -62,7 +62,6 @@ class Settings(BaseSettings):
     unknown_model_pricing: str = Field(default="default", pattern="^(default|refuse)$")
     default_input_price_per_m: float = Field(default=10.0, ge=0)
     default_output_price_per_m: float = Field(default=30.0, ge=0)
-    default_max_tokens: int = Field(default=4096, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_messages: int = Field(default=2048, ge=1)
     body_read_timeout_s: float = Field(default=30.0, gt=0)

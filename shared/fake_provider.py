@@ -296,8 +296,9 @@ def _failure_status(state: _ProviderState, model: str, directives: Directives, s
 
 
 def _build_reply(config: FakeProviderConfig, dialect: Dialect, body: JSON, model: str) -> Reply:
+    count = parse_directives(model).token_count
     words, truncated = reply_words(
-        last_user_text(body["messages"]), config.token_count, dialect.max_tokens(body)
+        last_user_text(body["messages"]), config.token_count if count is None else count, dialect.max_tokens(body)
     )
     return Reply(
         id=f"{dialect.id_prefix}{uuid.uuid4().hex[:24]}",

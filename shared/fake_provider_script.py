@@ -1,7 +1,6 @@
 """What the fake provider answers and how it misbehaves: the deterministic reply words, word-based token
 counting, and the model-name directives (fail-NNN, retry-after-N, slow-NNNN, cut-after-N, garbage-json,
-garbage-shape). Used only by
-shared.fake_provider and its format helpers."""
+garbage-shape, tokens-N). Used only by shared.fake_provider and its format helpers."""
 
 import re
 from collections.abc import Iterable
@@ -25,6 +24,8 @@ _SLOW = re.compile(r"(?<![a-z0-9])slow-(\d+)", re.IGNORECASE)
 _CUT_AFTER = re.compile(r"(?<![a-z0-9])cut-after-(\d+)", re.IGNORECASE)
 # A 200 whose body is not JSON (`garbage-json`) or JSON of the wrong shape (`garbage-shape`).
 _GARBAGE = re.compile(r"(?<![a-z0-9])garbage-(json|shape)", re.IGNORECASE)
+# An answer of N tokens (before max_tokens), whatever `--tokens` says: a model that writes long answers.
+_TOKENS = re.compile(r"(?<![a-z0-9])tokens-(\d+)", re.IGNORECASE)
 
 _REPLY_PREFIX = ("Fake", "reply", "to:")
 _ECHOED_WORDS = 5
@@ -40,6 +41,7 @@ class Directives:
     slow_ms: int = 0
     cut_after: int | None = None
     garbage: str | None = None
+    token_count: int | None = None
 
 
 def _match(pattern: re.Pattern[str], model: str) -> str | None:
@@ -53,6 +55,7 @@ def parse_directives(model: str) -> Directives:
     retry_after = _match(_RETRY_AFTER, model)
     slow = _match(_SLOW, model)
     cut_after = _match(_CUT_AFTER, model)
+    tokens = _match(_TOKENS, model)
     fail_status = int(fail) if fail is not None else None
     return Directives(
         # Only error statuses make sense to inject; anything else would be a successful-looking failure.
@@ -61,6 +64,7 @@ def parse_directives(model: str) -> Directives:
         slow_ms=int(slow) if slow is not None else 0,
         cut_after=int(cut_after) if cut_after is not None else None,
         garbage=(_match(_GARBAGE, model) or "").lower() or None,
+        token_count=int(tokens) if tokens is not None else None,
     )
 
 

@@ -25,7 +25,7 @@ from shared.keys import (
     job_key,
     tenant_jobs_key,
 )
-from shared.limits import Admission, queue_settlement, settlement_call
+from shared.limits import SETTLE_ARGS, SETTLE_KEYS, Admission, queue_settlement, settlement_call
 from shared.models import ChatRequest, Completion, JobStatus, WireFormat
 from shared.redis import decode_hash
 from shared.scripts import LuaScript, lua_source
@@ -234,11 +234,12 @@ def _finish_call(record: JobRecord, outcome: JobOutcome, usage_row: dict[str, ob
     every key they could touch, and these are never touched when their flag is off."""
     key = job_key(record.id)
     kind, data = _terminal_event(outcome)
-    settle_keys, settle_args = [key] * 4, [""] * 6
+    settle_keys, settle_args = [key] * SETTLE_KEYS, [""] * SETTLE_ARGS
     if record.admission is not None:
+        # Spent in the periods of the usage record's time, as a seed from the database would count it.
         settle_keys, settle_args = settlement_call(
             record.admission, record.id, tokens_used=outcome.prompt_tokens + outcome.completion_tokens,
-            cost_usd=outcome.cost_usd)
+            cost_usd=outcome.cost_usd, now=_row_time(usage_row))
     digest = record.cache_digest
     answer = _cached_answer(record, outcome)
     fields = _outcome_fields(outcome)
@@ -252,6 +253,11 @@ def _finish_call(record: JobRecord, outcome: JobOutcome, usage_row: dict[str, ob
         len(fields), *(item for pair in fields.items() for item in pair),
     ]
     return keys, args
+
+
+def _row_time(usage_row: dict[str, object]) -> datetime:
+    created = usage_row.get("created_at")
+    return datetime.fromtimestamp(created, UTC) if isinstance(created, int | float) else datetime.now(UTC)
 
 
 def _cached_answer(record: JobRecord, outcome: JobOutcome) -> str | None:

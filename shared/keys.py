@@ -15,7 +15,8 @@ __all__ = [
     "WORKERS_KEY",
     "auth_cache_key",
     "breaker_key",
-    "budget_key",
+    "budget_holds_key",
+    "budget_holds_sum_key",
     "cache_entry_key",
     "cache_inflight_key",
     "concurrency_key",
@@ -24,6 +25,7 @@ __all__ = [
     "job_events_key",
     "job_key",
     "rpm_key",
+    "spend_key",
     "tenant_auth_index_key",
     "tenant_jobs_key",
     "tpm_key",
@@ -101,9 +103,20 @@ def concurrency_key(tenant_id: str) -> str:
     return f"{PREFIX}:rl:conc:{tenant_id}"
 
 
-def budget_key(tenant_id: str, period_id: str) -> str:
-    """Hash of micro-dollars spent and reserved in one budget period."""
-    return f"{PREFIX}:budget:{tenant_id}:{period_id}"
+def spend_key(tenant_id: str, period_id: str) -> str:
+    """Hash with the micro-dollars a tenant spent in one period (`spent`), kept for every period kind whether or
+    not its budget uses it, and the fields of a seed from the database in progress (shared/budget.py)."""
+    return f"{PREFIX}:spend:{tenant_id}:{period_id}"
+
+
+def budget_holds_key(tenant_id: str) -> str:
+    """Sorted set of the tenant's budget reservations in flight, members `job_id:micros`, scored by expiry."""
+    return f"{PREFIX}:budget-holds:{tenant_id}"
+
+
+def budget_holds_sum_key(tenant_id: str) -> str:
+    """Running sum of the micro-dollars in the tenant's reservations in flight."""
+    return f"{PREFIX}:budget-holds-sum:{tenant_id}"
 
 
 def cache_entry_key(digest: str) -> str:

@@ -1,9 +1,15 @@
 """Tenant limits enforced in Redis for every API process at once: requests and tokens per minute (sliding
 window logs: exact, never 2x at a window boundary), concurrent jobs, and a USD budget per period that a
 request reserves at its worst-case cost. Admission is one Lua script (all or nothing); settlement runs
-inside the job's terminal transaction, so it happens exactly once."""
+inside the job's terminal transaction, so it happens exactly once.
+
+Budget counters: the spend of each period (day, week, month, all time) of each tenant, added to at every
+settlement whether or not a budget uses that period, so a changed budget or period finds its spend; and the
+tenant's reservations in flight (holds), apart from any period. A missing spend counter is seeded from the
+usage records: `open_seed` and `close_seed` here, the reading in shared/budget.py."""
 
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -11,36 +17,62 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from shared.keys import budget_key, concurrency_key, rpm_key, tpm_key, tpm_sum_key
+from shared.keys import (
+    USAGE_STREAM,
+    budget_holds_key,
+    budget_holds_sum_key,
+    concurrency_key,
+    rpm_key,
+    spend_key,
+    tpm_key,
+    tpm_sum_key,
+)
 from shared.scripts import LuaScript, lua_source
 
 __all__ = [
+    "PERIODS",
+    "SETTLE_ARGS",
+    "SETTLE_KEYS",
+    "UNBOUNDED_RESERVE_MICROS",
     "Admission",
     "AdmissionResult",
     "Budget",
     "LimitRequest",
+    "SeedTicket",
     "admit",
     "budget_period",
+    "close_seed",
+    "late_settlements",
+    "open_seed",
+    "period_start",
     "queue_settlement",
     "seed_budget",
     "settlement_call",
+    "spend_keys",
 ]
 
 ADMIT = LuaScript(lua_source("admit.lua"))
+SEED_OPEN = LuaScript(lua_source("seed_open.lua"))
+SEED_CLOSE = LuaScript(lua_source("seed_close.lua"))
 SETTLE_SCRIPT = lua_source("settle_fn.lua", "settle.lua")
+SETTLE_KEYS, SETTLE_ARGS = 9, 5
 BUDGET_GRACE = timedelta(days=7)
+PERIODS = ("daily", "weekly", "monthly", "none")
+# The reservation of a request whose cost has no known bound: more than any budget (at most $1e9, 1e15 micros).
+UNBOUNDED_RESERVE_MICROS = 2**50
+LATE_PREFIX = "late:"
 
 
 class Admission(BaseModel):
-    """What a job holds after admission, so that its end can settle it (kept in the job record)."""
+    """What a job holds after admission, so that its end can settle it (kept in the job record).
+    `budgeted`: the tenant had a budget, so the job must not answer past what was reserved for it."""
 
     tenant_id: str
     tokens_estimated: int = 0
     tpm_limit: int = 0
     concurrency: bool = False
-    budget_key: str | None = None
     reserved_micros: int = 0
-    budget_ttl_s: int = 0
+    budgeted: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,7 +95,9 @@ class LimitRequest:
     concurrency_limit: int
     concurrency_expiry_s: float
     budget: Budget | None
-    reserve_usd: float
+    reserve_usd: float | None  # None: no known bound (UNBOUNDED_RESERVE_MICROS)
+    # How long a reservation is held at most: past it the job can no longer end (its record is gone).
+    hold_expiry_s: float = 86_400.0
     # Backpressure: refuse ('queue_full') when these two ready sets hold `queue_limit` jobs (0: never).
     queue_keys: tuple[str, str] | None = None
     queue_limit: int = 0
@@ -80,7 +114,22 @@ class AdmissionResult:
     tpm_reset_s: float
     budget_unseeded: bool
     admission: Admission
-    budget_used_usd: float | None = None
+    budget_used_micros: int | None = None
+
+    @property
+    def budget_used_usd(self) -> float | None:
+        return self.budget_used_micros / 1_000_000 if self.budget_used_micros is not None else None
+
+
+@dataclass(frozen=True)
+class SeedTicket:
+    """An open seed of one spend counter. Settlements up to `last_usage_id` in the usage stream are the seed's
+    to count; later ones add to the counter themselves (and are noted as late)."""
+
+    key: str
+    token: str
+    last_usage_id: str
+    ready: bool
 
 
 def budget_period(period: str, now: datetime) -> tuple[str, datetime | None]:
@@ -107,59 +156,92 @@ def period_start(period: str, now: datetime) -> datetime | None:
 
 
 async def admit(redis: Redis, request: LimitRequest, now: datetime) -> AdmissionResult:
-    period_id, reset_at = budget_period(request.budget.period if request.budget else "none", now)
-    key_budget = budget_key(request.tenant_id, period_id)
-    ttl_s = _budget_ttl_s(now, reset_at)
-    reserve_micros = math.ceil(request.reserve_usd * 1_000_000) if request.budget else 0
+    """Run the admission script. Every request with a cost records a hold (the reservation in flight),
+    budget or not, so that a budget set while it runs counts it."""
+    period_id, _ = budget_period(request.budget.period if request.budget else "none", now)
+    key_spend = spend_key(request.tenant_id, period_id)
+    reserve_micros = _micros(request.reserve_usd)
     now_ms = int(now.timestamp() * 1000)
     keys = [rpm_key(request.tenant_id), tpm_key(request.tenant_id), tpm_sum_key(request.tenant_id),
-            concurrency_key(request.tenant_id), key_budget, *(request.queue_keys or (key_budget, key_budget))]
+            concurrency_key(request.tenant_id), key_spend, *(request.queue_keys or (key_spend, key_spend)),
+            budget_holds_key(request.tenant_id), budget_holds_sum_key(request.tenant_id)]
     args = [now_ms, request.rpm_limit, request.tpm_limit, request.tokens, request.concurrency_limit, request.job_id,
             int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
-            reserve_micros, ttl_s, request.queue_limit if request.queue_keys else 0]
+            reserve_micros, int(request.hold_expiry_s * 1000), request.queue_limit if request.queue_keys else 0]
     reply = await ADMIT.run(redis, keys, args)  # type: ignore[arg-type]
     allowed, reason, wait_ms, rpm_rem, rpm_reset, tpm_rem, tpm_reset, budget_state, budget_used = reply
     admission = Admission(
         tenant_id=request.tenant_id, tokens_estimated=request.tokens if request.tpm_limit else 0,
         tpm_limit=request.tpm_limit, concurrency=request.concurrency_limit > 0,
-        budget_key=key_budget, reserved_micros=reserve_micros, budget_ttl_s=ttl_s,
+        reserved_micros=reserve_micros, budgeted=request.budget is not None,
     )
     return AdmissionResult(
         allowed=bool(allowed), reason=_text(reason), retry_after_s=int(wait_ms) / 1000,
         rpm_remaining=int(rpm_rem), rpm_reset_s=int(rpm_reset) / 1000, tpm_remaining=int(tpm_rem),
         tpm_reset_s=int(tpm_reset) / 1000, budget_unseeded=_text(budget_state) == "missing", admission=admission,
-        budget_used_usd=int(budget_used) / 1_000_000 if int(budget_used) >= 0 else None,
+        budget_used_micros=int(budget_used) if int(budget_used) >= 0 else None,
     )
 
 
-async def seed_budget(redis: Redis, tenant_id: str, period: str, now: datetime, spent_usd: float) -> None:
-    """Start a period's budget counters from what the database says was spent (after a Redis loss, or on
-    the first request of a period). HSETNX keeps a concurrent seed from double counting."""
+def spend_keys(tenant_id: str, now: datetime) -> list[str]:
+    """The tenant's spend counters of the day, week, month and all time that `now` falls in."""
+    return [spend_key(tenant_id, budget_period(period, now)[0]) for period in PERIODS]
+
+
+async def open_seed(redis: Redis, tenant_id: str, period: str, now: datetime) -> SeedTicket:
+    """Start seeding the period's spend counter, or join a seed under way (a seeder that died is finished by
+    the next). From here on, settlements add to the counter; admission waits for the seed to close."""
     period_id, reset_at = budget_period(period, now)
-    key = budget_key(tenant_id, period_id)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hsetnx(key, "spent", math.ceil(spent_usd * 1_000_000))
-        pipe.hsetnx(key, "reserved", 0)
-        pipe.expire(key, _budget_ttl_s(now, reset_at))
-        await pipe.execute()
+    key = spend_key(tenant_id, period_id)
+    reply = await SEED_OPEN.run(redis, [key, USAGE_STREAM], [uuid.uuid4().hex, _budget_ttl_s(now, reset_at)])
+    state, token, last_id = (_text(part) for part in reply)  # type: ignore[union-attr]
+    return SeedTicket(key=key, token=token, last_usage_id=last_id, ready=state == "ready")
+
+
+async def late_settlements(redis: Redis, ticket: SeedTicket) -> set[str]:
+    """Job ids settled since the seed opened: their cost is in the counter already."""
+    fields = await redis.hkeys(ticket.key)  # type: ignore[misc]
+    names = (_text(field) for field in fields)
+    return {name.removeprefix(LATE_PREFIX) for name in names if name.startswith(LATE_PREFIX)}
+
+
+async def close_seed(redis: Redis, ticket: SeedTicket, spent_micros: int, late: set[str] | None) -> bool | None:
+    """Add what was spent before the seed opened and end the seed. With `late`, only if no job settled since
+    the caller read it (None means commit regardless). True when committed; False when another seeder
+    committed, or the counter was reset; None when a job settled meanwhile (read `late` again and retry)."""
+    count = -1 if late is None else len(late)
+    committed = int(await SEED_CLOSE.run(redis, [ticket.key], [ticket.token, spent_micros, count]))  # type: ignore[arg-type]
+    return None if committed < 0 else committed == 1
+
+
+async def seed_budget(redis: Redis, tenant_id: str, period: str, now: datetime, spent_usd: float) -> None:
+    """Seed a period's spend counter with a known amount (tests and tools; the API reads the usage records)."""
+    ticket = await open_seed(redis, tenant_id, period, now)
+    if not ticket.ready:
+        await close_seed(redis, ticket, math.ceil(spent_usd * 1_000_000), None)
 
 
 def queue_settlement(pipe: Pipeline, admission: Admission, job_id: str, *, tokens_used: int,
                      cost_usd: float, now: datetime) -> None:
     """Queue the settle script on a transaction (a cancelled queued job, a released admission)."""
-    keys, args = settlement_call(admission, job_id, tokens_used=tokens_used, cost_usd=cost_usd)
+    keys, args = settlement_call(admission, job_id, tokens_used=tokens_used, cost_usd=cost_usd, now=now)
     pipe.eval(SETTLE_SCRIPT, len(keys), *keys, *args)
 
 
-def settlement_call(admission: Admission, job_id: str, *, tokens_used: int,
-                    cost_usd: float) -> tuple[list[str], list[object]]:
-    """The keys and arguments of `settle` (shared/lua/settle_fn.lua), also passed inside finish.lua."""
+def settlement_call(admission: Admission, job_id: str, *, tokens_used: int, cost_usd: float,
+                    now: datetime | None = None) -> tuple[list[str], list[object]]:
+    """The keys and arguments of `settle` (shared/lua/settle_fn.lua), also passed inside finish.lua. The cost
+    counts as spent in the periods `now` falls in."""
     actual_micros = math.ceil(cost_usd * 1_000_000) if cost_usd > 0 else 0
-    keys = [tpm_key(admission.tenant_id), tpm_sum_key(admission.tenant_id), concurrency_key(admission.tenant_id),
-            admission.budget_key or budget_key(admission.tenant_id, "all")]
-    args: list[object] = [job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros,
-                          actual_micros, admission.budget_ttl_s or 86_400]
+    tenant = admission.tenant_id
+    keys = [tpm_key(tenant), tpm_sum_key(tenant), concurrency_key(tenant), budget_holds_key(tenant),
+            budget_holds_sum_key(tenant), *spend_keys(tenant, now or datetime.now(UTC))]
+    args: list[object] = [job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros, actual_micros]
     return keys, args
+
+
+def _micros(usd: float | None) -> int:
+    return UNBOUNDED_RESERVE_MICROS if usd is None else math.ceil(usd * 1_000_000)
 
 
 def _budget_ttl_s(now: datetime, reset_at: datetime | None) -> int:

@@ -4,7 +4,9 @@ with a dated suffix (`gpt-4o-2024-08-06`, `claude-sonnet-4-5-20250929`) is price
 
 Models missing from the table follow `UNKNOWN_MODEL_PRICING`: "default" prices them at the configured
 default price, "refuse" leaves them unpriced so callers can refuse them with `check_priced` before any
-upstream call. The worker prices finished jobs with `cost_usd`; budget checks use `worst_case_cost_usd`."""
+upstream call. The worker prices finished jobs with `cost_usd`; budget checks use `worst_case_cost_usd`. An
+entry may also give the model's `max_output_tokens`, the longest answer it can write: what a request without
+`max_tokens` reserves (shared/reservation.py)."""
 
 import re
 from collections.abc import Mapping
@@ -29,13 +31,15 @@ POLICIES = ("default", "refuse")
 
 
 class Price(BaseModel):
-    """USD per million tokens. Without `cached_input`, cached prompt tokens cost the full input price."""
+    """USD per million tokens. Without `cached_input`, cached prompt tokens cost the full input price.
+    Without `max_output_tokens`, the model's longest answer is unknown."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float = Field(default=0.0, ge=0)
+    max_output_tokens: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -70,6 +74,11 @@ class PriceTable:
         if listed is not None:
             return listed
         return self._default_price if self._unknown_policy == "default" else None
+
+    def max_output_tokens(self, model: str) -> int | None:
+        """The longest answer the model can write, when the table says (never for an unlisted model)."""
+        listed = self._listed(model)
+        return listed.max_output_tokens if listed is not None else None
 
     def cost_usd(self, model: str, usage: Usage) -> float:
         """What a usage costs: uncached prompt, cached prompt and completion tokens each at their price.
@@ -116,16 +125,24 @@ def _prices(override: Path | None) -> Mapping[str, Price]:
     prices = _read_prices(BUNDLED_PRICES_FILE)
     if override is not None:
         try:
-            prices.update(_read_prices(override))
+            overrides = _read_prices(override)
         except (OSError, yaml.YAMLError, ValueError) as exc:
             raise ValueError(f"PRICES_FILE {override}: {_reason(exc)}") from exc
+        prices.update({name: _keep_max_output(price, prices.get(name)) for name, price in overrides.items()})
     return MappingProxyType(prices)
+
+
+def _keep_max_output(price: Price, bundled: Price | None) -> Price:
+    """A new price for a bundled model keeps the model's known maximum output unless it gives its own."""
+    if price.max_output_tokens is not None or bundled is None:
+        return price
+    return price.model_copy(update={"max_output_tokens": bundled.max_output_tokens})
 
 
 def _read_prices(path: Path) -> dict[str, Price]:
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
-        raise ValueError("must be a mapping of model name to {input, output, cached_input}")
+        raise ValueError("must be a mapping of model name to {input, output, cached_input, max_output_tokens}")
     prices: dict[str, Price] = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not name:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import time
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ from shared.jobs import JobOutcome, JobRecord, usage_row
 from shared.logs import JOB_ID, REQUEST_ID
 from shared.metrics import COST_USD, FALLBACKS, JOBS, PROVIDER_DURATION, TIME_TO_FIRST_TOKEN, TOKENS
 from shared.models import Completion, FinishReason, JobStatus, Usage, WireFormat
+from shared.reservation import unsent_ceiling
+from shared.routing_table import Target
 from shared.streams import EventKind, append_event
 from worker.deps import WorkerDeps, deps_from
 from worker.routing import Served
@@ -67,13 +70,11 @@ class _Progress:
 
 def _cancelled(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> JobOutcome:
     """A cancelled job's outcome. The upstream call stopped mid-stream has billed its prompt and the tokens
-    sent so far: completion tokens are the text deltas received (providers send about one token each), the
-    prompt is estimated at ~4 characters a token, as admission does."""
+    sent so far (`_produced_usage`)."""
     if progress.served is None:
         return JobOutcome(status=JobStatus.CANCELLED)
-    request, target = record.request, progress.served.target
-    chars = sum(len(message.content) for message in request.messages) + len(request.system or "")
-    usage = Usage(prompt_tokens=math.ceil(chars / 4) + 4 * len(request.messages), completion_tokens=progress.deltas)
+    target = progress.served.target
+    usage = _produced_usage(record, progress)
     return JobOutcome(status=JobStatus.CANCELLED, provider=target.provider, model=target.model,
                       prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                       cost_usd=deps.prices.cost_usd(target.model, usage),
@@ -96,6 +97,7 @@ async def _execute(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> 
     prefix = "msg_" if record.wire_format is WireFormat.ANTHROPIC else "chatcmpl-"
     completion = completion.model_copy(update={"id": f"{prefix}{record.id}", "created": int(record.created_at)})
     cost = deps.prices.cost_usd(completion.model, completion.usage)
+    _check_ceiling(deps, record, served.target, completion.usage)
     return JobOutcome(
         status=JobStatus.SUCCEEDED, completion=completion, cost_usd=cost, fallback_used=served.fallback_used,
         provider=completion.provider, model=completion.model,
@@ -117,20 +119,30 @@ async def _stream(
     finish_reason = FinishReason.STOP
     usage = Usage()
     served: Served | None = None
-    async for current, delta in deps.router.stream(record.request, targets):
-        if served is None:
-            TIME_TO_FIRST_TOKEN.labels(current.target.provider).observe(time.time() - record.created_at)
-        served = progress.served = current
-        if delta.text:
-            progress.deltas += 1
-            parts.append(delta.text)
-            pending.append(delta.text)
-        finish_reason = delta.finish_reason or finish_reason
-        usage = delta.usage or usage
-        now = time.monotonic()
-        if pending and (now - last_flush >= FLUSH_INTERVAL_S or sum(map(len, pending)) >= FLUSH_MAX_CHARS):
-            chunks.append(await _append_tokens(deps, record.id, pending))
-            pending, last_flush = [], now
+    ceiling: int | None = None
+    async with aclosing(deps.router.stream(record.request, targets)) as deltas:
+        async for current, delta in deltas:
+            if served is None:
+                TIME_TO_FIRST_TOKEN.labels(current.target.provider).observe(time.time() - record.created_at)
+                ceiling = _held_ceiling(deps, record, current.target)
+            served = progress.served = current
+            if delta.text:
+                progress.deltas += 1
+                parts.append(delta.text)
+                pending.append(delta.text)
+            finish_reason = delta.finish_reason or finish_reason
+            usage = delta.usage or usage
+            now = time.monotonic()
+            if pending and (now - last_flush >= FLUSH_INTERVAL_S or sum(map(len, pending)) >= FLUSH_MAX_CHARS):
+                chunks.append(await _append_tokens(deps, record.id, pending))
+                pending, last_flush = [], now
+            if ceiling is not None and progress.deltas >= ceiling:
+                # What the budget reserved is used up: end here, as the model does at its maximum, and bill
+                # what was produced (the closed stream sends no usage).
+                logger.warning("job %s reached the %d output tokens reserved for %s; stream ended", record.id,
+                               ceiling, current.target.model)
+                finish_reason, usage = FinishReason.LENGTH, _produced_usage(record, progress)
+                break
     if pending:
         chunks.append(await _append_tokens(deps, record.id, pending))
     if served is None:
@@ -138,6 +150,31 @@ async def _stream(
     completion = Completion(id=record.id, model=served.target.model, provider=served.target.provider,
                             content="".join(parts), finish_reason=finish_reason, usage=usage)
     return completion, served
+
+
+def _held_ceiling(deps: WorkerDeps, record: JobRecord, target: Target) -> int | None:
+    """The output a budgeted job's reservation covers on `target` when the provider is not told a limit
+    (shared/reservation.py); None when the provider enforces it, or the tenant has no budget to protect."""
+    if record.admission is None or not record.admission.budgeted:
+        return None
+    return unsent_ceiling(record.request, target, deps.prices)
+
+
+def _check_ceiling(deps: WorkerDeps, record: JobRecord, target: Target, usage: Usage) -> None:
+    """A non-streamed answer cannot be cut: one longer than the price table's maximum is billed in full, and
+    said, since its reservation was too small (the table understates the model's maximum output)."""
+    ceiling = _held_ceiling(deps, record, target)
+    if ceiling is not None and usage.completion_tokens > ceiling:
+        logger.warning("job %s: %s answered %d output tokens, more than the %d of its max_output_tokens; "
+                       "fix the price table", record.id, target.model, usage.completion_tokens, ceiling)
+
+
+def _produced_usage(record: JobRecord, progress: _Progress) -> Usage:
+    """The usage of a stream closed before its end: completion tokens are the text deltas received (providers
+    send about one token each), the prompt is estimated at ~4 characters a token, as admission does."""
+    request = record.request
+    chars = sum(len(message.content) for message in request.messages) + len(request.system or "")
+    return Usage(prompt_tokens=math.ceil(chars / 4) + 4 * len(request.messages), completion_tokens=progress.deltas)
 
 
 async def _append_tokens(deps: WorkerDeps, job_id: str, pending: list[str]) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from shared.errors import AllTargetsFailed, GatewayError, StreamInterrupted, UpstreamError
@@ -78,9 +79,11 @@ class Router:
             for attempt in range(self._policy.attempts_per_target):
                 started = False
                 try:
-                    async for delta in self._providers[target.provider].stream(request, target):
-                        started = True
-                        yield served, delta
+                    # Closed with this generator: a consumer that stops early closes the upstream call at once.
+                    async with aclosing(self._providers[target.provider].stream(request, target)) as deltas:
+                        async for delta in deltas:
+                            started = True
+                            yield served, delta
                 except UpstreamError as error:
                     if started:
                         await self._breaker.record_failure(target.target_id)

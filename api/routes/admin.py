@@ -1,8 +1,10 @@
 """Admin API, guarded by `ADMIN_API_KEY`: create, list, read, update the limits of, disable and enable
 tenants, rotate a tenant's key (the plain key is shown once), and read a tenant's usage. Every change to a
-tenant drops its cached snapshot, so it applies at once in every API process."""
+tenant drops its cached snapshot, so it applies at once in every API process; a change of budget also drops
+its spend counters, which the next request seeds from the usage records of the new period."""
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,6 +13,7 @@ from pydantic import Field, ValidationError
 
 from api.body import read_body, read_json_object
 from api.deps import AdminDep, SessionDep, StateDep
+from shared.budget import reset_budget_counters
 from shared.db.tables import Tenant
 from shared.db.usage import usage_report
 from shared.errors import InvalidRequest
@@ -99,6 +102,8 @@ async def update_tenant(
     changes = _bounded_limits(await read_json_object(request, state.settings.max_body_bytes))
     tenant = await update_tenant_record(session, tenant_id, changes)
     await state.tenant_cache.invalidate_tenant(tenant_id)
+    if changes.model_fields_set & {"budget_usd", "budget_period"}:
+        await reset_budget_counters(state.redis, tenant_id, datetime.now(UTC))
     return render_tenant(tenant)
 
 

@@ -3,16 +3,22 @@
 -- sorted set of job ids with expiry), and a budget reservation. Either every check passes and every
 -- counter moves, or nothing moves. Shared by all API processes, so limits hold across replicas.
 --
+-- Budget: what the current period has spent (the spend hash, seeded from the database) plus every
+-- reservation in flight (the tenant's holds, whatever period or budget they were made under) plus this
+-- request's worst case must fit. Every request with a cost records a hold, budget or not, so a budget set
+-- while requests run counts them.
+--
 -- Backpressure is checked here too, at no extra round trip: with more jobs waiting in the fair queue
 -- (shared/fair_queue.py) than the request's class allows, it is refused as 'queue_full'.
 --
--- KEYS: 1 requests log, 2 tokens log, 3 tokens sum, 4 concurrency zset, 5 budget hash,
---       6 and 7 the fair queue's ready sets (any two keys when queue_limit is 0)
+-- KEYS: 1 requests log, 2 tokens log, 3 tokens sum, 4 concurrency zset, 5 spend hash of the budget's period,
+--       6 and 7 the fair queue's ready sets (any two keys when queue_limit is 0), 8 holds zset, 9 holds sum
 -- ARGV: 1 now_ms, 2 rpm_limit, 3 tpm_limit, 4 tokens, 5 conc_limit, 6 job_id, 7 conc_expiry_ms,
---       8 budget_micros (-1: none), 9 reserve_micros, 10 budget_ttl_s, 11 queue_limit (0: none)
+--       8 budget_micros (-1: none), 9 reserve_micros, 10 hold_expiry_ms, 11 queue_limit (0: none)
 -- Returns {allowed, reason, retry_after_ms, rpm_remaining, rpm_reset_ms, tpm_remaining, tpm_reset_ms,
---          budget_state, budget_used_micros}; budget_state is "missing" when the budget hash must be seeded
---          first; budget_used_micros is spent + reserved after this request (-1 without a budget).
+--          budget_state, budget_used_micros}; budget_state is "missing" when the spend hash must be seeded
+--          first (absent, or a seed is under way); budget_used_micros is spent + held (+ this request's
+--          reservation when admitted), -1 without a budget.
 local WINDOW = 60000
 local now = tonumber(ARGV[1])
 local since = now - WINDOW
@@ -76,15 +82,25 @@ if conc_limit > 0 then
   if redis.call('ZCARD', KEYS[4]) >= conc_limit then return reply(0, 'concurrency', 1000, '') end
 end
 
+-- Micro-dollar amounts reach Redis commands as the strings they came in: Lua would print a number past
+-- 1e14 in exponent form, which INCRBY refuses (an unbounded reservation is 2^50).
 local budget = tonumber(ARGV[8])
 local reserve = tonumber(ARGV[9])
+if budget >= 0 or reserve > 0 then
+  -- Holds past their expiry belong to jobs that can no longer end (their record is gone): drop them.
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now)
+  for _, member in ipairs(lapsed) do
+    redis.call('DECRBY', KEYS[9], string.match(member, ':(%d+)$'))
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now)
+end
 if budget >= 0 then
-  if redis.call('EXISTS', KEYS[5]) == 0 then return reply(0, 'budget_unseeded', 0, 'missing') end
-  local spent = tonumber(redis.call('HGET', KEYS[5], 'spent') or '0')
-  local reserved = tonumber(redis.call('HGET', KEYS[5], 'reserved') or '0')
-  budget_used = spent + reserved
-  if spent + reserved + reserve > budget then return reply(0, 'budget', 0, '') end
-  budget_used = spent + reserved + reserve
+  if redis.call('HEXISTS', KEYS[5], 'spent') == 0 or redis.call('HEXISTS', KEYS[5], 'seeding') == 1 then
+    return reply(0, 'budget_unseeded', 0, 'missing')
+  end
+  budget_used = tonumber(redis.call('HGET', KEYS[5], 'spent')) + tonumber(redis.call('GET', KEYS[9]) or '0')
+  if budget_used + reserve > budget then return reply(0, 'budget', 0, '') end
+  budget_used = budget_used + reserve
 end
 
 if rpm_limit > 0 then
@@ -101,8 +117,11 @@ if conc_limit > 0 then
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[7]), job_id)
   redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[7]))
 end
-if budget >= 0 and reserve > 0 then
-  redis.call('HINCRBY', KEYS[5], 'reserved', reserve)
-  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[10]))
+if reserve > 0 then
+  local hold_ms = tonumber(ARGV[10])
+  redis.call('ZADD', KEYS[8], now + hold_ms, job_id .. ':' .. ARGV[9])
+  redis.call('INCRBY', KEYS[9], ARGV[9])
+  redis.call('PEXPIRE', KEYS[8], hold_ms)
+  redis.call('PEXPIRE', KEYS[9], hold_ms)
 end
 return reply(1, 'ok', 0, '')

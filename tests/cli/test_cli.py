@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -17,6 +18,7 @@ from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import migrate
 from shared.db.usage import insert_usage, usage_report
 from shared.keys import auth_cache_key
+from shared.limits import PERIODS, seed_budget, spend_keys
 from shared.tenant_cache import TenantCache, TenantSnapshot
 from shared.tenants import authenticate, hash_key
 from tests.shared.db_support import usage_row
@@ -256,6 +258,28 @@ async def test_tenants_changes_on_postgres_drop_the_cached_snapshot(postgres_url
         listed = await asyncio.to_thread(run_cli, "tenants", "get", tenant["id"], "--json",
                                          database_url=postgres_url)
         assert (json.loads(listed.stdout)["tpm_limit"], json.loads(listed.stdout)["disabled"]) == (100, True)
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+async def test_tenants_update_of_budget_drops_its_spend_counters(postgres_url: str) -> None:
+    # The next request then seeds the new budget's period from the usage records (issue 12, item 8).
+    client = redis.asyncio.Redis.from_url(CLI_REDIS_URL)
+    await client.flushdb()
+    created = await asyncio.to_thread(run_cli, "tenants", "create", "acme", "--json", database_url=postgres_url,
+                                      redis_url=CLI_REDIS_URL)
+    tenant_id = json.loads(created.stdout)["id"]
+    now = datetime.now(UTC)
+    try:
+        for options, dropped in ((["--tpm", "100"], False), (["--budget-usd", "1"], True),
+                                 (["--budget-period", "daily"], True)):
+            for period in PERIODS:
+                await seed_budget(client, tenant_id, period, now, spent_usd=0.5)
+            result = await asyncio.to_thread(run_cli, "tenants", "update", tenant_id, *options,
+                                             database_url=postgres_url, redis_url=CLI_REDIS_URL)
+            assert result.returncode == 0, result.stderr
+            assert await client.exists(*spend_keys(tenant_id, now)) == (0 if dropped else 4)
     finally:
         await client.flushdb()
         await client.aclose()

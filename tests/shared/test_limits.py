@@ -9,7 +9,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio
 
-from shared.limits import Budget, LimitRequest, admit, budget_period, queue_settlement, seed_budget
+from shared.keys import budget_holds_sum_key, spend_key
+from shared.limits import (
+    UNBOUNDED_RESERVE_MICROS,
+    Budget,
+    LimitRequest,
+    admit,
+    budget_period,
+    close_seed,
+    late_settlements,
+    open_seed,
+    queue_settlement,
+    seed_budget,
+    spend_keys,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
 
@@ -125,19 +138,19 @@ async def test_limits_budget_never_overspent_by_concurrent_requests(client: redi
     now = datetime.now(UTC)
     budget = Budget(limit_usd=1.0, period="monthly")
     await seed_budget(client, tenant, "monthly", now, spent_usd=0.0)
-    results = await asyncio.gather(*(admit(client, _request(tenant, budget=budget, reserve_usd=0.1), now)
-                                     for _ in range(50)))
-    admitted = [r for r in results if r.allowed]
+    requests = [_request(tenant, budget=budget, reserve_usd=0.1) for _ in range(50)]
+    results = await asyncio.gather(*(admit(client, request, now) for request in requests))
+    admitted = [(request, r) for request, r in zip(requests, results, strict=True) if r.allowed]
     assert len(admitted) == 10
     assert all(r.reason == "budget" for r in results if not r.allowed)
     async with client.pipeline(transaction=True) as pipe:
-        for index, result in enumerate(admitted):
-            queue_settlement(pipe, result.admission, f"j{index}", tokens_used=0, cost_usd=0.04, now=now)
+        for request, result in admitted:
+            queue_settlement(pipe, result.admission, request.job_id, tokens_used=0, cost_usd=0.04, now=now)
         await pipe.execute()
     period_id, _ = budget_period("monthly", now)
-    spent = int(await client.hget(f"gw:budget:{tenant}:{period_id}", "spent"))
-    reserved = int(await client.hget(f"gw:budget:{tenant}:{period_id}", "reserved"))
-    assert spent == 400_000 and reserved == 0  # settled to actual cost, reservations released
+    spent = int(await client.hget(spend_key(tenant, period_id), "spent"))
+    held = int(await client.get(budget_holds_sum_key(tenant)))
+    assert spent == 400_000 and held == 0  # settled to actual cost, reservations released
     assert (await admit(client, _request(tenant, budget=budget, reserve_usd=0.5), now)).allowed
 
 
@@ -192,8 +205,89 @@ async def test_limits_settlement_of_paid_job_without_budget_or_reservation(clien
     async with client.pipeline(transaction=True) as pipe:
         queue_settlement(pipe, result.admission, request.job_id, tokens_used=10, cost_usd=0.000085, now=now)
         assert await pipe.execute() == [1]
-    period_id, _ = budget_period("none", now)
-    assert int(await client.hget(f"gw:budget:{tenant}:{period_id}", "spent")) == 85
+    # No counter was seeded, so none is made up from this one job: a seed counts it from its usage record.
+    assert await client.exists(*spend_keys(tenant, now)) == 0
+
+
+async def test_limits_settlement_adds_spend_to_every_seeded_period(client: redis.asyncio.Redis) -> None:
+    # Spend made while the budget is daily (or while there is none) is in the monthly counter too, so a
+    # budget switched back to monthly counts it (issue 12: $1.89 spent against a $1.00 monthly budget).
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    for period in ("daily", "monthly", "none"):
+        await seed_budget(client, tenant, period, now, spent_usd=0.5)
+    request = _request(tenant, budget=Budget(1.0, "daily"), reserve_usd=0.3)
+    result = await admit(client, request, now)
+    async with client.pipeline(transaction=True) as pipe:
+        queue_settlement(pipe, result.admission, request.job_id, tokens_used=10, cost_usd=0.25, now=now)
+        await pipe.execute()
+    daily, weekly, monthly, total = spend_keys(tenant, now)
+    assert [await client.hget(key, "spent") for key in (daily, monthly, total)] == [b"750000"] * 3
+    assert not await client.exists(weekly)
+    monthly_budget = Budget(1.0, "monthly")
+    assert (await admit(client, _request(tenant, budget=monthly_budget, reserve_usd=0.3), now)).reason == "budget"
+
+
+async def test_limits_reservation_without_budget_counts_once_a_budget_is_set(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    in_flight = await admit(client, _request(tenant, reserve_usd=0.8), now)  # admitted while no budget
+    assert in_flight.allowed and in_flight.admission.reserved_micros == 800_000
+    await seed_budget(client, tenant, "monthly", now, spent_usd=0.0)
+    refused = await admit(client, _request(tenant, budget=Budget(1.0, "monthly"), reserve_usd=0.3), now)
+    assert refused.reason == "budget" and refused.budget_used_micros == 800_000
+
+
+async def test_limits_unbounded_reservation_fits_no_budget_and_is_released(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    await seed_budget(client, tenant, "monthly", now, spent_usd=0.0)
+    huge = Budget(1e9, "monthly")  # the largest budget the admin API takes
+    assert (await admit(client, _request(tenant, budget=huge, reserve_usd=None), now)).reason == "budget"
+    request = _request(tenant, reserve_usd=None)
+    unbudgeted = await admit(client, request, now)
+    assert unbudgeted.allowed and unbudgeted.admission.reserved_micros == UNBOUNDED_RESERVE_MICROS
+    assert not (await admit(client, _request(tenant, budget=huge, reserve_usd=1.0), now)).allowed
+    async with client.pipeline(transaction=True) as pipe:
+        queue_settlement(pipe, unbudgeted.admission, request.job_id, tokens_used=10, cost_usd=0.5, now=now)
+        await pipe.execute()
+    assert (await admit(client, _request(tenant, budget=huge, reserve_usd=1.0), now)).allowed
+
+
+async def test_limits_lapsed_reservations_are_dropped(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    await seed_budget(client, tenant, "monthly", now, spent_usd=0.0)
+    budget = Budget(1.0, "monthly")
+    assert (await admit(client, _request(tenant, budget=budget, reserve_usd=0.9, hold_expiry_s=60), now)).allowed
+    assert (await admit(client, _request(tenant, budget=budget, reserve_usd=0.9), now)).reason == "budget"
+    later = now + timedelta(seconds=61)  # the job's record is gone: it can never settle its reservation
+    assert (await admit(client, _request(tenant, budget=budget, reserve_usd=0.9), later)).allowed
+
+
+async def test_limits_seed_counts_settlements_during_it_once(client: redis.asyncio.Redis) -> None:
+    tenant = f"ten_{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    ticket = await open_seed(client, tenant, "monthly", now)
+    assert not ticket.ready
+    request = _request(tenant, budget=Budget(1.0, "monthly"), reserve_usd=0.1)
+    assert (await admit(client, request, now)).budget_unseeded  # admission waits for the seed
+    joined = await open_seed(client, tenant, "monthly", now)
+    assert (joined.token, joined.last_usage_id) == (ticket.token, ticket.last_usage_id)
+    settled = await admit(client, _request(tenant, job_id="j-late"), now)
+    late = await late_settlements(client, ticket)
+    async with client.pipeline(transaction=True) as pipe:
+        queue_settlement(pipe, settled.admission, "j-late", tokens_used=0, cost_usd=0.2, now=now)
+        await pipe.execute()
+    assert await close_seed(client, ticket, 300_000, late) is None  # j-late settled after `late` was read
+    late = await late_settlements(client, ticket)
+    assert late == {"j-late"}
+    assert await close_seed(client, ticket, 300_000, late) is True
+    assert await close_seed(client, joined, 300_000, late) is False  # already closed by the first seeder
+    key = spend_key(tenant, budget_period("monthly", now)[0])
+    assert await client.hgetall(key) == {b"spent": b"500000"}
+    assert (await open_seed(client, tenant, "monthly", now)).ready
+    assert (await admit(client, request, now)).allowed
 
 
 async def test_limits_report_budget_used_after_admission(client: redis.asyncio.Redis) -> None:

@@ -81,10 +81,28 @@ def test_check_priced_accepts_priced_models_and_the_default_policy() -> None:
 def test_load_price_table_override_file_replaces_and_adds(tmp_path: Path) -> None:
     path = write(tmp_path, "gpt-4o: {input: 1.0, output: 2.0, cached_input: 0.5}\nhouse-model: {input: 3, output: 6}\n")
     prices = load_price_table(settings(prices_file=path, unknown_model_pricing="refuse"))
-    assert prices.price_for("gpt-4o") == Price(input=1.0, output=2.0, cached_input=0.5)
+    # A new price for a bundled model keeps its known maximum output; a new model has none unless given.
+    assert prices.price_for("gpt-4o") == Price(input=1.0, output=2.0, cached_input=0.5, max_output_tokens=16384)
     assert prices.price_for("house-model") == Price(input=3.0, output=6.0, cached_input=3.0)
     assert prices.is_priced("claude-haiku-4-5")
-    assert table().price_for("gpt-4o") == Price(input=2.5, output=10.0, cached_input=1.25)
+    assert table().price_for("gpt-4o") == Price(input=2.5, output=10.0, cached_input=1.25, max_output_tokens=16384)
+
+
+def test_max_output_tokens_from_table_override_or_unknown(tmp_path: Path) -> None:
+    path = write(tmp_path, "gpt-4o: {input: 1, output: 2, max_output_tokens: 4096}\nhouse-model: {input: 3, output: 6, "
+                           "max_output_tokens: 8192}\n")
+    prices = load_price_table(settings(prices_file=path))
+    assert (prices.max_output_tokens("gpt-4o"), prices.max_output_tokens("house-model")) == (4096, 8192)
+    assert table().max_output_tokens("gpt-4o-2024-08-06") == 16384
+    assert table().max_output_tokens("claude-sonnet-4-5") == 64000
+    assert table().max_output_tokens("mystery-model") is None  # priced by default, maximum unknown
+    assert table().max_output_tokens("fake-model") is None
+
+
+def test_every_bundled_paid_model_has_a_maximum_output() -> None:
+    prices = table()
+    paid = [model for model in prices._prices if (prices.price_for(model) or Price(input=0, output=0)).output > 0]
+    assert paid and all(prices.max_output_tokens(model) for model in paid)
 
 
 @pytest.mark.parametrize(
@@ -93,6 +111,7 @@ def test_load_price_table_override_file_replaces_and_adds(tmp_path: Path) -> Non
         "gpt-4o: {input: -1, output: 2}\n",
         "gpt-4o: {input: 1}\n",
         "gpt-4o: {input: 1, output: 2, cache_input: 1}\n",
+        "gpt-4o: {input: 1, output: 2, max_output_tokens: 0}\n",
         "- just\n- a list\n",
         "gpt-4o: {input: [1, \n",
     ],

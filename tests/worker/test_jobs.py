@@ -3,15 +3,18 @@ event, job state and usage record together, exactly once per job."""
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.config import Settings
 from shared.errors import UpstreamRejected
-from shared.jobs import JobStore
+from shared.jobs import JobOptions, JobStore
 from shared.keys import USAGE_STREAM
-from shared.models import JobStatus, WireFormat
+from shared.limits import Admission
+from shared.models import Delta, FinishReason, JobStatus, WireFormat
 from shared.pricing import load_price_table
 from shared.routing_table import RoutingTable, Target
 from shared.streams import EventKind, read_events
@@ -127,3 +130,61 @@ async def test_job_retry_after_crash_writes_reset_event() -> None:
     await run_completion({**ctx, "job_try": 2}, "job_1")
     kinds = [kind for kind, _ in await _events(deps, "job_1")]
     assert kinds == [EventKind.START, EventKind.RESET, EventKind.DONE]
+
+
+def _held_context(tmp_path: Path, script: dict[str, list[Exception | str]]) -> tuple[dict[str, Any], WorkerDeps]:
+    """A worker whose price table says gpt-4o answers at most 3 tokens: a table that understates the model."""
+    ctx, deps, _ = _context(script)
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("gpt-4o: {input: 2.5, output: 10.0, max_output_tokens: 3}\n")
+    deps.prices = load_price_table(Settings(redis_url="redis://unused:6379", prices_file=prices))
+    return ctx, deps
+
+
+def _budgeted(budgeted: bool = True) -> JobOptions:
+    return JobOptions(admission=Admission(tenant_id="ten_1", reserved_micros=100, budgeted=budgeted))
+
+
+async def test_job_budgeted_stream_ends_at_the_reserved_output(tmp_path: Path) -> None:
+    ctx, deps = _held_context(tmp_path, {})
+    closed = asyncio.Event()
+
+    async def endless(request: object, target: object) -> AsyncIterator[Delta]:
+        try:
+            for index in range(1000):
+                yield Delta(text=f"w{index} ")
+        finally:
+            closed.set()
+
+    deps.router._providers["openai"].stream = endless  # type: ignore[method-assign]
+    await deps.store.create("job_1", "ten_1", make_chat_request("gpt-4o", stream=True), WireFormat.OPENAI,
+                            _budgeted())
+    assert await run_completion(ctx, "job_1") == "succeeded"
+    record = await deps.store.get("job_1")
+    assert record is not None and record.result is not None
+    assert record.result.content == "w0 w1 w2 " and record.result.finish_reason is FinishReason.LENGTH
+    assert record.result.usage.completion_tokens == 3 and closed.is_set()
+    row = json.loads((await deps.redis.xrange(USAGE_STREAM))[0][1][b"row"])
+    assert row["completion_tokens"] == 3  # billed what was produced
+
+
+async def test_job_stream_without_budget_or_with_max_tokens_is_not_held(tmp_path: Path) -> None:
+    ctx, deps = _held_context(tmp_path, {"gpt-4o": ["a b c d e", "a b c d e"]})
+    await deps.store.create("job_1", "ten_1", make_chat_request("gpt-4o", stream=True), WireFormat.OPENAI,
+                            _budgeted(False))
+    limited = make_chat_request("gpt-4o", stream=True).model_copy(update={"max_tokens": 10})
+    await deps.store.create("job_2", "ten_1", limited, WireFormat.OPENAI, _budgeted())
+    for job_id in ("job_1", "job_2"):
+        assert await run_completion({**ctx, "job_id": job_id}, job_id) == "succeeded"
+        record = await deps.store.get(job_id)
+        assert record is not None and record.result is not None and record.result.content == "a b c d e "
+
+
+async def test_job_non_streamed_answer_past_the_table_maximum_is_billed_and_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ctx, deps = _held_context(tmp_path, {"gpt-4o": ["a b c d e"]})
+    await deps.store.create("job_1", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI, _budgeted())
+    assert await run_completion(ctx, "job_1") == "succeeded"
+    row = json.loads((await deps.redis.xrange(USAGE_STREAM))[0][1][b"row"])
+    assert row["completion_tokens"] == 5
+    assert "more than the 3 of its max_output_tokens" in caplog.text

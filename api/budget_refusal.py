@@ -1,0 +1,55 @@
+"""The 402 for a request whose worst case does not fit what is left of its tenant's budget. It says what is
+left, what the request could cost and why, and which `max_tokens` would fit: the client decides, the gateway
+never caps an answer to make a request fit."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.errors import BudgetExceeded
+from shared.limits import Budget, budget_period
+from shared.models import ChatRequest
+from shared.pricing import PriceTable
+from shared.reservation import WorstCase, fitting_max_tokens
+from shared.routing_table import Target
+from shared.tenant_cache import TenantSnapshot
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """What admission reserved for a request, kept to explain a refusal."""
+
+    request: ChatRequest
+    prompt_tokens: int
+    targets: list[Target]
+    worst: WorstCase
+
+
+def budget_refusal(tenant: TenantSnapshot, reserved: Reserved, prices: PriceTable, used_micros: int | None,
+                   now: datetime) -> BudgetExceeded:
+    """`used_micros`: spent in the period plus held by requests in flight, when the refusal happened."""
+    budget = Budget(tenant.budget_usd or 0.0, tenant.budget_period)
+    _, reset_at = budget_period(budget.period, now)
+    when = reset_at.strftime("%Y-%m-%dT%H:%M:%SZ") if reset_at else None
+    available = max(0, budget.limit_micros - (used_micros or 0))
+    fits = fitting_max_tokens(reserved.prompt_tokens, reserved.targets, prices, available)
+    if fits < 1:
+        resets = f"; it resets at {when}" if when else "; it does not reset (period 'none')"
+        return BudgetExceeded(
+            f"Budget of ${budget.limit_usd:.2f} for this {budget.period} period is exhausted{resets}", reset_at=when)
+    resets = f"it resets at {when}" if when else "it does not reset (period 'none')"
+    rest = " (the rest is spent, or held by requests in flight)" if available < budget.limit_micros else ""
+    message = (f"{_worst_case_text(reserved)}, more than the ${available / 1_000_000:.6f} left of this tenant's "
+               f"${budget.limit_usd:.2f} {budget.period} budget{rest}; send max_tokens <= {fits} to fit, or wait: "
+               f"{resets}")
+    return BudgetExceeded(message, reset_at=when)
+
+
+def _worst_case_text(reserved: Reserved) -> str:
+    worst = reserved.worst
+    model = worst.target.model
+    if worst.cost_usd is None:
+        return (f"The maximum output of model '{model}' is unknown to this gateway, so a request without "
+                f"max_tokens could cost any amount")
+    why = "the model's maximum output" if reserved.request.max_tokens is None else "max_tokens"
+    return (f"This request could cost up to ${worst.cost_usd:.6f} (its prompt and {worst.output_tokens} output "
+            f"tokens of '{model}', {why})")
