@@ -10,6 +10,7 @@ The same script sheds load: a job whose priority class finds the queue deeper th
 import math
 from datetime import UTC, datetime
 
+from api.admission_hold import AdmissionHold
 from api.budget_refusal import Reserved, budget_refusal
 from api.deps import AppState
 from shared.budget import seed_spend
@@ -44,11 +45,12 @@ def estimate_prompt_tokens(request: ChatRequest) -> int:
 
 async def admit_request(
     state: AppState, tenant: TenantSnapshot, request: ChatRequest, targets: list[Target], job_id: str,
-    *, full: bool, priority: Priority | None = None,
+    *, full: bool, priority: Priority | None = None, hold: AdmissionHold | None = None,
 ) -> tuple[Admission | None, dict[str, str]]:
     """Admit one request. `full=False` (cache hits and followers) counts the request only: no tokens, no
     concurrency slot, no budget, as no provider is called for it. With `priority`, the request will queue
-    a job of that class, and is refused when the queue is too deep for it."""
+    a job of that class, and is refused when the queue is too deep for it. `hold` is given what admission
+    took the moment Redis grants it, so a failure of any later step gives it back."""
     settings = state.settings
     rpm = tenant.rate_limit if tenant.rate_limit is not None else settings.default_rate_limit
     prompt = estimate_prompt_tokens(request)
@@ -71,6 +73,8 @@ async def admit_request(
     if result.budget_unseeded and budget is not None:
         await seed_spend(state.redis, state.sessions, tenant.id, budget.period, now)
         result = await admit(state.redis, limit_request, now)
+    if hold is not None and full and result.allowed:
+        hold.take(result.admission)
     if budget is not None and result.budget_used_usd is not None and budget.limit_usd > 0:
         BUDGET_USED_RATIO.labels(tenant.id).set(result.budget_used_usd / budget.limit_usd)
     headers = ratelimit_headers(result, rpm, tenant.tpm_limit if full else None)

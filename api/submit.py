@@ -4,15 +4,16 @@ enqueue it. The API never calls a provider; a worker picks the job up."""
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
 from fastapi import Request
 from redis.exceptions import RedisError
 
 from api.admission import admit_request
+from api.admission_hold import AdmissionHold, hold_admission
 from api.deps import AppState
 from shared.cache import CachedAnswer, cache_digest
 from shared.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
@@ -20,13 +21,13 @@ from shared.fair_queue import Priority, TenantShare, parse_priority
 from shared.idempotency import Claim, IdempotencyStore, body_fingerprint, parse_key, route_flavour
 from shared.jobs import JobOptions
 from shared.keys import USAGE_STREAM
-from shared.limits import Admission, queue_settlement
 from shared.metrics import CACHE_REQUESTS
 from shared.models import ChatRequest, WireFormat
 from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
 
 MAX_CACHE_TTL_S = 30 * 86_400
+TTL_DIGITS = re.compile(r"[0-9]{1,10}")
 # Submitted jobs (POST /api/v1/jobs) are batch work unless they say otherwise; completions are interactive.
 BATCH_PATH_PREFIX = "/api/v1/jobs"
 
@@ -96,25 +97,37 @@ async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
         if reused is not None:
             return reused
         job_id = f"job_{uuid.uuid4().hex}"
-        admission, headers = await admit_request(state, tenant, chat, targets, job_id, full=True, priority=priority)
-        leads = False
-        if policy.digest is not None and policy.ttl_s and policy.read:
-            leader = await state.cache.claim(policy.digest, job_id, state.settings.request_timeout_s)
-            if leader is not None:  # an identical request got there first: follow it, release our admission
-                await _release(state, admission, job_id)
-                await state.store.add_follower(leader)
-                return Submission(job_id=leader, shared=True, headers={**headers, "x-cache": "MISS"})
-            leads = True
-        options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
-                             cache_leader=leads, admission=admission,
-                             request_id=getattr(http.state, "request_id", None),
-                             callback_url=getattr(http.state, "callback_url", None), priority=priority)
-        share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
-        # The record and its queue entry in one transaction: a job is never recorded but not queued.
-        await state.store.create(job_id, tenant.id, chat, wire, options,
-                                 enqueue=lambda pipe, record: state.queue.enqueue_on(pipe, record, share=share))
+        # Every step from admission to the job's creation: on any way out without a job, what admission
+        # took is given back (api/admission_hold.py).
+        async with hold_admission(state, job_id) as hold:
+            return await _admit_and_create(state, http, tenant, chat, wire, targets, policy, priority, hold)
     except RedisError as exc:
         raise ServiceUnavailable("The job queue is unavailable") from exc
+
+
+async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+                            wire: WireFormat, targets: list[Target], policy: CachePolicy, priority: Priority,
+                            hold: AdmissionHold) -> Submission:
+    job_id = hold.job_id
+    admission, headers = await admit_request(state, tenant, chat, targets, job_id, full=True, priority=priority,
+                                             hold=hold)
+    leads = False
+    if policy.digest is not None and policy.ttl_s and policy.read:
+        hold.lead(policy.digest)
+        leader = await state.cache.claim(policy.digest, job_id, state.settings.request_timeout_s)
+        if leader is not None:  # an identical request got there first: follow it (the hold frees our admission)
+            await state.store.add_follower(leader)
+            return Submission(job_id=leader, shared=True, headers={**headers, "x-cache": "MISS"})
+        leads = True
+    options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
+                         cache_leader=leads, admission=admission,
+                         request_id=getattr(http.state, "request_id", None),
+                         callback_url=getattr(http.state, "callback_url", None), priority=priority)
+    share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
+    # The record and its queue entry in one transaction: a job is never recorded but not queued.
+    await state.store.create(job_id, tenant.id, chat, wire, options,
+                             enqueue=lambda pipe, record: state.queue.enqueue_on(pipe, record, share=share))
+    hold.hand_over()
     cache_header = {"x-cache": "MISS"} if policy.digest else {}
     return Submission(job_id=job_id, headers={**headers, **cache_header})
 
@@ -164,11 +177,13 @@ def _cache_policy(state: AppState, http: Request, tenant: TenantSnapshot, wire: 
 
 
 def _requested_ttl(raw: str | None, default_s: int) -> int:
+    """ASCII digits only: str.isdigit() also takes '²' or Arabic-Indic digits."""
     if raw is None:
         return default_s
-    if not raw.strip().isdigit() or int(raw) > MAX_CACHE_TTL_S:
+    digits = raw.strip()
+    if not TTL_DIGITS.fullmatch(digits) or int(digits) > MAX_CACHE_TTL_S:
         raise InvalidRequest(f"x-cache-ttl must be a whole number of seconds from 0 to {MAX_CACHE_TTL_S}")
-    return int(raw)
+    return int(digits)
 
 
 async def _reuse(state: AppState, tenant: TenantSnapshot, chat: ChatRequest, targets: list[Target],
@@ -187,11 +202,3 @@ async def _reuse(state: AppState, tenant: TenantSnapshot, chat: ChatRequest, tar
         return Submission(job_id="", hit=hit, headers={**headers, "x-cache": "HIT"})
     await state.store.add_follower(str(leader))
     return Submission(job_id=str(leader), shared=True, headers={**headers, "x-cache": "MISS"})
-
-
-async def _release(state: AppState, admission: Admission | None, job_id: str) -> None:
-    if admission is None:
-        return
-    async with state.redis.pipeline(transaction=True) as pipe:
-        queue_settlement(pipe, admission, job_id, tokens_used=0, cost_usd=0.0, now=datetime.now(UTC))
-        await pipe.execute()

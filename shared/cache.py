@@ -12,11 +12,16 @@ from redis.asyncio import Redis
 
 from shared.keys import cache_entry_key, cache_inflight_key
 from shared.models import Completion, WireFormat
+from shared.scripts import LuaScript
 
 __all__ = ["NOT_IN_KEY", "CachedAnswer", "ResponseCache", "cache_digest"]
 
 # Fields that change how an answer is delivered or attributed, never what it says.
 NOT_IN_KEY = frozenset({"stream", "stream_options", "user", "metadata"})
+# Delete the in-flight marker only while it still names the given job (another request may lead by now).
+_RELEASE = LuaScript(
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
 
 
 class CachedAnswer(BaseModel):
@@ -47,6 +52,10 @@ class ResponseCache:
             return None
         leader = await self._redis.get(key)
         return leader.decode() if leader else None
+
+    async def release(self, digest: str, job_id: str) -> None:
+        """Give up a leadership whose job was never created, so identical requests do not wait on nothing."""
+        await _RELEASE.run(self._redis, [cache_inflight_key(digest)], [job_id])
 
     async def leader(self, digest: str) -> str | None:
         raw = await self._redis.get(cache_inflight_key(digest))
