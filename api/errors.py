@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from shared.json_input import escape_text
 from shared.wire import anthropic as anthropic_wire
 from shared.wire import openai as openai_wire
 
@@ -25,6 +26,8 @@ def error_response(request: Request, error: GatewayError) -> JSONResponse:
     retry_after = getattr(error, "retry_after_s", None)
     if retry_after is not None:
         headers["retry-after"] = str(max(1, round(retry_after)))
+    # A message that quotes client input must still encode to UTF-8: an error about an error is a 500.
+    error.message = escape_text(error.message)
     return JSONResponse(wire.render_error(error), status_code=error.status, headers=headers)
 
 

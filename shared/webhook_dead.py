@@ -21,7 +21,9 @@ __all__ = ["MAX_REDELIVER", "DeadLetter", "DeadPage", "list_dead", "redeliver"]
 
 REDELIVER = LuaScript(lua_source("webhook_redeliver.lua"))
 MAX_REDELIVER = 1000
-_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+# ASCII digits (`\d` also matches Arabic-Indic ones, `$` a trailing newline), each part within 64 bits.
+_ENTRY_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+UINT64_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ class DeadPage:
 
 def entry_id(raw: str) -> str:
     """A stream entry id (`<ms>-<seq>`), or InvalidRequest."""
-    if not _ENTRY_ID.match(raw):
+    match = _ENTRY_ID.fullmatch(raw)
+    if match is None or any(int(part) > UINT64_MAX for part in match.groups()):
         raise InvalidRequest(f"{raw[:40]!r} is not a dead-letter entry id (like '1764300000000-0')")
     return raw
 

@@ -3,7 +3,6 @@ tenants, rotate a tenant's key (the plain key is shown once), and read a tenant'
 tenant drops its cached snapshot, so it applies at once in every API process; a change of budget also drops
 its spend counters, which the next request seeds from the usage records of the new period."""
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -13,10 +12,12 @@ from pydantic import Field, ValidationError
 
 from api.body import read_body, read_json_object
 from api.deps import AdminDep, SessionDep, StateDep
+from api.routes.schemas import TenantId
 from shared.budget import reset_budget_counters
 from shared.db.tables import Tenant
 from shared.db.usage import usage_report
 from shared.errors import InvalidRequest
+from shared.json_input import loads_strict
 from shared.tenants import (
     TenantLimits,
     get_tenant,
@@ -90,13 +91,13 @@ async def read_tenants(session: SessionDep) -> dict[str, object]:
 
 
 @router.get("/tenants/{tenant_id}")
-async def read_tenant(tenant_id: str, session: SessionDep) -> dict[str, object]:
+async def read_tenant(tenant_id: TenantId, session: SessionDep) -> dict[str, object]:
     return render_tenant(await get_tenant(session, tenant_id))
 
 
 @router.patch("/tenants/{tenant_id}", openapi_extra=LIMITS_BODY)
 async def update_tenant(
-    tenant_id: str, request: Request, session: SessionDep, state: StateDep
+    tenant_id: TenantId, request: Request, session: SessionDep, state: StateDep
 ) -> dict[str, object]:
     """Change a tenant's limits: only the fields in the body change, and `null` removes a limit."""
     changes = _bounded_limits(await read_json_object(request, state.settings.max_body_bytes))
@@ -108,7 +109,7 @@ async def update_tenant(
 
 
 @router.post("/tenants/{tenant_id}/disable")
-async def disable_tenant(tenant_id: str, session: SessionDep, state: StateDep) -> dict[str, object]:
+async def disable_tenant(tenant_id: TenantId, session: SessionDep, state: StateDep) -> dict[str, object]:
     """Disable a tenant: its keys get 403 from the next request on, in every API process."""
     tenant = await set_tenant_disabled(session, tenant_id, True)
     await state.tenant_cache.invalidate_tenant(tenant_id)
@@ -116,14 +117,14 @@ async def disable_tenant(tenant_id: str, session: SessionDep, state: StateDep) -
 
 
 @router.post("/tenants/{tenant_id}/enable")
-async def enable_tenant(tenant_id: str, session: SessionDep, state: StateDep) -> dict[str, object]:
+async def enable_tenant(tenant_id: TenantId, session: SessionDep, state: StateDep) -> dict[str, object]:
     tenant = await set_tenant_disabled(session, tenant_id, False)
     await state.tenant_cache.invalidate_tenant(tenant_id)
     return render_tenant(tenant)
 
 
 @router.post("/tenants/{tenant_id}/rotate-key")
-async def rotate_tenant_key(tenant_id: str, session: SessionDep, state: StateDep) -> dict[str, object]:
+async def rotate_tenant_key(tenant_id: TenantId, session: SessionDep, state: StateDep) -> dict[str, object]:
     """Revoke the tenant's keys and issue a new one, shown only in this answer."""
     api_key = await rotate_key(session, tenant_id)
     await state.tenant_cache.invalidate_tenant(tenant_id)
@@ -132,7 +133,7 @@ async def rotate_tenant_key(tenant_id: str, session: SessionDep, state: StateDep
 
 @router.get("/tenants/{tenant_id}/usage")
 async def read_tenant_usage(
-    tenant_id: str, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 30
+    tenant_id: TenantId, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> dict[str, object]:
     """Totals and breakdowns by day, model and provider over the last `days` days."""
     await get_tenant(session, tenant_id)
@@ -161,10 +162,7 @@ async def _tenant_params(body: bytes, query: dict[str, object]) -> TenantCreate:
     """The optional JSON body (already read within the size and time limits), overridden by the query."""
     raw: dict[str, object] = {}
     if body.strip():
-        try:
-            parsed = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise InvalidRequest(f"Malformed JSON body: {exc}") from exc
+        parsed = loads_strict(body)
         if not isinstance(parsed, dict):
             raise InvalidRequest("Request body must be a JSON object")
         raw.update(parsed)

@@ -11,6 +11,8 @@ import asyncio
 import base64
 import binascii
 import json
+import math
+import re
 from dataclasses import dataclass
 
 from api.deps import AppState
@@ -23,6 +25,7 @@ __all__ = ["MAX_SCAN", "Page", "decode_cursor", "encode_cursor", "list_page"]
 
 BATCH = 200
 MAX_SCAN = 2000
+CURSOR_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 Position = tuple[float, str]
 
@@ -38,14 +41,18 @@ def encode_cursor(position: Position) -> str:
 
 
 def decode_cursor(raw: str) -> Position:
+    """The position a `next_cursor` names; 400 for anything else, including a forged score that is not a
+    finite number (NaN reached Redis as a bad range: a 503) or an id that no job has."""
     try:
         value = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         score, job_id = value
         if isinstance(score, bool) or not isinstance(score, int | float) or not isinstance(job_id, str):
             raise ValueError("bad cursor")
+        if not math.isfinite(float(score)) or not CURSOR_JOB_ID.fullmatch(job_id):
+            raise ValueError("bad cursor")
         return float(score), job_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequest("cursor is not a cursor returned by this endpoint (next_cursor)") from exc
+    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidRequest("'cursor' is not a cursor returned by this endpoint (next_cursor)") from exc
 
 
 async def list_page(state: AppState, tenant_id: str, status: JobStatus | None, limit: int,

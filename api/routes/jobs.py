@@ -13,7 +13,7 @@ from api.job_follow import ID_PATTERN, follow_events, has_more, resume_position
 from api.relay import cancel_job as cancel_and_ring
 from api.relay import settle_if_dead
 from api.routes.job_list import decode_cursor, list_page
-from api.routes.schemas import CHAT_REQUEST_BODY
+from api.routes.schemas import CHAT_REQUEST_BODY, JobId
 from api.submit import submit
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.job_view import render_job
@@ -62,7 +62,7 @@ async def list_jobs(
 
 
 @router.get("/{job_id}")
-async def read_job(job_id: str, state: StateDep, tenant: TenantDep) -> JSONResponse:
+async def read_job(job_id: JobId, state: StateDep, tenant: TenantDep) -> JSONResponse:
     """The job's status and, once it has ended, its result or error."""
     record = await _owned_job(state, tenant, job_id)
     if not record.status.is_terminal and await settle_if_dead(state, job_id):
@@ -73,7 +73,7 @@ async def read_job(job_id: str, state: StateDep, tenant: TenantDep) -> JSONRespo
 @router.get("/{job_id}/events", response_model=None,
             responses={204: {"description": "The job has ended and the stream has nothing after Last-Event-ID"}})
 async def read_job_events(
-    job_id: str,
+    job_id: JobId,
     state: StateDep,
     tenant: TenantDep,
     last_event_id: Annotated[str | None, Header(description="resume after this event id")] = None,
@@ -90,7 +90,7 @@ async def read_job_events(
 
 
 @router.post("/{job_id}/cancel")
-async def cancel_job(job_id: str, state: StateDep, tenant: TenantDep) -> JSONResponse:
+async def cancel_job(job_id: JobId, state: StateDep, tenant: TenantDep) -> JSONResponse:
     """Cancel a queued or running job; a job that has already ended answers 409."""
     record = await _owned_job(state, tenant, job_id)
     outcome = await cancel_and_ring(state, record.id)

@@ -2,7 +2,15 @@
 `/openapi.json` documents them even though FastAPI does not validate them; and the error and streaming
 responses FastAPI cannot know about."""
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Path
+
+# Job and tenant ids the gateway issues are `job_<32 hex>` and `ten_<16 hex>`; anything outside this (control
+# characters, NUL, which PostgreSQL refuses in text, non-ASCII, kilobytes) is a malformed id: 400, not a lookup.
+RESOURCE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+JobId = Annotated[str, Path(pattern=RESOURCE_ID_PATTERN, description="a job id, as `POST /api/v1/jobs` returned it")]
+TenantId = Annotated[str, Path(pattern=RESOURCE_ID_PATTERN, description="a tenant id (`ten_...`)")]
 
 _MESSAGE = {
     "type": "object",

@@ -10,8 +10,12 @@ from shared.errors import InvalidRequest
 from shared.models import ChatRequest, Usage
 
 __all__ = [
+    "INT64",
+    "MAX_COUNT",
+    "NumberBounds",
     "SSEEvent",
     "build_chat_request",
+    "check_numbers",
     "dumps",
     "get_int",
     "get_list",
@@ -35,6 +39,13 @@ SSEEvent = tuple[str | None, str]
 """One server-sent event: (event name or None for a bare `data:` line, data string)."""
 
 JSON = Mapping[str, object]
+NumberBounds = tuple[float, float, bool]
+"""(lowest, highest, whether it must be an integer) of a numeric request field."""
+
+MAX_COUNT = 2**31 - 1
+"""The most tokens (or items) a request may ask for: far above any model's limit, and within the 32-bit
+columns and the exact integers of the Lua scripts that count tokens."""
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def invalid(field: str, problem: str) -> InvalidRequest:
@@ -78,21 +89,32 @@ def optional_bool(data: JSON, key: str, field: str | None = None) -> bool:
     return value
 
 
-def optional_int(data: JSON, key: str, *, minimum: int = 1) -> int | None:
+def optional_int(data: JSON, key: str, *, minimum: int = 1, maximum: int = MAX_COUNT,
+                 field: str | None = None) -> int | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise invalid(key, f"must be an integer >= {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise invalid(field or key, f"must be an integer from {minimum} to {maximum}")
     return value
 
 
-def optional_number(data: JSON, key: str, low: float, high: float) -> float | None:
+def check_numbers(data: JSON, bounds: Mapping[str, NumberBounds], prefix: str = "") -> None:
+    """Range checks of numeric fields the gateway accepts but does not forward (yet): a value no provider
+    would take is the client's error now, not a surprise later."""
+    for key, (low, high, integer) in bounds.items():
+        if integer:
+            optional_int(data, key, minimum=int(low), maximum=int(high), field=f"{prefix}{key}")
+        else:
+            optional_number(data, key, low, high, field=f"{prefix}{key}")
+
+
+def optional_number(data: JSON, key: str, low: float, high: float, field: str | None = None) -> float | None:
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise invalid(key, f"must be a number between {low:g} and {high:g}")
+        raise invalid(field or key, f"must be a number between {low:g} and {high:g}")
     return float(value)
 
 

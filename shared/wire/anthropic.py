@@ -13,8 +13,11 @@ from typing import cast
 from shared.errors import GatewayError, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, FinishReason, Message, Role, Usage
 from shared.wire._common import (
+    MAX_COUNT,
+    NumberBounds,
     SSEEvent,
     build_chat_request,
+    check_numbers,
     dumps,
     get_int,
     get_list,
@@ -50,6 +53,8 @@ DEFAULT_MAX_TOKENS = 4096
 """Anthropic requires `max_tokens`; used when a request (e.g. from an OpenAI client) has none."""
 
 ROLES = ("user", "assistant")
+# Accepted and not forwarded yet; range-checked all the same.
+IGNORED_NUMBERS: dict[str, NumberBounds] = {"top_k": (0, MAX_COUNT, True)}
 
 STOP_REASONS: dict[FinishReason, str] = {
     FinishReason.STOP: "end_turn",
@@ -90,11 +95,15 @@ def parse_request(body: Mapping[str, object]) -> ChatRequest:
     """Validate a client's Messages body; anything wrong raises InvalidRequest naming the field."""
     data = require_object(body, "request body")
     reject_present(data, "tools")
+    check_numbers(data, IGNORED_NUMBERS)
+    thinking = data.get("thinking")
+    if thinking is not None:
+        check_numbers(require_object(thinking, "thinking"), {"budget_tokens": (1, MAX_COUNT, True)}, "thinking.")
     model = require_str(data, "model")
     messages = _parse_messages(require_list(data, "messages"))
     max_tokens = optional_int(data, "max_tokens")
     if max_tokens is None:
-        raise invalid("max_tokens", "is required and must be an integer >= 1")
+        raise invalid("max_tokens", f"is required and must be an integer from 1 to {MAX_COUNT}")
     stop_sequences = data.get("stop_sequences")
     if isinstance(stop_sequences, str):
         raise invalid("stop_sequences", "must be an array of strings")

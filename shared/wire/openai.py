@@ -13,8 +13,11 @@ from typing import cast
 from shared.errors import GatewayError, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, FinishReason, Message, Role, Usage
 from shared.wire._common import (
+    INT64,
+    NumberBounds,
     SSEEvent,
     build_chat_request,
+    check_numbers,
     dumps,
     get_int,
     get_list,
@@ -49,6 +52,11 @@ JSON = Mapping[str, object]
 SYSTEM_ROLES = ("system", "developer")
 CHAT_ROLES = ("user", "assistant")
 MAX_STOP = 4
+# Accepted and not forwarded yet; checked against OpenAI's documented ranges all the same.
+IGNORED_NUMBERS: dict[str, NumberBounds] = {
+    "frequency_penalty": (-2, 2, False), "presence_penalty": (-2, 2, False), "top_logprobs": (0, 20, True),
+    "seed": (*INT64, True),
+}
 
 # OpenAI's reasoning models refuse `max_tokens`; everything else (and OpenAI-compatible servers) takes it.
 REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
@@ -69,6 +77,7 @@ def parse_request(body: Mapping[str, object]) -> ChatRequest:
     """Validate a client's Chat Completions body; anything wrong raises InvalidRequest naming the field."""
     data = require_object(body, "request body")
     reject_present(data, "tools", "functions")
+    check_numbers(data, IGNORED_NUMBERS)
     n = optional_int(data, "n")
     if n is not None and n != 1:
         raise invalid("n", "other than 1 is not supported by this gateway yet")

@@ -74,3 +74,11 @@ async def test_read_json_object_refuses_a_body_whose_last_chunk_crosses_the_limi
     request, read = _request([b"x" * 600, b"x" * 600], disconnect=False, headers=[])  # no Content-Length
     error = await _refusal(lambda: read_json_object(request, LIMIT))
     assert error.status == 413 and read == [600, 600]
+
+
+@pytest.mark.parametrize("declared", ["²".encode("latin-1"), b"9" * 5000, b"-1", b"1e3", b" 12"])
+async def test_read_json_object_ignores_a_content_length_that_is_not_ascii_digits(declared: bytes) -> None:
+    """'²'.isdigit() is True and int('²') raises; 5,000 digits pass isdigit() and int() refuses them: both
+    were 500s. A length that is no number is ignored and the body read within the limit as it comes."""
+    request, _ = _request([b'{"model": "m"}'], disconnect=False, headers=[(b"content-length", declared)])
+    assert await read_json_object(request, LIMIT) == {"model": "m"}

@@ -6,7 +6,11 @@ behaviour it pins, in-process against real Redis (database 3) and a SQLite file:
 - Streamed answers were documented as `text/event-stream` events of type string; schemathesis reads an
   event as an object (`event`, `data`, `id`, `retry`), which is what the schema now says.
 - Creating a tenant whose name is taken answers 409, which the schema did not document.
-- Hand-written follow-ups of the same kind: JSON nested past Python's recursion limit was a 500."""
+- Hand-written follow-ups of the same kind: JSON nested past Python's recursion limit was a 500.
+- The hostile-value pass (issue 12): an integer of 5,000 digits anywhere in a body was a 500 on every JSON
+  endpoint (Python's json raises ValueError past 4,300 digits); a NUL in a tenant id reached PostgreSQL, which
+  refuses it in text, and came back as 503 "backing service unavailable". The rest of that class is in
+  test_hostile_input.py."""
 
 from collections.abc import AsyncIterator
 
@@ -16,6 +20,8 @@ import pytest
 from api.main import create_app
 from shared.config import Settings
 from tests.api.conftest import app_client
+from tests.e2e.conftest import Gateway
+from tests.security.conftest import ADMIN_KEY as GATEWAY_ADMIN_KEY
 
 ADMIN = {"X-API-Key": "fuzz-admin-key"}
 
@@ -88,3 +94,24 @@ async def test_deeply_nested_json_body_is_400_not_500(http: httpx.AsyncClient, r
     body = b'{"model": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     response = await http.post(route, content=body, headers={**headers, "content-type": "application/json"})
     assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages", "/api/v1/completions", "/api/v1/jobs",
+                                   "/api/v1/admin/tenants", "/api/v1/admin/tenants/{id}"])
+async def test_integer_of_5000_digits_in_a_body_is_400_not_500(http: httpx.AsyncClient, route: str) -> None:
+    tenant = await _tenant(http, "digits")
+    headers = {**(ADMIN if "admin" in route else {"X-API-Key": tenant["api_key"]}), "content-type": "application/json"}
+    body = ('{"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "weight": '
+            + "1" * 5000 + "}")
+    method = "PATCH" if "{id}" in route else "POST"
+    response = await http.request(method, route.format(id=tenant["id"]), content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert "'weight'" in response.text
+
+
+def test_tenant_id_with_nul_is_400_not_503(secure_gateway: Gateway) -> None:
+    """On PostgreSQL (the in-process tests run SQLite, which takes NUL)."""
+    response = httpx.get(f"{secure_gateway.base_url}/api/v1/admin/tenants/ten_%00", timeout=10,
+                         headers={"X-API-Key": GATEWAY_ADMIN_KEY})
+    assert response.status_code == 400, response.text
+    assert "tenant_id" in response.json()["error"]["message"]
