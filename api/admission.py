@@ -39,7 +39,7 @@ MESSAGES = {
 
 def estimate_prompt_tokens(request: ChatRequest) -> int:
     """A cheap upper-leaning estimate (about 4 characters a token); settlement corrects it to the truth."""
-    chars = sum(len(message.content) for message in request.messages) + len(request.system or "")
+    chars = request.prompt_chars()
     return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(request.messages)
 
 

@@ -17,7 +17,7 @@ from api.deps import AppState
 from api.relay import Result, cancel_job, error_from_event, job_events, result_from
 from shared.cache import CachedAnswer
 from shared.errors import GatewayError, JobCancelled, ServiceUnavailable, StreamInterrupted
-from shared.models import FinishReason, Usage
+from shared.models import Completion, Delta
 from shared.streams import Event, EventKind
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ OnDone = Callable[[Result], Awaitable[None]]
 
 class StreamRenderer(Protocol):
     def start(self, prompt_tokens: int = 0) -> SSEvents: ...
-    def delta(self, text: str) -> SSEvents: ...
-    def finish(self, finish_reason: FinishReason, usage: Usage, provider: str) -> SSEvents: ...
+    def delta(self, delta: Delta) -> SSEvents: ...
+    def finish(self, completion: Completion) -> SSEvents: ...
     def error(self, error: GatewayError) -> SSEvents: ...
 
 
@@ -48,8 +48,8 @@ async def _replay(answer: CachedAnswer, renderer: StreamRenderer) -> AsyncIterat
     completion = answer.completion
     items = renderer.start(completion.usage.prompt_tokens)
     for chunk in answer.chunks:
-        items += renderer.delta(chunk)
-    items += renderer.finish(completion.finish_reason, completion.usage, completion.provider)
+        items += renderer.delta(Delta(text=chunk))
+    items += renderer.finish(completion)
     for item in items:
         yield _sse(item)
 
@@ -85,12 +85,11 @@ async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns
 def _render(event: Event, renderer: StreamRenderer, sent_tokens: bool) -> tuple[SSEvents, bool]:
     """The SSE items for one job event, and whether the stream is over."""
     if event.kind is EventKind.TOKEN:
-        return renderer.delta(str(event.data.get("text", ""))), False
+        return renderer.delta(Delta(text=str(event.data.get("text", "")))), False
     if event.kind is EventKind.RESET and sent_tokens:
         return renderer.error(StreamInterrupted("The worker restarted the request after output was sent")), True
     if event.kind is EventKind.DONE:
-        completion = result_from(event).completion
-        return renderer.finish(completion.finish_reason, completion.usage, completion.provider), True
+        return renderer.finish(result_from(event).completion), True
     if event.kind is EventKind.ERROR:
         return renderer.error(error_from_event(event)), True
     if event.kind is EventKind.CANCELLED:

@@ -204,7 +204,7 @@ class JobStore:
 def _to_hash(record: JobRecord) -> dict[str, str]:
     return {
         "id": record.id, "tenant_id": record.tenant_id, "status": record.status.value,
-        "wire_format": record.wire_format.value, "request": record.request.model_dump_json(),
+        "wire_format": record.wire_format.value, "request": record.request.model_dump_json(exclude_none=True),
         "created_at": str(record.created_at), "attempt": str(record.attempt),
         "cache_digest": record.cache_digest or "", "cache_ttl_s": str(record.cache_ttl_s),
         "cache_leader": "1" if record.cache_leader else "0", "request_id": record.request_id or "",

@@ -173,7 +173,7 @@ def _produced_usage(record: JobRecord, progress: _Progress) -> Usage:
     """The usage of a stream closed before its end: completion tokens are the text deltas received (providers
     send about one token each), the prompt is estimated at ~4 characters a token, as admission does."""
     request = record.request
-    chars = sum(len(message.content) for message in request.messages) + len(request.system or "")
+    chars = request.prompt_chars()
     return Usage(prompt_tokens=math.ceil(chars / 4) + 4 * len(request.messages), completion_tokens=progress.deltas)
 
 

@@ -61,6 +61,9 @@ STOP_REASONS: dict[FinishReason, str] = {
     FinishReason.LENGTH: "max_tokens",
     FinishReason.TOOL_CALLS: "tool_use",
     FinishReason.CONTENT_FILTER: "refusal",
+    FinishReason.STOP_SEQUENCE: "stop_sequence",
+    FinishReason.REFUSAL: "refusal",
+    FinishReason.PAUSE_TURN: "pause_turn",
 }
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -208,16 +211,18 @@ class StreamRenderer:
             _event("ping"),
         ]
 
-    def delta(self, text: str) -> list[SSEEvent]:
+    def delta(self, delta: Delta) -> list[SSEEvent]:
         events = self._ensure_started()
+        text = delta.text
         if text:
             events.append(_event("content_block_delta", index=0, delta={"type": "text_delta", "text": text}))
         return events
 
-    def finish(self, finish_reason: FinishReason, usage: Usage, provider: str) -> list[SSEEvent]:
+    def finish(self, completion: Completion) -> list[SSEEvent]:
         events = self._ensure_started()
-        delta = {"stop_reason": STOP_REASONS[finish_reason], "stop_sequence": None}
-        totals = _render_usage(usage)
+        provider = completion.provider
+        delta = {"stop_reason": STOP_REASONS[completion.finish_reason], "stop_sequence": completion.stop_sequence}
+        totals = _render_usage(completion.usage)
         events += [
             _event("content_block_stop", index=0),
             _event("message_delta", delta=delta, usage=totals, provider=provider),
@@ -248,10 +253,10 @@ def render_request(request: ChatRequest, model: str) -> dict[str, object]:
     kw: dict[str, object] = {
         "model": model,
         "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [{"role": m.role, "content": m.text} for m in request.messages],
     }
     if request.system:
-        kw["system"] = request.system
+        kw["system"] = request.system_text
     if request.stop:
         kw["stop_sequences"] = list(request.stop)
     if request.user is not None:

@@ -69,6 +69,13 @@ FINISH_REASONS: dict[str, FinishReason] = {
     "function_call": FinishReason.TOOL_CALLS,
 }
 
+# What an OpenAI client is told: its API has no stop-sequence, refusal or pause reasons (a refusal is the
+# message's `refusal` text with finish `stop`, as OpenAI itself answers).
+CLIENT_FINISH_REASONS: dict[FinishReason, str] = {
+    **{reason: reason.value for reason in FinishReason},
+    FinishReason.STOP_SEQUENCE: "stop", FinishReason.REFUSAL: "stop", FinishReason.PAUSE_TURN: "stop",
+}
+
 
 # --- inbound ----------------------------------------------------------------------------------------
 
@@ -135,7 +142,7 @@ def render_completion(completion: Completion) -> dict[str, object]:
                 "index": 0,
                 "message": {"role": "assistant", "content": completion.content, "refusal": None},
                 "logprobs": None,
-                "finish_reason": completion.finish_reason.value,
+                "finish_reason": CLIENT_FINISH_REASONS[completion.finish_reason],
             }
         ],
         "usage": usage_total(completion.usage),
@@ -162,15 +169,17 @@ class StreamRenderer:
         self._started = True
         return [self._chunk({"role": "assistant", "content": ""})]
 
-    def delta(self, text: str) -> list[SSEEvent]:
+    def delta(self, delta: Delta) -> list[SSEEvent]:
         events = self._ensure_started()
+        text = delta.text
         if text:
             events.append(self._chunk({"content": text}))
         return events
 
-    def finish(self, finish_reason: FinishReason, usage: Usage, provider: str) -> list[SSEEvent]:
+    def finish(self, completion: Completion) -> list[SSEEvent]:
         events = self._ensure_started()
-        events.append(self._chunk({}, finish_reason=finish_reason.value, provider=provider))
+        finish_reason, usage, provider = completion.finish_reason, completion.usage, completion.provider
+        events.append(self._chunk({}, finish_reason=CLIENT_FINISH_REASONS[finish_reason], provider=provider))
         if self.include_usage:
             chunk = self._base(provider=provider)
             chunk.update(choices=[], usage=usage_total(usage))
@@ -212,8 +221,8 @@ def render_request(request: ChatRequest, model: str) -> dict[str, object]:
     The limit goes as `max_tokens`, except for reasoning models, which only take `max_completion_tokens`."""
     messages: list[dict[str, object]] = []
     if request.system:
-        messages.append({"role": "system", "content": request.system})
-    messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        messages.append({"role": "system", "content": request.system_text})
+    messages += [{"role": m.role, "content": m.text} for m in request.messages]
     kw: dict[str, object] = {"model": model, "messages": messages}
     limit = "max_completion_tokens" if model.startswith(REASONING_MODEL_PREFIXES) else "max_tokens"
     optional: dict[str, object] = {

@@ -45,8 +45,8 @@ def test_parse_request_reads_every_supported_field() -> None:
             thinking={"type": "disabled"},
         )
     )
-    assert request.system == "Be brief.\nBe kind."
-    assert [(m.role, m.content) for m in request.messages] == [
+    assert request.system_text == "Be brief.\nBe kind."
+    assert [(m.role, m.text) for m in request.messages] == [
         ("user", "a"),
         ("assistant", "ok"),
         ("assistant", "more"),
@@ -58,7 +58,7 @@ def test_parse_request_reads_every_supported_field() -> None:
 
 def test_parse_request_system_string_and_empty_metadata() -> None:
     request = wire.parse_request(body(system="S", metadata={}))
-    assert (request.system, request.user) == ("S", None)
+    assert (request.system_text, request.user) == ("S", None)
 
 
 @pytest.mark.parametrize(

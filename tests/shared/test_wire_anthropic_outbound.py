@@ -8,9 +8,17 @@ import pytest
 from anthropic.types import Message as SDKMessage
 
 from shared.models import ChatRequest, Delta, FinishReason, Message, Usage
+from shared.models import Completion as Completion
 from shared.wire import anthropic as wire
 from shared.wire import openai as openai_wire
 from tests.shared.wire_anthropic_support import EVENTS, completion, sdk_client, sse
+
+
+def finished(finish_reason: FinishReason, usage: Usage, provider: str, stop_sequence: str | None = None) -> Completion:
+    """The final Completion a renderer's `finish` receives."""
+    return Completion(id="x", model="m", provider=provider, content="", finish_reason=finish_reason, usage=usage,
+                      stop_sequence=stop_sequence)
+
 
 
 def test_render_request_full() -> None:
@@ -140,8 +148,8 @@ def test_parse_completion_finish_reason(stop_reason: str, reason: FinishReason) 
 
 def test_parse_chunk_events() -> None:
     renderer = wire.StreamRenderer("m", "c", 1, include_usage=True)
-    events = renderer.start(prompt_tokens=9) + renderer.delta("A")
-    events += renderer.finish(FinishReason.TOOL_CALLS, Usage(completion_tokens=3), "x")
+    events = renderer.start(prompt_tokens=9) + renderer.delta(Delta(text="A"))
+    events += renderer.finish(finished(FinishReason.TOOL_CALLS, Usage(completion_tokens=3), "x"))
     dumps = [EVENTS.validate_python(json.loads(d)).model_dump() for name, d in events if name != "ping"]
     assert [wire.parse_chunk(d) for d in dumps] == [
         Delta(usage=Usage(prompt_tokens=9)),
@@ -195,7 +203,8 @@ def test_parse_chunk_reads_cache_reads_from_message_start_and_delta() -> None:
 async def test_cached_tokens_survive_the_anthropic_sdk_stream() -> None:
     renderer = wire.StreamRenderer("msg_9", "claude-haiku-4-5", 1, include_usage=True)
     usage = Usage(prompt_tokens=40, completion_tokens=2, cached_prompt_tokens=30)
-    events = renderer.start() + renderer.delta("Hi") + renderer.finish(FinishReason.STOP, usage, "anthropic")
+    events = renderer.start() + renderer.delta(Delta(text="Hi"))
+    events += renderer.finish(finished(FinishReason.STOP, usage, "anthropic"))
     payload = sse(events)
     client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
     try:

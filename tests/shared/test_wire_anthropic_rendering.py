@@ -27,9 +27,17 @@ from shared.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from shared.models import Completion as Completion
 from shared.models import Delta, FinishReason, Usage
 from shared.wire import anthropic as wire
 from tests.shared.wire_anthropic_support import EVENTS, completion, sdk_client, sse
+
+
+def finished(finish_reason: FinishReason, usage: Usage, provider: str, stop_sequence: str | None = None) -> Completion:
+    """The final Completion a renderer's `finish` receives."""
+    return Completion(id="x", model="m", provider=provider, content="", finish_reason=finish_reason, usage=usage,
+                      stop_sequence=stop_sequence)
+
 
 
 def test_render_completion_is_an_anthropic_message() -> None:
@@ -99,8 +107,8 @@ def test_render_error_type(error: GatewayError, error_type: str) -> None:
 
 def test_stream_renderer_exact_sequence() -> None:
     renderer = wire.StreamRenderer("msg_9", "claude-haiku-4-5", 1700000000, include_usage=False)
-    events = renderer.start(prompt_tokens=12) + renderer.delta("Hel") + renderer.delta("lo")
-    events += renderer.finish(FinishReason.LENGTH, Usage(prompt_tokens=12, completion_tokens=2), "openai")
+    events = renderer.start(prompt_tokens=12) + renderer.delta(Delta(text="Hel")) + renderer.delta(Delta(text="lo"))
+    events += renderer.finish(finished(FinishReason.LENGTH, Usage(prompt_tokens=12, completion_tokens=2), "openai"))
     names = [name for name, _ in events]
     assert names == [
         "message_start",
@@ -132,13 +140,13 @@ def test_stream_renderer_data_is_compact_json() -> None:
 
 def test_stream_renderer_starts_implicitly_and_skips_empty_text() -> None:
     renderer = wire.StreamRenderer("m", "c", 1, include_usage=True)
-    assert [name for name, _ in renderer.delta("x")] == [
+    assert [name for name, _ in renderer.delta(Delta(text="x"))] == [
         "message_start",
         "content_block_start",
         "ping",
         "content_block_delta",
     ]
-    assert renderer.delta("") == []
+    assert renderer.delta(Delta(text="")) == []
 
 
 def test_stream_renderer_error_event() -> None:
@@ -153,8 +161,9 @@ def test_stream_renderer_error_event() -> None:
 
 async def test_stream_renderer_output_is_read_by_the_anthropic_sdk() -> None:
     renderer = wire.StreamRenderer("msg_9", "claude-haiku-4-5", 1, include_usage=True)
-    events = renderer.start(prompt_tokens=4) + renderer.delta("Hello") + renderer.delta(" world")
-    events += renderer.finish(FinishReason.STOP, Usage(prompt_tokens=4, completion_tokens=2), "anthropic")
+    events = renderer.start(prompt_tokens=4) + renderer.delta(Delta(text="Hello"))
+    events += renderer.delta(Delta(text=" world"))
+    events += renderer.finish(finished(FinishReason.STOP, Usage(prompt_tokens=4, completion_tokens=2), "anthropic"))
     payload = sse(events)
     client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
     try:

@@ -41,8 +41,8 @@ def test_parse_request_reads_every_supported_field() -> None:
             seed=3,
         )
     )
-    assert request.system == "Be brief.\n\nBe kind."
-    assert [(m.role, m.content) for m in request.messages] == [
+    assert request.system_text == "Be brief.\n\nBe kind."
+    assert [(m.role, m.text) for m in request.messages] == [
         ("user", "a\nb"),
         ("assistant", "ok"),
         ("user", "again"),

@@ -13,6 +13,13 @@ from shared.wire import openai as wire
 from tests.shared.wire_openai_support import completion, sdk_client, sse
 
 
+def finished(finish_reason: FinishReason, usage: Usage, provider: str, stop_sequence: str | None = None) -> Completion:
+    """The final Completion a renderer's `finish` receives."""
+    return Completion(id="x", model="m", provider=provider, content="", finish_reason=finish_reason, usage=usage,
+                      stop_sequence=stop_sequence)
+
+
+
 def test_render_request_full() -> None:
     request = ChatRequest(
         model="public",
@@ -172,8 +179,8 @@ def test_parse_chunk_sequence() -> None:
 
 def test_parse_chunk_reads_rendered_stream() -> None:
     renderer = wire.StreamRenderer("c", "m", 1, include_usage=True)
-    events = renderer.start() + renderer.delta("A") + renderer.delta("B")
-    events += renderer.finish(FinishReason.STOP, Usage(prompt_tokens=2, completion_tokens=2), "openai")
+    events = renderer.start() + renderer.delta(Delta(text="A")) + renderer.delta(Delta(text="B"))
+    events += renderer.finish(finished(FinishReason.STOP, Usage(prompt_tokens=2, completion_tokens=2), "openai"))
     deltas = [wire.parse_chunk(json.loads(data)) for _, data in events if data != "[DONE]"]
     assert deltas == [
         None,
@@ -218,9 +225,9 @@ def test_parse_chunk_reads_cached_tokens_from_usage_chunk() -> None:
 
 async def test_cached_tokens_survive_the_openai_sdk_stream() -> None:
     renderer = wire.StreamRenderer("chatcmpl-9", "gpt-4o", 1, include_usage=True)
-    events = renderer.delta("Hi") + renderer.finish(
+    events = renderer.delta(Delta(text="Hi")) + renderer.finish(finished(
         FinishReason.STOP, Usage(prompt_tokens=8, completion_tokens=1, cached_prompt_tokens=6), "openai"
-    )
+    ))
     payload = sse(events)
     client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
     try:

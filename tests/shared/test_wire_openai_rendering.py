@@ -19,9 +19,18 @@ from shared.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from shared.models import Completion as Completion
+from shared.models import Delta as Delta
 from shared.models import FinishReason, Usage
 from shared.wire import openai as wire
 from tests.shared.wire_openai_support import completion, sdk_client, sse
+
+
+def finished(finish_reason: FinishReason, usage: Usage, provider: str, stop_sequence: str | None = None) -> Completion:
+    """The final Completion a renderer's `finish` receives."""
+    return Completion(id="x", model="m", provider=provider, content="", finish_reason=finish_reason, usage=usage,
+                      stop_sequence=stop_sequence)
+
 
 
 def test_render_completion_is_a_chat_completion() -> None:
@@ -45,7 +54,7 @@ def test_render_completion_is_a_chat_completion() -> None:
 @pytest.mark.parametrize("reason", list(FinishReason))
 def test_render_completion_finish_reason(reason: FinishReason) -> None:
     parsed = ChatCompletion.model_validate(wire.render_completion(completion(finish_reason=reason)))
-    assert parsed.choices[0].finish_reason == reason.value
+    assert parsed.choices[0].finish_reason == wire.CLIENT_FINISH_REASONS[reason]
 
 
 def test_render_completion_fills_missing_created() -> None:
@@ -79,8 +88,8 @@ def chunks(events: list[tuple[str | None, str]]) -> list[dict[str, object]]:
 
 def test_stream_renderer_sequence_without_usage() -> None:
     renderer = wire.StreamRenderer("chatcmpl-9", "gpt-4o", 1700000000, include_usage=False)
-    events = renderer.start() + renderer.delta("Hel") + renderer.delta("lo")
-    events += renderer.finish(FinishReason.LENGTH, Usage(prompt_tokens=5, completion_tokens=2), "openai")
+    events = renderer.start() + renderer.delta(Delta(text="Hel")) + renderer.delta(Delta(text="lo"))
+    events += renderer.finish(finished(FinishReason.LENGTH, Usage(prompt_tokens=5, completion_tokens=2), "openai"))
     assert events[-1] == (None, "[DONE]")
     parsed = chunks(events)
     assert [c["choices"][0]["delta"] for c in parsed] == [  # type: ignore[index]
@@ -99,8 +108,8 @@ def test_stream_renderer_sequence_without_usage() -> None:
 
 def test_stream_renderer_sequence_with_usage() -> None:
     renderer = wire.StreamRenderer("chatcmpl-9", "gpt-4o", 1700000000, include_usage=True)
-    events = renderer.start() + renderer.delta("Hi")
-    events += renderer.finish(FinishReason.STOP, Usage(prompt_tokens=5, completion_tokens=2), "anthropic")
+    events = renderer.start() + renderer.delta(Delta(text="Hi"))
+    events += renderer.finish(finished(FinishReason.STOP, Usage(prompt_tokens=5, completion_tokens=2), "anthropic"))
     assert len(events) == 5
     assert events[-1] == (None, "[DONE]")
     parsed = chunks(events)
@@ -118,15 +127,15 @@ def test_stream_renderer_sequence_with_usage() -> None:
 
 def test_stream_renderer_data_is_compact_json() -> None:
     renderer = wire.StreamRenderer("c", "m", 1, include_usage=False)
-    _, data = renderer.delta("x")[1]
+    _, data = renderer.delta(Delta(text="x"))[1]
     assert ": " not in data and ", " not in data
 
 
 def test_stream_renderer_starts_implicitly_and_skips_empty_text() -> None:
     renderer = wire.StreamRenderer("c", "m", 1, include_usage=False)
-    first = renderer.delta("a")
+    first = renderer.delta(Delta(text="a"))
     assert len(first) == 2 and json.loads(first[0][1])["choices"][0]["delta"]["role"] == "assistant"
-    assert renderer.delta("") == []
+    assert renderer.delta(Delta(text="")) == []
 
 
 def test_stream_renderer_error_event() -> None:
@@ -139,8 +148,8 @@ def test_stream_renderer_error_event() -> None:
 
 async def test_stream_renderer_output_is_read_by_the_openai_sdk() -> None:
     renderer = wire.StreamRenderer("chatcmpl-9", "gpt-4o", 1700000000, include_usage=True)
-    events = renderer.start() + renderer.delta("Hello") + renderer.delta(" world")
-    events += renderer.finish(FinishReason.STOP, Usage(prompt_tokens=4, completion_tokens=2), "anthropic")
+    events = renderer.start() + renderer.delta(Delta(text="Hello")) + renderer.delta(Delta(text=" world"))
+    events += renderer.finish(finished(FinishReason.STOP, Usage(prompt_tokens=4, completion_tokens=2), "anthropic"))
     payload = sse(events)
     client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
     try:
@@ -155,7 +164,7 @@ async def test_stream_renderer_output_is_read_by_the_openai_sdk() -> None:
 
 async def test_stream_renderer_error_is_raised_by_the_openai_sdk() -> None:
     renderer = wire.StreamRenderer("chatcmpl-9", "gpt-4o", 1, include_usage=False)
-    payload = sse(renderer.start() + renderer.delta("Hel") + renderer.error(UpstreamUnavailable("boom")))
+    payload = sse(renderer.start() + renderer.delta(Delta(text="Hel")) + renderer.error(UpstreamUnavailable("boom")))
     client = sdk_client(lambda _: httpx2.Response(200, content=payload, headers={"content-type": "text/event-stream"}))
     try:
         stream = await client.chat.completions.create(model="gpt-4o", messages=[], stream=True)
@@ -179,7 +188,7 @@ def test_render_completion_reports_cached_prompt_tokens() -> None:
 def test_stream_renderer_usage_chunk_reports_cached_prompt_tokens() -> None:
     renderer = wire.StreamRenderer("c", "m", 1, include_usage=True)
     usage_in = Usage(prompt_tokens=9, completion_tokens=1, cached_prompt_tokens=4)
-    events = renderer.finish(FinishReason.STOP, usage_in, "x")
+    events = renderer.finish(finished(FinishReason.STOP, usage_in, "x"))
     usage = ChatCompletionChunk.model_validate(chunks(events)[-1]).usage
     assert usage is not None and usage.prompt_tokens_details is not None
     assert usage.prompt_tokens_details.cached_tokens == 4
