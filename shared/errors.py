@@ -41,6 +41,7 @@ __all__ = [
     "RequestError",
     "ServiceUnavailable",
     "StreamInterrupted",
+    "UnsupportedParameter",
     "UpstreamError",
     "UpstreamRateLimited",
     "UpstreamRejected",
@@ -83,6 +84,19 @@ class RequestError(GatewayError):
 
 class InvalidRequest(RequestError):
     pass
+
+
+class UnsupportedParameter(InvalidRequest):
+    """A parameter no target of the route can honour (and dropping it was not allowed): the answer names it
+    and says why, instead of the gateway changing the request behind the client's back."""
+
+    code = "unsupported_parameter"
+
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(f"'{param}' cannot be honoured by any target of this model: {reason}. Allow dropping it "
+                         f"with the 'x-gateway-drop-params: {param}' header, or 'drop_params' in the routes file")
+        self.param = param
+        self.reason = reason
 
 
 class AuthenticationFailed(RequestError):
@@ -214,7 +228,7 @@ _KINDS: dict[str, type[GatewayError]] = {
         GatewayError, InvalidRequest, AuthenticationFailed, PermissionDenied, NotFound, ModelNotFound,
         Conflict, PayloadTooLarge, RateLimited, BudgetExceeded, UpstreamError, UpstreamRateLimited, UpstreamUnavailable,
         UpstreamTimeout, UpstreamRejected, ProviderNotConfigured, StreamInterrupted, AllTargetsFailed, JobCancelled,
-        ServiceUnavailable,
+        ServiceUnavailable, UnsupportedParameter,
     )
 }
 

@@ -7,15 +7,17 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from shared.errors import InvalidRequest
-from shared.models import ChatRequest, Usage
+from shared.models import ChatRequest, Usage, WireFormat
 
 __all__ = [
+    "CLIENT_NAMES",
     "INT64",
     "MAX_COUNT",
     "NumberBounds",
     "SSEEvent",
     "build_chat_request",
     "check_numbers",
+    "client_name",
     "dumps",
     "get_int",
     "get_list",
@@ -46,6 +48,21 @@ MAX_COUNT = 2**31 - 1
 """The most tokens (or items) a request may ask for: far above any model's limit, and within the 32-bit
 columns and the exact integers of the Lua scripts that count tokens."""
 INT64 = (-(2**63), 2**63 - 1)
+
+
+# The internal model's field names are OpenAI's where they differ; a parameter named to a client (refused,
+# dropped, in the compatibility matrix) is named in the client's own format.
+CLIENT_NAMES: dict[WireFormat, dict[str, str]] = {
+    WireFormat.OPENAI: {"output_format": "response_format", "reasoning": "reasoning_effort"},
+    WireFormat.ANTHROPIC: {"output_format": "output_format", "reasoning": "thinking", "stop": "stop_sequences",
+                           "user": "metadata.user_id", "tool_choice": "tool_choice.type",
+                           "parallel_tool_calls": "tool_choice.disable_parallel_tool_use"},
+}
+
+
+def client_name(field: str, source: WireFormat) -> str:
+    """The name a client of `source` knows the internal model's `field` by."""
+    return CLIENT_NAMES[source].get(field, field)
 
 
 def invalid(field: str, problem: str) -> InvalidRequest:
