@@ -22,6 +22,7 @@ __all__ = [
     "DocumentPart",
     "ImagePart",
     "OutputFormat",
+    "RawPart",
     "Reasoning",
     "TextPart",
     "ThinkingPart",
@@ -121,8 +122,20 @@ class ThinkingPart(_Part):
     provider: str | None = None
 
 
+class RawPart(_Part):
+    """A provider's own content block the model has no shape for (Anthropic `server_tool_use`,
+    `web_search_tool_result`, `search_result`, `container_upload`, an image or document by Files-API id, a
+    tool result holding such blocks, ...), kept verbatim in `block` for a provider of the `source` format
+    (the only one that can read it). Any other target cannot honour it: `shared.wire.capabilities` names it."""
+
+    type: Literal["raw"] = "raw"
+    source: str
+    """The wire format the block belongs to (a `shared.models.WireFormat` value)."""
+    block: dict[str, Any]
+
+
 ContentPart = Annotated[
-    TextPart | ImagePart | DocumentPart | AudioPart | ToolCallPart | ToolResultPart | ThinkingPart,
+    TextPart | ImagePart | DocumentPart | AudioPart | ToolCallPart | ToolResultPart | ThinkingPart | RawPart,
     Field(discriminator="type"),
 ]
 
