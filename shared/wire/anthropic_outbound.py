@@ -48,6 +48,12 @@ SERVICE_TIERS = {"auto": "auto", "default": "standard_only"}
 
 OPENAI_ONLY = ("seed", "frequency_penalty", "presence_penalty", "logit_bias", "top_logprobs", "prompt_cache_key",
                "safety_identifier")
+SDK_ARGUMENTS = frozenset({
+    "model", "max_tokens", "messages", "cache_control", "container", "diagnostics", "inference_geo", "metadata",
+    "output_config", "service_tier", "speed", "stop_sequences", "stream", "system", "thinking", "tool_choice",
+    "tools", "user_profile_id", "workspace_id",
+})
+"""What `messages.create` takes as arguments (anthropic 2.17); anything else goes in `extra_body`."""
 MERGED_EXTRA = ("thinking", "output_config", "metadata")
 """Objects the model splits: their unmodelled keys sit in `extra` and are merged back, not overwritten."""
 
@@ -89,6 +95,7 @@ def render_request(request: ChatRequest, model: str, *, drop: frozenset[str] = f
     _reasoning(r, kw)
     body = _sampling(r)
     body.update(_extra(r, kw))
+    body.update({key: kw.pop(key) for key in list(kw) if key not in SDK_ARGUMENTS})
     if body:
         kw["extra_body"] = body
     betas = list(request.betas) if r.same else []

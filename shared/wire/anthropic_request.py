@@ -49,7 +49,10 @@ def parse_betas(headers: Mapping[str, str] | None) -> list[str]:
     raw = [value for key, value in headers.items() if key.lower() == "anthropic-beta"]
     betas: list[str] = []
     for value in raw:
-        betas += [item.strip() for item in value.split(",") if item.strip() and item.strip() not in betas]
+        for item in value.split(","):
+            beta = item.strip()
+            if beta and beta not in betas:
+                betas.append(beta)
     return betas
 
 

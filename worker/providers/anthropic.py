@@ -14,9 +14,9 @@ from contextlib import aclosing, asynccontextmanager
 import anthropic
 
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
-from shared.models import ChatRequest, Completion, Delta
+from shared.models import ChatRequest, Completion, Delta, Usage
 from shared.routing_table import Target
-from shared.wire.anthropic import parse_chunk, parse_completion, render_request
+from shared.wire.anthropic import StreamParser, parse_completion, render_request
 from worker.providers._common import (
     HTTP_ERRORS,
     HTTP_TIMEOUTS,
@@ -58,19 +58,25 @@ class AnthropicProvider:
             api_key_lookup=api_key_lookup,
         )
 
-    async def complete(self, request: ChatRequest, target: Target) -> Completion:
+    async def complete(self, request: ChatRequest, target: Target, *, drop: frozenset[str] = frozenset()) -> Completion:
+        """`drop`: parameters the route or client allowed leaving out (see `shared.wire.capabilities`); the
+        client's `anthropic-beta` values travel in the rendered `extra_headers`."""
         client = self._clients.client_for(target)
-        kwargs = render_request(request.model_copy(update={"stream": False}), target.model)
+        kwargs = render_request(request.model_copy(update={"stream": False}), target.model, drop=drop)
         async with _map_errors():
             raw = await client.messages.with_raw_response.create(**kwargs)  # type: ignore[arg-type]
         return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
-    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[Delta]:
-        """Text deltas as they come, then one delta merging the prompt tokens of `message_start` with the
-        stop reason and output tokens of `message_delta`."""
+    async def stream(self, request: ChatRequest, target: Target, *,
+                     drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
+        """Every content delta as it comes (text, thinking and its signature, redacted thinking, tool-call
+        pieces), then one delta merging the prompt tokens of `message_start` with the stop reason and output
+        tokens of `message_delta`."""
         client = self._clients.client_for(target)
-        kwargs = render_request(request.model_copy(update={"stream": True}), target.model)
+        kwargs = render_request(request.model_copy(update={"stream": True}), target.model, drop=drop)
         totals = StreamTotals(NAME)
+        parser = StreamParser()
+        ending = Delta()
         create = client.messages.with_streaming_response.create
         # The last two contexts close the HTTP stream however this generator ends (consumed, closed, cancelled).
         async with (
@@ -81,16 +87,27 @@ class AnthropicProvider:
             async for event in events:
                 if event.event in SKIPPED_EVENTS:
                     continue
-                delta = parse_chunk(_event(event))
-                if delta is None:
-                    continue
-                totals.add(delta)
-                if delta.text:
-                    yield Delta(text=delta.text)
-        yield totals.final()
+                for delta in parser.parse(_event(event)):
+                    if delta.finish_reason is not None or delta.usage is not None:
+                        totals.add(delta)
+                        ending = _merge(ending, delta)
+                    else:
+                        yield delta
+        final = totals.final()
+        yield final.model_copy(update={"stop_sequence": ending.stop_sequence, "usage": ending.usage or final.usage})
 
     async def aclose(self) -> None:
         await self._clients.aclose()
+
+
+def _merge(seen: Delta, delta: Delta) -> Delta:
+    """The stop sequence and every usage figure (running totals, so the largest) of a stream so far: the
+    final delta carries cache writes and reasoning tokens too, whatever `StreamTotals` keeps."""
+    usage = seen.usage
+    if delta.usage is not None:
+        usage = delta.usage if usage is None else Usage.model_validate(
+            {key: max(value, getattr(delta.usage, key)) for key, value in usage.model_dump().items()})
+    return Delta(stop_sequence=delta.stop_sequence or seen.stop_sequence, usage=usage)
 
 
 def _event(event: ServerSentEvent) -> dict[str, object]:
