@@ -234,7 +234,7 @@ def test_parse_completion_reads_every_block_usage_and_extra() -> None:
     assert parsed.parts == [
         ThinkingPart(text="Let me see.", signature="sig==", provider="anthropic"),
         ThinkingPart(redacted="opaque", provider="anthropic"),
-        TextPart(text="Calling ", citations=ANSWER["content"][2]["citations"])  # type: ignore[index],
+        TextPart(text="Calling ", citations=data["content"][2]["citations"]),  # type: ignore[index]
         ToolCallPart(id="toolu_1", name="weather", arguments='{"city":"Oslo"}'),
         TextPart(text="done"),
     ]
