@@ -242,7 +242,8 @@ def test_parse_completion_reads_every_block_usage_and_extra() -> None:
                                                                          "standard")
     assert parsed.usage == Usage(prompt_tokens=160, completion_tokens=40, cached_prompt_tokens=100,
                                  cache_write_tokens=20, cache_write_1h_tokens=30, reasoning_tokens=25)
-    assert parsed.extra == {"container": ANSWER["container"], "usage": {"server_tool_use": {"web_search_requests": 1, "web_fetch_requests": 0}}}
+    server_tools = {"web_search_requests": 1, "web_fetch_requests": 0}
+    assert parsed.extra == {"container": ANSWER["container"], "usage": {"server_tool_use": server_tools}}
     assert parsed.extra_format == WireFormat.ANTHROPIC
 
 

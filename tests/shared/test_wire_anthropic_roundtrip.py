@@ -87,7 +87,8 @@ EVERY_FIELD: dict[str, object] = {
         ]},
     ],
     "tools": [
-        {"name": "get", "description": "Get", "input_schema": SCHEMA, "strict": True, "cache_control": {"type": "ephemeral"}},
+        {"name": "get", "description": "Get", "input_schema": SCHEMA, "strict": True,
+         "cache_control": {"type": "ephemeral"}},
         {"type": "custom", "name": "lazy", "input_schema": SCHEMA, "defer_loading": True, "input_examples": [{}]},
         {"type": "web_search_20250305", "name": "web_search", "max_uses": 2},
         {"type": "bash_20250124", "name": "bash"},
