@@ -20,7 +20,7 @@ REQUEST = ChatRequest(
     model="public-model",
     system="Be brief.",
     messages=[Message(role="user", content="hello there")],
-    temperature=1.7,  # clamped to 1 on the way out
+    temperature=0.7,
 )
 REPLY = "Fake reply to: hello there tok1 tok2 tok3"
 PROMPT_TOKENS = 4  # "Be brief." + "hello there", counted in words by the fake
