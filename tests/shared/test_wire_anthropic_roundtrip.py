@@ -150,3 +150,18 @@ def test_thinking_variants_go_back_as_sent(thinking: dict[str, object]) -> None:
     sent, headers = round_trip(body)
     assert sent == body
     assert "anthropic-beta" not in headers
+
+
+def test_a_5_mb_image_is_checked_once_and_never_copied() -> None:
+    import os
+
+    data = base64.b64encode(os.urandom(5 * 1024 * 1024)).decode()
+    body = {"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": data}}]}]}
+    request = wire.parse_request(body)
+    image, document = request.messages[0].content
+    assert image.data is data and document.data is data  # type: ignore[union-attr]
+    kw = wire.render_request(request, "c")
+    sources = [block["source"]["data"] for block in kw["messages"][0]["content"]]  # type: ignore[index]
+    assert all(source is data for source in sources)
