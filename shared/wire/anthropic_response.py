@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from shared.content import RawPart, TextPart, ThinkingPart, ToolCallPart
+from shared.content import AudioPart, RawPart, TextPart, ThinkingPart, ToolCallPart
 from shared.errors import InvalidRequest, UpstreamUnavailable
 from shared.models import Completion, Delta, FinishReason, ToolCallDelta, Usage, WireFormat
 from shared.wire._common import get_int, get_list, get_mapping, get_str
@@ -201,8 +201,8 @@ def render_content(completion: Completion) -> list[dict[str, Any]]:
     for part in completion.parts:
         if isinstance(part, ToolCallPart) and tool_input(part.arguments) is None:
             raise UpstreamUnavailable(f"{completion.provider} wrote tool call arguments that are not a JSON object")
-        if isinstance(part, RawPart) and part.source != ANTHROPIC:
-            continue  # another format's own block: nothing an Anthropic client could read
+        if isinstance(part, AudioPart) or (isinstance(part, RawPart) and part.source != ANTHROPIC):
+            continue  # audio, or another format's own block: nothing a Messages answer can hold
         if isinstance(part, ThinkingPart) and part.redacted is None and part.signature is None:
             blocks.append({"type": "thinking", "thinking": part.text, "signature": ""})
             continue
