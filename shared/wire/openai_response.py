@@ -84,8 +84,15 @@ def _extra(data: JSON, message: JSON, choices: list[object]) -> dict[str, object
         extra["choices"] = choices[1:]
     usage = get_mapping(data, "usage")
     if _has_more_usage(usage):
-        extra["usage"] = dict(usage)
+        extra["usage"] = {key: _without_nulls(value) for key, value in usage.items() if value is not None}
     return extra
+
+
+def _without_nulls(value: object) -> object:
+    """An SDK dump's nulls are absent fields: kept out, so what is rendered back is what OpenAI sent."""
+    if isinstance(value, Mapping):
+        return {key: item for key, item in value.items() if item is not None}
+    return value
 
 
 def _has_more_usage(usage: JSON) -> bool:

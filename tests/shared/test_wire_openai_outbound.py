@@ -221,7 +221,8 @@ def test_parse_chunk_reads_cached_tokens_from_usage_chunk() -> None:
     chunk = ChatCompletionChunk.model_validate(
         {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": usage}
     ).model_dump()
-    assert wire.parse_chunk(chunk) == [Delta(usage=Usage(prompt_tokens=30, completion_tokens=2, cached_prompt_tokens=16))]
+    expected = Usage(prompt_tokens=30, completion_tokens=2, cached_prompt_tokens=16)
+    assert wire.parse_chunk(chunk) == [Delta(usage=expected)]
 
 
 async def test_cached_tokens_survive_the_openai_sdk_stream() -> None:
