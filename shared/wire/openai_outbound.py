@@ -6,10 +6,13 @@ How what OpenAI lacks is carried, decided once here:
 - Thinking parts in the history are not sent: they are Anthropic's, signed for Anthropic, and OpenAI takes no
   reasoning text back (its own reasoning is not shown, so never in a history).
 - `cache_control` markers become nothing: OpenAI caches prompt prefixes automatically; a marker asks for what
-  it does anyway, so it is not an unsupported parameter. Anthropic `citations` on history text likewise.
+  it does anyway, so it is not an unsupported parameter. `betas` (the `anthropic-beta` header) likewise: a beta
+  only enables Anthropic fields, and those are checked one by one. Citations, document `context` and a tool
+  result's `is_error` have no OpenAI form: unsupported unless dropped.
 - Tool results are `role: "tool"` messages (one text part as a string, several as an array of text parts).
   Tool messages take text only, so images and documents a tool returned go in a user message right after the
-  tool messages, each introduced by a text part naming its tool call.
+  tool messages, introduced by a text part naming their tool call (carried, not dropped, even when `messages`
+  is in `drop`).
 - Documents: inline base64 as a `file` part (`file_data` data URL), a `file_id` as is, plain text as a text
   part; a document by URL has no OpenAI form (unsupported).
 - Anthropic `thinking` budgets become `reasoning_effort` by `BUDGET_EFFORTS`; `adaptive` and `disabled` send
@@ -66,12 +69,16 @@ class _Renderer:
     def messages(self) -> list[Kwargs]:
         rendered: list[Kwargs] = []
         if self.request.system:
+            if any(part.citations for part in self.request.system):
+                self.refuse("system", "citations on system text have no OpenAI form")
             rendered.append({"role": "system", "content": _text_content(self.request.system)})
         for message in self.request.messages:
             rendered += self.message(message)
         return rendered
 
     def message(self, message: Message) -> list[Kwargs]:
+        if any(isinstance(part, TextPart) and part.citations for part in message.content):
+            self.refuse("messages", "citations on message text have no OpenAI form")
         if message.role == "assistant":
             return [self.assistant(message)]
         results = [part for part in message.content if isinstance(part, ToolResultPart)]
@@ -121,7 +128,9 @@ class _Renderer:
         return self.named(rendered, message)
 
     def tool_message(self, result: ToolResultPart) -> Kwargs:
-        """Text only; `is_error` has no OpenAI field, the text says what failed (as OpenAI clients send it)."""
+        """Text only. `is_error` has no OpenAI field: unsupported unless dropped (then the text alone says it)."""
+        if result.is_error:
+            self.refuse("messages", f"the error flag of tool result {result.tool_call_id} has no OpenAI form")
         texts = [part for part in result.content if isinstance(part, TextPart)]
         return {"role": "tool", "tool_call_id": result.tool_call_id, "content": _text_content(texts) if texts else ""}
 
@@ -155,6 +164,8 @@ class _Renderer:
     def document(self, part: DocumentPart) -> Kwargs | None:
         if part.text is not None:
             return {"type": "text", "text": part.text if part.title is None else f"{part.title}\n\n{part.text}"}
+        if part.context is not None or part.citations is not None:
+            self.refuse("messages", "document context and citations have no OpenAI form")
         file: Kwargs = {}
         if part.data is not None:
             file["file_data"] = data_url(part.media_type, part.data) if part.media_type else part.data

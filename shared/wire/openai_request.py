@@ -36,6 +36,8 @@ MODELLED_FIELDS = frozenset({
 
 TOOL_CHOICE_MODES = ("auto", "none", "required")
 MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
 
 
 def parse_request(body: Mapping[str, object], headers: Mapping[str, str] | None = None) -> ChatRequest:
@@ -207,13 +209,15 @@ def _logit_bias(value: object) -> dict[str, float] | None:
 
 
 def _metadata(value: object) -> dict[str, str] | None:
-    """Up to 16 string values, as OpenAI takes them."""
+    """Up to 16 keys of up to 64 characters with string values of up to 512, as OpenAI takes them."""
     if value is None:
         return None
     metadata = require_object(value, "metadata")
     if len(metadata) > MAX_METADATA_KEYS:
         raise invalid("metadata", f"must have at most {MAX_METADATA_KEYS} keys")
     for key, item in metadata.items():
-        if not isinstance(item, str):
-            raise invalid(f"metadata.{key}", "must be a string")
+        if len(key) > MAX_METADATA_KEY:
+            raise invalid("metadata", f"keys must be at most {MAX_METADATA_KEY} characters")
+        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
+            raise invalid(f"metadata.{key}", f"must be a string of at most {MAX_METADATA_VALUE} characters")
     return {str(key): str(item) for key, item in metadata.items()}

@@ -225,6 +225,8 @@ def test_unmodelled_fields_are_kept_verbatim_in_extra() -> None:
     (body(n=129), "'n'"),
     (body(metadata={"k": 1}), "'metadata.k'"),
     (body(metadata={str(i): "v" for i in range(17)}), "'metadata'"),
+    (body(metadata={"k" * 65: "v"}), "'metadata'"),
+    (body(metadata={"k": "v" * 513}), "'metadata.k'"),
     (body(service_tier=1), "'service_tier'"),
     (body(store="yes"), "'store'"),
     (body(prompt_cache_key=5), "'prompt_cache_key'"),

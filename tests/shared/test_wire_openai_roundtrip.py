@@ -252,6 +252,12 @@ def test_thinking_budgets_map_to_efforts(reasoning: Reasoning, effort: str | Non
     ({"extra": {"context_management": {"edits": []}}}, "context_management"),
     ({"tools": [Tool(kind="web_search_20250305", name="web_search", raw={"type": "web_search_20250305"})]}, "tools"),
     ({"messages": [Message(role="user", content=[DocumentPart(url="https://example.com/a.pdf")])]}, "messages"),
+    ({"messages": [Message(role="user", content=[ToolResultPart(tool_call_id="t", is_error=True)])]}, "messages"),
+    ({"messages": [Message(role="user", content=[DocumentPart(data="JVBERi0x", media_type="application/pdf",
+                                                              context="quarterly")])]}, "messages"),
+    ({"messages": [Message(role="assistant", content=[TextPart(text="x", citations=[{"type": "char_location"}])])]},
+     "messages"),
+    ({"system": [TextPart(text="x", citations=[{"type": "char_location"}])]}, "system"),
 ])
 def test_what_openai_cannot_carry_is_refused_unless_dropped(changes: dict[str, object], param: str) -> None:
     request = anthropic_request(**changes)
