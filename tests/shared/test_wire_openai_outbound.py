@@ -7,7 +7,7 @@ import httpx2
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from shared.models import ChatRequest, Completion, Delta, FinishReason, Message, Usage
+from shared.models import ChatRequest, Completion, Delta, FinishReason, Message, Usage, WireFormat
 from shared.wire import anthropic as anthropic_wire
 from shared.wire import openai as wire
 from tests.shared.wire_openai_support import completion, sdk_client, sse
@@ -144,6 +144,7 @@ def test_parse_completion_reads_sdk_dump() -> None:
         finish_reason=FinishReason.LENGTH,
         usage=Usage(prompt_tokens=11, completion_tokens=4),
         created=1700000001,
+        extra_format=WireFormat.OPENAI,
     )
 
 
@@ -171,10 +172,10 @@ def test_parse_chunk_sequence() -> None:
     text = chunk_dump([{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}])
     finish = chunk_dump([{"index": 0, "delta": {}, "finish_reason": "content_filter"}])
     usage = chunk_dump([], {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4})
-    assert wire.parse_chunk(role) is None
-    assert wire.parse_chunk(text) == Delta(text="Hi")
-    assert wire.parse_chunk(finish) == Delta(finish_reason=FinishReason.CONTENT_FILTER)
-    assert wire.parse_chunk(usage) == Delta(usage=Usage(prompt_tokens=3, completion_tokens=1))
+    assert wire.parse_chunk(role) == []
+    assert wire.parse_chunk(text) == [Delta(text="Hi")]
+    assert wire.parse_chunk(finish) == [Delta(finish_reason=FinishReason.CONTENT_FILTER)]
+    assert wire.parse_chunk(usage) == [Delta(usage=Usage(prompt_tokens=3, completion_tokens=1))]
 
 
 def test_parse_chunk_reads_rendered_stream() -> None:
@@ -183,11 +184,11 @@ def test_parse_chunk_reads_rendered_stream() -> None:
     events += renderer.finish(finished(FinishReason.STOP, Usage(prompt_tokens=2, completion_tokens=2), "openai"))
     deltas = [wire.parse_chunk(json.loads(data)) for _, data in events if data != "[DONE]"]
     assert deltas == [
-        None,
-        Delta(text="A"),
-        Delta(text="B"),
-        Delta(finish_reason=FinishReason.STOP),
-        Delta(usage=Usage(prompt_tokens=2, completion_tokens=2)),
+        [],
+        [Delta(text="A")],
+        [Delta(text="B")],
+        [Delta(finish_reason=FinishReason.STOP)],
+        [Delta(usage=Usage(prompt_tokens=2, completion_tokens=2))],
     ]
 
 
@@ -220,7 +221,8 @@ def test_parse_chunk_reads_cached_tokens_from_usage_chunk() -> None:
     chunk = ChatCompletionChunk.model_validate(
         {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": usage}
     ).model_dump()
-    assert wire.parse_chunk(chunk) == Delta(usage=Usage(prompt_tokens=30, completion_tokens=2, cached_prompt_tokens=16))
+    expected = Usage(prompt_tokens=30, completion_tokens=2, cached_prompt_tokens=16)
+    assert wire.parse_chunk(chunk) == [Delta(usage=expected)]
 
 
 async def test_cached_tokens_survive_the_openai_sdk_stream() -> None:
@@ -235,5 +237,5 @@ async def test_cached_tokens_survive_the_openai_sdk_stream() -> None:
         received = [chunk.model_dump() async for chunk in stream]
     finally:
         await client.close()
-    deltas = [delta for delta in map(wire.parse_chunk, received) if delta is not None]
+    deltas = [delta for chunk in received for delta in wire.parse_chunk(chunk)]
     assert deltas[-1].usage == Usage(prompt_tokens=8, completion_tokens=1, cached_prompt_tokens=6)

@@ -120,6 +120,7 @@ def test_stream_renderer_sequence_with_usage() -> None:
         "completion_tokens": 2,
         "total_tokens": 7,
         "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
     }
     usage = ChatCompletionChunk.model_validate(parsed[3]).usage
     assert usage is not None and usage.total_tokens == 7

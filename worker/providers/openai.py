@@ -14,7 +14,7 @@ from contextlib import aclosing, asynccontextmanager
 import openai
 
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
-from shared.models import ChatRequest, Completion, Delta
+from shared.models import ChatRequest, Completion, Delta, FinishReason
 from shared.routing_table import Target
 from shared.wire.openai import parse_chunk, parse_completion, render_request
 from worker.providers._common import (
@@ -59,19 +59,23 @@ class OpenAIProvider:
             api_key_lookup=api_key_lookup,
         )
 
-    async def complete(self, request: ChatRequest, target: Target) -> Completion:
+    async def complete(self, request: ChatRequest, target: Target, *, drop: frozenset[str] = frozenset()) -> Completion:
         client = self._clients.client_for(target)
-        kwargs = render_request(request.model_copy(update={"stream": False}), target.model)
+        kwargs = render_request(request.model_copy(update={"stream": False}), target.model, drop=drop)
         async with _map_errors():
             raw = await client.chat.completions.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
         return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
-    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[Delta]:
-        """Text deltas as they come, then one delta with the finish reason and usage: OpenAI sends the usage
-        chunk after the finish chunk, so the final delta is emitted once the stream has ended."""
+    async def stream(self, request: ChatRequest, target: Target, *,
+                     drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
+        """Every delta as it comes (text, refusal, tool-call pieces, logprobs), then one delta with the finish
+        reason and usage: OpenAI sends the usage chunk after the finish chunk, so the final delta is emitted
+        once the stream has ended. A streamed refusal finishes `stop`, as a whole answer's does, and becomes
+        `FinishReason.REFUSAL` the same way (`shared.wire.openai_response.parse_completion`)."""
         client = self._clients.client_for(target)
-        kwargs = render_request(request.model_copy(update={"stream": True}), target.model)
+        kwargs = render_request(request.model_copy(update={"stream": True}), target.model, drop=drop)
         totals = StreamTotals(NAME)
+        refused = False
         create = client.chat.completions.with_streaming_response.create
         # The last two contexts close the HTTP stream however this generator ends (consumed, closed, cancelled).
         async with (
@@ -84,13 +88,16 @@ class OpenAIProvider:
                     if raw.http_version == "HTTP/1.1":
                         await _drain(events)
                     break
-                delta = parse_chunk(_chunk(event))
-                if delta is None:
-                    continue
-                totals.add(delta)
-                if delta.text:
-                    yield Delta(text=delta.text)
-        yield totals.final()
+                for delta in parse_chunk(_chunk(event)):
+                    if delta.finish_reason is not None or delta.usage is not None:
+                        totals.add(delta)
+                        continue
+                    refused = refused or bool(delta.refusal)
+                    yield delta
+        final = totals.final()
+        if refused and final.finish_reason == FinishReason.STOP:
+            final = final.model_copy(update={"finish_reason": FinishReason.REFUSAL})
+        yield final
 
     async def aclose(self) -> None:
         await self._clients.aclose()

@@ -1,0 +1,100 @@
+"""What the OpenAI Chat Completions modules share: the finish-reason vocabularies, the reasoning-model rule,
+usage in both directions, and base64 data URLs (split once on the way in, built once on the way out)."""
+
+import re
+from collections.abc import Mapping
+
+from shared.models import FinishReason, Usage
+from shared.wire._common import get_int, get_mapping, invalid
+
+__all__ = [
+    "CLIENT_FINISH_REASONS",
+    "FINISH_REASONS",
+    "MAX_STOP",
+    "REASONING_MODEL_PREFIXES",
+    "data_url",
+    "parse_usage",
+    "render_usage",
+    "split_data_url",
+]
+
+JSON = Mapping[str, object]
+
+MAX_STOP = 4
+"""OpenAI takes at most four stop sequences."""
+
+# OpenAI's reasoning models refuse `max_tokens`; everything else (and OpenAI-compatible servers) takes it.
+REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "content_filter": FinishReason.CONTENT_FILTER,
+    "tool_calls": FinishReason.TOOL_CALLS,
+    "function_call": FinishReason.TOOL_CALLS,
+}
+
+# What an OpenAI client is told: its API has no stop-sequence, refusal or pause reasons (a refusal is the
+# message's `refusal` text with finish `stop`, as OpenAI itself answers).
+CLIENT_FINISH_REASONS: dict[FinishReason, str] = {
+    **{reason: reason.value for reason in FinishReason},
+    FinishReason.STOP_SEQUENCE: "stop", FinishReason.REFUSAL: "stop", FinishReason.PAUSE_TURN: "stop",
+}
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
+
+
+def split_data_url(url: str, field: str) -> tuple[str, str] | None:
+    """(media_type, base64 data) of a `data:<type>;base64,<data>` URL, None for any other URL.
+
+    The payload is sliced off once (the one copy) and checked in one regex pass for the base64 alphabet and
+    a length that is a multiple of 4, never decoded: a 5 MB image costs one scan, not a decode and re-encode."""
+    if not url.startswith("data:"):
+        return None
+    header, comma, data = url.partition(",")
+    media_type, _, encoding = header[5:].partition(";")
+    if not comma or encoding != "base64" or not _MEDIA_TYPE.fullmatch(media_type):
+        raise invalid(field, "must be a URL or a 'data:<media type>;base64,<data>' URL")
+    check_base64(data, field)
+    return media_type, data
+
+
+def check_base64(data: str, field: str) -> None:
+    """The cheap check: alphabet and padding in one pass, no decode, no copy."""
+    if not data or len(data) % 4 or _BASE64.fullmatch(data) is None:
+        raise invalid(field, "must be non-empty, padded standard base64")
+
+
+def data_url(media_type: str | None, data: str) -> str:
+    """The data URL OpenAI takes for an inline image or file, built once from the part's own string."""
+    return f"data:{media_type or 'application/octet-stream'};base64,{data}"
+
+
+def parse_usage(data: JSON) -> Usage:
+    """OpenAI usage: cached prompt tokens are part of `prompt_tokens`, reasoning tokens of `completion_tokens`,
+    as the Usage model counts them."""
+    return Usage(
+        prompt_tokens=get_int(data, "prompt_tokens"),
+        completion_tokens=get_int(data, "completion_tokens"),
+        cached_prompt_tokens=get_int(get_mapping(data, "prompt_tokens_details"), "cached_tokens"),
+        reasoning_tokens=get_int(get_mapping(data, "completion_tokens_details"), "reasoning_tokens"),
+    )
+
+
+def render_usage(usage: Usage, raw: object = None) -> dict[str, object]:
+    """The usage object a client sees. Anthropic cache writes are plain prompt tokens to an OpenAI client (its
+    API has no field for them). `raw` is the provider's own usage object when it was OpenAI: its other details
+    (audio, prediction tokens) are kept, the modelled figures win."""
+    original = raw if isinstance(raw, Mapping) else {}
+    prompt_details = {**get_mapping(original, "prompt_tokens_details"), "cached_tokens": usage.cached_prompt_tokens}
+    completion_details = {**get_mapping(original, "completion_tokens_details"),
+                          "reasoning_tokens": usage.reasoning_tokens}
+    return {
+        **original,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": prompt_details,
+        "completion_tokens_details": completion_details,
+    }
