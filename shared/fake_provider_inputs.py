@@ -91,6 +91,10 @@ def _data_url(url: object, fallback_type: str) -> str:
     return f"{found.group(1)} {_decoded_size(found.group(2))}"
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _last_turn(messages: list[Any]) -> Mapping[str, Any]:
     """The last message that is not a system turn (Claude Code puts a system message after the user's)."""
     for message in reversed(messages):
@@ -186,7 +190,7 @@ def _openai_attachments(message: Mapping[str, Any]) -> list[str]:
     found = []
     for part in _parts(message):
         kind = part.get("type")
-        body = part.get(kind) if isinstance(kind, str) and isinstance(part.get(kind), Mapping) else {}
+        body = _mapping(part.get(kind)) if isinstance(kind, str) else {}
         if kind == "image_url":
             found.append(_data_url(body.get("url"), "image"))
         elif kind == "file":
@@ -254,7 +258,7 @@ def _anthropic_tool_results(turn: Mapping[str, Any]) -> tuple[str, ...]:
 def _anthropic_attachments(message: Mapping[str, Any]) -> list[str]:
     found = []
     for part in _parts(message):
-        source = part.get("source") if isinstance(part.get("source"), Mapping) else {}
+        source = _mapping(part.get("source"))
         if part.get("type") not in ("image", "document"):
             continue
         fallback = "image" if part.get("type") == "image" else "document"

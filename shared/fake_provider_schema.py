@@ -87,23 +87,23 @@ def _resolved(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str
 
 
 def _object(schema: Mapping[str, Any], root: Mapping[str, Any], depth: int) -> dict[str, Any]:
-    properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+    properties = _mapping(schema.get("properties"))
     required = [key for key in schema.get("required") or [] if isinstance(key, str)]
-    value: dict[str, Any] = {}
-    for key in required:
-        sub = properties.get(key) if isinstance(properties.get(key), Mapping) else {}
-        value[key] = _value(sub, root, key, depth + 1)
-    return value
+    return {key: _value(_mapping(properties.get(key)), root, key, depth + 1) for key in required}
 
 
 def _array(schema: Mapping[str, Any], root: Mapping[str, Any], name: str, depth: int) -> list[Any]:
-    items = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
+    items = _mapping(schema.get("items"))
     minimum = schema.get("minItems")
     count = max(1, minimum if isinstance(minimum, int) else 1)
     maximum = schema.get("maxItems")
     if isinstance(maximum, int):
         count = min(count, maximum)
     return [_value(items, root, name, depth + 1) for _ in range(count)]
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _string(schema: Mapping[str, Any], name: str) -> str:
