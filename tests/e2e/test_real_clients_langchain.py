@@ -12,7 +12,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from tests.e2e.real_clients import BOTH, ClientsGateway, clients_gateway  # noqa: F401 (fixture)
 
@@ -30,9 +30,9 @@ def lookup_weather(city: str, days: int) -> str:
 
 def _chat(kind: str, gw: ClientsGateway, key: str, routed: str) -> BaseChatModel:
     if kind == "openai":
-        return ChatOpenAI(model=routed, base_url=gw.openai_url, api_key=key, max_retries=0, timeout=30)
-    return ChatAnthropic(model_name=routed, base_url=gw.base_url, api_key=key, max_tokens=300, max_retries=0,
-                         timeout=30)  # type: ignore[call-arg]
+        return ChatOpenAI(model=routed, base_url=gw.openai_url, api_key=SecretStr(key), max_retries=0, timeout=30)
+    return ChatAnthropic(model_name=routed, base_url=gw.base_url, api_key=SecretStr(key), max_tokens=300,
+                         max_retries=0, timeout=30)  # type: ignore[call-arg]
 
 
 async def _invoke(model: Any, messages: list[BaseMessage], streamed: bool) -> AIMessage:
