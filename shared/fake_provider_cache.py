@@ -49,6 +49,8 @@ class PromptCache:
         return hit
 
     def anthropic(self, body: Mapping[str, Any]) -> AnthropicCacheUsage:
+        if not any(_cache_control(block) is not None for block, _ in _segments(body)):
+            return AnthropicCacheUsage()  # the common case, without hashing the prompt
         breakpoints = list(_breakpoints(body))
         if not breakpoints:
             return AnthropicCacheUsage()
