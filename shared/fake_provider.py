@@ -221,7 +221,7 @@ async def _complete(state: _ProviderState, dialect: Dialect, request: Request) -
     body = await _read_json(request)
     model = body.get("model") if body is not None else None
     state.requests[model if isinstance(model, str) and model else _MISSING_MODEL] += 1
-    state.recorder.record(request, body)
+    state.recorder.record(request, body, len(await request.body()))
     if not dialect.authorized(request.headers):
         return dialect.error(401, "Missing or empty API key.")
     if (problem := dialect.problem(body)) is not None or body is None or not isinstance(model, str):
