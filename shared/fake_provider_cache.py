@@ -76,7 +76,8 @@ def _digest(text: str) -> str:
 
 def _segments(body: Mapping[str, Any]) -> Iterator[tuple[object, str]]:
     """(block, its text) in prefix order: tools, system, then each message's content blocks."""
-    for tool in body.get("tools") or []:
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
         yield tool, ""
     system = body.get("system")
     for block in system if isinstance(system, list) else [system] if system else []:

@@ -95,6 +95,10 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _last_turn(messages: list[Any]) -> Mapping[str, Any]:
     """The last message that is not a system turn (Claude Code puts a system message after the user's)."""
     for message in reversed(messages):
@@ -118,7 +122,7 @@ def _parts(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def _common(body: Mapping[str, Any], user_text: str) -> dict[str, Any]:
     tool, args = _directive(user_text)
     stop = body.get("stop_sequences", body.get("stop"))
-    stops = (stop,) if isinstance(stop, str) else tuple(s for s in stop or () if isinstance(s, str) and s)
+    stops = (stop,) if isinstance(stop, str) else tuple(s for s in _list(stop) if isinstance(s, str) and s)
     return {"user_text": user_text, "directive_tool": tool, "directive_args": args, "stop_sequences": stops}
 
 

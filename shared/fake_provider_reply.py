@@ -126,8 +126,9 @@ def answer_blocks(inputs: Inputs, words: tuple[str, ...], call_id: str) -> tuple
         return [*blocks, Block("refusal", REFUSAL_TEXT, word_pieces(REFUSAL_TEXT))], None
     tool = inputs.tool_to_call()
     if tool is not None:
-        args = example_value(tool.schema)
-        args = {**args, **inputs.directive_args} if isinstance(args, dict) else args
+        generated = example_value(tool.schema)
+        # Tool arguments are always an object, even for a schema that says nothing (or something else).
+        args = {**(generated if isinstance(generated, dict) else {}), **inputs.directive_args}
         arguments = json.dumps(args)
         return [*blocks, Block("tool_use", arguments, char_pieces(arguments), tool_id=call_id, name=tool.name)], None
     if inputs.output_schema is not None or inputs.json_object:

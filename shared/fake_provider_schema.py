@@ -9,6 +9,7 @@ from typing import Any
 __all__ = ["example_value"]
 
 _MAX_DEPTH = 12
+_MAX_ITEMS = 100  # a schema asking for more items than this gets an answer it rejects, not a huge one
 _DEFAULT_STRING = "example"
 
 
@@ -88,14 +89,15 @@ def _resolved(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str
 
 def _object(schema: Mapping[str, Any], root: Mapping[str, Any], depth: int) -> dict[str, Any]:
     properties = _mapping(schema.get("properties"))
-    required = [key for key in schema.get("required") or [] if isinstance(key, str)]
+    listed = schema.get("required")
+    required = [key for key in listed if isinstance(key, str)] if isinstance(listed, list) else []
     return {key: _value(_mapping(properties.get(key)), root, key, depth + 1) for key in required}
 
 
 def _array(schema: Mapping[str, Any], root: Mapping[str, Any], name: str, depth: int) -> list[Any]:
     items = _mapping(schema.get("items"))
     minimum = schema.get("minItems")
-    count = max(1, minimum if isinstance(minimum, int) else 1)
+    count = min(_MAX_ITEMS, max(1, minimum if isinstance(minimum, int) else 1))
     maximum = schema.get("maxItems")
     if isinstance(maximum, int):
         count = min(count, maximum)
@@ -111,7 +113,7 @@ def _string(schema: Mapping[str, Any], name: str) -> str:
             "uri": "https://example.com/", "uuid": "00000000-0000-4000-8000-000000000000"}.get(
         str(schema.get("format")), f"{name} {_DEFAULT_STRING}".strip() if name else _DEFAULT_STRING)
     minimum, maximum = schema.get("minLength"), schema.get("maxLength")
-    if isinstance(minimum, int) and len(text) < minimum:
+    if isinstance(minimum, int) and len(text) < minimum <= _MAX_ITEMS * 100:
         text = text + "x" * (minimum - len(text))
     if isinstance(maximum, int) and len(text) > maximum:
         text = text[:maximum]

@@ -132,3 +132,20 @@ async def test_requests_are_recorded_with_headers_and_masked_keys(clients: Clien
     assert "***" in (entry["headers"].get("x-api-key"), entry["headers"].get("authorization"))
     assert entry["body"]["top_k"] == 3 and entry["body"]["x_extra"] == 1
     assert (await raw.get("/_requests", params={"limit": "x"})).status_code == 400
+
+
+ODD_VALUES: list[Any] = [None, 1, "x", [], {}, [1, "a", None], {"type": "json_schema", "json_schema": 5},
+                         [{"type": "function", "function": {"name": "t", "parameters": "zz"}}],
+                         [{"name": "t", "input_schema": {"type": "object", "required": "abc"}}],
+                         [{"type": "image", "source": {"type": "base64", "data": "!!"}}], [{"type": "thinking"}]]
+
+
+@pytest.mark.parametrize("field", ["tools", "tool_choice", "response_format", "thinking", "stop", "stop_sequences",
+                                   "reasoning_effort", "output_format", "output_config", "system"])
+async def test_odd_field_values_never_crash_the_provider(raw: httpx.AsyncClient, field: str) -> None:
+    for value in ODD_VALUES:
+        for path, base in (("/v1/chat/completions", {"model": "m"}), ("/v1/messages", {"model": "c", "max_tokens": 9})):
+            messages = [{"role": "user", "content": value}, {"role": "assistant", "content": value}]
+            response = await raw.post(path, json={**base, "messages": messages, field: value},
+                                      headers={"authorization": "Bearer k"})
+            assert response.status_code < 500, (path, field, value, response.text)
