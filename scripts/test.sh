@@ -9,7 +9,10 @@
 #   2. Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, user postgres without a password, database
 #      `test`) are started when down; the script stops with the reason when either cannot be reached.
 #   3. .venv with the gateway and its test dependencies at the versions of constraints.txt (scripts/lock.sh).
-#   4. ruff, then pytest.
+#   4. Claude Code (npm @anthropic-ai/claude-code, pinned below) in .cache/clients for the real-client
+#      end-to-end tests, when npm exists (Debian: nodejs and npm, installed in step 1 as root). 2.1.197 needs
+#      Node >= 18 (bookworm has 18.20) and ships a native binary; later releases ask for Node >= 22.
+#   5. ruff, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +23,9 @@ die() { say "$*"; exit 1; }
 declare -A PACKAGE_OF=(
   [promtool]=prometheus [prometheus]=prometheus
   [dockerd]=docker.io [docker-compose]=docker-compose [debootstrap]=debootstrap
+  [node]=nodejs [npm]=npm
 )
+CLAUDE_CODE_VERSION=2.1.197
 
 install_debian_packages() {
   local missing=() command
@@ -81,7 +86,25 @@ ensure_test_database() {
   fi
 }
 
+# tests/e2e/test_real_clients_claude_code.py runs .cache/clients/node_modules/.bin/claude.
+install_claude_code() {
+  local prefix=.cache/clients
+  if [ -x "$prefix/node_modules/.bin/claude" ] \
+    && "$prefix/node_modules/.bin/claude" --version 2>/dev/null | grep -q "^$CLAUDE_CODE_VERSION "; then
+    return
+  fi
+  if ! command -v npm >/dev/null; then
+    say "no npm, so not installing Claude Code; its end-to-end test skips (fails under CI=true)"
+    return
+  fi
+  say "installing Claude Code $CLAUDE_CODE_VERSION into $prefix"
+  mkdir -p "$prefix"
+  npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" \
+    || say "npm install of Claude Code failed; its end-to-end test skips (fails under CI=true)"
+}
+
 install_debian_packages
+install_claude_code
 start_services
 ensure_test_database
 python3 -m venv .venv

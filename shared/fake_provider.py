@@ -19,19 +19,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.fake_provider_formats import (
-    JSON,
-    AnthropicDialect,
-    Dialect,
-    OpenAIDialect,
-    Reply,
-    StreamParts,
-    bearer_token,
-)
+from shared.fake_provider_anthropic import AnthropicDialect
+from shared.fake_provider_cache import PromptCache
+from shared.fake_provider_formats import JSON, Dialect, StreamParts, bearer_token
+from shared.fake_provider_openai import OpenAIDialect
+from shared.fake_provider_recording import Recorder, recorded_requests
+from shared.fake_provider_reply import Block, Reply, answer_blocks
 from shared.fake_provider_script import (
     Directives,
     count_words,
-    last_user_text,
     parse_directives,
     reply_words,
     retry_headers,
@@ -111,6 +107,9 @@ class _ProviderState:
     config: FakeProviderConfig
     rng: random.Random
     requests: Counter[str] = field(default_factory=Counter)
+    # Every completion request as received (body and headers), for tests that check what reached upstream.
+    recorder: Recorder = field(default_factory=Recorder)
+    cache: PromptCache = field(default_factory=PromptCache)
     # Streams whose client closed the connection before the end: how fast a cancel reaches the provider.
     disconnects: deque[JSON] = field(default_factory=lambda: deque(maxlen=1000))
 
@@ -127,12 +126,13 @@ def create_app(config: FakeProviderConfig | None = None) -> Starlette:
     settings = config or FakeProviderConfig()
     state = _ProviderState(config=settings, rng=random.Random(settings.seed))
     routes = [
-        Route("/v1/chat/completions", _completion_endpoint(state, OpenAIDialect()), methods=["POST"]),
-        Route("/v1/messages", _completion_endpoint(state, AnthropicDialect()), methods=["POST"]),
+        Route("/v1/chat/completions", _completion_endpoint(state, OpenAIDialect(state.cache)), methods=["POST"]),
+        Route("/v1/messages", _completion_endpoint(state, AnthropicDialect(state.cache)), methods=["POST"]),
         Route("/v1/models", _models_endpoint(state), methods=["GET"]),
         Route("/_stats", _stats_endpoint(state), methods=["GET"]),
         Route("/_reset", _reset_endpoint(state), methods=["POST"]),
         Route("/_disconnects", _disconnects_endpoint(state), methods=["GET"]),
+        Route("/_requests", recorded_requests(state.recorder), methods=["GET"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(_QuietStreamCut)])
 
@@ -168,6 +168,8 @@ def _reset_endpoint(state: _ProviderState) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         state.requests.clear()
         state.disconnects.clear()
+        state.recorder.clear()
+        state.cache.clear()
         return JSONResponse(state.stats())
 
     return endpoint
@@ -219,6 +221,7 @@ async def _complete(state: _ProviderState, dialect: Dialect, request: Request) -
     body = await _read_json(request)
     model = body.get("model") if body is not None else None
     state.requests[model if isinstance(model, str) and model else _MISSING_MODEL] += 1
+    state.recorder.record(request, body, len(await request.body()))
     if not dialect.authorized(request.headers):
         return dialect.error(401, "Missing or empty API key.")
     if (problem := dialect.problem(body)) is not None or body is None or not isinstance(model, str):
@@ -235,6 +238,8 @@ async def _complete(state: _ProviderState, dialect: Dialect, request: Request) -
     if directives.garbage is not None:
         return _garbage(directives.garbage, streaming)
     reply = _build_reply(state.config, dialect, body, model)
+    if reply is None:
+        return dialect.error(400, "tool_choice names a tool that is not in 'tools'.", "tool_choice")
     if not streaming:
         return JSONResponse(dialect.completion(reply))
     probe = _StreamProbe(model=model)
@@ -295,18 +300,33 @@ def _failure_status(state: _ProviderState, model: str, directives: Directives, s
     return None
 
 
-def _build_reply(config: FakeProviderConfig, dialect: Dialect, body: JSON, model: str) -> Reply:
+def _build_reply(config: FakeProviderConfig, dialect: Dialect, body: JSON, model: str) -> Reply | None:
+    """The answer to `body`: plain words by default; a tool call, JSON, thinking, a refusal or a tool-result
+    quote when the request asks for one (shared.fake_provider_inputs documents the triggers)."""
+    inputs = dialect.inputs(body)
+    if inputs.tool_choice == "named" and inputs.forced_tool not in {tool.name for tool in inputs.tools}:
+        return None
     count = parse_directives(model).token_count
     words, truncated = reply_words(
-        last_user_text(body["messages"]), config.token_count if count is None else count, dialect.max_tokens(body)
+        inputs.user_text, config.token_count if count is None else count, dialect.max_tokens(body)
     )
-    return Reply(
-        id=f"{dialect.id_prefix}{uuid.uuid4().hex[:24]}",
-        model=model,
-        words=words,
-        prompt_tokens=count_words(dialect.prompt_texts(body)),
-        truncated=truncated,
-    )
+    blocks, stop = answer_blocks(inputs, words, f"{dialect.call_prefix}{uuid.uuid4().hex[:24]}")
+    plain = not inputs.tool_results and inputs.output_schema is None and not inputs.json_object
+    finish = _finish(blocks, stop, truncated and plain)
+    usage = dialect.usage(body, count_words(dialect.prompt_texts(body)), sum(block.tokens for block in blocks))
+    return Reply(id=f"{dialect.id_prefix}{uuid.uuid4().hex[:24]}", model=model, blocks=tuple(blocks),
+                 usage=usage, finish=finish, stop_sequence=stop)
+
+
+def _finish(blocks: list[Block], stop: str | None, truncated: bool) -> str:
+    kinds = {block.kind for block in blocks}
+    if "tool_use" in kinds:
+        return "tool_use"
+    if "refusal" in kinds:
+        return "refusal"
+    if stop is not None:
+        return "stop_sequence"
+    return "max_tokens" if truncated else "end_turn"
 
 
 async def _paced(

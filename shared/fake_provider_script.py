@@ -11,7 +11,6 @@ __all__ = [
     "Directives",
     "content_text",
     "count_words",
-    "last_user_text",
     "parse_directives",
     "reply_words",
     "retry_headers",
@@ -96,14 +95,6 @@ def content_text(content: Any) -> str:
 def count_words(texts: Iterable[str]) -> int:
     """Tokens are whitespace-separated words."""
     return sum(len(text.split()) for text in texts)
-
-
-def last_user_text(messages: list[Any]) -> str:
-    """Text of the last `user` message, or "" when there is none."""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return content_text(message.get("content"))
-    return ""
 
 
 def reply_words(user_text: str, token_count: int, max_tokens: int | None) -> tuple[tuple[str, ...], bool]:

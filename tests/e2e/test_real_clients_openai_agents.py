@@ -1,0 +1,67 @@
+"""openai-agents (`OpenAIChatCompletionsModel`, i.e. `/v1/chat/completions`) through the gateway, served by
+an OpenAI and by an Anthropic target of the fake provider: a function tool round trip (the agent calls the
+tool, sends its result back, and the final answer quotes it) plain and streamed, and a structured
+`output_type` (the answer must parse into the pydantic model)."""
+
+import pytest
+from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner, function_tool
+from openai import AsyncOpenAI
+from pydantic import BaseModel
+
+from tests.e2e.real_clients import BOTH, ClientsGateway, clients_gateway  # noqa: F401 (fixture)
+
+NO_TRACING = RunConfig(tracing_disabled=True)  # tracing would call api.openai.com
+
+
+class Weather(BaseModel):
+    city: str
+    temperature_c: int
+    sunny: bool
+
+
+calls: list[str] = []
+
+
+@function_tool
+def get_weather(city: str) -> str:
+    """The current weather of a city."""
+    calls.append(city)
+    return f"Sunny in {city}, 21 C"
+
+
+def _model(gw: ClientsGateway, key: str, routed: str) -> OpenAIChatCompletionsModel:
+    client = AsyncOpenAI(base_url=gw.openai_url, api_key=key, max_retries=0, timeout=30)
+    return OpenAIChatCompletionsModel(model=routed, openai_client=client)
+
+
+@pytest.mark.parametrize("routed", BOTH)
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_agent_function_tool_round_trip(
+    clients_gateway: ClientsGateway, tenant_key: str, routed: str, streamed: bool  # noqa: F811
+) -> None:
+    calls.clear()
+    agent = Agent(name="weather", instructions="Use the tool.", tools=[get_weather],
+                  model=_model(clients_gateway, tenant_key, routed))
+    if streamed:
+        run = Runner.run_streamed(agent, "What is the weather?", run_config=NO_TRACING)
+        async for _ in run.stream_events():
+            pass
+        output = run.final_output
+    else:
+        output = (await Runner.run(agent, "What is the weather?", run_config=NO_TRACING)).final_output
+    assert calls == ["city example"]  # arguments generated from the tool's schema, parsed by the agent
+    assert output == "Tool result: Sunny in city example, 21 C"
+    upstream = clients_gateway.upstream_requests(routed)[-1]["body"]
+    tools = upstream["tools"]
+    names = [tool["function"]["name"] if "function" in tool else tool["name"] for tool in tools]
+    assert names == ["get_weather"]
+
+
+@pytest.mark.parametrize("routed", BOTH)
+async def test_agent_structured_output_type(
+    clients_gateway: ClientsGateway, tenant_key: str, routed: str  # noqa: F811
+) -> None:
+    agent = Agent(name="extract", instructions="Answer as JSON.", output_type=Weather,
+                  model=_model(clients_gateway, tenant_key, routed))
+    result = await Runner.run(agent, "Weather in Paris?", run_config=NO_TRACING)
+    assert result.final_output == Weather(city="city example", temperature_c=1, sunny=True)
