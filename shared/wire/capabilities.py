@@ -174,8 +174,9 @@ def _extra(request: ChatRequest, provider: WireFormat) -> Iterator[tuple[str, st
     if provider is request.source:
         return
     api = "Anthropic Messages" if request.source is WireFormat.ANTHROPIC else "OpenAI Chat Completions"
+    target = "an Anthropic target" if provider is WireFormat.ANTHROPIC else "an OpenAI target"
     for key in request.extra:
-        yield key, f"a field of the {api} API that a {provider.value} target does not have"
+        yield key, f"a field of the {api} API that {target} does not have"
 
 
 # --- parts of the conversation ----------------------------------------------------------------------

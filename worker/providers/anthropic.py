@@ -58,14 +58,15 @@ class AnthropicProvider:
             api_key_lookup=api_key_lookup,
         )
 
-    async def complete(self, request: ChatRequest, target: Target) -> Completion:
+    async def complete(self, request: ChatRequest, target: Target, *, drop: frozenset[str] = frozenset()) -> Completion:
         client = self._clients.client_for(target)
         kwargs = render_request(request.model_copy(update={"stream": False}), target.model)
         async with _map_errors():
             raw = await client.messages.with_raw_response.create(**kwargs)  # type: ignore[arg-type]
         return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
-    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[Delta]:
+    async def stream(self, request: ChatRequest, target: Target, *,
+                     drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
         """Text deltas as they come, then one delta merging the prompt tokens of `message_start` with the
         stop reason and output tokens of `message_delta`."""
         client = self._clients.client_for(target)

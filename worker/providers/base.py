@@ -11,13 +11,16 @@ from shared.routing_table import Target
 class Provider(Protocol):
     name: str
 
-    async def complete(self, request: ChatRequest, target: Target) -> Completion:
-        """Non-streamed completion. Raises a `shared.errors.UpstreamError` subclass on failure."""
+    async def complete(self, request: ChatRequest, target: Target, *, drop: frozenset[str] = frozenset()) -> Completion:
+        """Non-streamed completion. Raises a `shared.errors.UpstreamError` subclass on failure. `drop` names
+        the parameters (keys of `shared.wire.capabilities.unsupported_params`) to leave out: routing passes
+        only those this target cannot honour and the operator or client allowed dropping."""
         ...
 
-    def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[Delta]:
+    def stream(self, request: ChatRequest, target: Target, *,
+               drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
         """Streamed completion. Errors raised before the first delta may fall back; later ones may not.
-        The final delta carries the finish reason and usage."""
+        The final delta carries the finish reason and usage. `drop` as for `complete`."""
         ...
 
     async def aclose(self) -> None:

@@ -59,14 +59,15 @@ class OpenAIProvider:
             api_key_lookup=api_key_lookup,
         )
 
-    async def complete(self, request: ChatRequest, target: Target) -> Completion:
+    async def complete(self, request: ChatRequest, target: Target, *, drop: frozenset[str] = frozenset()) -> Completion:
         client = self._clients.client_for(target)
         kwargs = render_request(request.model_copy(update={"stream": False}), target.model)
         async with _map_errors():
             raw = await client.chat.completions.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
         return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
-    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[Delta]:
+    async def stream(self, request: ChatRequest, target: Target, *,
+                     drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
         """Text deltas as they come, then one delta with the finish reason and usage: OpenAI sends the usage
         chunk after the finish chunk, so the final delta is emitted once the stream has ended."""
         client = self._clients.client_for(target)
