@@ -18,7 +18,7 @@ from shared.errors import AllTargetsFailed, GatewayError, StreamInterrupted, Uns
 from shared.metrics import TARGETS_SKIPPED
 from shared.models import ChatRequest, Completion, Delta
 from shared.routing_table import Target
-from shared.wire.capabilities import drop_allowed, param_label, provider_format, unsupported_params
+from shared.wire.capabilities import Plan, param_label, plan_target
 from worker.breaker import CircuitBreaker
 from worker.providers.base import Provider
 
@@ -50,25 +50,6 @@ class Served:
     target: Target
     fallback_used: bool
     dropped_params: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Whether a target can serve a request: the parameters it must leave out (`drop`), or the first one it
-    cannot honour and may not drop (`refused`, with why)."""
-
-    drop: frozenset[str]
-    refused: tuple[str, str] | None = None
-
-
-def plan_target(request: ChatRequest, target: Target, allow_drop: frozenset[str]) -> Plan:
-    """What serving `request` on `target` takes; the API's pre-check and the router decide alike."""
-    unsupported = unsupported_params(request, provider_format(target.provider), target.model)
-    refused = [(param, why) for param, why in unsupported.items()
-               if not drop_allowed(param, allow_drop, request.source)]
-    if refused:
-        return Plan(drop=frozenset(), refused=refused[0])
-    return Plan(drop=frozenset(unsupported))
 
 
 class Router:

@@ -26,9 +26,11 @@ tests/shared/test_compat_matrix.py):
   Anthropic client, and the features it enables are fields, checked one by one."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from shared.content import AudioPart, DocumentPart, ImagePart, TextPart, ToolResultPart
 from shared.models import ChatRequest, Message, WireFormat
+from shared.routing_table import Target
 from shared.wire._common import CLIENT_NAMES, client_name
 
 __all__ = [
@@ -36,8 +38,10 @@ __all__ = [
     "KNOWN_PARAMS",
     "OPENAI_MAX_STOP",
     "SERVICE_TIERS",
+    "Plan",
     "drop_allowed",
     "param_label",
+    "plan_target",
     "provider_format",
     "service_tier_for",
     "unsupported_params",
@@ -177,6 +181,26 @@ def _extra(request: ChatRequest, provider: WireFormat) -> Iterator[tuple[str, st
     target = "an Anthropic target" if provider is WireFormat.ANTHROPIC else "an OpenAI target"
     for key in request.extra:
         yield key, f"a field of the {api} API that {target} does not have"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Whether a target can serve a request: the parameters it must leave out (`drop`), or the first one it
+    cannot honour and may not drop (`refused`, with why)."""
+
+    drop: frozenset[str]
+    refused: tuple[str, str] | None = None
+
+
+def plan_target(request: ChatRequest, target: Target, allow_drop: frozenset[str]) -> Plan:
+    """What serving `request` on `target` takes; the API's pre-check (api/submit.py) and the worker's router
+    (worker/routing.py) decide alike."""
+    unsupported = unsupported_params(request, provider_format(target.provider), target.model)
+    refused = [(param, why) for param, why in unsupported.items()
+               if not drop_allowed(param, allow_drop, request.source)]
+    if refused:
+        return Plan(drop=frozenset(), refused=refused[0])
+    return Plan(drop=frozenset(unsupported))
 
 
 # --- parts of the conversation ----------------------------------------------------------------------
