@@ -25,10 +25,11 @@ tests/shared/test_compat_matrix.py):
 - `betas` (the `anthropic-beta` header) is not a parameter: it is forwarded to Anthropic targets of an
   Anthropic client, and the features it enables are fields, checked one by one."""
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from shared.content import AudioPart, DocumentPart, ImagePart, TextPart, ToolResultPart
+from shared.content import AudioPart, DocumentPart, ImagePart, TextPart, ToolCallPart, ToolResultPart
 from shared.models import ChatRequest, Message, WireFormat
 from shared.routing_table import Target
 from shared.wire._common import CLIENT_NAMES, client_name
@@ -52,6 +53,11 @@ ANTHROPIC_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "imag
 PDF = "application/pdf"
 ANTHROPIC_TEMPERATURE_MAX = 1.0
 OPENAI_ONLY_SAMPLING = ("seed", "frequency_penalty", "presence_penalty", "logit_bias", "top_logprobs")
+ANTHROPIC_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
+"""OpenAI `reasoning_effort` values an Anthropic target can honour: `none` as thinking disabled, the others
+as a thinking budget (shared/wire/anthropic_outbound.py's EFFORT_BUDGETS, each at least the minimum)."""
+ANTHROPIC_MIN_THINKING = 1024
+"""Anthropic's smallest thinking budget; it must be below `max_tokens`."""
 
 SERVICE_TIERS: dict[WireFormat, dict[str, str]] = {
     WireFormat.OPENAI: {"auto": "auto", "default": "default", "standard_only": "default"},
@@ -140,6 +146,20 @@ def _to_openai(request: ChatRequest) -> Iterator[tuple[str, str]]:
 
 
 def _to_anthropic(request: ChatRequest) -> Iterator[tuple[str, str]]:
+    yield from _sampling_to_anthropic(request)
+    output = request.output_format
+    if output is not None and (output.type == "json_object" or output.json_schema is None):
+        yield _name(request, "output_format"), "Anthropic structured outputs need a JSON schema (JSON mode " \
+                                               "without one has no equivalent)"
+    if request.source is not WireFormat.ANTHROPIC:
+        yield from _effort_to_anthropic(request)
+    yield from _service_to_anthropic(request)
+    for index, tool in enumerate(request.tools):
+        if tool.kind != "function" and request.source is not WireFormat.ANTHROPIC:
+            yield "tools", f"tools[{index}] is an OpenAI {tool.kind} tool, which Anthropic does not have"
+
+
+def _sampling_to_anthropic(request: ChatRequest) -> Iterator[tuple[str, str]]:
     for field in OPENAI_ONLY_SAMPLING:
         if getattr(request, field) is not None:
             yield field, "Anthropic has no such sampling parameter"
@@ -153,10 +173,17 @@ def _to_anthropic(request: ChatRequest) -> Iterator[tuple[str, str]]:
         yield "top_p", "current Claude models refuse top_p together with temperature"
     if any(not stop.strip() for stop in request.stop):
         yield _name(request, "stop"), "Anthropic refuses stop sequences made only of whitespace"
-    yield from _service_to_anthropic(request)
-    for index, tool in enumerate(request.tools):
-        if tool.kind != "function" and request.source is not WireFormat.ANTHROPIC:
-            yield "tools", f"tools[{index}] is an OpenAI {tool.kind} tool, which Anthropic does not have"
+
+
+def _effort_to_anthropic(request: ChatRequest) -> Iterator[tuple[str, str]]:
+    effort = request.reasoning.effort if request.reasoning is not None else None
+    if effort is None or effort == "none":
+        return
+    if effort not in ANTHROPIC_EFFORTS:
+        yield _name(request, "reasoning"), f"effort {effort!r} has no Anthropic thinking budget"
+    elif request.max_tokens is not None and request.max_tokens <= ANTHROPIC_MIN_THINKING:
+        yield _name(request, "reasoning"), (f"max_tokens {request.max_tokens} leaves no room for Anthropic's "
+                                            f"minimum thinking budget of {ANTHROPIC_MIN_THINKING} tokens")
 
 
 def _service_to_anthropic(request: ChatRequest) -> Iterator[tuple[str, str]]:
@@ -169,9 +196,8 @@ def _service_to_anthropic(request: ChatRequest) -> Iterator[tuple[str, str]]:
     if request.service_tier is not None and service_tier_for(request.service_tier, WireFormat.ANTHROPIC,
                                                              request.source) is None:
         yield "service_tier", f"Anthropic has no service tier {request.service_tier!r} (only auto, standard_only)"
-    if (request.safety_identifier is not None and request.user is not None
-            and request.safety_identifier != request.user):
-        yield "safety_identifier", "Anthropic has one user id (metadata.user_id), already given by 'user'"
+    if request.safety_identifier is not None:
+        yield "safety_identifier", "Anthropic has no such parameter"
 
 
 def _extra(request: ChatRequest, provider: WireFormat) -> Iterator[tuple[str, str]]:
@@ -222,12 +248,17 @@ def _message_parts(request: ChatRequest, provider: WireFormat) -> Iterator[str]:
 def _message_fields(message: Message, where: str, provider: WireFormat) -> Iterator[str]:
     if provider is WireFormat.ANTHROPIC and message.name is not None:
         yield f"{where}.name: Anthropic messages have no participant name"
-    if provider is WireFormat.ANTHROPIC and message.refusal is not None:
-        yield f"{where}.refusal: Anthropic messages have no refusal field"
+    if provider is WireFormat.ANTHROPIC and message.role in ("system", "developer"):
+        kinds = sorted({part.type for part in message.content if not isinstance(part, TextPart)})
+        if kinds:
+            yield f"{where} is a system message with {', '.join(kinds)} parts: Anthropic system prompts are text"
 
 
 def _part(request: ChatRequest, part: object, where: str, provider: WireFormat) -> Iterator[str]:
-    if isinstance(part, AudioPart) and provider is WireFormat.ANTHROPIC:
+    raw_source = getattr(part, "source", None) if getattr(part, "type", None) == "raw" else None
+    if raw_source is not None and raw_source != provider.value:
+        yield f"{where} is a {raw_source} block only {raw_source} can read"
+    elif isinstance(part, AudioPart) and provider is WireFormat.ANTHROPIC:
         yield f"{where} is audio, which Anthropic does not take"
     elif isinstance(part, ImagePart):
         yield from _image(part, where, provider)
@@ -235,8 +266,10 @@ def _part(request: ChatRequest, part: object, where: str, provider: WireFormat) 
         yield from _document(request, part, where, provider)
     elif isinstance(part, TextPart) and part.citations and provider is not request.source:
         yield f"{where} has citations, which only Anthropic carries"
-    elif isinstance(part, ToolResultPart) and provider is WireFormat.OPENAI:
-        yield from _tool_result(request, part, where)
+    elif isinstance(part, ToolResultPart) and provider is WireFormat.OPENAI and part.is_error:
+        yield f"{where} is a tool result marked as an error: OpenAI tool messages have no error flag"
+    elif isinstance(part, ToolCallPart) and provider is WireFormat.ANTHROPIC and not _json_object(part.arguments):
+        yield f"{where}: the arguments of tool call {part.id!r} are not a JSON object, as Anthropic's input must be"
 
 
 def _image(part: ImagePart, where: str, provider: WireFormat) -> Iterator[str]:
@@ -255,16 +288,20 @@ def _document(request: ChatRequest, part: DocumentPart, where: str, provider: Wi
         if part.data is not None and part.media_type != PDF and request.source is not WireFormat.ANTHROPIC:
             yield f"{where} is {part.media_type}: Anthropic takes inline documents as PDF data or plain text"
         return
-    if part.url is not None:
-        yield f"{where} is a document URL: OpenAI takes documents as inline data or file ids"
     if part.text is not None:
-        yield f"{where} is a plain-text document: OpenAI takes documents as inline data or file ids"
-    if part.citations or part.title or part.context:
-        yield f"{where} has Anthropic document options (title, context, citations) OpenAI does not have"
+        return  # a text part with the document's text (and title)
+    if part.url is not None and part.data is None and part.file_id is None:
+        yield f"{where} is a document URL: OpenAI takes documents as inline data or file ids"
+    if part.citations is not None or part.context is not None:
+        yield f"{where} has Anthropic document options (context, citations) OpenAI does not have"
 
 
-def _tool_result(request: ChatRequest, part: ToolResultPart, where: str) -> Iterator[str]:
-    if any(not isinstance(item, TextPart) for item in part.content):
-        yield f"{where} is a tool result with images or documents: OpenAI tool messages carry text only"
-    if part.is_error:
-        yield f"{where} is a tool result marked as an error: OpenAI tool messages have no error flag"
+def _json_object(arguments: str) -> bool:
+    """Whether tool-call arguments are a JSON object (empty counts as `{}`). A model of another provider can
+    write broken JSON; Anthropic's `tool_use.input` must be an object."""
+    if not arguments.strip():
+        return True
+    try:
+        return isinstance(json.loads(arguments), dict)
+    except ValueError:
+        return False

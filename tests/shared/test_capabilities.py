@@ -3,7 +3,16 @@ does not spell out row by row (reasons, part paths, several parts, matching drop
 
 import pytest
 
-from shared.content import AudioPart, DocumentPart, ImagePart, TextPart, ThinkingPart, Tool, ToolResultPart
+from shared.content import (
+    AudioPart,
+    DocumentPart,
+    ImagePart,
+    Reasoning,
+    TextPart,
+    ThinkingPart,
+    Tool,
+    ToolResultPart,
+)
 from shared.models import ChatRequest, Message, WireFormat
 from shared.routing_table import Target
 from shared.wire.capabilities import (
@@ -90,13 +99,30 @@ def test_thinking_from_another_provider_is_omitted_not_unsupported() -> None:
     assert unsupported_params(request, OPENAI, "x") == {}
 
 
-def test_tool_results_with_images_or_errors_cannot_reach_openai() -> None:
+def test_tool_results_carry_images_to_openai_but_not_the_error_flag() -> None:
     image = ImagePart(data="AAAA", media_type="image/png")
     results = [ToolResultPart(tool_call_id="t1", content=[image]), ToolResultPart(tool_call_id="t2", is_error=True)]
     request = _request(ANTHROPIC, messages=[Message(role="user", content=results)])
-    reason = unsupported_params(request, OPENAI, "x")["messages"]
-    assert "content[0] is a tool result with images" in reason and "content[1]" in reason and "error flag" in reason
+    reason = "messages[0].content[1] is a tool result marked as an error: OpenAI tool messages have no error flag"
+    assert unsupported_params(request, OPENAI, "x") == {"messages": reason}
     assert unsupported_params(request, ANTHROPIC, "x") == {}
+
+
+def test_system_messages_with_images_cannot_reach_anthropic() -> None:
+    image = ImagePart(url="https://example.com/a.png")
+    request = _request(messages=[Message(role="developer", content=[TextPart(text="look"), image]),
+                                 Message(role="user", content="hi")])
+    assert "system message with image parts" in unsupported_params(request, ANTHROPIC, "x")["messages"]
+    assert unsupported_params(request, OPENAI, "x") == {}
+
+
+@pytest.mark.parametrize(("effort", "max_tokens", "refused"),
+                         [("none", 10, False), ("low", 4096, False), ("low", 1024, True), ("ultra", None, True)])
+def test_reasoning_effort_needs_room_for_an_anthropic_thinking_budget(effort: str, max_tokens: int | None,
+                                                                      refused: bool) -> None:
+    request = _request(reasoning=Reasoning(effort=effort), max_tokens=max_tokens)
+    assert ("reasoning_effort" in unsupported_params(request, ANTHROPIC, "x")) is refused
+    assert unsupported_params(request, OPENAI, "x") == {}
 
 
 def test_server_tools_only_reach_their_provider() -> None:
