@@ -98,7 +98,7 @@ async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     client_drops = requested_drop_params(http)
     # Before admission and the cache: a request no target can honour costs nothing and is never served.
     drop_headers = _check_parameters(state, chat, targets, client_drops)
-    policy = _cache_policy(state, http, tenant, wire, body, client_drops)
+    policy = _cache_policy(state, http, tenant, wire, body, client_drops, chat.betas)
     policy = policy if read_cache else replace(policy, read=False)
     try:
         reused = await _reuse(state, tenant, chat, targets, policy)
@@ -209,25 +209,27 @@ def _targets(state: AppState, chat: ChatRequest) -> list[Target]:
 
 
 def _cache_policy(state: AppState, http: Request, tenant: TenantSnapshot, wire: WireFormat,
-                  body: dict[str, object] | None, client_drops: list[str]) -> CachePolicy:
+                  body: dict[str, object] | None, client_drops: list[str], betas: list[str]) -> CachePolicy:
     """`Cache-Control: no-cache` skips the read, `no-store` the write; `x-cache-ttl` sets this entry's TTL.
-    The drops a client allows are part of the key: an answer made without its `seed` never serves a client
-    that did not allow dropping it."""
+    Two headers that change the answer are part of the key besides the body: the drops a client allows (an
+    answer made without its `seed` never serves a client that did not allow dropping it) and the
+    `anthropic-beta` features it enabled."""
     ttl_s = _requested_ttl(http.headers.get("x-cache-ttl"), state.settings.cache_ttl)
     if body is None or ttl_s == 0:
         return CachePolicy(digest=None, read=False, ttl_s=0)
     directives = {d.strip().lower() for d in http.headers.get("cache-control", "").split(",")}
     return CachePolicy(
-        digest=_with_drops(cache_digest(tenant.id, wire, body), client_drops),
+        digest=_with_headers_keyed(cache_digest(tenant.id, wire, body), client_drops, betas),
         read="no-cache" not in directives,
         ttl_s=0 if "no-store" in directives else ttl_s,
     )
 
 
-def _with_drops(digest: str, client_drops: list[str]) -> str:
-    if not client_drops:
+def _with_headers_keyed(digest: str, client_drops: list[str], betas: list[str]) -> str:
+    if not client_drops and not betas:
         return digest
-    return hashlib.sha256(f"{digest}\n{','.join(client_drops)}".encode()).hexdigest()
+    keyed = f"{digest}\n{','.join(client_drops)}\n{','.join(sorted(betas))}"
+    return hashlib.sha256(keyed.encode()).hexdigest()
 
 
 def _requested_ttl(raw: str | None, default_s: int) -> int:

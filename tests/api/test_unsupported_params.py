@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis.asyncio
 
-from api.submit import _with_drops
+from api.submit import _with_headers_keyed
 from shared.keys import job_key
 from shared.wire import anthropic as anthropic_wire
 from shared.wire._common import client_name
@@ -110,8 +110,11 @@ async def test_malformed_drop_header_is_400(http: httpx.AsyncClient, value: str)
     assert response.status_code == 400 and "x-gateway-drop-params" in response.json()["error"]["message"]
 
 
-def test_allowed_drops_are_part_of_the_cache_key() -> None:
+def test_allowed_drops_and_betas_are_part_of_the_cache_key() -> None:
     digest = "ab" * 32
-    assert _with_drops(digest, []) == digest
-    assert _with_drops(digest, ["seed"]) != digest
-    assert _with_drops(digest, ["seed"]) != _with_drops(digest, ["seed", "top_k"])
+    assert _with_headers_keyed(digest, [], []) == digest
+    keys = {_with_headers_keyed(digest, drops, betas) for drops, betas in
+            [(["seed"], []), (["seed", "top_k"], []), ([], ["seed"]), ([], ["files-api-2025-04-14"]),
+             (["seed"], ["files-api-2025-04-14"])]}
+    assert len(keys) == 5 and digest not in keys
+    assert _with_headers_keyed(digest, [], ["b", "a"]) == _with_headers_keyed(digest, [], ["a", "b"])
