@@ -99,3 +99,15 @@ async def test_route_drop_names_match_either_apis_vocabulary(router: Router, fak
     assert caught.value.param == "stop_sequences"
     completion, _ = await router.complete(request, openai_only, allow_drop=frozenset({"top_k", "stop"}))
     assert completion.dropped_params == ["stop_sequences", "top_k"]
+
+
+async def test_skip_metric_labels_unmodelled_fields_as_other(router: Router, fake_url: str) -> None:
+    request = ChatRequest(model="smart", messages=[Message(role="user", content="hi")],
+                          extra={"client_chosen_name_123": True})
+    before = _skipped("other")
+    with pytest.raises(UnsupportedParameter) as caught:
+        await router.complete(request, _route(fake_url, "label")[:1])
+    assert caught.value.param == "client_chosen_name_123"  # named to the client, never a label
+    assert _skipped("other") == before + 1
+    labels = {sample.labels.get("param") for metric in TARGETS_SKIPPED.collect() for sample in metric.samples}
+    assert "client_chosen_name_123" not in labels
