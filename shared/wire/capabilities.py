@@ -11,7 +11,8 @@ naming the part. Dropping such a key drops the parts' unsupported pieces, never 
 Calls made here, documented once (docs/API.md has the field-by-field matrix, kept true by
 tests/shared/test_compat_matrix.py):
 - Same format: only what the provider itself rules out and the gateway can tell before calling it (OpenAI:
-  at most 4 stop sequences), and what the gateway cannot return (more than one choice, `n` > 1).
+  at most 4 stop sequences; Anthropic: `top_p` with `temperature`, whitespace-only stop sequences), and
+  what the gateway cannot return (more than one choice, `n` > 1).
 - `extra` fields belong to the `source` API: forwarded verbatim to a target of that format, unsupported by
   the other.
 - Image `detail` is a resolution hint that changes what the model sees and what it costs: "auto" (the
@@ -103,6 +104,7 @@ def drop_allowed(param: str, allowed: frozenset[str] | set[str], source: WireFor
     if "*" in allowed or param in allowed:
         return True
     internal = {name for name, shown in CLIENT_NAMES[source].items() if shown == param}
+    internal |= {param} if param in ChatRequest.model_fields else set()
     aliases = internal | {client_name(name, other) for name in internal for other in WireFormat}
     return bool(aliases & allowed)
 

@@ -147,6 +147,8 @@ def test_drop_names_match_any_vocabulary_and_star() -> None:
     assert drop_allowed("seed", {"seed"}, OPENAI)
     assert drop_allowed("anything", {"*"}, OPENAI)
     assert drop_allowed("stop_sequences", {"stop"}, ANTHROPIC)
+    assert drop_allowed("stop", {"stop_sequences"}, OPENAI)
+    assert drop_allowed("user", {"metadata.user_id"}, OPENAI)
     assert drop_allowed("reasoning_effort", {"thinking"}, OPENAI)
     assert not drop_allowed("seed", {"logit_bias"}, OPENAI)
 
