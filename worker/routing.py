@@ -1,6 +1,7 @@
 """Runs a request against a route's targets in order: bounded retries with exponential backoff and jitter
 (honouring Retry-After up to a cap), fallback to the next target only on retryable errors, circuit breakers
-shared through Redis. Knows the `Provider` protocol and `GatewayError.retryable`, never a wire format.
+shared through Redis. Knows the `Provider` protocol and `GatewayError.retryable`, never an SDK or a wire
+module.
 
 Never a silent drop: a target that cannot honour a parameter of the request (shared/wire/capabilities.py)
 is skipped unless dropping it is allowed (the route's `drop_params` and the client's
@@ -157,9 +158,14 @@ class _Refusals:
 
     def error(self, last_error: GatewayError | None, targets: int) -> GatewayError:
         """UnsupportedParameter when no target could be tried for that reason alone; else as usual."""
-        if self.first is not None and self.skipped == targets:
+        if self.first is None:
+            return _exhausted(last_error)
+        if self.skipped == targets:
             return UnsupportedParameter(*self.first)
-        return _exhausted(last_error)
+        error = _exhausted(last_error)  # the others failed: say why the skipped ones were not tried
+        param, why = self.first
+        return AllTargetsFailed(f"{error.message}; {self.skipped} target(s) skipped: cannot honour '{param}' "
+                                f"({why})", status=error.status)
 
 
 def _exhausted(last_error: GatewayError | None) -> GatewayError:

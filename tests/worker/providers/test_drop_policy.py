@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.errors import UnsupportedParameter
+from shared.errors import AllTargetsFailed, UnsupportedParameter
 from shared.metrics import TARGETS_SKIPPED
 from shared.models import ChatRequest, Message
 from shared.routing_table import Target
@@ -111,3 +111,12 @@ async def test_skip_metric_labels_unmodelled_fields_as_other(router: Router, fak
     assert _skipped("other") == before + 1
     labels = {sample.labels.get("param") for metric in TARGETS_SKIPPED.collect() for sample in metric.samples}
     assert "client_chosen_name_123" not in labels
+
+
+async def test_skipped_targets_are_named_when_the_others_fail(router: Router, fake_url: str) -> None:
+    route = [Target(provider="anthropic", model="claude-named", base_url=fake_url),
+             Target(provider="openai", model="gpt-named-fail-503", base_url=f"{fake_url}/v1")]
+    with pytest.raises(AllTargetsFailed) as caught:
+        await router.complete(SEEDED, route)
+    assert "1 target(s) skipped: cannot honour 'seed'" in caught.value.message
+    assert caught.value.status == 502
