@@ -1,8 +1,10 @@
-"""The sequence every completion route shares: check the model exists, serve a cache hit or join an
-identical in-flight request, else admit the request against the tenant's limits, record the job and
-enqueue it. The API never calls a provider; a worker picks the job up."""
+"""The sequence every completion route shares: check the model exists and that some target of its route can
+honour the request, serve a cache hit or join an identical in-flight request, else admit the request against
+the tenant's limits, record the job and enqueue it. The API never calls a provider; a worker picks the job
+up."""
 
 import asyncio
+import hashlib
 import json
 import re
 import time
@@ -16,20 +18,23 @@ from api.admission import admit_request
 from api.admission_hold import AdmissionHold, hold_admission
 from api.deps import AppState
 from shared.cache import CachedAnswer, cache_digest
-from shared.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
+from shared.errors import InvalidRequest, ModelNotFound, ServiceUnavailable, UnsupportedParameter
 from shared.fair_queue import Priority, TenantShare, parse_priority
 from shared.idempotency import Claim, IdempotencyStore, body_fingerprint, parse_key, route_flavour
 from shared.jobs import JobOptions
 from shared.keys import USAGE_STREAM
 from shared.metrics import CACHE_REQUESTS
 from shared.models import ChatRequest, WireFormat
-from shared.routing_table import Target
+from shared.routing_table import Target, parse_drop_params
 from shared.tenant_cache import TenantSnapshot
+from shared.wire.capabilities import plan_target
 
 MAX_CACHE_TTL_S = 30 * 86_400
 TTL_DIGITS = re.compile(r"[0-9]{1,10}")
 # Submitted jobs (POST /api/v1/jobs) are batch work unless they say otherwise; completions are interactive.
 BATCH_PATH_PREFIX = "/api/v1/jobs"
+DROP_HEADER = "x-gateway-drop-params"
+DROPPED_HEADER = "x-gateway-dropped-params"
 
 
 @dataclass
@@ -90,24 +95,63 @@ async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     targets = _targets(state, chat)
     http.state.model = state.metric_labels.model(chat.model)  # a label: configured names only, else "other"
     http.state.stream = chat.stream
-    policy = _cache_policy(state, http, tenant, wire, body)
+    client_drops = requested_drop_params(http)
+    # Before admission and the cache: a request no target can honour costs nothing and is never served.
+    drop_headers = _check_parameters(state, chat, targets, client_drops)
+    policy = _cache_policy(state, http, tenant, wire, body, client_drops, chat.betas)
     policy = policy if read_cache else replace(policy, read=False)
     try:
         reused = await _reuse(state, tenant, chat, targets, policy)
         if reused is not None:
-            return reused
+            return _with_headers(reused, drop_headers)
         job_id = f"job_{uuid.uuid4().hex}"
         # Every step from admission to the job's creation: on any way out without a job, what admission
         # took is given back (api/admission_hold.py).
         async with hold_admission(state, job_id) as hold:
-            return await _admit_and_create(state, http, tenant, chat, wire, targets, policy, priority, hold)
+            submission = await _admit_and_create(state, http, tenant, chat, wire, targets, policy, priority, hold,
+                                                 client_drops)
+            return _with_headers(submission, drop_headers)
     except RedisError as exc:
         raise ServiceUnavailable("The job queue is unavailable") from exc
 
 
+def requested_drop_params(http: Request) -> list[str]:
+    """`x-gateway-drop-params: seed, logit_bias` (or `*`): the parameters this client allows a target to
+    leave out when it cannot honour them, instead of that target being skipped."""
+    raw = http.headers.get(DROP_HEADER)
+    if raw is None:
+        return []
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    try:
+        return parse_drop_params(names, DROP_HEADER)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+def _check_parameters(state: AppState, chat: ChatRequest, targets: list[Target],
+                      client_drops: list[str]) -> dict[str, str]:
+    """Refuse (400 `unsupported_parameter`) what no target of the route can honour with the drops allowed,
+    naming the first target's first such parameter; else the `x-gateway-dropped-params` header naming what
+    the first eligible target leaves out (a fallback's drops are in the job result and the usage record)."""
+    allowed = state.routing_table.drop_params_for(chat.model) | frozenset(client_drops)
+    refused: tuple[str, str] | None = None
+    for target in targets:
+        plan = plan_target(chat, target, allowed)
+        if plan.refused is None:
+            return {DROPPED_HEADER: ",".join(sorted(plan.drop))} if plan.drop else {}
+        refused = refused or plan.refused
+    raise UnsupportedParameter(*(refused or ("model", "its route has no target")))
+
+
+def _with_headers(submission: Submission, headers: dict[str, str]) -> Submission:
+    if headers:
+        submission.headers = {**submission.headers, **headers}
+    return submission
+
+
 async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
                             wire: WireFormat, targets: list[Target], policy: CachePolicy, priority: Priority,
-                            hold: AdmissionHold) -> Submission:
+                            hold: AdmissionHold, client_drops: list[str]) -> Submission:
     job_id = hold.job_id
     admission, headers = await admit_request(state, tenant, chat, targets, job_id, full=True, priority=priority,
                                              hold=hold)
@@ -122,7 +166,8 @@ async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapsh
     options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
                          cache_leader=leads, admission=admission,
                          request_id=getattr(http.state, "request_id", None),
-                         callback_url=getattr(http.state, "callback_url", None), priority=priority)
+                         callback_url=getattr(http.state, "callback_url", None), priority=priority,
+                         drop_params=client_drops)
     share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
     # The record and its queue entry in one transaction: a job is never recorded but not queued.
     await state.store.create(job_id, tenant.id, chat, wire, options,
@@ -142,6 +187,7 @@ async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: ChatRe
         "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
         "cost_usd": 0.0, "saved_cost_usd": answer.cost_usd, "latency_ms": 0, "status": status,
         "cache_hit": True, "fallback_used": False, "created_at": time.time(),
+        "dropped_params": ",".join(answer.completion.dropped_params),
     }
     await state.redis.xadd(USAGE_STREAM, {"row": json.dumps(row)}, maxlen=1_000_000, approximate=True)
 
@@ -163,17 +209,27 @@ def _targets(state: AppState, chat: ChatRequest) -> list[Target]:
 
 
 def _cache_policy(state: AppState, http: Request, tenant: TenantSnapshot, wire: WireFormat,
-                  body: dict[str, object] | None) -> CachePolicy:
-    """`Cache-Control: no-cache` skips the read, `no-store` the write; `x-cache-ttl` sets this entry's TTL."""
+                  body: dict[str, object] | None, client_drops: list[str], betas: list[str]) -> CachePolicy:
+    """`Cache-Control: no-cache` skips the read, `no-store` the write; `x-cache-ttl` sets this entry's TTL.
+    Two headers that change the answer are part of the key besides the body: the drops a client allows (an
+    answer made without its `seed` never serves a client that did not allow dropping it) and the
+    `anthropic-beta` features it enabled."""
     ttl_s = _requested_ttl(http.headers.get("x-cache-ttl"), state.settings.cache_ttl)
     if body is None or ttl_s == 0:
         return CachePolicy(digest=None, read=False, ttl_s=0)
     directives = {d.strip().lower() for d in http.headers.get("cache-control", "").split(",")}
     return CachePolicy(
-        digest=cache_digest(tenant.id, wire, body),
+        digest=_with_headers_keyed(cache_digest(tenant.id, wire, body), client_drops, betas),
         read="no-cache" not in directives,
         ttl_s=0 if "no-store" in directives else ttl_s,
     )
+
+
+def _with_headers_keyed(digest: str, client_drops: list[str], betas: list[str]) -> str:
+    if not client_drops and not betas:
+        return digest
+    keyed = f"{digest}\n{','.join(client_drops)}\n{','.join(sorted(betas))}"
+    return hashlib.sha256(keyed.encode()).hexdigest()
 
 
 def _requested_ttl(raw: str | None, default_s: int) -> int:

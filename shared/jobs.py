@@ -63,6 +63,7 @@ class JobRecord(BaseModel):
     request_id: str | None = None
     callback_url: str | None = None
     priority: Priority = Priority.INTERACTIVE  # records from before priorities were all served first-come
+    drop_params: list[str] = []
 
 
 class JobOptions(BaseModel):
@@ -78,6 +79,9 @@ class JobOptions(BaseModel):
     callback_url: str | None = None
     # Scheduling class (shared/fair_queue.py): interactive jobs start before batch ones.
     priority: Priority = Priority.INTERACTIVE
+    # Parameters the client allows a target to drop when it cannot honour them (`x-gateway-drop-params`);
+    # the worker adds the route's `drop_params` (shared/wire/capabilities.py says what a target honours).
+    drop_params: list[str] = []
 
 
 class JobOutcome(BaseModel):
@@ -95,6 +99,9 @@ class JobOutcome(BaseModel):
     cached_prompt_tokens: int = 0
     provider_ms: int = 0
     chunks: list[str] = []
+    dropped_params: list[str] = []
+    """Parameters the serving target left out (allowed to): the usage record's `dropped_params`. Taken from
+    `completion.dropped_params` when this is empty and there is a completion."""
 
 
 class CancelOutcome(BaseModel):
@@ -210,6 +217,7 @@ def _to_hash(record: JobRecord) -> dict[str, str]:
         "cache_leader": "1" if record.cache_leader else "0", "request_id": record.request_id or "",
         "admission": record.admission.model_dump_json() if record.admission else "",
         "callback_url": record.callback_url or "", "priority": record.priority.value,
+        "drop_params": ",".join(record.drop_params),
     }
 
 
@@ -225,6 +233,7 @@ def _from_hash(fields: dict[str, str]) -> JobRecord:
     data["cache_leader"] = data.get("cache_leader") == "1"
     data["request_id"] = data.get("request_id") or None
     data["callback_url"] = data.get("callback_url") or None
+    data["drop_params"] = [name for name in data.get("drop_params", "").split(",") if name]
     return JobRecord.model_validate(data)
 
 
@@ -320,4 +329,11 @@ def usage_row(record: JobRecord, outcome: JobOutcome, latency_ms: int) -> dict[s
         "error_code": str(outcome.error.get("code")) if outcome.error else None,
         "fallback_used": outcome.fallback_used, "cache_hit": False, "saved_cost_usd": 0.0,
         "cached_prompt_tokens": outcome.cached_prompt_tokens, "created_at": time.time(),
+        "dropped_params": ",".join(_dropped(outcome)),
     }
+
+
+def _dropped(outcome: JobOutcome) -> list[str]:
+    if outcome.dropped_params or outcome.completion is None:
+        return outcome.dropped_params
+    return outcome.completion.dropped_params

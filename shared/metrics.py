@@ -28,6 +28,7 @@ __all__ = [
     "RATE_LIMIT_REJECTIONS",
     "REQUESTS",
     "REQUEST_DURATION",
+    "TARGETS_SKIPPED",
     "TIME_TO_FIRST_TOKEN",
     "TOKENS",
     "USAGE_BACKLOG",
@@ -89,6 +90,10 @@ BREAKER_STATE = Gauge("llm_gateway_circuit_breaker_state", "Circuit breaker per 
                       ["target"], multiprocess_mode="max")
 WORKER_JOBS_RUNNING = Gauge("llm_gateway_worker_jobs_running", "Jobs running in this worker process",
                             multiprocess_mode="livesum")
+TARGETS_SKIPPED = Counter("llm_gateway_targets_skipped",
+                          "Route targets a worker skipped because the request has a parameter they cannot honour "
+                          "and dropping it was not allowed; `param` is a modelled parameter name or `other`",
+                          ["provider", "param"])
 # Billing: set by each worker's usage writer (worker/usage_writer.py); the API exports them as 0, so use max().
 USAGE_BACKLOG = Gauge("llm_gateway_usage_backlog", "Usage records in Redis not yet written to the database",
                       multiprocess_mode="max")

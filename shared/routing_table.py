@@ -4,15 +4,16 @@ models; workers use it to pick targets. It knows nothing of SDKs or wire formats
 
 import fnmatch
 import hashlib
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.config import Settings
 
-__all__ = ["DEMO_MODEL", "RoutingTable", "Target", "load_routing_table"]
+__all__ = ["DEMO_MODEL", "DROP_PARAM", "Route", "RoutingTable", "Target", "load_routing_table", "parse_drop_params"]
 
 DEMO_MODEL = "demo"
 ProviderName = Literal["openai", "anthropic"]
@@ -22,6 +23,20 @@ OPENAI_DEFAULT_MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3
 ANTHROPIC_DEFAULT_MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
 OPENAI_PATTERNS = ["gpt-*", "o1*", "o3*", "o4*"]
 ANTHROPIC_PATTERNS = ["claude-*"]
+DROP_PARAM = re.compile(r"\*|[A-Za-z_][A-Za-z0-9_.]{0,63}")
+"""A parameter name a route or a client may allow dropping (`seed`, `metadata.user_id`), or `*` for all."""
+MAX_DROP_PARAMS = 64
+
+
+def parse_drop_params(names: list[str], where: str) -> list[str]:
+    """Names checked for shape only: an `extra` field may have any name, so there is no list to check
+    against; a misspelt name allows nothing (the request is refused, naming the real parameter)."""
+    if len(names) > MAX_DROP_PARAMS:
+        raise ValueError(f"{where}: at most {MAX_DROP_PARAMS} names")
+    for name in names:
+        if not DROP_PARAM.fullmatch(name):
+            raise ValueError(f"{where}: {name!r} is not a parameter name (letters, digits, '_', '.') or '*'")
+    return sorted(set(names))
 
 
 class Target(BaseModel):
@@ -38,8 +53,29 @@ class Target(BaseModel):
         return f"{self.provider}:{self.model}:{endpoint}"
 
 
+class Route(BaseModel):
+    """A route in its long form: its targets, and the parameters a target may drop when it cannot honour
+    them (`drop_params`; `*` for any), instead of being skipped (shared/wire/capabilities.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[Target] = Field(min_length=1)
+    drop_params: list[str] = Field(default_factory=list)
+
+    @field_validator("drop_params")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        return parse_drop_params(value, "drop_params")
+
+
 class RoutesFile(BaseModel):
-    models: dict[str, list[Target]] = Field(min_length=1)
+    """Each model is a list of targets (the short form) or a `Route`."""
+
+    models: dict[str, list[Target] | Route] = Field(min_length=1)
+
+    def routes(self) -> dict[str, Route]:
+        return {name: route if isinstance(route, Route) else Route(targets=route)
+                for name, route in self.models.items()}
 
 
 class RoutingTable:
@@ -49,11 +85,13 @@ class RoutingTable:
         self,
         explicit: dict[str, list[Target]],
         *,
+        drop_params: dict[str, frozenset[str]] | None = None,
         use_defaults: bool,
         openai_base_url: str | None = None,
         anthropic_base_url: str | None = None,
     ) -> None:
         self._explicit = explicit
+        self._drop_params = drop_params or {}
         self._use_defaults = use_defaults
         self._openai_base_url = openai_base_url
         self._anthropic_base_url = anthropic_base_url
@@ -70,6 +108,10 @@ class RoutingTable:
             fallback = "gpt-4o-mini" if "haiku" in model else "gpt-4o"
             return [self._anthropic(model), self._openai(fallback)]
         return None
+
+    def drop_params_for(self, model: str) -> frozenset[str]:
+        """The parameters the operator allows a target of this model's route to drop (routes file only)."""
+        return self._drop_params.get(model, frozenset())
 
     def providers(self) -> set[str]:
         """The providers some route may call (the worker builds adapters for these only)."""
@@ -92,9 +134,12 @@ class RoutingTable:
 def load_routing_table(settings: Settings) -> RoutingTable:
     """Build the table; a broken routes file raises ValueError naming ROUTES_FILE and the problem."""
     explicit: dict[str, list[Target]] = {}
+    drop_params: dict[str, frozenset[str]] = {}
     use_defaults = True
     if settings.routes_file is not None:
-        explicit = _read_routes_file(settings.routes_file)
+        routes = _read_routes_file(settings.routes_file)
+        explicit = {name: route.targets for name, route in routes.items()}
+        drop_params = {name: frozenset(route.drop_params) for name, route in routes.items() if route.drop_params}
         use_defaults = False
     elif settings.fake_provider_url:
         # A fake upstream is configured (the embedded mode sets one when no provider key is): a demo model.
@@ -103,18 +148,19 @@ def load_routing_table(settings: Settings) -> RoutingTable:
         ]
     return RoutingTable(
         explicit,
+        drop_params=drop_params,
         use_defaults=use_defaults,
         openai_base_url=settings.openai_base_url,
         anthropic_base_url=settings.anthropic_base_url,
     )
 
 
-def _read_routes_file(path: Path) -> dict[str, list[Target]]:
+def _read_routes_file(path: Path) -> dict[str, Route]:
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"ROUTES_FILE {path}: cannot read: {exc}") from exc
     try:
-        return RoutesFile.model_validate(raw).models
+        return RoutesFile.model_validate(raw).routes()
     except ValidationError as exc:
         raise ValueError(f"ROUTES_FILE {path}: invalid: {exc}") from exc

@@ -34,6 +34,7 @@ class ScriptedProvider:
         self.name = name
         self.script = script
         self.calls: list[str] = []
+        self.drops: list[frozenset[str]] = []
         self.cut_after = cut_after
         self.cut_error = cut_error
 
@@ -44,12 +45,15 @@ class ScriptedProvider:
             raise outcome
         return outcome
 
-    async def complete(self, request: ChatRequest, target: Target) -> Completion:
+    async def complete(self, request: ChatRequest, target: Target, *, drop: frozenset[str] = frozenset()) -> Completion:
+        self.drops.append(drop)
         text = self._next(target)
         return Completion(id="c", model=target.model, provider=self.name, content=text,
                           usage=Usage(prompt_tokens=1, completion_tokens=len(text.split())))
 
-    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[Delta]:
+    async def stream(self, request: ChatRequest, target: Target, *,
+                     drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
+        self.drops.append(drop)
         text = self._next(target)
         for index, word in enumerate(text.split()):
             if self.cut_after is not None and index == self.cut_after and self.cut_error is not None:

@@ -78,7 +78,8 @@ def _cancelled(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> JobO
     return JobOutcome(status=JobStatus.CANCELLED, provider=target.provider, model=target.model,
                       prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                       cost_usd=deps.prices.cost_usd(target.model, usage),
-                      fallback_used=progress.served.fallback_used)
+                      fallback_used=progress.served.fallback_used,
+                      dropped_params=list(progress.served.dropped_params))
 
 
 async def _execute(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> JobOutcome:
@@ -91,7 +92,7 @@ async def _execute(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> 
     if request.stream:
         completion, served = await _stream(deps, record, targets, progress)
     else:
-        completion, served = await deps.router.complete(request, targets)
+        completion, served = await deps.router.complete(request, targets, allow_drop=_allow_drop(deps, record))
     provider_s = time.monotonic() - provider_started
     PROVIDER_DURATION.labels(completion.provider).observe(provider_s)
     prefix = "msg_" if record.wire_format is WireFormat.ANTHROPIC else "chatcmpl-"
@@ -120,7 +121,7 @@ async def _stream(
     usage = Usage()
     served: Served | None = None
     ceiling: int | None = None
-    async with aclosing(deps.router.stream(record.request, targets)) as deltas:
+    async with aclosing(deps.router.stream(record.request, targets, allow_drop=_allow_drop(deps, record))) as deltas:
         async for current, delta in deltas:
             if served is None:
                 TIME_TO_FIRST_TOKEN.labels(current.target.provider).observe(time.time() - record.created_at)
@@ -148,8 +149,14 @@ async def _stream(
     if served is None:
         raise GatewayError("the provider returned an empty stream")
     completion = Completion(id=record.id, model=served.target.model, provider=served.target.provider,
-                            content="".join(parts), finish_reason=finish_reason, usage=usage)
+                            content="".join(parts), finish_reason=finish_reason, usage=usage,
+                            dropped_params=list(served.dropped_params))
     return completion, served
+
+
+def _allow_drop(deps: WorkerDeps, record: JobRecord) -> frozenset[str]:
+    """What a target may leave out: the route's `drop_params` and the client's `x-gateway-drop-params`."""
+    return deps.routing_table.drop_params_for(record.request.model) | frozenset(record.drop_params)
 
 
 def _held_ceiling(deps: WorkerDeps, record: JobRecord, target: Target) -> int | None:

@@ -1,6 +1,12 @@
 """Runs a request against a route's targets in order: bounded retries with exponential backoff and jitter
 (honouring Retry-After up to a cap), fallback to the next target only on retryable errors, circuit breakers
-shared through Redis. Knows the `Provider` protocol and `GatewayError.retryable`, never a wire format."""
+shared through Redis. Knows the `Provider` protocol and `GatewayError.retryable`, never an SDK or a wire
+module.
+
+Never a silent drop: a target that cannot honour a parameter of the request (shared/wire/capabilities.py)
+is skipped unless dropping it is allowed (the route's `drop_params` and the client's
+`x-gateway-drop-params`, passed in as `allow_drop`); when it is, the target is called with the parameters to
+leave out and the answer names them (`Completion.dropped_params`, `Served.dropped_params`)."""
 
 import asyncio
 import logging
@@ -9,9 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from shared.errors import AllTargetsFailed, GatewayError, StreamInterrupted, UpstreamError
+from shared.errors import AllTargetsFailed, GatewayError, StreamInterrupted, UnsupportedParameter, UpstreamError
+from shared.metrics import TARGETS_SKIPPED
 from shared.models import ChatRequest, Completion, Delta
 from shared.routing_table import Target
+from shared.wire.capabilities import Plan, param_label, plan_target
 from worker.breaker import CircuitBreaker
 from worker.providers.base import Provider
 
@@ -37,10 +45,12 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Served:
-    """Which target answered, and whether it was not the first choice."""
+    """Which target answered, whether it was not the first choice, and the request parameters it left out
+    (allowed to be dropped, sorted)."""
 
     target: Target
     fallback_used: bool
+    dropped_params: tuple[str, ...] = ()
 
 
 class Router:
@@ -49,38 +59,53 @@ class Router:
         self._breaker = breaker
         self._policy = policy
 
-    async def complete(self, request: ChatRequest, targets: list[Target]) -> tuple[Completion, Served]:
+    async def complete(self, request: ChatRequest, targets: list[Target], *,
+                       allow_drop: frozenset[str] = frozenset()) -> tuple[Completion, Served]:
+        """`allow_drop`: the parameter names a target may leave out when it cannot honour them (`*`: any)."""
         last_error: GatewayError | None = None
+        refusals = _Refusals()
         for index, target in enumerate(targets):
+            plan = refusals.check(request, target, allow_drop)
+            if plan is None:
+                continue
             if not await self._breaker.allow(target.target_id):
                 last_error = last_error or AllTargetsFailed(f"circuit open for {target.provider}:{target.model}")
                 continue
             for attempt in range(self._policy.attempts_per_target):
                 try:
-                    completion = await self._providers[target.provider].complete(request, target)
+                    completion = await self._providers[target.provider].complete(request, target, drop=plan.drop)
                 except UpstreamError as error:
                     last_error = error
                     if not await self._handle_failure(target, error, attempt):
                         break
                     continue
                 await self._breaker.record_success(target.target_id)
-                return completion, Served(target, fallback_used=index > 0)
-        raise _exhausted(last_error)
+                dropped = sorted(plan.drop)
+                completion = completion.model_copy(update={"dropped_params": dropped}) if dropped else completion
+                return completion, Served(target, fallback_used=index > 0, dropped_params=tuple(dropped))
+        raise refusals.error(last_error, len(targets))
 
-    async def stream(self, request: ChatRequest, targets: list[Target]) -> AsyncIterator[tuple[Served, Delta]]:
+    async def stream(self, request: ChatRequest, targets: list[Target], *,
+                     allow_drop: frozenset[str] = frozenset()) -> AsyncIterator[tuple[Served, Delta]]:
         """Yield deltas from the first target that starts streaming. Once a delta has been yielded the
-        client holds partial output, so a later failure raises StreamInterrupted instead of falling back."""
+        client holds partial output, so a later failure raises StreamInterrupted instead of falling back.
+        `Served.dropped_params` names what the serving target left out."""
         last_error: GatewayError | None = None
+        refusals = _Refusals()
         for index, target in enumerate(targets):
+            plan = refusals.check(request, target, allow_drop)
+            if plan is None:
+                continue
             if not await self._breaker.allow(target.target_id):
                 last_error = last_error or AllTargetsFailed(f"circuit open for {target.provider}:{target.model}")
                 continue
-            served = Served(target, fallback_used=index > 0)
+            served = Served(target, fallback_used=index > 0, dropped_params=tuple(sorted(plan.drop)))
+            provider = self._providers[target.provider]
             for attempt in range(self._policy.attempts_per_target):
                 started = False
                 try:
                     # Closed with this generator: a consumer that stops early closes the upstream call at once.
-                    async with aclosing(self._providers[target.provider].stream(request, target)) as deltas:
+                    async with aclosing(provider.stream(request, target, drop=plan.drop)) as deltas:
                         async for delta in deltas:
                             started = True
                             yield served, delta
@@ -94,7 +119,7 @@ class Router:
                     continue
                 await self._breaker.record_success(target.target_id)
                 return
-        raise _exhausted(last_error)
+        raise refusals.error(last_error, len(targets))
 
     async def _handle_failure(self, target: Target, error: UpstreamError, attempt: int) -> bool:
         """Record the failure; re-raise client errors; sleep and return True to retry the same target."""
@@ -109,6 +134,38 @@ class Router:
             return False
         await asyncio.sleep(delay)
         return True
+
+
+class _Refusals:
+    """The targets skipped because they cannot honour the request: logged and counted as they are skipped,
+    and the request's error when every target was."""
+
+    def __init__(self) -> None:
+        self.first: tuple[str, str] | None = None
+        self.skipped = 0
+
+    def check(self, request: ChatRequest, target: Target, allow_drop: frozenset[str]) -> Plan | None:
+        plan = plan_target(request, target, allow_drop)
+        if plan.refused is None:
+            return plan
+        param, why = plan.refused
+        self.first = self.first or plan.refused
+        self.skipped += 1
+        TARGETS_SKIPPED.labels(target.provider, param_label(param)).inc()
+        logger.info("target %s:%s skipped: it cannot honour '%s' (%s) and dropping it is not allowed",
+                    target.provider, target.model, param, why)
+        return None
+
+    def error(self, last_error: GatewayError | None, targets: int) -> GatewayError:
+        """UnsupportedParameter when no target could be tried for that reason alone; else as usual."""
+        if self.first is None:
+            return _exhausted(last_error)
+        if self.skipped == targets:
+            return UnsupportedParameter(*self.first)
+        error = _exhausted(last_error)  # the others failed: say why the skipped ones were not tried
+        param, why = self.first
+        return AllTargetsFailed(f"{error.message}; {self.skipped} target(s) skipped: cannot honour '{param}' "
+                                f"({why})", status=error.status)
 
 
 def _exhausted(last_error: GatewayError | None) -> GatewayError:

@@ -103,4 +103,6 @@ class UsageRecord(SQLModel, table=True):
     cache_hit: bool = Field(default=False)
     saved_cost_usd: float = Field(default=0.0)
     cached_prompt_tokens: int = Field(default=0)
+    dropped_params: str = Field(default="")
+    """Request parameters the serving target left out because dropping was allowed, comma-separated."""
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)

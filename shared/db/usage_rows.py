@@ -13,7 +13,8 @@ REQUIRED_COLUMNS = (
     "cost_usd", "latency_ms", "status",
 )
 # Filled in with a default when a row lacks them (see `normalise_usage_row`).
-OPTIONAL_COLUMNS = ("error_code", "fallback_used", "cache_hit", "saved_cost_usd", "cached_prompt_tokens", "created_at")
+OPTIONAL_COLUMNS = ("error_code", "fallback_used", "cache_hit", "saved_cost_usd", "cached_prompt_tokens",
+                    "dropped_params", "created_at")
 # Every key of a normalised row, in this order.
 USAGE_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
@@ -28,6 +29,17 @@ def _created_at(value: object) -> datetime:
     raise ValueError(f"created_at must be a datetime, an epoch number or an ISO string, not {value!r}")
 
 
+def _dropped_params(value: object) -> str:
+    """Comma-separated parameter names ('' for none); a list of names is joined (rows written by hand)."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) and all(isinstance(name, str) for name in value):
+        return ",".join(value)
+    if not isinstance(value, str):
+        raise ValueError(f"dropped_params must be a comma-separated string, not {value!r}")
+    return value
+
+
 def normalise_usage_row(row: Mapping[str, object], now: datetime) -> dict[str, object]:
     """Every row gets the same keys (USAGE_COLUMNS), as a multi-row insert needs; unknown keys are dropped.
     A malformed row raises ValueError or TypeError, which the usage writer treats as a poison row."""
@@ -40,6 +52,7 @@ def normalise_usage_row(row: Mapping[str, object], now: datetime) -> dict[str, o
     values["cache_hit"] = bool(row.get("cache_hit", False))
     values["saved_cost_usd"] = float(row.get("saved_cost_usd") or 0.0)  # type: ignore[arg-type]
     values["cached_prompt_tokens"] = int(row.get("cached_prompt_tokens") or 0)  # type: ignore[call-overload]
+    values["dropped_params"] = _dropped_params(row.get("dropped_params"))
     created = row.get("created_at")
     values["created_at"] = now if created is None else _created_at(created)
     return values

@@ -147,7 +147,7 @@ async def test_migrate_creates_all_tables(backend: str, tmp_path: Path) -> None:
     try:
         assert await table_names(engine) >= PROJECT_TABLES
         head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-        assert await stored_version(engine) == head == "0003"
+        assert await stored_version(engine) == head == "0004"
     finally:
         await engine.dispose()
 
@@ -157,7 +157,7 @@ async def test_migrate_is_idempotent(engine: AsyncEngine, session: AsyncSession)
     await session.commit()
     await migrate(engine.url.render_as_string(hide_password=False))
     assert await table_names(engine) >= PROJECT_TABLES
-    assert await stored_version(engine) == "0003"
+    assert await stored_version(engine) == "0004"
     assert await session.get(Tenant, "ten_0000000000000003", populate_existing=True) is not None
 
 
@@ -231,7 +231,18 @@ async def test_insert_usage_fills_optional_fields(engine: AsyncEngine, session: 
     assert await insert_usage(engine, [row]) == 1
     stored = (await session.exec(select(UsageRecord))).one()
     assert (stored.error_code, stored.fallback_used, stored.cache_hit) == (None, False, False)
+    assert stored.dropped_params == ""
     assert abs(datetime.now(UTC) - stored.created_at) < timedelta(minutes=1)
+
+
+async def test_insert_usage_stores_dropped_params(engine: AsyncEngine, session: AsyncSession) -> None:
+    await insert_usage(engine, [usage_row("job_1", dropped_params="logit_bias,seed")])
+    assert (await session.exec(select(UsageRecord.dropped_params))).one() == "logit_bias,seed"
+
+
+async def test_insert_usage_refuses_malformed_dropped_params(engine: AsyncEngine) -> None:
+    with pytest.raises(ValueError, match="dropped_params"):
+        await insert_usage(engine, [usage_row("job_1", dropped_params=7)])
 
 
 async def test_insert_usage_accepts_epoch_created_at(engine: AsyncEngine, session: AsyncSession) -> None:

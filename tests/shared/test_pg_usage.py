@@ -162,6 +162,8 @@ async def test_stored_values_match_insert_usage(
         {"created_at": datetime(2025, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=5, minutes=30)))},
         {"created_at": "2025-03-01T12:30:00+02:00", "cache_hit": True, "saved_cost_usd": 0.25},
         {"cost_usd": 1, "latency_ms": 7, "cached_prompt_tokens": 4.0, "saved_cost_usd": None, "unknown": "dropped"},
+        {"dropped_params": "logit_bias,seed"},
+        {"dropped_params": ["seed", "top_k"]},
     ]
     local_now = usage_row("unused")["created_at"]  # an aware local time, the same for both inserts
     engine = create_engine(URL)
@@ -178,6 +180,8 @@ async def test_stored_values_match_insert_usage(
     finally:
         await engine.dispose()
     assert (await _stored(conn, "pg_2"))["created_at"] == datetime(2025, 3, 1, 12, 30, 5, 123456, tzinfo=UTC)
+    assert (await _stored(conn, "pg_0"))["dropped_params"] == ""
+    assert (await _stored(conn, "pg_7"))["dropped_params"] == "seed,top_k"
 
 
 async def test_missing_created_at_is_now(sink: PgUsageSink, conn: asyncpg.Connection) -> None:

@@ -83,3 +83,30 @@ def test_routing_table_target_ids_differ_by_endpoint() -> None:
     other = load_routing_table(_settings(openai_api_key="k", openai_base_url="http://b/v1")).targets_for("gpt-4o")
     assert default is not None and other is not None
     assert default[0].target_id != other[0].target_id
+
+
+def test_routes_file_drop_params_in_the_long_form(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "models:\n  smart:\n    drop_params: [seed, logit_bias, seed]\n    targets:\n"
+        "      - {provider: anthropic, model: claude-sonnet-4-5}\n      - {provider: openai, model: gpt-4o}\n"
+        "  any:\n    drop_params: ['*']\n    targets: [{provider: openai, model: gpt-4o}]\n"
+        "  short:\n    - {provider: openai, model: gpt-4o}\n"
+    )
+    table = load_routing_table(_settings(routes_file=routes))
+    assert table.drop_params_for("smart") == {"seed", "logit_bias"}
+    assert table.drop_params_for("any") == {"*"}
+    assert table.drop_params_for("short") == frozenset() and table.drop_params_for("unrouted") == frozenset()
+    assert [t.provider for t in table.targets_for("smart") or []] == ["anthropic", "openai"]
+
+
+@pytest.mark.parametrize("content", [
+    "models:\n  m:\n    drop_params: ['se ed']\n    targets: [{provider: openai, model: x}]",
+    "models:\n  m:\n    drop_params: [seed]\n    targets: []",
+    "models:\n  m:\n    drop_parms: [seed]\n    targets: [{provider: openai, model: x}]",
+])
+def test_routes_file_refuses_bad_drop_params(tmp_path: Path, content: str) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(content)
+    with pytest.raises(ValueError, match="ROUTES_FILE"):
+        load_routing_table(_settings(routes_file=routes))

@@ -107,7 +107,7 @@ async def test_job_cancelled_while_running_ends_cancelled() -> None:
     ctx, deps, _ = _context({"gpt-4o": ["x"]})
     gate = asyncio.Event()
 
-    async def hang(request: object, target: object) -> object:
+    async def hang(request: object, target: object, **_: object) -> object:
         await gate.wait()
         raise AssertionError("the cancelled call must not complete")
 
@@ -149,7 +149,7 @@ async def test_job_budgeted_stream_ends_at_the_reserved_output(tmp_path: Path) -
     ctx, deps = _held_context(tmp_path, {})
     closed = asyncio.Event()
 
-    async def endless(request: object, target: object) -> AsyncIterator[Delta]:
+    async def endless(request: object, target: object, **_: object) -> AsyncIterator[Delta]:
         try:
             for index in range(1000):
                 yield Delta(text=f"w{index} ")
