@@ -31,6 +31,7 @@ from shared.errors import UnsupportedParameter
 from shared.models import ChatRequest, Message, WireFormat
 from shared.wire._common import client_name
 from shared.wire.anthropic_blocks import ANTHROPIC, Part, render_part, render_text, tool_input
+from shared.wire.capabilities import refuse_undropped
 
 __all__ = ["DEFAULT_MAX_TOKENS", "EFFORT_BUDGETS", "MID_CONVERSATION_SYSTEM_BETA", "render_request"]
 
@@ -76,6 +77,7 @@ class _Renderer:
 
 def render_request(request: ChatRequest, model: str, *, drop: frozenset[str] = frozenset()) -> dict[str, object]:
     """Keyword arguments for `AsyncAnthropic().messages.create(**kw)`; unset fields are omitted."""
+    refuse_undropped(request, WireFormat.ANTHROPIC, model, drop)
     r = _Renderer(request, drop)
     _check_openai_only(r)
     system, messages = _conversation(r)

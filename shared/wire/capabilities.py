@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shared.content import AudioPart, DocumentPart, ImagePart, TextPart, ToolCallPart, ToolResultPart
+from shared.errors import UnsupportedParameter
 from shared.models import ChatRequest, Message, WireFormat
 from shared.routing_table import Target
 from shared.wire._common import CLIENT_NAMES, client_name
@@ -45,6 +46,7 @@ __all__ = [
     "param_label",
     "plan_target",
     "provider_format",
+    "refuse_undropped",
     "service_tier_for",
     "unsupported_params",
 ]
@@ -124,6 +126,14 @@ def unsupported_params(request: ChatRequest, provider: WireFormat, model: str) -
     return found
 
 
+def refuse_undropped(request: ChatRequest, provider: WireFormat, model: str, drop: frozenset[str]) -> None:
+    """The wire modules' safety net (`render_request`): anything `provider` cannot honour that was not
+    allowed to be dropped is refused here, so no render path can send a request without it silently."""
+    for param, reason in unsupported_params(request, provider, model).items():
+        if param not in drop:
+            raise UnsupportedParameter(param, reason)
+
+
 def _name(request: ChatRequest, field: str) -> str:
     return client_name(field, request.source)
 
@@ -132,8 +142,9 @@ def _to_openai(request: ChatRequest) -> Iterator[tuple[str, str]]:
     if len(request.stop) > OPENAI_MAX_STOP:
         given = len(request.stop)
         yield _name(request, "stop"), f"OpenAI takes at most {OPENAI_MAX_STOP} stop sequences ({given} given)"
-    if request.n is not None and request.n > 1:
-        yield "n", "this gateway returns one answer per request"
+    if request.n is not None and request.n > 1 and (request.stream or request.source is not WireFormat.OPENAI):
+        # A whole answer carries every choice (the others verbatim for an OpenAI client); a stream relays one.
+        yield "n", "a streamed answer (and an Anthropic client) gets one choice only"
     if request.top_k is not None:
         yield "top_k", "OpenAI has no top-k sampling"
     if request.service_tier is not None and service_tier_for(request.service_tier, WireFormat.OPENAI,
@@ -171,6 +182,8 @@ def _sampling_to_anthropic(request: ChatRequest) -> Iterator[tuple[str, str]]:
         yield "n", "Anthropic returns one answer per request"
     if request.temperature is not None and request.temperature > ANTHROPIC_TEMPERATURE_MAX:
         yield _name(request, "temperature"), "Anthropic takes a temperature from 0 to 1"
+    if request.source is WireFormat.ANTHROPIC:
+        return  # an Anthropic client's own sampling goes as sent: Anthropic answers for what it refuses
     if request.temperature is not None and request.top_p is not None:
         yield "top_p", "current Claude models refuse top_p together with temperature"
     if any(not stop.strip() for stop in request.stop):

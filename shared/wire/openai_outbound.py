@@ -37,6 +37,7 @@ from shared.content import (
 from shared.errors import UnsupportedParameter
 from shared.models import ChatRequest, Message, WireFormat
 from shared.wire._common import client_name
+from shared.wire.capabilities import refuse_undropped
 from shared.wire.openai_common import MAX_STOP, REASONING_MODEL_PREFIXES, data_url
 
 __all__ = ["BUDGET_EFFORTS", "render_request"]
@@ -235,6 +236,7 @@ class _Renderer:
 def render_request(request: ChatRequest, model: str, *, drop: frozenset[str] = frozenset()) -> Kwargs:
     """Keyword arguments for `AsyncOpenAI().chat.completions.create(**kw)`; None fields are omitted. The limit
     goes as `max_tokens`, except for reasoning models, which only take `max_completion_tokens`."""
+    refuse_undropped(request, WireFormat.OPENAI, model, drop)
     renderer = _Renderer(request, drop)
     if request.top_k is not None:
         renderer.refuse("top_k", "OpenAI has no top_k sampling")

@@ -167,7 +167,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
                                                    TextPart(text="ok")])), None),
     (MESSAGES, "`temperature`"): ({"temperature": 0.3}, None),
     (MESSAGES, "`top_p`"): ({"top_p": 0.8}, None),
-    (MESSAGES, "`top_p` with `temperature`"): ({"top_p": 0.8, "temperature": 0.3}, "top_p"),
+    (MESSAGES, "`top_p` with `temperature`"): ({"top_p": 0.8, "temperature": 0.3}, None),
     (MESSAGES, "`top_k`"): ({"top_k": 40}, "top_k"),
     (MESSAGES, "`stop_sequences` up to 4"): ({"stop": ["a", "b", "c", "d"]}, None),
     (MESSAGES, "`stop_sequences` more than 4"): ({"stop": ["a", "b", "c", "d", "e"]}, "stop_sequences"),

@@ -117,8 +117,7 @@ def test_tool_choice(choice: ToolChoice | None, parallel: bool | None, expected:
 
 def test_documents_and_thinking_of_other_providers() -> None:
     request = openai_request(messages=[
-        Message(role="user", content=[DocumentPart(media_type="application/pdf", data="UERG", filename="a.pdf"),
-                                      DocumentPart(file_id="file-1")]),
+        Message(role="user", content=[DocumentPart(media_type="application/pdf", data="UERG", filename="a.pdf")]),
         Message(role="assistant", content=[ThinkingPart(text="mine", signature="s", provider="anthropic"),
                                            ThinkingPart(text="theirs", provider="openai"), TextPart(text="ok")]),
     ])
@@ -126,8 +125,7 @@ def test_documents_and_thinking_of_other_providers() -> None:
     assert kw["messages"] == [
         {"role": "user", "content": [
             {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "UERG"},
-             "title": "a.pdf"},
-            {"type": "document", "source": {"type": "file", "file_id": "file-1"}}]},
+             "title": "a.pdf"}]},
         {"role": "assistant", "content": [{"type": "thinking", "thinking": "mine", "signature": "s"},
                                           {"type": "text", "text": "ok"}]},
     ]
