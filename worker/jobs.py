@@ -116,7 +116,7 @@ async def _stream(
     (worker/stream_output.py); `chunks` receives each entry as the cache keeps it, the chunking a hit replays."""
     chunks = progress.chunks
     output: StreamOutput | None = None
-    last_flush = 0.0
+    last_flush = float("-inf")  # the first output goes out at once
     served: Served | None = None
     ceiling: int | None = None
     async with aclosing(deps.router.stream(record.request, targets)) as deltas:
