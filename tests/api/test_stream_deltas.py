@@ -65,7 +65,7 @@ def test_every_output_event_becomes_its_delta() -> None:
 def test_a_restart_after_a_tool_call_was_sent_ends_the_stream() -> None:
     renderer = Recorder()
     assert EventKind.TOOL_CALL.is_output and EventKind.THINKING.is_output and not EventKind.START.is_output
-    items, done = _render(_event(EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=True)
+    _, done = _render(_event(EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=True)
     assert done and renderer.errors and renderer.errors[0].code == "stream_interrupted"
 
 
@@ -77,7 +77,8 @@ async def _replayed(answer: CachedAnswer) -> Recorder:
 
 
 async def test_a_cached_streamed_answer_replays_its_structured_chunks_in_order() -> None:
-    completion = Completion(id="c", model="m", provider="anthropic", content="ok", finish_reason=FinishReason.TOOL_CALLS)
+    completion = Completion(id="c", model="m", provider="anthropic", content="ok",
+                            finish_reason=FinishReason.TOOL_CALLS)
     answer = CachedAnswer(completion=completion, cost_usd=0.1, chunks=[
         {"event": "thinking", "data": {"text": "t", "signature": "s"}}, "ok",
         {"event": "tool_call", "data": {"index": 0, "id": "toolu_1", "name": "get", "arguments": '{"a":1}'}},

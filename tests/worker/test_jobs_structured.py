@@ -21,7 +21,8 @@ THINKING_AND_TOOLS = [
     Delta(thinking="Let me "), Delta(thinking="think."), Delta(signature="sig-1"),
     Delta(text="I will "), Delta(text="look it up."),
     Delta(tool_call=ToolCallDelta(index=0, id="call_a", name="lookup")),
-    Delta(tool_call=ToolCallDelta(index=0, arguments='{"q": ')), Delta(tool_call=ToolCallDelta(index=0, arguments='"x"}')),
+    Delta(tool_call=ToolCallDelta(index=0, arguments='{"q": ')),
+    Delta(tool_call=ToolCallDelta(index=0, arguments='"x"}')),
     Delta(tool_call=ToolCallDelta(index=1, id="call_b", name="other", arguments="{}")),
     Delta(finish_reason=FinishReason.TOOL_CALLS, usage=Usage(prompt_tokens=20, completion_tokens=9,
                                                               cache_write_tokens=5, reasoning_tokens=3)),
@@ -131,7 +132,6 @@ async def test_cache_entry_keeps_structured_chunks() -> None:
     options = JobOptions(cache_digest="d1", cache_ttl_s=60, cache_leader=True)
     await deps.store.create("job_1", "ten_1", make_chat_request("gpt-4o", stream=True), WireFormat.OPENAI, options)
     assert await run_completion(ctx, "job_1") == "succeeded"
-    from shared.cache import ResponseCache
     answer = await ResponseCache(deps.redis).get("d1")
     assert answer is not None
     assert answer.chunks[2] == "I will look it up."
