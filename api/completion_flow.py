@@ -9,7 +9,6 @@ from api.body import read_json_object
 from api.deps import AppState
 from api.responses import respond
 from api.submit import submit
-from shared.cache import keyed_body
 from shared.models import WireFormat
 from shared.tenant_cache import TenantSnapshot
 
@@ -18,7 +17,6 @@ async def run_completion_request(request: Request, state: AppState, tenant: Tena
                                  wire_format: WireFormat, *, with_cost: bool = False) -> Response:
     body = await read_json_object(request, state.settings.max_body_bytes)
     chat = wire.parse_request(body, request.headers)  # headers: Anthropic's `anthropic-beta`
-    # The cache key covers what reaches the provider: the body, and the anthropic-beta header's values.
-    submission = await submit(state, request, tenant, chat, wire_format, dict(keyed_body(body, chat.betas)))
+    submission = await submit(state, request, tenant, chat, wire_format, body)
     request.state.gateway_headers = submission.headers
     return await respond(state, request, tenant, chat, submission, wire, with_cost=with_cost)

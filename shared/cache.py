@@ -19,7 +19,7 @@ from shared.models import Completion, Delta, ToolCallDelta, WireFormat
 from shared.scripts import LuaScript
 from shared.streams import EventKind, delta_from_event
 
-__all__ = ["BETAS_IN_KEY", "NOT_IN_KEY", "CachedAnswer", "Chunk", "ResponseCache", "cache_digest", "keyed_body"]
+__all__ = ["NOT_IN_KEY", "CachedAnswer", "Chunk", "ResponseCache", "cache_digest"]
 
 Chunk = str | dict[str, Any]
 """One streamed piece of a cached answer: text, or a structured output entry `{"event": kind, "data": {...}}`."""
@@ -73,16 +73,6 @@ def _chunk_delta(chunk: dict[str, Any]) -> Delta:
     if kind not in {k.value for k in EventKind} or not isinstance(data, dict):
         return Delta()
     return delta_from_event(EventKind(kind), data)
-
-
-BETAS_IN_KEY = "anthropic-beta header"
-"""Where `keyed_body` puts the `anthropic-beta` values: a name no API field has (it has a space)."""
-
-
-def keyed_body(body: Mapping[str, object], betas: list[str]) -> Mapping[str, object]:
-    """The body as the cache key (and an Idempotency-Key's fingerprint) must see it: with the `anthropic-beta`
-    header's values, which reach the provider and can change the answer (a beta feature turned on)."""
-    return {**body, BETAS_IN_KEY: sorted(betas)} if betas else body
 
 
 def cache_digest(tenant_id: str, wire: WireFormat, body: Mapping[str, object]) -> str:

@@ -5,10 +5,10 @@ answer replays its thinking, tool calls and refusal, streamed or not."""
 import json
 
 from api.streaming import _render, _replay
-from shared.cache import CachedAnswer, cache_digest, keyed_body
+from shared.cache import CachedAnswer
 from shared.content import TextPart, ThinkingPart, ToolCallPart
 from shared.errors import GatewayError
-from shared.models import Completion, Delta, FinishReason, ToolCallDelta, WireFormat
+from shared.models import Completion, Delta, FinishReason, ToolCallDelta
 from shared.streams import Event, EventKind
 
 SSEvents = list[tuple[str | None, str]]
@@ -111,10 +111,3 @@ async def test_a_cached_refusal_and_plain_text_replay() -> None:
     assert (await _replayed(CachedAnswer(completion=plain, chunks=["a ", "b"], cost_usd=0))).deltas == [
         Delta(text="a "), Delta(text="b")]
 
-
-def test_anthropic_beta_values_are_part_of_the_cache_key() -> None:
-    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
-    plain = cache_digest("t", WireFormat.ANTHROPIC, keyed_body(body, []))
-    beta = cache_digest("t", WireFormat.ANTHROPIC, keyed_body(body, ["b1", "b2"]))
-    assert plain == cache_digest("t", WireFormat.ANTHROPIC, body) and beta != plain
-    assert beta == cache_digest("t", WireFormat.ANTHROPIC, keyed_body(body, ["b2", "b1"]))
