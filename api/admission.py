@@ -7,7 +7,6 @@ The same script sheds load: a job whose priority class finds the queue deeper th
 (QUEUE_MAX_DEPTH for batch, QUEUE_MAX_DEPTH_INTERACTIVE for interactive) gets 503 `queue_full`, with a
 `Retry-After` from the measured drain rate."""
 
-import math
 from datetime import UTC, datetime
 
 from api.admission_hold import AdmissionHold
@@ -16,6 +15,7 @@ from api.deps import AppState
 from shared.budget import seed_spend
 from shared.config import Settings
 from shared.errors import RateLimited, ServiceUnavailable
+from shared.estimate import estimate_prompt_tokens
 from shared.fair_queue import Priority
 from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit
 from shared.metrics import BUDGET_REJECTIONS, BUDGET_USED_RATIO, RATE_LIMIT_REJECTIONS
@@ -24,8 +24,6 @@ from shared.reservation import worst_case
 from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
 
-CHARS_PER_TOKEN = 4
-TOKENS_PER_MESSAGE = 4
 # A request without max_tokens is charged this many completion tokens against its tokens-per-minute limit
 # until settlement charges what it really used; its budget reservation assumes the most it can answer.
 UNSET_MAX_TOKENS_ESTIMATE = 256
@@ -35,12 +33,6 @@ MESSAGES = {
     "concurrency": "Too many requests in flight for this tenant",
     "tokens_too_large": "This request needs more tokens than the tenant's tokens-per-minute limit allows",
 }
-
-
-def estimate_prompt_tokens(request: ChatRequest) -> int:
-    """A cheap upper-leaning estimate (about 4 characters a token); settlement corrects it to the truth."""
-    chars = request.prompt_chars()
-    return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(request.messages)
 
 
 async def admit_request(
@@ -53,7 +45,7 @@ async def admit_request(
     took the moment Redis grants it, so a failure of any later step gives it back."""
     settings = state.settings
     rpm = tenant.rate_limit if tenant.rate_limit is not None else settings.default_rate_limit
-    prompt = estimate_prompt_tokens(request)
+    prompt = estimate_prompt_tokens(request)  # text, tools, images, documents, audio (shared/estimate.py)
     reserved = Reserved(request, prompt, targets, worst_case(request, prompt, targets, state.prices))
     budget = Budget(tenant.budget_usd, tenant.budget_period) if full and tenant.budget_usd is not None else None
     if full:

@@ -7,10 +7,13 @@ dribbling its body gets 408) and the length of a completion's `messages` (`MAX_M
 answers close the connection: the client is still sending a body we will not read, and keeping the socket
 open would let it go on doing so.
 
-Before a 413, a body up to `DRAIN_FACTOR` times the limit is read and thrown away (within the body's read
-time): closing a socket with unread bytes makes the kernel reset the connection, and the client, still
-sending, then sees "connection reset" instead of the 413 that says what was wrong. Beyond that the answer
-is sent at once, and a client that keeps sending may see the reset."""
+Before a 413, a body up to `DRAIN_FACTOR` times the limit, and never more than `DRAIN_MAX_BYTES`, is read
+and thrown away (within the body's read time): closing a socket with unread bytes makes the kernel reset the
+connection, and the client, still sending, then sees "connection reset" instead of the 413 that says what
+was wrong. Beyond that the answer is sent at once, and a client that keeps sending may see the reset. The cap
+matters with a limit sized for vision payloads (32 MiB by default): 8 times that would be 256 MiB of input
+read for nothing per refused request; a body twice the default limit is a client that misjudged the limit,
+anything much larger is not worth reading."""
 
 import asyncio
 import re
@@ -25,6 +28,7 @@ from shared.json_input import loads_strict
 
 CLOSE = {"connection": "close"}
 DRAIN_FACTOR = 8
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
 # ASCII digits only (str.isdigit() also takes '²' (refused by int()) and Arabic-Indic digits (read as a number)),
 # and few enough that int() never meets its 4,300-digit limit. Anything else is ignored: the body is then
 # cut off as it arrives, like a body sent without a length.
@@ -38,7 +42,7 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, object
         # A client that waits for "100 Continue" before sending its body sends nothing to drain: we never
         # started reading, so the server never sent the go-ahead.
         waits_to_send = request.headers.get("expect", "").lower() == "100-continue"
-        if int(declared) <= DRAIN_FACTOR * max_bytes and not waits_to_send:
+        if int(declared) <= drain_limit(max_bytes) and not waits_to_send:
             await _drain(request.stream(), settings.body_read_timeout_s)
         raise _closing(PayloadTooLarge(f"Request body of {declared} bytes exceeds the limit of {max_bytes} bytes"))
     body = await read_body(request, max_bytes, settings.body_read_timeout_s)
@@ -72,9 +76,14 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes
                                code="request_timeout")
         raise _closing(error) from exc
     if len(body) > max_bytes:
-        await _drain(chunks, timeout_s, budget=DRAIN_FACTOR * max_bytes - len(body))
+        await _drain(chunks, timeout_s, budget=drain_limit(max_bytes) - len(body))
         raise _closing(PayloadTooLarge(f"Request body exceeds the limit of {max_bytes} bytes"))
     return bytes(body)
+
+
+def drain_limit(max_bytes: int) -> int:
+    """The largest refused body read to its end before the 413 (see the module's docstring)."""
+    return min(DRAIN_FACTOR * max_bytes, max(DRAIN_MAX_BYTES, max_bytes))
 
 
 async def _drain(chunks: AsyncGenerator[bytes, None], timeout_s: float, budget: int | None = None) -> None:

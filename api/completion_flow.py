@@ -16,7 +16,7 @@ from shared.tenant_cache import TenantSnapshot
 async def run_completion_request(request: Request, state: AppState, tenant: TenantSnapshot, wire: ModuleType,
                                  wire_format: WireFormat, *, with_cost: bool = False) -> Response:
     body = await read_json_object(request, state.settings.max_body_bytes)
-    chat = wire.parse_request(body)
+    chat = wire.parse_request(body, request.headers)  # headers: Anthropic's `anthropic-beta`
     submission = await submit(state, request, tenant, chat, wire_format, body)
     request.state.gateway_headers = submission.headers
     return await respond(state, request, tenant, chat, submission, wire, with_cost=with_cost)

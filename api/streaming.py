@@ -18,7 +18,7 @@ from api.relay import Result, cancel_job, error_from_event, job_events, result_f
 from shared.cache import CachedAnswer
 from shared.errors import GatewayError, JobCancelled, ServiceUnavailable, StreamInterrupted
 from shared.models import Completion, Delta
-from shared.streams import Event, EventKind
+from shared.streams import Event, EventKind, delta_from_event
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ def stream_cached(answer: CachedAnswer, renderer: StreamRenderer, headers: dict[
 async def _replay(answer: CachedAnswer, renderer: StreamRenderer) -> AsyncIterator[dict[str, str]]:
     completion = answer.completion
     items = renderer.start(completion.usage.prompt_tokens)
-    for chunk in answer.chunks:
-        items += renderer.delta(Delta(text=chunk))
+    for delta in answer.deltas():  # text, thinking, tool call pieces, refusals in their order
+        items += renderer.delta(delta)
     items += renderer.finish(completion)
     for item in items:
         yield _sse(item)
@@ -63,7 +63,7 @@ async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns
         sent_tokens = False
         async for event in job_events(state, job_id, cancel_at_deadline=owns_job):
             items, done = _render(event, renderer, sent_tokens)
-            sent_tokens = sent_tokens or event.kind is EventKind.TOKEN
+            sent_tokens = sent_tokens or event.kind.is_output
             for item in items:
                 yield _sse(item)
             if done:
@@ -84,8 +84,10 @@ async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns
 
 def _render(event: Event, renderer: StreamRenderer, sent_tokens: bool) -> tuple[SSEvents, bool]:
     """The SSE items for one job event, and whether the stream is over."""
-    if event.kind is EventKind.TOKEN:
+    if event.kind is EventKind.TOKEN and len(event.data) == 1:  # plain text: the hot path
         return renderer.delta(Delta(text=str(event.data.get("text", "")))), False
+    if event.kind.is_output:  # thinking, a tool call's piece, a refusal, text with logprobs
+        return renderer.delta(delta_from_event(event.kind, event.data)), False
     if event.kind is EventKind.RESET and sent_tokens:
         return renderer.error(StreamInterrupted("The worker restarted the request after output was sent")), True
     if event.kind is EventKind.DONE:

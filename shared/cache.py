@@ -1,20 +1,28 @@
 """Exact-match response cache in Redis. The key hashes the tenant, the API flavour and the whole request
 body except a short deny-list of fields that cannot change the answer, so a new parameter is in the key by
-default and no answer crosses tenants. Entries keep the streamed chunking so a hit replays it. A per-key
-in-flight marker lets identical concurrent misses share one provider call."""
+default and no answer crosses tenants. Entries keep the streamed chunking so a hit replays it: a text chunk
+as its string, any other output (thinking, tool call pieces, refusal, text with logprobs) as the job event it
+was (`{"event": "tool_call", "data": {...}}`, see `shared.streams`). A non-streamed answer is replayed from
+its completion's parts. A per-key in-flight marker lets identical concurrent misses share one provider call."""
 
 import hashlib
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
+from shared.content import TextPart, ThinkingPart, ToolCallPart
 from shared.keys import cache_entry_key, cache_inflight_key
-from shared.models import Completion, WireFormat
+from shared.models import Completion, Delta, ToolCallDelta, WireFormat
 from shared.scripts import LuaScript
+from shared.streams import EventKind, delta_from_event
 
-__all__ = ["NOT_IN_KEY", "CachedAnswer", "ResponseCache", "cache_digest"]
+__all__ = ["NOT_IN_KEY", "CachedAnswer", "Chunk", "ResponseCache", "cache_digest"]
+
+Chunk = str | dict[str, Any]
+"""One streamed piece of a cached answer: text, or a structured output entry `{"event": kind, "data": {...}}`."""
 
 # Fields that change how an answer is delivered or attributed, never what it says.
 NOT_IN_KEY = frozenset({"stream", "stream_options", "user", "metadata"})
@@ -26,8 +34,45 @@ _RELEASE = LuaScript(
 
 class CachedAnswer(BaseModel):
     completion: Completion
-    chunks: list[str]
+    chunks: list[Chunk]
     cost_usd: float
+
+    def deltas(self) -> list[Delta]:
+        """The answer as the deltas a stream replays: its recorded chunks, or, for an answer that was not
+        streamed (one text chunk) but has more than text, its completion's parts and refusal."""
+        structured = any(not isinstance(chunk, str) for chunk in self.chunks)
+        completion = self.completion
+        if not structured and (completion.parts or completion.refusal):
+            return completion_deltas(completion)
+        return [Delta(text=chunk) if isinstance(chunk, str) else _chunk_delta(chunk) for chunk in self.chunks]
+
+
+def completion_deltas(completion: Completion) -> list[Delta]:
+    """A finished answer as deltas, one per output block, in order."""
+    deltas: list[Delta] = []
+    index = 0
+    for part in completion.parts:
+        if isinstance(part, TextPart) and part.text:
+            deltas.append(Delta(text=part.text))
+        elif isinstance(part, ThinkingPart):
+            deltas.append(Delta(redacted_thinking=part.redacted) if part.redacted is not None
+                          else Delta(thinking=part.text, signature=part.signature))
+        elif isinstance(part, ToolCallPart):
+            deltas.append(Delta(tool_call=ToolCallDelta(index=index, id=part.id, name=part.name,
+                                                        arguments=part.arguments)))
+            index += 1
+    if not completion.parts and completion.content:
+        deltas.append(Delta(text=completion.content))
+    if completion.refusal:
+        deltas.append(Delta(refusal=completion.refusal))
+    return deltas
+
+
+def _chunk_delta(chunk: dict[str, Any]) -> Delta:
+    kind, data = chunk.get("event"), chunk.get("data")
+    if kind not in {k.value for k in EventKind} or not isinstance(data, dict):
+        return Delta()
+    return delta_from_event(EventKind(kind), data)
 
 
 def cache_digest(tenant_id: str, wire: WireFormat, body: Mapping[str, object]) -> str:

@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     unknown_model_pricing: str = Field(default="default", pattern="^(default|refuse)$")
     default_input_price_per_m: float = Field(default=10.0, ge=0)
     default_output_price_per_m: float = Field(default=30.0, ge=0)
-    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Vision payloads: Anthropic takes requests up to 32 MB (images up to 5 MB each, PDFs up to 32 MB); see
+    # docs/CONFIGURATION.md. Larger bodies get 413.
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_messages: int = Field(default=2048, ge=1)
     body_read_timeout_s: float = Field(default=30.0, gt=0)
     max_header_bytes: int = Field(default=16_384, ge=4096)

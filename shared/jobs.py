@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from shared.cache import CachedAnswer
+from shared.cache import CachedAnswer, Chunk
 from shared.errors import GatewayError
 from shared.fair_queue import FairQueue, Priority
 from shared.keys import (
@@ -98,7 +98,7 @@ class JobOutcome(BaseModel):
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     provider_ms: int = 0
-    chunks: list[str] = []
+    chunks: list[Chunk] = []  # the streamed output, as the cache keeps it (shared/cache.py)
     dropped_params: list[str] = []
     """Parameters the serving target left out (allowed to): the usage record's `dropped_params`. Taken from
     `completion.dropped_params` when this is empty and there is a completion."""

@@ -30,23 +30,40 @@ COST_DECIMALS = 9  # nano-dollars: a one-token request on a cheap model still co
 POLICIES = ("default", "refuse")
 
 
+CACHE_WRITE_MULTIPLIER = 1.25
+"""A prompt-cache write with the 5-minute lifetime costs 1.25x the input price (Anthropic's list prices)."""
+CACHE_WRITE_1H_MULTIPLIER = 2.0
+"""A prompt-cache write with the 1-hour lifetime costs 2x the input price (Anthropic's list prices)."""
+
+
 class Price(BaseModel):
-    """USD per million tokens. Without `cached_input`, cached prompt tokens cost the full input price.
-    Without `max_output_tokens`, the model's longest answer is unknown."""
+    """USD per million tokens. Without `cached_input`, cached prompt tokens (read from the provider's prompt
+    cache) cost the full input price; without `cache_write` / `cache_write_1h`, tokens written to the cache
+    cost the input price times 1.25 (5-minute lifetime) / 2 (1-hour lifetime), Anthropic's multipliers (OpenAI
+    reports no cache writes: its caching is automatic and writes cost the plain input price, so these never
+    apply to its usage). Without `max_output_tokens`, the model's longest answer is unknown."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float = Field(default=0.0, ge=0)
+    cache_write: float = Field(default=0.0, ge=0)
+    cache_write_1h: float = Field(default=0.0, ge=0)
     max_output_tokens: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="before")
     @classmethod
-    def _cached_defaults_to_input(cls, data: object) -> object:
-        if isinstance(data, Mapping) and "cached_input" not in data and "input" in data:
-            return {**data, "cached_input": data["input"]}
-        return data
+    def _cache_prices_default_from_input(cls, data: object) -> object:
+        if not isinstance(data, Mapping) or "input" not in data:
+            return data
+        try:
+            price = float(data["input"])
+        except (TypeError, ValueError):
+            return data  # the field's own validation says what is wrong
+        defaults = {"cached_input": price, "cache_write": price * CACHE_WRITE_MULTIPLIER,
+                    "cache_write_1h": price * CACHE_WRITE_1H_MULTIPLIER}
+        return {**{name: value for name, value in defaults.items() if name not in data}, **data}
 
 
 class PriceTable:
@@ -81,15 +98,27 @@ class PriceTable:
         return listed.max_output_tokens if listed is not None else None
 
     def cost_usd(self, model: str, usage: Usage) -> float:
-        """What a usage costs: uncached prompt, cached prompt and completion tokens each at their price.
-        An unpriced model costs 0 (under "refuse" callers turn such requests away before they run)."""
+        """What a usage costs. `prompt_tokens` is the whole input (shared.models.Usage): the tokens read from
+        the prompt cache (`cached_prompt_tokens`) at `cached_input`, those written to it at `cache_write`
+        (5 minutes) or `cache_write_1h`, and the rest at `input`. `completion_tokens` at `output`: they
+        include the reasoning tokens (OpenAI's `completion_tokens`, Anthropic's `output_tokens` both count
+        thinking), so `reasoning_tokens` is never billed on its own. An unpriced model costs 0 (under
+        "refuse" callers turn such requests away before they run)."""
         price = self.price_for(model)
         if price is None:
             return 0.0
-        cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
+        left = usage.prompt_tokens
+        cached = min(usage.cached_prompt_tokens, left)
+        left -= cached
+        written = min(usage.cache_write_tokens, left)
+        left -= written
+        written_1h = min(usage.cache_write_1h_tokens, left)
+        left -= written_1h
         cost = (
-            (usage.prompt_tokens - cached) * price.input
+            left * price.input
             + cached * price.cached_input
+            + written * price.cache_write
+            + written_1h * price.cache_write_1h
             + usage.completion_tokens * price.output
         ) / PER_MILLION
         return round(cost, COST_DECIMALS)
@@ -142,7 +171,8 @@ def _keep_max_output(price: Price, bundled: Price | None) -> Price:
 def _read_prices(path: Path) -> dict[str, Price]:
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
-        raise ValueError("must be a mapping of model name to {input, output, cached_input, max_output_tokens}")
+        raise ValueError("must be a mapping of model name to {input, output, cached_input, cache_write, "
+                         "cache_write_1h, max_output_tokens}")
     prices: dict[str, Price] = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not name:

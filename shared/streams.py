@@ -1,6 +1,10 @@
 """Per-job Redis Stream: the worker appends events, the API reads them (from the start, or resuming after an
 entry id) and waits for the terminal one. Stream entry ids double as SSE event ids. Knows event kinds, not
-wire formats."""
+wire formats.
+
+An answer's output is one entry per run of one kind of output (several provider deltas coalesced): `token`
+(text), `thinking`, `tool_call` (pieces of one call) and `refusal`. Each entry's data is the compact form
+`delta_from_event` turns back into a `Delta`, so a reader renders any kind without knowing how it was cut."""
 
 import json
 from collections.abc import AsyncIterator
@@ -11,8 +15,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from shared.keys import job_events_key
+from shared.models import Delta, ToolCallDelta
 
-__all__ = ["Event", "EventKind", "add_event", "append_event", "encode_data", "read_events"]
+__all__ = ["OUTPUT_KINDS", "Event", "EventKind", "add_event", "append_event", "delta_from_event", "encode_data",
+           "read_events"]
 
 BLOCK_MS = 5000
 
@@ -20,7 +26,10 @@ BLOCK_MS = 5000
 class EventKind(StrEnum):
     START = "start"
     RESET = "reset"  # a retried attempt begins: readers drop the partial text of the earlier one
-    TOKEN = "token"
+    TOKEN = "token"  # {"text": ..., "logprobs"?: {...}}
+    THINKING = "thinking"  # {"text": ..., "signature"?: ...} or {"redacted": data}
+    TOOL_CALL = "tool_call"  # {"index": 0, "id"?: ..., "name"?: ..., "arguments": "..."}
+    REFUSAL = "refusal"  # {"text": ..., "logprobs"?: {...}}
     DONE = "done"
     ERROR = "error"
     CANCELLED = "cancelled"
@@ -28,6 +37,13 @@ class EventKind(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in (EventKind.DONE, EventKind.ERROR, EventKind.CANCELLED)
+
+    @property
+    def is_output(self) -> bool:
+        return self in OUTPUT_KINDS
+
+
+OUTPUT_KINDS = frozenset({EventKind.TOKEN, EventKind.THINKING, EventKind.TOOL_CALL, EventKind.REFUSAL})
 
 
 @dataclass(frozen=True)
@@ -82,3 +98,34 @@ async def read_events(
 def _decode(entry_id: str, fields: dict[bytes, bytes]) -> Event:
     data = json.loads(fields.get(b"d", b"{}"))
     return Event(id=entry_id, kind=EventKind(fields[b"t"].decode()), data=data if isinstance(data, dict) else {})
+
+
+def delta_from_event(kind: EventKind, data: dict[str, object]) -> Delta:
+    """The delta an output entry (or a cached answer's structured chunk) stands for; an empty delta for any
+    other kind. Tolerant of missing fields: the data was written by our own worker."""
+    if kind is EventKind.TOKEN:
+        return Delta(text=_text(data, "text"), logprobs=_mapping(data.get("logprobs")))
+    if kind is EventKind.THINKING:
+        redacted = data.get("redacted")
+        if isinstance(redacted, str):
+            return Delta(redacted_thinking=redacted)
+        signature = data.get("signature")
+        return Delta(thinking=_text(data, "text"), signature=signature if isinstance(signature, str) else None)
+    if kind is EventKind.TOOL_CALL:
+        index, call_id, name = data.get("index"), data.get("id"), data.get("name")
+        return Delta(tool_call=ToolCallDelta(index=index if isinstance(index, int) else 0,
+                                             id=call_id if isinstance(call_id, str) else None,
+                                             name=name if isinstance(name, str) else None,
+                                             arguments=_text(data, "arguments")))
+    if kind is EventKind.REFUSAL:
+        return Delta(refusal=_text(data, "text"), logprobs=_mapping(data.get("logprobs")))
+    return Delta()
+
+
+def _text(data: dict[str, object], name: str) -> str:
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _mapping(value: object) -> dict[str, object] | None:
+    return value if isinstance(value, dict) else None

@@ -4,22 +4,24 @@ argument is its id; the request lives in the job record, never in the queue payl
 
 import asyncio
 import logging
-import math
 import time
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.cache import Chunk
 from shared.errors import GatewayError, ModelNotFound
+from shared.estimate import estimate_prompt_tokens
 from shared.jobs import JobOutcome, JobRecord, usage_row
 from shared.logs import JOB_ID, REQUEST_ID
 from shared.metrics import COST_USD, FALLBACKS, JOBS, PROVIDER_DURATION, TIME_TO_FIRST_TOKEN, TOKENS
 from shared.models import Completion, FinishReason, JobStatus, Usage, WireFormat
 from shared.reservation import unsent_ceiling
 from shared.routing_table import Target
-from shared.streams import EventKind, append_event
+from shared.streams import append_event
 from worker.deps import WorkerDeps, deps_from
 from worker.routing import Served
+from worker.stream_output import OutputEvent, StreamOutput, chunk_of
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +65,9 @@ async def _requeue_now(deps: WorkerDeps, job_id: str) -> None:
 class _Progress:
     """What a streaming attempt has produced so far; a job cancelled mid-stream is billed for it."""
 
-    chunks: list[str] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
     served: Served | None = None
-    deltas: int = 0
+    deltas: int = 0  # output deltas (text, thinking, tool call pieces, refusal): about one token each
 
 
 def _cancelled(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> JobOutcome:
@@ -111,47 +113,40 @@ async def _execute(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> 
 async def _stream(
     deps: WorkerDeps, record: JobRecord, targets: list[Any], progress: _Progress
 ) -> tuple[Completion, Served]:
-    """Relay deltas to the job stream, coalescing those that arrive within a few ms into one entry; `chunks`
-    receives each entry's text, the chunking a cache hit replays."""
+    """Relay deltas to the job stream, coalescing those of one kind that arrive within a few ms into one entry
+    (worker/stream_output.py); `chunks` receives each entry as the cache keeps it, the chunking a hit replays."""
     chunks = progress.chunks
-    parts: list[str] = []
-    pending: list[str] = []
-    last_flush = 0.0
-    finish_reason = FinishReason.STOP
-    usage = Usage()
+    output: StreamOutput | None = None
+    last_flush = float("-inf")  # the first output goes out at once
     served: Served | None = None
     ceiling: int | None = None
     async with aclosing(deps.router.stream(record.request, targets, allow_drop=_allow_drop(deps, record))) as deltas:
         async for current, delta in deltas:
-            if served is None:
+            if output is None:
                 TIME_TO_FIRST_TOKEN.labels(current.target.provider).observe(time.time() - record.created_at)
                 ceiling = _held_ceiling(deps, record, current.target)
+                output = StreamOutput(current.target.provider)
             served = progress.served = current
-            if delta.text:
-                progress.deltas += 1
-                parts.append(delta.text)
-                pending.append(delta.text)
-            finish_reason = delta.finish_reason or finish_reason
-            usage = delta.usage or usage
+            for ready in output.add(delta):
+                chunks.append(await _append_output(deps, record.id, ready))
+            progress.deltas = output.deltas
             now = time.monotonic()
-            if pending and (now - last_flush >= FLUSH_INTERVAL_S or sum(map(len, pending)) >= FLUSH_MAX_CHARS):
-                chunks.append(await _append_tokens(deps, record.id, pending))
-                pending, last_flush = [], now
-            if ceiling is not None and progress.deltas >= ceiling:
+            if output.has_pending and (now - last_flush >= FLUSH_INTERVAL_S or output.pending_chars >= FLUSH_MAX_CHARS):
+                chunks.append(await _append_output(deps, record.id, output.flush()))
+                last_flush = now
+            if ceiling is not None and output.deltas >= ceiling:
                 # What the budget reserved is used up: end here, as the model does at its maximum, and bill
                 # what was produced (the closed stream sends no usage).
                 logger.warning("job %s reached the %d output tokens reserved for %s; stream ended", record.id,
                                ceiling, current.target.model)
-                finish_reason, usage = FinishReason.LENGTH, _produced_usage(record, progress)
+                output.finish_reason, output.usage = FinishReason.LENGTH, _produced_usage(record, progress)
                 break
-    if pending:
-        chunks.append(await _append_tokens(deps, record.id, pending))
-    if served is None:
+    if output is None or served is None:
         raise GatewayError("the provider returned an empty stream")
-    completion = Completion(id=record.id, model=served.target.model, provider=served.target.provider,
-                            content="".join(parts), finish_reason=finish_reason, usage=usage,
-                            dropped_params=list(served.dropped_params))
-    return completion, served
+    if output.has_pending:
+        chunks.append(await _append_output(deps, record.id, output.flush()))
+    completion = output.completion(record.id, served.target.model)
+    return completion.model_copy(update={"dropped_params": list(served.dropped_params)}), served
 
 
 def _allow_drop(deps: WorkerDeps, record: JobRecord) -> frozenset[str]:
@@ -177,18 +172,19 @@ def _check_ceiling(deps: WorkerDeps, record: JobRecord, target: Target, usage: U
 
 
 def _produced_usage(record: JobRecord, progress: _Progress) -> Usage:
-    """The usage of a stream closed before its end: completion tokens are the text deltas received (providers
-    send about one token each), the prompt is estimated at ~4 characters a token, as admission does."""
-    request = record.request
-    chars = request.prompt_chars()
-    return Usage(prompt_tokens=math.ceil(chars / 4) + 4 * len(request.messages), completion_tokens=progress.deltas)
+    """The usage of a stream closed before its end: completion tokens are the output deltas received (text,
+    thinking, tool call pieces: providers send about one token each), the prompt is estimated as admission
+    estimates it (shared/estimate.py: text, tools, images, documents, audio)."""
+    return Usage(prompt_tokens=estimate_prompt_tokens(record.request), completion_tokens=progress.deltas)
 
 
-async def _append_tokens(deps: WorkerDeps, job_id: str, pending: list[str]) -> str:
-    text = "".join(pending)
-    await append_event(deps.redis, job_id, EventKind.TOKEN, {"text": text},
-                       maxlen=deps.settings.event_stream_maxlen, ttl_s=deps.settings.job_ttl_s)
-    return text
+async def _append_output(deps: WorkerDeps, job_id: str, event: OutputEvent | None) -> Chunk:
+    """Append one output entry to the job's stream; returns it as the cache keeps it."""
+    assert event is not None  # callers flush only when something is pending
+    kind, data = event
+    await append_event(deps.redis, job_id, kind, data, maxlen=deps.settings.event_stream_maxlen,
+                       ttl_s=deps.settings.job_ttl_s)
+    return chunk_of(event)
 
 
 async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, started: float) -> None:

@@ -25,14 +25,19 @@ from shared.wire import openai as openai_wire
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
+GATEWAY_FIELDS = frozenset({"callback_url"})
+"""Body fields of `POST /api/v1/jobs` that are the gateway's own: taken out before the body is parsed, since
+the wire module forwards every field it does not model to the provider (`ChatRequest.extra`)."""
+
 
 @router.post("", status_code=202, openapi_extra=CHAT_REQUEST_BODY)
 async def create_job(request: Request, state: StateDep, tenant: TenantDep) -> JSONResponse:
     """Queue a completion and answer at once with its id; tokens are always streamed into its events."""
     body = await read_json_object(request, state.settings.max_body_bytes)
     request.state.idempotency_body = body  # an Idempotency-Key's repeat must carry this same body
-    chat = openai_wire.parse_request(body)
     request.state.callback_url = _callback_url(state, body)  # JobOptions.callback_url, read by submit()
+    upstream = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS}
+    chat = openai_wire.parse_request(upstream, request.headers)
     # Submitted jobs always stream into their events, and are never answered from or written to the cache.
     submission = await submit(state, request, tenant, chat.model_copy(update={"stream": True}),
                               WireFormat.OPENAI, None)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from fastapi import Request
 
-from api.body import DRAIN_FACTOR, read_json_object
+from api.body import DRAIN_FACTOR, DRAIN_MAX_BYTES, drain_limit, read_json_object
 from shared.errors import GatewayError
 
 LIMIT = 1024
@@ -82,3 +82,10 @@ async def test_read_json_object_ignores_a_content_length_that_is_not_ascii_digit
     were 500s. A length that is no number is ignored and the body read within the limit as it comes."""
     request, _ = _request([b'{"model": "m"}'], disconnect=False, headers=[(b"content-length", declared)])
     assert await read_json_object(request, LIMIT) == {"model": "m"}
+
+
+def test_drain_is_capped_for_a_limit_sized_for_vision_payloads() -> None:
+    """8 times a 32 MiB limit would be 256 MiB read for nothing: the drain stops at 64 MiB."""
+    assert drain_limit(1_000_000) == 8_000_000
+    assert drain_limit(32 * 1024 * 1024) == DRAIN_MAX_BYTES == 64 * 1024 * 1024
+    assert drain_limit(100 * 1024 * 1024) == 100 * 1024 * 1024  # never below the limit itself

@@ -30,7 +30,7 @@ def slow_gateway(secure_gateway: Gateway, tmp_path_factory: pytest.TempPathFacto
     port = free_port()
     multiproc_dir = tmp_path_factory.mktemp("slow-clients-metrics")
     env = {**secure_gateway.env, "HEADER_READ_TIMEOUT_S": str(HEADER_READ_TIMEOUT_S),
-           "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
+           "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir), "MAX_BODY_BYTES": "1000000"}
     log_dir = Path(secure_gateway.log_dir)
     api = Process("api-slow-clients", ["serve", "--port", str(port), "--workers", "2"], env, log_dir)
     gateway = Gateway(f"http://127.0.0.1:{port}", secure_gateway.fake_url, env, log_dir)

@@ -159,28 +159,41 @@ def error_message(error: object, fallback: str) -> str:
 
 
 class StreamTotals:
-    """Collects a stream's finish reason and usage (reported in pieces) into its one final delta."""
+    """Collects a stream's finish reason, stop sequence and usage (reported in pieces: Anthropic's
+    `message_start` then `message_delta`, OpenAI's last chunk) into its one final delta."""
+
+    USAGE_FIELDS = tuple(Usage.model_fields)
 
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self.finish_reason: FinishReason | None = None
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-        self.cached_prompt_tokens = 0
+        self.stop_sequence: str | None = None
+        self.usage: dict[str, int] = dict.fromkeys(self.USAGE_FIELDS, 0)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.usage["prompt_tokens"]
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.usage["completion_tokens"]
+
+    @property
+    def cached_prompt_tokens(self) -> int:
+        return self.usage["cached_prompt_tokens"]
 
     def add(self, delta: Delta) -> None:
         if delta.finish_reason is not None:
             self.finish_reason = delta.finish_reason
+        if delta.stop_sequence is not None:
+            self.stop_sequence = delta.stop_sequence
         if delta.usage is not None:
             # Providers report running totals, so the largest figure seen is the answer.
-            self.prompt_tokens = max(self.prompt_tokens, delta.usage.prompt_tokens)
-            self.completion_tokens = max(self.completion_tokens, delta.usage.completion_tokens)
-            self.cached_prompt_tokens = max(self.cached_prompt_tokens, delta.usage.cached_prompt_tokens)
+            for name in self.USAGE_FIELDS:
+                self.usage[name] = max(self.usage[name], getattr(delta.usage, name))
 
     def final(self) -> Delta:
         """The last delta; a stream that ended without a finish reason was cut short."""
         if self.finish_reason is None:
             raise UpstreamUnavailable(f"{self.provider} stream ended before it finished")
-        usage = Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
-                      cached_prompt_tokens=self.cached_prompt_tokens)
-        return Delta(finish_reason=self.finish_reason, usage=usage)
+        return Delta(finish_reason=self.finish_reason, stop_sequence=self.stop_sequence, usage=Usage(**self.usage))
