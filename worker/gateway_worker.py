@@ -13,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from arq.connections import log_redis_info
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.utils import to_ms
-from arq.connections import log_redis_info
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
