@@ -9,7 +9,7 @@ and are merged back when the request is rendered for Anthropic (`shared.wire.ant
 from collections.abc import Mapping
 from typing import Any, cast
 
-from shared.content import OutputFormat, Reasoning, Tool, ToolChoice
+from shared.content import ContentPart, OutputFormat, Reasoning, TextPart, Tool, ToolChoice
 from shared.models import ChatRequest, Message, Role, WireFormat
 from shared.wire._common import (
     MAX_COUNT,
@@ -103,14 +103,15 @@ def _messages(items: list[object]) -> list[Message]:
             raise invalid(f"{field}.role", f"must be 'user', 'assistant' or 'system' (got {role!r})")
         content = message.get("content")
         if role == "system":
-            messages.append(Message(role="system", content=parse_text_blocks(content, f"{field}.content")))
+            messages.append(Message(role="system", content=list(parse_text_blocks(content, f"{field}.content"))))
             continue
         if isinstance(content, str):
-            messages.append(Message(role=cast(Role, role), content=content))
+            messages.append(Message(role=cast(Role, role), content=[TextPart(text=content)]))
             continue
         if not isinstance(content, list) or not content:
             raise invalid(f"{field}.content", "must be a string or a non-empty array of content blocks")
-        parts = [parse_block(block, f"{field}.content[{position}]") for position, block in enumerate(content)]
+        parts: list[ContentPart] = [parse_block(block, f"{field}.content[{position}]")
+                                    for position, block in enumerate(content)]
         messages.append(Message(role=cast(Role, role), content=parts))
     return messages
 

@@ -3,9 +3,18 @@ tool calls (and the legacy `function_call`), refusals, and `role: "tool"` result
 400 naming it (`messages[2].content[0].image_url.url`)."""
 
 from collections.abc import Mapping
-from typing import cast
+from typing import Literal, cast
 
-from shared.content import AudioPart, ContentPart, DocumentPart, ImagePart, TextPart, ToolCallPart, ToolResultPart
+from shared.content import (
+    AudioPart,
+    ContentPart,
+    DocumentPart,
+    ImagePart,
+    TextPart,
+    ToolCallPart,
+    ToolResultContent,
+    ToolResultPart,
+)
 from shared.models import Message, Role
 from shared.wire._common import invalid, optional_str, require_object, require_str
 from shared.wire.openai_common import check_base64, split_data_url
@@ -15,7 +24,8 @@ __all__ = ["legacy_call_id", "parse_messages"]
 JSON = Mapping[str, object]
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-DETAILS = ("auto", "low", "high")
+Detail = Literal["auto", "low", "high"]  # `ImagePart.detail`
+DETAILS: tuple[Detail, ...] = ("auto", "low", "high")
 
 
 def legacy_call_id(name: str) -> str:
@@ -58,7 +68,9 @@ def _tool_result(data: JSON, field: str, legacy: bool) -> ToolResultPart:
     call_id = legacy_call_id(require_str(data, "name", f"{field}.name")) if legacy else \
         require_str(data, "tool_call_id", f"{field}.tool_call_id")
     content = data.get("content")
-    parts = [] if legacy and content is None else _text_parts(content, f"{field}.content")
+    parts: list[ToolResultContent] = []
+    if not (legacy and content is None):
+        parts.extend(_text_parts(content, f"{field}.content"))
     return ToolResultPart(tool_call_id=call_id, content=parts)
 
 
@@ -167,13 +179,20 @@ def _user_part(part: JSON, field: str) -> ContentPart:
 
 def _image(image: JSON, field: str) -> ImagePart:
     url = require_str(image, "url", f"{field}.url")
-    detail = image.get("detail")
-    if detail is not None and detail not in DETAILS:
-        raise invalid(f"{field}.detail", f"must be one of {', '.join(map(repr, DETAILS))}")
+    detail = _detail(image.get("detail"), f"{field}.detail")
     inline = split_data_url(url, f"{field}.url")
     if inline is None:
         return ImagePart(url=url, detail=detail)
     return ImagePart(media_type=inline[0], data=inline[1], detail=detail)
+
+
+def _detail(value: object, field: str) -> Detail | None:
+    if value is None:
+        return None
+    for detail in DETAILS:
+        if value == detail:
+            return detail
+    raise invalid(field, f"must be one of {', '.join(map(repr, DETAILS))}")
 
 
 def _file(file: JSON, field: str) -> DocumentPart:
