@@ -3,7 +3,7 @@ tool calls (and the legacy `function_call`), refusals, and `role: "tool"` result
 400 naming it (`messages[2].content[0].image_url.url`)."""
 
 from collections.abc import Mapping
-from typing import Literal, cast
+from typing import Literal
 
 from shared.content import (
     AudioPart,
@@ -15,15 +15,16 @@ from shared.content import (
     ToolResultContent,
     ToolResultPart,
 )
-from shared.models import Message, Role
-from shared.wire._common import invalid, optional_str, require_object, require_str
+from shared.models import Message
+from shared.wire._common import invalid, one_of, optional_str, require_object, require_str
 from shared.wire.openai_common import check_base64, split_data_url
 
 __all__ = ["legacy_call_id", "parse_messages"]
 
 JSON = Mapping[str, object]
 
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+ROLES: tuple[Literal["system", "developer", "user", "assistant", "tool", "function"], ...] = (
+    "system", "developer", "user", "assistant", "tool", "function")
 Detail = Literal["auto", "low", "high"]  # `ImagePart.detail`
 DETAILS: tuple[Detail, ...] = ("auto", "low", "high")
 
@@ -41,22 +42,24 @@ def parse_messages(items: list[object]) -> list[Message]:
     for index, item in enumerate(items):
         field = f"messages[{index}]"
         data = require_object(item, field)
-        role = data.get("role")
-        if role not in ROLES:
-            raise invalid(f"{field}.role", f"must be one of {', '.join(map(repr, ROLES))} (got {role!r})")
-        if role in ("tool", "function"):
-            result = _tool_result(data, field, role == "function")
-            previous = messages[-1] if messages else None
-            if previous is not None and previous.role == "user" and _only_results(previous):
-                messages[-1] = previous.model_copy(update={"content": [*previous.content, result]})
-            else:
-                messages.append(Message(role="user", content=[result]))
-        elif role == "assistant":
-            messages.append(_assistant(data, field))
-        else:
-            name = optional_str(data, "name", f"{field}.name")
-            parts = _content(data.get("content"), f"{field}.content", user=role == "user")
-            messages.append(Message(role=cast(Role, role), content=parts, name=name))
+        role = one_of(data.get("role"), ROLES)
+        match role:
+            case None:
+                raise invalid(f"{field}.role",
+                              f"must be one of {', '.join(map(repr, ROLES))} (got {data.get('role')!r})")
+            case "tool" | "function":
+                result = _tool_result(data, field, role == "function")
+                previous = messages[-1] if messages else None
+                if previous is not None and previous.role == "user" and _only_results(previous):
+                    messages[-1] = previous.model_copy(update={"content": [*previous.content, result]})
+                else:
+                    messages.append(Message(role="user", content=[result]))
+            case "assistant":
+                messages.append(_assistant(data, field))
+            case _:
+                name = optional_str(data, "name", f"{field}.name")
+                parts = _content(data.get("content"), f"{field}.content", user=role == "user")
+                messages.append(Message(role=role, content=parts, name=name))
     return messages
 
 
