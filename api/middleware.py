@@ -56,7 +56,8 @@ class GatewayMiddleware:
 
 
 def _request_id(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
             if REQUEST_ID_PATTERN.match(candidate):

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypedDict
 
 import uvicorn
 
@@ -52,7 +53,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _http_options(settings: Settings, workers: int = 1) -> dict[str, object]:
+class HttpOptions(TypedDict):
+    """The keyword arguments `_http_options` adds to `uvicorn.run`."""
+
+    http: type[GatewayHttpProtocol]
+    timeout_keep_alive: int
+
+
+def _http_options(settings: Settings, workers: int = 1) -> HttpOptions:
     """Hostile-client limits of the HTTP server: httptools (uvicorn's fast parser) with the request-head
     size limit (`MAX_HEADER_BYTES`, 431), head read deadline (`HEADER_READ_TIMEOUT_S`, 408) and connection
     cap (`MAX_CONNECTIONS`, 503) of `api.http_protocol`. Worker processes get the class by name and read the
@@ -61,7 +69,7 @@ def _http_options(settings: Settings, workers: int = 1) -> dict[str, object]:
     protocol = (GatewayHttpProtocol if workers > 1
                 else protocol_class(settings.max_header_bytes, settings.header_read_timeout_s,
                                     settings.max_connections))
-    return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout_s}
+    return HttpOptions(http=protocol, timeout_keep_alive=settings.keep_alive_timeout_s)
 
 
 @asynccontextmanager

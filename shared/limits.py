@@ -10,8 +10,10 @@ usage records: `open_seed` and `close_seed` here, the reading in shared/budget.p
 
 import math
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -168,7 +170,7 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
     args = [now_ms, request.rpm_limit, request.tpm_limit, request.tokens, request.concurrency_limit, request.job_id,
             int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
             reserve_micros, int(request.hold_expiry_s * 1000), request.queue_limit if request.queue_keys else 0]
-    reply = await ADMIT.run(redis, keys, args)  # type: ignore[arg-type]
+    reply = _items(await ADMIT.run(redis, keys, args), "admit.lua")
     allowed, reason, wait_ms, rpm_rem, rpm_reset, tpm_rem, tpm_reset, budget_state, budget_used = reply
     admission = Admission(
         tenant_id=request.tenant_id, tokens_estimated=request.tokens if request.tpm_limit else 0,
@@ -176,10 +178,10 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
         reserved_micros=reserve_micros, budgeted=request.budget is not None,
     )
     return AdmissionResult(
-        allowed=bool(allowed), reason=_text(reason), retry_after_s=int(wait_ms) / 1000,
-        rpm_remaining=int(rpm_rem), rpm_reset_s=int(rpm_reset) / 1000, tpm_remaining=int(tpm_rem),
-        tpm_reset_s=int(tpm_reset) / 1000, budget_unseeded=_text(budget_state) == "missing", admission=admission,
-        budget_used_micros=int(budget_used) if int(budget_used) >= 0 else None,
+        allowed=bool(allowed), reason=_text(reason), retry_after_s=_int(wait_ms) / 1000,
+        rpm_remaining=_int(rpm_rem), rpm_reset_s=_int(rpm_reset) / 1000, tpm_remaining=_int(tpm_rem),
+        tpm_reset_s=_int(tpm_reset) / 1000, budget_unseeded=_text(budget_state) == "missing", admission=admission,
+        budget_used_micros=_int(budget_used) if _int(budget_used) >= 0 else None,
     )
 
 
@@ -194,13 +196,14 @@ async def open_seed(redis: Redis, tenant_id: str, period: str, now: datetime) ->
     period_id, reset_at = budget_period(period, now)
     key = spend_key(tenant_id, period_id)
     reply = await SEED_OPEN.run(redis, [key, USAGE_STREAM], [uuid.uuid4().hex, _budget_ttl_s(now, reset_at)])
-    state, token, last_id = (_text(part) for part in reply)  # type: ignore[union-attr]
+    state, token, last_id = (_text(part) for part in _items(reply, "seed_open.lua"))
     return SeedTicket(key=key, token=token, last_usage_id=last_id, ready=state == "ready")
 
 
 async def late_settlements(redis: Redis, ticket: SeedTicket) -> set[str]:
     """Job ids settled since the seed opened: their cost is in the counter already."""
-    fields = await redis.hkeys(ticket.key)  # type: ignore[misc]
+    # redis-py's asyncio client shares the sync client's annotations (`Awaitable[list] | list`).
+    fields = await cast("Awaitable[list[bytes]]", redis.hkeys(ticket.key))
     names = (_text(field) for field in fields)
     return {name.removeprefix(LATE_PREFIX) for name in names if name.startswith(LATE_PREFIX)}
 
@@ -210,7 +213,7 @@ async def close_seed(redis: Redis, ticket: SeedTicket, spent_micros: int, late: 
     the caller read it (None means commit regardless). True when committed; False when another seeder
     committed, or the counter was reset; None when a job settled meanwhile (read `late` again and retry)."""
     count = -1 if late is None else len(late)
-    committed = int(await SEED_CLOSE.run(redis, [ticket.key], [ticket.token, spent_micros, count]))  # type: ignore[arg-type]
+    committed = _int(await SEED_CLOSE.run(redis, [ticket.key], [ticket.token, spent_micros, count]))
     return None if committed < 0 else committed == 1
 
 
@@ -225,18 +228,20 @@ def queue_settlement(pipe: Pipeline, admission: Admission, job_id: str, *, token
                      cost_usd: float, now: datetime) -> None:
     """Queue the settle script on a transaction (a cancelled queued job, a released admission)."""
     keys, args = settlement_call(admission, job_id, tokens_used=tokens_used, cost_usd=cost_usd, now=now)
-    pipe.eval(SETTLE_SCRIPT, len(keys), *keys, *args)
+    # redis-py annotates `eval`'s keys and arguments as `str`, but its encoder takes int and float as well
+    # (the other `*keys_and_args` commands say `EncodableT`).
+    pipe.eval(SETTLE_SCRIPT, len(keys), *keys, *args)  # type: ignore[arg-type]
 
 
 def settlement_call(admission: Admission, job_id: str, *, tokens_used: int, cost_usd: float,
-                    now: datetime | None = None) -> tuple[list[str], list[object]]:
+                    now: datetime | None = None) -> tuple[list[str], list[str | int]]:
     """The keys and arguments of `settle` (shared/lua/settle_fn.lua), also passed inside finish.lua. The cost
     counts as spent in the periods `now` falls in."""
     actual_micros = math.ceil(cost_usd * 1_000_000) if cost_usd > 0 else 0
     tenant = admission.tenant_id
     keys = [tpm_key(tenant), tpm_sum_key(tenant), concurrency_key(tenant), budget_holds_key(tenant),
             budget_holds_sum_key(tenant), *spend_keys(tenant, now or datetime.now(UTC))]
-    args: list[object] = [job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros, actual_micros]
+    args: list[str | int] = [job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros, actual_micros]
     return keys, args
 
 
@@ -252,3 +257,17 @@ def _budget_ttl_s(now: datetime, reset_at: datetime | None) -> int:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _int(value: object) -> int:
+    """An integer of a script's reply (Redis gives Lua numbers as int; a string number is taken too)."""
+    if isinstance(value, int | str | bytes):
+        return int(value)
+    raise RuntimeError(f"a Lua script answered {value!r} where a number was due")
+
+
+def _items(reply: object, script: str) -> list[object]:
+    """A script's reply that is a Lua table."""
+    if not isinstance(reply, list):
+        raise RuntimeError(f"{script} answered {reply!r}")
+    return reply

@@ -2,6 +2,9 @@
 while PostgreSQL is down. Every change to a tenant or its keys must call `invalidate_tenant`, which drops
 all of its cached keys at once across every API process."""
 
+from collections.abc import Awaitable
+from typing import cast
+
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
@@ -48,7 +51,8 @@ class TenantCache:
 
     async def invalidate_tenant(self, tenant_id: str) -> None:
         index = tenant_auth_index_key(tenant_id)
-        hashes = await self._redis.smembers(index)
+        # redis-py's asyncio client shares the sync client's annotations (`Awaitable[set] | set`).
+        hashes = await cast("Awaitable[set[bytes]]", self._redis.smembers(index))
         async with self._redis.pipeline(transaction=True) as pipe:
             for key_hash in hashes:
                 pipe.delete(auth_cache_key(key_hash.decode()))

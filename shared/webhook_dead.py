@@ -78,7 +78,10 @@ async def redeliver(redis: Redis, ids: list[str]) -> tuple[list[str], list[str]]
             args += [ident, Delivery(job_id=letter.job_id, url=letter.url, attempt=1).member()]
     if len(args) == 1:
         return [], wanted
-    moved = {_text(ident) for ident in await REDELIVER.run(redis, [WEBHOOK_DEAD_STREAM, WEBHOOK_RETRY_KEY], args)}
+    reply = await REDELIVER.run(redis, [WEBHOOK_DEAD_STREAM, WEBHOOK_RETRY_KEY], args)
+    if not isinstance(reply, list):
+        raise RuntimeError(f"webhook_redeliver.lua answered {reply!r}")
+    moved = {_text(ident) for ident in reply}
     return [ident for ident in wanted if ident in moved], [ident for ident in wanted if ident not in moved]
 
 

@@ -120,7 +120,8 @@ def retry_delay_s(attempt: int, *, base_s: float, max_s: float, retry_after_s: f
                   rng: random.Random | None = None) -> float:
     """Seconds before the attempt after `attempt` (1-based): base, 2 * base, 4 * base ... capped at `max_s`, with
     jitter; a receiver's `Retry-After` (429/503) is honoured up to `max_s`."""
-    delay = min(max_s, base_s * 2 ** (attempt - 1)) * (1 + (rng or random).uniform(-JITTER, JITTER))
+    jitter = (rng.uniform if rng is not None else random.uniform)(-JITTER, JITTER)
+    delay = min(max_s, base_s * 2.0 ** (attempt - 1)) * (1 + jitter)  # 2.0: int ** int is typed Any
     if retry_after_s is not None and retry_after_s > 0:
         delay = max(delay, retry_after_s)
     return min(max_s, delay)

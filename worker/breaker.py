@@ -3,7 +3,8 @@ state. Closed: failures are counted in a rolling window. Open: the target is ski
 passed. Half-open: exactly one worker may probe; success closes, failure re-opens."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -68,7 +69,9 @@ class CircuitBreaker:
         return "open" if time.time() < opened_until else "half_open"
 
     async def _opened_until(self, target_id: str) -> float | None:
-        opened_until, failures = await self._redis.hmget(breaker_key(target_id), ["opened_until", "failures"])
+        # redis-py's asyncio client shares the sync client's annotations (`Awaitable[list] | list`).
+        fields = self._redis.hmget(breaker_key(target_id), ["opened_until", "failures"])
+        opened_until, failures = await cast("Awaitable[list[bytes | None]]", fields)
         if opened_until is not None or failures is not None:  # another worker's failures count here too
             self._maybe_dirty.add(target_id)
         return float(opened_until) if opened_until is not None else None

@@ -13,9 +13,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from arq.connections import log_redis_info
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.utils import to_ms
-from arq.worker import Worker, log_redis_info
+from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from shared.fair_queue import FairQueue, Picked
@@ -37,10 +38,10 @@ class GatewayWorker(Worker):
     """With `lease_s`, a started job's in-progress key lives that long (not job_timeout + 10 s) and is
     renewed while it runs."""
 
-    def __init__(self, *args: object, doorbell_channel: str, skip_redis_info: bool = False,
+    def __init__(self, *args: Any, doorbell_channel: str, skip_redis_info: bool = False,
                  lease_s: float | None = None, on_job_dropped: OnJobDropped | None = None,
-                 batch_max_wait_s: float = 30.0, interactive_slots: int = 0, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+                 batch_max_wait_s: float = 30.0, interactive_slots: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # arq's Worker takes the rest: its own signature types them
         self.fair = FairQueue(self.queue_name)
         self._batch_max_wait_ms = int(batch_max_wait_s * 1000)
         # Slots batch jobs may not take, so an interactive job never waits for a batch job to end.
@@ -84,10 +85,10 @@ class GatewayWorker(Worker):
             logger.exception("could not end the record of dropped job %s", job_id)
 
     def _failure_reason(self, result_data: bytes | None) -> str:
-        if result_data is None:
+        if result_data is None or self.job_deserializer is None:
             return "job ended in the queue"
         try:
-            return str(self.job_deserializer(result_data).get("r", "job ended in the queue"))  # type: ignore[misc]
+            return str(self.job_deserializer(result_data).get("r", "job ended in the queue"))
         except Exception:
             return "job ended in the queue"
 
@@ -186,7 +187,7 @@ class GatewayWorker(Worker):
             if keep_in_progress is None:
                 delete_keys += [in_progress_key]
             else:
-                tr.pexpire(in_progress_key, to_ms(keep_in_progress))  # type: ignore[arg-type]
+                tr.pexpire(in_progress_key, to_ms(keep_in_progress))
             if finish:
                 if result_data:
                     expire = None if keep_result_forever else result_timeout_s

@@ -11,9 +11,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
+from redis.typing import EncodableT, FieldT
 
 from shared.keys import USAGE_DEAD_STREAM, USAGE_GROUP, USAGE_STREAM, USAGE_WRITERS_KEY
 from shared.metrics import USAGE_BACKLOG, USAGE_GROUP_RECREATED, USAGE_LAST_FLUSH, USAGE_OLDEST_UNWRITTEN
@@ -31,6 +33,9 @@ DEAD_MAXLEN = 100_000
 LINGER_S = 0.05
 # How often a writer exports the lag and reports its last flush: two small reads and a write.
 OBSERVE_EVERY_S = 1.0
+
+Fields = dict[bytes, bytes]  # a stream entry's fields, as Redis gives them (bytes, not decoded)
+Entry = tuple[bytes, Fields]  # (entry id, fields)
 
 
 class UsageWriter:
@@ -123,7 +128,7 @@ class UsageWriter:
         """This consumer's unacknowledged entries first, then dead consumers', then new. Own pending entries
         exist only after a failure, and dead consumers' are looked for every half CLAIM_IDLE_MS, so a healthy
         flush costs one read and one acknowledgement."""
-        entries: list[tuple[bytes, dict]] = []
+        entries: list[Entry] = []
         from_pending = self._own_pending
         if from_pending:
             entries = await self._read(">", block_ms=None, pending_first=True)
@@ -140,21 +145,25 @@ class UsageWriter:
         ids = [entry_id for entry_id, _ in entries]
         async with self._redis.pipeline(transaction=True) as pipe:
             for fields in poison:
-                pipe.xadd(USAGE_DEAD_STREAM, fields, maxlen=DEAD_MAXLEN, approximate=True)
+                # redis-py types xadd's fields as an invariant `dict[FieldT, EncodableT]` where it only reads
+                # them (a Mapping would do), so a `dict[bytes, bytes]` has to be widened.
+                pipe.xadd(USAGE_DEAD_STREAM, cast("dict[FieldT, EncodableT]", fields), maxlen=DEAD_MAXLEN,
+                          approximate=True)
             pipe.xack(USAGE_STREAM, USAGE_GROUP, *ids)
             pipe.xdel(USAGE_STREAM, *ids)
             await pipe.execute()
         self._own_pending = from_pending and len(entries) >= self._batch_size  # a full batch: maybe more
         return inserted
 
-    async def _insert(self, entries: list[tuple[bytes, dict]]) -> tuple[int, list[dict]]:
+    async def _insert(self, entries: list[Entry]) -> tuple[int, list[Fields]]:
         """Insert the batch; if a row is malformed, insert the good rows one by one and return the bad ones,
         so one poison entry is set aside for inspection instead of stalling billing forever."""
         try:
             return await self._insert_rows([_row(fields) for _, fields in entries]), []
         except (ValueError, KeyError, TypeError):
             logger.warning("usage batch has a malformed row; inserting row by row")
-        inserted, poison = 0, []
+        inserted = 0
+        poison: list[Fields] = []
         for _, fields in entries:
             try:
                 inserted += await self._insert_rows([_row(fields)])
@@ -162,14 +171,14 @@ class UsageWriter:
                 poison.append(fields)
         return inserted, poison
 
-    async def _read(self, start: str, *, block_ms: int | None, pending_first: bool) -> list[tuple[bytes, dict]]:
+    async def _read(self, start: str, *, block_ms: int | None, pending_first: bool) -> list[Entry]:
         reply = await self._redis.xreadgroup(
             USAGE_GROUP, self._consumer, {USAGE_STREAM: "0" if pending_first else start},
             count=self._batch_size, block=block_ms,
         )
         return [(eid, f) for eid, f in reply[0][1] if f] if reply else []
 
-    async def _claim_abandoned(self) -> list[tuple[bytes, dict]]:
+    async def _claim_abandoned(self) -> list[Entry]:
         reply = await self._redis.xautoclaim(
             USAGE_STREAM, USAGE_GROUP, self._consumer, min_idle_time=self._claim_idle_ms, count=self._batch_size
         )

@@ -23,11 +23,14 @@ import random
 import socket
 import time
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from shared.config import Settings
 from shared.job_view import render_job
@@ -169,8 +172,10 @@ class WebhookSender:
                 if job_id and url:
                     pipe.zadd(WEBHOOK_RETRY_KEY, {Delivery(job_id.decode(), url.decode(), 1).member(): now_ms}, nx=True)
                 else:
-                    pipe.xadd(WEBHOOK_DEAD_STREAM, {**fields, b"reason": b"malformed"}, maxlen=DEAD_MAXLEN,
-                              approximate=True)
+                    # redis-py types xadd's fields as an invariant `dict[FieldT, EncodableT]` where it only
+                    # reads them (a Mapping would do), so a `dict[bytes, bytes]` has to be widened.
+                    dead = cast("dict[FieldT, EncodableT]", {**fields, b"reason": b"malformed"})
+                    pipe.xadd(WEBHOOK_DEAD_STREAM, dead, maxlen=DEAD_MAXLEN, approximate=True)
             ids = [entry_id for entry_id, _ in entries]
             pipe.xack(WEBHOOK_STREAM, WEBHOOK_GROUP, *ids)
             pipe.xdel(WEBHOOK_STREAM, *ids)
@@ -199,7 +204,7 @@ class WebhookSender:
         for member in members:
             task = asyncio.create_task(self._deliver(member), name="webhook-delivery")
             self._in_flight[member] = task
-            task.add_done_callback(lambda _, done=member: self._finished(done))
+            task.add_done_callback(partial(self._finished, member))
         if len(members) >= free:
             return IDLE_POLL_S
         earliest = await self._redis.zrange(WEBHOOK_RETRY_KEY, 0, 0, withscores=True)
@@ -207,7 +212,7 @@ class WebhookSender:
             return IDLE_POLL_S
         return min(IDLE_POLL_S, max(MIN_POLL_S, (float(earliest[0][1]) - _now_ms()) / 1000))
 
-    def _finished(self, member: str) -> None:
+    def _finished(self, member: str, _task: "asyncio.Task[None]") -> None:
         self._in_flight.pop(member, None)
         self._wake.set()
 

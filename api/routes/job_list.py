@@ -58,6 +58,7 @@ def decode_cursor(raw: str) -> Position:
 async def list_page(state: AppState, tenant_id: str, status: JobStatus | None, limit: int,
                     cursor: Position | None) -> Page:
     matches, last, exhausted = await _walk(state, tenant_id, status, limit, cursor)
+    next_cursor: str | None
     if len(matches) > limit:
         matches, next_cursor = matches[:limit], encode_cursor(matches[limit - 1])
     else:

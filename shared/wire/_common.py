@@ -3,6 +3,7 @@
 
 import json
 from collections.abc import Mapping
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -24,6 +25,7 @@ __all__ = [
     "get_mapping",
     "get_str",
     "invalid",
+    "one_of",
     "optional_bool",
     "optional_int",
     "optional_number",
@@ -228,3 +230,14 @@ def usage_total(usage: Usage) -> dict[str, object]:
         "total_tokens": usage.total_tokens,
         "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
     }
+
+
+_Choice = TypeVar("_Choice", bound=str)
+
+
+def one_of(value: object, choices: tuple[_Choice, ...]) -> _Choice | None:
+    """`value` as the one of `choices` it equals (typed as that Literal), or None: `value in choices`, narrowed."""
+    for choice in choices:
+        if value == choice:
+            return choice
+    return None

@@ -153,9 +153,9 @@ def _conversation(r: _Renderer) -> tuple[list[dict[str, Any]], list[dict[str, An
             previous["content"] = _results_first(previous["content"] + blocks)
             continue
         messages.append({"role": message.role, "content": blocks})
-    for message in messages:  # a system turn keeps its blocks: the form the beta documents
-        if message["role"] != "system" and _plain(message["content"]):
-            message["content"] = message["content"][0]["text"]
+    for turn in messages:  # a system turn keeps its blocks: the form the beta documents
+        if turn["role"] != "system" and _plain(turn["content"]):
+            turn["content"] = turn["content"][0]["text"]
     return system, messages
 
 

@@ -7,14 +7,15 @@ of objects the model only half covers are split: `thinking.display`, `output_con
 and are merged back when the request is rendered for Anthropic (`shared.wire.anthropic_outbound`)."""
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Literal
 
-from shared.content import OutputFormat, Reasoning, Tool, ToolChoice
-from shared.models import ChatRequest, Message, Role, WireFormat
+from shared.content import ContentPart, OutputFormat, Reasoning, TextPart, Tool, ToolChoice
+from shared.models import ChatRequest, Message, WireFormat
 from shared.wire._common import (
     MAX_COUNT,
     build_chat_request,
     invalid,
+    one_of,
     optional_bool,
     optional_int,
     optional_number,
@@ -30,9 +31,10 @@ __all__ = ["MODELLED_FIELDS", "parse_betas", "parse_request"]
 
 JSON = Mapping[str, object]
 
-ROLES = ("user", "assistant", "system")
-THINKING_MODES = ("enabled", "adaptive", "disabled")
-TOOL_CHOICES = {"auto": "auto", "any": "required", "tool": "tool", "none": "none"}
+ROLES: tuple[Literal["user", "assistant", "system"], ...] = ("user", "assistant", "system")
+THINKING_MODES: tuple[Literal["enabled", "adaptive", "disabled"], ...] = ("enabled", "adaptive", "disabled")
+TOOL_CHOICES: dict[str, Literal["auto", "none", "required", "tool"]] = {
+    "auto": "auto", "any": "required", "tool": "tool", "none": "none"}
 CUSTOM_TOOL_KEYS = frozenset({"name", "description", "input_schema", "cache_control", "strict"})
 
 MODELLED_FIELDS = frozenset({
@@ -98,20 +100,21 @@ def _messages(items: list[object]) -> list[Message]:
     for index, item in enumerate(items):
         field = f"messages[{index}]"
         message = require_object(item, field)
-        role = message.get("role")
-        if role not in ROLES:
-            raise invalid(f"{field}.role", f"must be 'user', 'assistant' or 'system' (got {role!r})")
+        role = one_of(message.get("role"), ROLES)
+        if role is None:
+            raise invalid(f"{field}.role", f"must be 'user', 'assistant' or 'system' (got {message.get('role')!r})")
         content = message.get("content")
         if role == "system":
-            messages.append(Message(role="system", content=parse_text_blocks(content, f"{field}.content")))
+            messages.append(Message(role="system", content=list(parse_text_blocks(content, f"{field}.content"))))
             continue
         if isinstance(content, str):
-            messages.append(Message(role=cast(Role, role), content=content))
+            messages.append(Message(role=role, content=[TextPart(text=content)]))
             continue
         if not isinstance(content, list) or not content:
             raise invalid(f"{field}.content", "must be a string or a non-empty array of content blocks")
-        parts = [parse_block(block, f"{field}.content[{position}]") for position, block in enumerate(content)]
-        messages.append(Message(role=cast(Role, role), content=parts))
+        parts: list[ContentPart] = [parse_block(block, f"{field}.content[{position}]")
+                                    for position, block in enumerate(content)]
+        messages.append(Message(role=role, content=parts))
     return messages
 
 
@@ -165,7 +168,7 @@ def _tool_choice(value: object) -> tuple[ToolChoice | None, bool | None]:
     if disable is not None and not isinstance(disable, bool):
         raise invalid("tool_choice.disable_parallel_tool_use", "must be a boolean")
     mode = TOOL_CHOICES[str(kind)]
-    return ToolChoice(mode=mode, name=name), None if disable is None else not disable  # type: ignore[arg-type]
+    return ToolChoice(mode=mode, name=name), None if disable is None else not disable
 
 
 def _reasoning(data: JSON, extra: dict[str, Any]) -> Reasoning | None:
@@ -187,11 +190,12 @@ def _reasoning(data: JSON, extra: dict[str, Any]) -> Reasoning | None:
     display = thinking.get("display")
     if display is not None and display not in ("summarized", "omitted"):
         raise invalid("thinking.display", "must be 'summarized' or 'omitted'")
-    if mode not in THINKING_MODES or set(thinking) - {"type", "budget_tokens"}:
+    known = one_of(mode, THINKING_MODES)
+    if known is None or set(thinking) - {"type", "budget_tokens"}:
         extra["thinking"] = dict(thinking)
-    if mode not in THINKING_MODES:
+    if known is None:
         return Reasoning(effort=effort) if effort else None
-    return Reasoning(mode=mode, budget_tokens=budget, effort=effort)  # type: ignore[arg-type]
+    return Reasoning(mode=known, budget_tokens=budget, effort=effort)
 
 
 def _effort(value: object, extra: dict[str, Any]) -> str | None:

@@ -10,11 +10,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from shared.content import AudioPart, RawPart, TextPart, ThinkingPart, ToolCallPart
+from shared.content import AudioPart, ContentPart, RawPart, TextPart, ThinkingPart, ToolCallPart
 from shared.errors import InvalidRequest, UpstreamUnavailable
 from shared.models import Completion, Delta, FinishReason, ToolCallDelta, Usage, WireFormat
 from shared.wire._common import get_int, get_list, get_mapping, get_str
-from shared.wire.anthropic_blocks import ANTHROPIC, Part, parse_block, render_part, tool_input
+from shared.wire.anthropic_blocks import ANTHROPIC, parse_block, render_part, tool_input
 
 __all__ = [
     "FINISH_REASONS",
@@ -111,6 +111,7 @@ def parse_completion(data: JSON, provider: str) -> Completion:
     if stop_reason == "model_context_window_exceeded":
         extra["stop_reason"] = stop_reason  # the gateway's LENGTH, told apart for an Anthropic client
     service_tier = usage.get("service_tier")
+    stop_sequence = data.get("stop_sequence")
     return Completion(
         id=get_str(data, "id"),
         model=get_str(data, "model"),
@@ -118,7 +119,7 @@ def parse_completion(data: JSON, provider: str) -> Completion:
         content=text,
         parts=[] if plain else parts,
         finish_reason=FINISH_REASONS.get(stop_reason, FinishReason.STOP),
-        stop_sequence=data.get("stop_sequence") if isinstance(data.get("stop_sequence"), str) else None,
+        stop_sequence=stop_sequence if isinstance(stop_sequence, str) else None,
         usage=parse_usage(usage),
         service_tier=service_tier if isinstance(service_tier, str) else None,
         created=int(time.time()),
@@ -127,7 +128,7 @@ def parse_completion(data: JSON, provider: str) -> Completion:
     )
 
 
-def _parts(blocks: list[object], provider: str) -> list[Part]:
+def _parts(blocks: list[object], provider: str) -> list[ContentPart]:
     try:
         return [parse_block(block, f"content[{index}]") for index, block in enumerate(blocks)]
     except InvalidRequest as exc:  # the provider's fault, not the client's
@@ -206,7 +207,7 @@ def render_content(completion: Completion) -> list[dict[str, Any]]:
         if isinstance(part, ThinkingPart) and part.redacted is None and part.signature is None:
             blocks.append({"type": "thinking", "thinking": part.text, "signature": ""})
             continue
-        blocks.append(render_part(part))  # type: ignore[arg-type]
+        blocks.append(render_part(part))
     if completion.refusal:
         blocks.append({"type": "text", "text": completion.refusal})
     return blocks

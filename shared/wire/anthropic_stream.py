@@ -48,7 +48,7 @@ class StreamRenderer:
 
     def start(self, prompt_tokens: int = 0) -> list[SSEEvent]:
         self._started = True
-        message = {
+        message: dict[str, object] = {
             "id": self.completion_id,
             "type": "message",
             "role": "assistant",

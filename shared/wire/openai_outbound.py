@@ -89,8 +89,8 @@ class _Renderer:
         if message.role in ("system", "developer"):
             rendered.append(self.named({"role": message.role, "content": _text_content(self.texts(rest))}, message))
         elif rest or carried or not results:
-            parts = [*carried, *(self.user_part(part) for part in rest)]
-            parts = [part for part in parts if part is not None]
+            rendered_parts = [*carried, *(self.user_part(part) for part in rest)]
+            parts = [part for part in rendered_parts if part is not None]
             rendered.append(self.named({"role": "user", "content": _compact(parts)}, message))
         return rendered
 

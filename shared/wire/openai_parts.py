@@ -3,19 +3,30 @@ tool calls (and the legacy `function_call`), refusals, and `role: "tool"` result
 400 naming it (`messages[2].content[0].image_url.url`)."""
 
 from collections.abc import Mapping
-from typing import cast
+from typing import Literal
 
-from shared.content import AudioPart, ContentPart, DocumentPart, ImagePart, TextPart, ToolCallPart, ToolResultPart
-from shared.models import Message, Role
-from shared.wire._common import invalid, optional_str, require_object, require_str
+from shared.content import (
+    AudioPart,
+    ContentPart,
+    DocumentPart,
+    ImagePart,
+    TextPart,
+    ToolCallPart,
+    ToolResultContent,
+    ToolResultPart,
+)
+from shared.models import Message
+from shared.wire._common import invalid, one_of, optional_str, require_object, require_str
 from shared.wire.openai_common import check_base64, split_data_url
 
 __all__ = ["legacy_call_id", "parse_messages"]
 
 JSON = Mapping[str, object]
 
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-DETAILS = ("auto", "low", "high")
+ROLES: tuple[Literal["system", "developer", "user", "assistant", "tool", "function"], ...] = (
+    "system", "developer", "user", "assistant", "tool", "function")
+Detail = Literal["auto", "low", "high"]  # `ImagePart.detail`
+DETAILS: tuple[Detail, ...] = ("auto", "low", "high")
 
 
 def legacy_call_id(name: str) -> str:
@@ -31,22 +42,24 @@ def parse_messages(items: list[object]) -> list[Message]:
     for index, item in enumerate(items):
         field = f"messages[{index}]"
         data = require_object(item, field)
-        role = data.get("role")
-        if role not in ROLES:
-            raise invalid(f"{field}.role", f"must be one of {', '.join(map(repr, ROLES))} (got {role!r})")
-        if role in ("tool", "function"):
-            result = _tool_result(data, field, role == "function")
-            previous = messages[-1] if messages else None
-            if previous is not None and previous.role == "user" and _only_results(previous):
-                messages[-1] = previous.model_copy(update={"content": [*previous.content, result]})
-            else:
-                messages.append(Message(role="user", content=[result]))
-        elif role == "assistant":
-            messages.append(_assistant(data, field))
-        else:
-            name = optional_str(data, "name", f"{field}.name")
-            parts = _content(data.get("content"), f"{field}.content", user=role == "user")
-            messages.append(Message(role=cast(Role, role), content=parts, name=name))
+        role = one_of(data.get("role"), ROLES)
+        match role:
+            case None:
+                raise invalid(f"{field}.role",
+                              f"must be one of {', '.join(map(repr, ROLES))} (got {data.get('role')!r})")
+            case "tool" | "function":
+                result = _tool_result(data, field, role == "function")
+                previous = messages[-1] if messages else None
+                if previous is not None and previous.role == "user" and _only_results(previous):
+                    messages[-1] = previous.model_copy(update={"content": [*previous.content, result]})
+                else:
+                    messages.append(Message(role="user", content=[result]))
+            case "assistant":
+                messages.append(_assistant(data, field))
+            case _:
+                name = optional_str(data, "name", f"{field}.name")
+                parts = _content(data.get("content"), f"{field}.content", user=role == "user")
+                messages.append(Message(role=role, content=parts, name=name))
     return messages
 
 
@@ -58,7 +71,9 @@ def _tool_result(data: JSON, field: str, legacy: bool) -> ToolResultPart:
     call_id = legacy_call_id(require_str(data, "name", f"{field}.name")) if legacy else \
         require_str(data, "tool_call_id", f"{field}.tool_call_id")
     content = data.get("content")
-    parts = [] if legacy and content is None else _text_parts(content, f"{field}.content")
+    parts: list[ToolResultContent] = []
+    if not (legacy and content is None):
+        parts.extend(_text_parts(content, f"{field}.content"))
     return ToolResultPart(tool_call_id=call_id, content=parts)
 
 
@@ -167,13 +182,20 @@ def _user_part(part: JSON, field: str) -> ContentPart:
 
 def _image(image: JSON, field: str) -> ImagePart:
     url = require_str(image, "url", f"{field}.url")
-    detail = image.get("detail")
-    if detail is not None and detail not in DETAILS:
-        raise invalid(f"{field}.detail", f"must be one of {', '.join(map(repr, DETAILS))}")
+    detail = _detail(image.get("detail"), f"{field}.detail")
     inline = split_data_url(url, f"{field}.url")
     if inline is None:
         return ImagePart(url=url, detail=detail)
     return ImagePart(media_type=inline[0], data=inline[1], detail=detail)
+
+
+def _detail(value: object, field: str) -> Detail | None:
+    if value is None:
+        return None
+    for detail in DETAILS:
+        if value == detail:
+            return detail
+    raise invalid(field, f"must be one of {', '.join(map(repr, DETAILS))}")
 
 
 def _file(file: JSON, field: str) -> DocumentPart:

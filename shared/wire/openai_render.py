@@ -119,9 +119,9 @@ class StreamRenderer:
         finish_reason, provider = CLIENT_FINISH_REASONS[completion.finish_reason], completion.provider
         fields: dict[str, object] = {"provider": provider}
         _add_service_fields(fields, completion)
-        events.append(self._chunk({}, finish_reason=finish_reason, **fields))
+        events.append(self._chunk({}, finish_reason=finish_reason, extra=fields))
         if self.include_usage:
-            chunk = self._base(**fields)
+            chunk = self._base(fields)
             chunk.update(choices=[], usage=render_usage(completion.usage, _openai_extra(completion).get("usage")))
             events.append((None, dumps(chunk)))
         events.append((None, "[DONE]"))
@@ -134,19 +134,19 @@ class StreamRenderer:
     def _ensure_started(self) -> list[SSEEvent]:
         return [] if self._started else self.start()
 
-    def _base(self, **extra: object) -> dict[str, object]:
+    def _base(self, extra: Mapping[str, object] | None = None) -> dict[str, object]:
         chunk: dict[str, object] = {
             "id": self.completion_id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
         }
-        chunk.update(extra)
+        chunk.update(extra or {})
         return chunk
 
     def _chunk(self, delta: dict[str, object], *, finish_reason: str | None = None,
-               logprobs: dict[str, object] | None = None, **extra: object) -> SSEEvent:
-        chunk = self._base(**extra)
+               logprobs: dict[str, object] | None = None, extra: Mapping[str, object] | None = None) -> SSEEvent:
+        chunk = self._base(extra)
         chunk["choices"] = [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]
         if self.include_usage:
             chunk["usage"] = None

@@ -3,6 +3,7 @@
 OpenAI target through the SDK's `extra_body`. Nothing is ignored."""
 
 from collections.abc import Mapping
+from typing import Literal
 
 from shared.content import OutputFormat, Reasoning, Tool, ToolChoice
 from shared.models import ChatRequest, WireFormat
@@ -10,6 +11,7 @@ from shared.wire._common import (
     INT64,
     build_chat_request,
     invalid,
+    one_of,
     optional_bool,
     optional_int,
     optional_number,
@@ -34,7 +36,9 @@ MODELLED_FIELDS = frozenset({
 })
 """The top-level fields read into the model; any other one goes to `extra` as it came."""
 
-TOOL_CHOICE_MODES = ("auto", "none", "required")
+ToolChoiceMode = Literal["auto", "none", "required"]  # a string `tool_choice`; `ToolChoice.mode` has "tool" too
+TOOL_CHOICE_MODES: tuple[ToolChoiceMode, ...] = ("auto", "none", "required")
+FUNCTION_CALL_MODES: tuple[ToolChoiceMode, ...] = ("auto", "none")
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
@@ -145,10 +149,11 @@ def _tool_choice(data: JSON) -> tuple[ToolChoice | None, object]:
     if value is None:
         return None, None
     if isinstance(value, str):
-        modes = TOOL_CHOICE_MODES if key == "tool_choice" else ("auto", "none")
-        if value not in modes:
+        modes = TOOL_CHOICE_MODES if key == "tool_choice" else FUNCTION_CALL_MODES
+        mode = one_of(value, modes)
+        if mode is None:
             raise invalid(key, f"must be one of {', '.join(map(repr, modes))} or an object naming a tool")
-        return ToolChoice(mode=value), None  # type: ignore[arg-type]
+        return ToolChoice(mode=mode), None
     choice = require_object(value, key)
     if key == "function_call":
         return ToolChoice(mode="tool", name=require_str(choice, "name", "function_call.name")), None

@@ -33,7 +33,8 @@ def parse_completion(data: Mapping[str, object], provider: str) -> Completion:
     message = get_mapping(choice, "message")
     text = get_str(message, "content")
     calls = _tool_calls(message)
-    refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else None
+    refusal = message.get("refusal")
+    refusal = refusal if isinstance(refusal, str) else None
     finish = FINISH_REASONS.get(get_str(choice, "finish_reason"), FinishReason.STOP)
     if refusal is not None and finish == FinishReason.STOP:
         finish = FinishReason.REFUSAL

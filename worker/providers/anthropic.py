@@ -8,10 +8,12 @@ into pydantic models: the JSON goes straight to the wire translators, and stream
 `worker.providers.sse`. That per-event model parsing was the largest CPU cost of a streaming worker."""
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 
 import anthropic
+from anthropic import AsyncAPIResponse, AsyncStream
+from anthropic.types import Message, RawMessageStreamEvent
 
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, Usage
@@ -35,6 +37,12 @@ NAME = "anthropic"
 
 SKIPPED_EVENTS = frozenset({None, "ping"})
 """Events the SDK skips too: unnamed ones and keep-alive pings."""
+
+# The SDK's `create` as the adapter calls it: with keyword arguments that `shared.wire.anthropic.render_request`
+# builds as a `dict[str, object]` (JSON values, forwarded fields the SDK does not model, `extra_headers`), where
+# the SDK's overloads type each parameter with its own TypedDicts. So the calls are typed by their results.
+Create = Callable[..., Awaitable[AsyncAPIResponse[Message]]]
+CreateStream = Callable[..., AbstractAsyncContextManager[AsyncAPIResponse[AsyncStream[RawMessageStreamEvent]]]]
 
 
 class AnthropicProvider:
@@ -63,8 +71,9 @@ class AnthropicProvider:
         client's `anthropic-beta` values travel in the rendered `extra_headers`."""
         client = self._clients.client_for(target)
         kwargs = render_request(request.model_copy(update={"stream": False}), target.model, drop=drop)
+        create: Create = client.messages.with_raw_response.create
         async with _map_errors():
-            raw = await client.messages.with_raw_response.create(**kwargs)  # type: ignore[arg-type]
+            raw = await create(**kwargs)
         return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
     async def stream(self, request: ChatRequest, target: Target, *,
@@ -77,11 +86,11 @@ class AnthropicProvider:
         totals = StreamTotals(NAME)
         parser = StreamParser()
         ending = Delta()
-        create = client.messages.with_streaming_response.create
+        create: CreateStream = client.messages.with_streaming_response.create
         # The last two contexts close the HTTP stream however this generator ends (consumed, closed, cancelled).
         async with (
             _map_errors(),
-            create(**kwargs) as raw,  # type: ignore[arg-type]
+            create(**kwargs) as raw,
             aclosing(aiter_events(raw.http_response.aiter_bytes())) as events,
         ):
             async for event in events:

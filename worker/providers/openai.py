@@ -8,10 +8,14 @@ into pydantic models: the JSON goes straight to the wire translators, and stream
 `worker.providers.sse`. That per-chunk model parsing was the largest CPU cost of a streaming worker."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from typing import Protocol
 
+import httpx2
 import openai
+from openai import AsyncAPIResponse, AsyncStream
+from openai.types.chat import ChatCompletionChunk
 
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, FinishReason
@@ -36,6 +40,21 @@ NAME = "openai"
 DRAIN_TIMEOUT_S = 0.1
 """How long to wait for the rest of the body after `[DONE]`: reading it to the end lets HTTP/1.1 reuse the
 connection (as the SDK does); a server that holds the stream open longer only costs that connection."""
+DRAIN_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *HTTP_ERRORS)
+
+
+class RawResponse(Protocol):
+    """What the adapter reads of `with_raw_response`'s answer (the SDK's class for it is private)."""
+
+    @property
+    def http_response(self) -> httpx2.Response: ...
+
+
+# The SDK's `create` as the adapter calls it: with keyword arguments that `shared.wire.openai.render_request`
+# builds as a `dict[str, object]` (JSON values, forwarded fields the SDK does not model, `extra_body`), where
+# the SDK's overloads type each parameter with its own TypedDicts. So the calls are typed by their results.
+Create = Callable[..., Awaitable[RawResponse]]
+CreateStream = Callable[..., AbstractAsyncContextManager[AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]]]
 
 
 class OpenAIProvider:
@@ -62,8 +81,9 @@ class OpenAIProvider:
     async def complete(self, request: ChatRequest, target: Target, *, drop: frozenset[str] = frozenset()) -> Completion:
         client = self._clients.client_for(target)
         kwargs = render_request(request.model_copy(update={"stream": False}), target.model, drop=drop)
+        create: Create = client.chat.completions.with_raw_response.create
         async with _map_errors():
-            raw = await client.chat.completions.with_raw_response.create(**kwargs)  # type: ignore[call-overload]
+            raw = await create(**kwargs)
         return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
     async def stream(self, request: ChatRequest, target: Target, *,
@@ -76,11 +96,11 @@ class OpenAIProvider:
         kwargs = render_request(request.model_copy(update={"stream": True}), target.model, drop=drop)
         totals = StreamTotals(NAME)
         refused = False
-        create = client.chat.completions.with_streaming_response.create
+        create: CreateStream = client.chat.completions.with_streaming_response.create
         # The last two contexts close the HTTP stream however this generator ends (consumed, closed, cancelled).
         async with (
             _map_errors(),
-            create(**kwargs) as raw,  # type: ignore[call-overload]
+            create(**kwargs) as raw,
             aclosing(aiter_events(raw.http_response.aiter_bytes())) as events,
         ):
             async for event in events:
@@ -119,7 +139,7 @@ async def _drain(events: AsyncIterator[ServerSentEvent]) -> None:
         async with asyncio.timeout(DRAIN_TIMEOUT_S):
             async for _ in events:
                 pass
-    except (TimeoutError, *HTTP_ERRORS):
+    except DRAIN_ERRORS:
         pass
 
 
