@@ -79,6 +79,7 @@ class StreamRenderer:
         self.include_usage = include_usage
         self._started = False
         self._calls: dict[int, int] = {}
+        self._refusal_sent = False
 
     def start(self, prompt_tokens: int = 0) -> list[SSEEvent]:
         """The role chunk. `prompt_tokens` is accepted for parity with the Anthropic renderer."""
@@ -90,6 +91,7 @@ class StreamRenderer:
         events = self._ensure_started()
         pieces: list[dict[str, object]] = []
         if delta.refusal:
+            self._refusal_sent = True
             pieces.append({"refusal": delta.refusal})
         if delta.text:
             pieces.append({"content": delta.text})
@@ -117,6 +119,10 @@ class StreamRenderer:
     def finish(self, completion: Completion) -> list[SSEEvent]:
         events = self._ensure_started()
         finish_reason, provider = CLIENT_FINISH_REASONS[completion.finish_reason], completion.provider
+        if completion.finish_reason is FinishReason.REFUSAL and not self._refusal_sent:
+            # Anthropic says it refused only at the end, after its text went out as content: the client is told
+            # with OpenAI's own signal for withheld output rather than a plain `stop`.
+            finish_reason = "content_filter"
         fields: dict[str, object] = {"provider": provider}
         _add_service_fields(fields, completion)
         events.append(self._chunk({}, finish_reason=finish_reason, extra=fields))

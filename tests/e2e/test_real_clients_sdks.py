@@ -157,8 +157,13 @@ async def test_refusal_reaches_both_clients(
     assert completion.choices[0].message.refusal == "I can't help with that request."
     stream = await oai.chat.completions.create(model=routed, messages=[{"role": "user", "content": "REFUSE"}],
                                                stream=True)
-    refusal = "".join([c.choices[0].delta.refusal or "" async for c in stream if c.choices])
-    assert refusal == "I can't help with that request."
+    choices = [c.choices[0] async for c in stream if c.choices]
+    refusal = "".join(choice.delta.refusal or "" for choice in choices)
+    if routed == "rc-openai":
+        assert refusal == "I can't help with that request."
+    else:  # Anthropic says it refused only at the end: its text was streamed as content, then content_filter
+        assert "".join(choice.delta.content or "" for choice in choices) == "I can't help with that request."
+        assert choices[-1].finish_reason == "content_filter"
     message = await claude.messages.create(model=routed, max_tokens=50,
                                            messages=[{"role": "user", "content": "REFUSE"}])
     assert message.stop_reason == "refusal"
@@ -168,7 +173,10 @@ async def test_refusal_reaches_both_clients(
 async def test_anthropic_sdk_stop_sequence(claude: anthropic.AsyncAnthropic, routed: str) -> None:
     message = await claude.messages.create(model=routed, max_tokens=50, stop_sequences=["HALT"],
                                            messages=[{"role": "user", "content": "one HALT two"}])
-    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "HALT")
+    if routed == "rc-anthropic":
+        assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "HALT")
+    else:  # OpenAI stops at the sequence but does not say one matched
+        assert (message.stop_reason, message.stop_sequence) == ("end_turn", None)
     assert message.content[0].type == "text" and message.content[0].text == "Fake reply to: one"
 
 
@@ -179,6 +187,8 @@ async def test_anthropic_sdk_beta_header_and_cache_usage_reach_upstream(
     kwargs: Any = {"model": "rc-anthropic", "max_tokens": 20, "system": system,
                    "messages": [{"role": "user", "content": "cache me e2e"}],
                    "extra_headers": {"anthropic-beta": "fake-beta-2026-01-01"}}
+    # no-cache: the second request must reach the upstream (not the gateway's response cache) to read its cache
+    kwargs["extra_headers"]["cache-control"] = "no-cache"
     first = await claude.messages.create(**kwargs)
     second = await claude.messages.create(**kwargs)
     assert first.usage.cache_creation_input_tokens == 15 or first.usage.cache_read_input_tokens == 15
