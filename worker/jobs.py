@@ -180,7 +180,8 @@ def _produced_usage(record: JobRecord, progress: _Progress) -> Usage:
 
 async def _append_output(deps: WorkerDeps, job_id: str, event: OutputEvent | None) -> Chunk:
     """Append one output entry to the job's stream; returns it as the cache keeps it."""
-    assert event is not None  # callers flush only when something is pending
+    if event is None:  # callers flush only when something is pending: this is a bug, not a provider's fault
+        raise GatewayError("internal error: an empty stream output was flushed")
     kind, data = event
     await append_event(deps.redis, job_id, kind, data, maxlen=deps.settings.event_stream_maxlen,
                        ttl_s=deps.settings.job_ttl_s)

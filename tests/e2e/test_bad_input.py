@@ -59,7 +59,8 @@ async def test_openai_routes_reject_non_object_json(http: httpx.AsyncClient, ten
 
 @pytest.mark.parametrize("route", [*OPENAI_ROUTES, "/v1/messages"])
 async def test_routes_reject_oversized_body(http: httpx.AsyncClient, tenant_key: str, route: str) -> None:
-    huge = {**GOOD, "messages": [{"role": "user", "content": "x" * 1_100_000}]}
+    # Just past the default MAX_BODY_BYTES (32 MiB, sized for vision payloads).
+    huge = {**GOOD, "messages": [{"role": "user", "content": "x" * (32 * 1024 * 1024 + 1)}]}
     response = await http.post(route, json=huge, headers={"X-API-Key": tenant_key})
     assert response.status_code == 413
 
