@@ -110,4 +110,4 @@ def _closing(error: GatewayError) -> GatewayError:
 def _settings(request: Request) -> Settings:
     state = getattr(request.app.state, "gateway", None)
     settings = getattr(state, "settings", None)
-    return settings if isinstance(settings, Settings) else Settings(_env_file=None)  # type: ignore[call-arg]
+    return settings if isinstance(settings, Settings) else Settings(_env_file=None)

@@ -4,9 +4,9 @@ usage record in the same transaction so none of the three can exist without the 
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -139,7 +139,8 @@ class JobStore:
         return record
 
     async def get(self, job_id: str) -> JobRecord | None:
-        raw = await self._redis.hgetall(job_key(job_id))
+        # redis-py's asyncio client shares the sync client's annotations (`Awaitable[dict] | dict`).
+        raw = await cast("Awaitable[dict[bytes, bytes]]", self._redis.hgetall(job_key(job_id)))
         return _from_hash(decode_hash(raw)) if raw else None
 
     async def mark_running(self, job_id: str, attempt: int, worker_id: str) -> JobRecord | None:
@@ -177,12 +178,13 @@ class JobStore:
         key = job_key(job_id)
 
         async def cancel(pipe: Pipeline) -> CancelOutcome:
-            raw = await pipe.hgetall(key)
+            # Immediate while WATCHing; redis-py's asyncio client shares the sync client's annotations.
+            raw = await cast("Awaitable[dict[bytes, bytes]]", pipe.hgetall(key))
             record = _from_hash(decode_hash(raw)) if raw else None
             status = record.status if record else JobStatus.CANCELLED
             if record is None or status.is_terminal or (unless_shared and record.followers > 0):
                 return CancelOutcome(status=status, changed=False)
-            pipe.multi()
+            pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.multi unannotated
             pipe.hset(key, "cancel_requested", "1")
             pipe.zadd(ARQ_ABORT_KEY, {job_id: int(time.time() * 1000)})
             if status is not JobStatus.QUEUED:
@@ -202,10 +204,13 @@ class JobStore:
 
     async def add_follower(self, job_id: str) -> None:
         """Another request waits on this job's answer (an identical concurrent cache miss)."""
-        await self._redis.hincrby(job_key(job_id), "followers", 1)
+        # redis-py's asyncio client shares the sync client's annotations (`Awaitable[int] | int`).
+        await cast("Awaitable[int]", self._redis.hincrby(job_key(job_id), "followers", 1))
 
     async def cancel_requested(self, job_id: str) -> bool:
-        return await self._redis.hget(job_key(job_id), "cancel_requested") == b"1"
+        # redis-py's asyncio client shares the sync client's annotations (`Awaitable[bytes | None] | ...`).
+        flag = await cast("Awaitable[bytes | None]", self._redis.hget(job_key(job_id), "cancel_requested"))
+        return flag == b"1"
 
 
 def _to_hash(record: JobRecord) -> dict[str, str]:
@@ -243,7 +248,8 @@ def _finish_call(record: JobRecord, outcome: JobOutcome, usage_row: dict[str, ob
     every key they could touch, and these are never touched when their flag is off."""
     key = job_key(record.id)
     kind, data = _terminal_event(outcome)
-    settle_keys, settle_args = [key] * SETTLE_KEYS, [""] * SETTLE_ARGS
+    settle_keys: list[str] = [key] * SETTLE_KEYS
+    settle_args: list[str | int] = [""] * SETTLE_ARGS
     if record.admission is not None:
         # Spent in the periods of the usage record's time, as a seed from the database would count it.
         settle_keys, settle_args = settlement_call(

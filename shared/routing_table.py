@@ -115,7 +115,7 @@ class RoutingTable:
 
     def providers(self) -> set[str]:
         """The providers some route may call (the worker builds adapters for these only)."""
-        used = {target.provider for targets in self._explicit.values() for target in targets}
+        used: set[str] = {target.provider for targets in self._explicit.values() for target in targets}
         return used | {"openai", "anthropic"} if self._use_defaults else used
 
     def public_models(self) -> list[str]:

@@ -11,9 +11,10 @@ leave out and the answer names them (`Completion.dropped_params`, `Served.droppe
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import cast
 
 from shared.errors import AllTargetsFailed, GatewayError, StreamInterrupted, UnsupportedParameter, UpstreamError
 from shared.metrics import TARGETS_SKIPPED
@@ -39,7 +40,7 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after_s", None)
         if retry_after is not None:
             return retry_after if retry_after <= self.max_delay_s else None
-        backoff = min(self.max_delay_s, self.base_delay_s * 2**attempt)
+        backoff = min(self.max_delay_s, self.base_delay_s * 2.0**attempt)
         return backoff * random.uniform(0.5, 1.0)
 
 
@@ -86,7 +87,7 @@ class Router:
         raise refusals.error(last_error, len(targets))
 
     async def stream(self, request: ChatRequest, targets: list[Target], *,
-                     allow_drop: frozenset[str] = frozenset()) -> AsyncIterator[tuple[Served, Delta]]:
+                     allow_drop: frozenset[str] = frozenset()) -> AsyncGenerator[tuple[Served, Delta], None]:
         """Yield deltas from the first target that starts streaming. Once a delta has been yielded the
         client holds partial output, so a later failure raises StreamInterrupted instead of falling back.
         `Served.dropped_params` names what the serving target left out."""
@@ -105,7 +106,10 @@ class Router:
                 started = False
                 try:
                     # Closed with this generator: a consumer that stops early closes the upstream call at once.
-                    async with aclosing(provider.stream(request, target, drop=plan.drop)) as deltas:
+                    # The Provider protocol promises an AsyncIterator; every adapter's `stream` is an async
+                    # generator, whose aclose() is what ends the upstream call.
+                    stream = cast(AsyncGenerator[Delta, None], provider.stream(request, target, drop=plan.drop))
+                    async with aclosing(stream) as deltas:
                         async for delta in deltas:
                             started = True
                             yield served, delta

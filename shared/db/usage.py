@@ -1,16 +1,17 @@
 """Writing usage records in idempotent batches, and per-tenant usage reports aggregated in SQL.
 Both work unchanged on PostgreSQL and SQLite."""
 
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, case, func, literal_column, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from shared.db.tables import UsageRecord, utc_now
 from shared.db.usage_rows import normalise_usage_row
@@ -66,6 +67,7 @@ async def insert_usage(engine: AsyncEngine, rows: Sequence[Mapping[str, object]]
     if not rows:
         return 0
     dialect = engine.dialect.name
+    insert: Callable[[type[UsageRecord]], postgresql.Insert | sqlite.Insert]
     if dialect == "postgresql":
         insert = postgresql.insert
     elif dialect == "sqlite":
@@ -109,12 +111,22 @@ def _totals_columns() -> list[ColumnElement[Any]]:
     ]
 
 
+def _usage_select(tenant_id: str, since: datetime, *extra: ColumnElement[Any]) -> Select[*tuple[Any, ...]]:
+    """The totals of the tenant's usage since `since`, then the `extra` columns. sqlmodel's own `Select`, as
+    `sqlmodel.select` builds for several columns: the one its `AsyncSession.exec` is typed to take."""
+    return (
+        Select(*_totals_columns(), *extra)
+        .select_from(UsageRecord)
+        .where(col(UsageRecord.tenant_id) == tenant_id, col(UsageRecord.created_at) >= since)
+    )
+
+
 async def _grouped(
-    session: AsyncSession, base: Select[Any], key: ColumnElement[Any], label: str
+    session: AsyncSession, tenant_id: str, since: datetime, key: SQLColumnExpression[Any], label: str
 ) -> list[dict[str, Any]]:
-    statement = base.add_columns(key.label(label)).group_by(key).order_by(key)
-    result = await session.exec(statement)
-    return [dict(row) for row in result.mappings()]
+    statement = _usage_select(tenant_id, since, key.label(label)).group_by(key).order_by(key)
+    names = statement.selected_columns.keys()
+    return [dict(zip(names, row, strict=True)) for row in await session.exec(statement)]
 
 
 async def usage_report(session: AsyncSession, tenant_id: str, days: int) -> UsageReport:
@@ -123,24 +135,21 @@ async def usage_report(session: AsyncSession, tenant_id: str, days: int) -> Usag
     if days < 1:
         raise InvalidRequest("days must be at least 1")
     since = utc_now() - timedelta(days=days)
-    base = (
-        select(*_totals_columns())
-        .select_from(UsageRecord)
-        .where(col(UsageRecord.tenant_id) == tenant_id, col(UsageRecord.created_at) >= since)
-    )
-    totals = (await session.exec(base)).mappings().one()
+    base = _usage_select(tenant_id, since)
+    # sqlmodel types the rows of a Select as plain tuples: keyed here by the columns' labels.
+    totals = dict(zip(base.selected_columns.keys(), (await session.exec(base)).one(), strict=True))
     day = _day_column(session.get_bind().dialect.name)
     return UsageReport(
         tenant_id=tenant_id,
         days=days,
-        totals=UsageTotals.model_validate(dict(totals)),
-        by_day=[DayUsage.model_validate(row) for row in await _grouped(session, base, day, "day")],
+        totals=UsageTotals.model_validate(totals),
+        by_day=[DayUsage.model_validate(row) for row in await _grouped(session, tenant_id, since, day, "day")],
         by_model=[
             ModelUsage.model_validate(row)
-            for row in await _grouped(session, base, col(UsageRecord.public_model), "model")
+            for row in await _grouped(session, tenant_id, since, col(UsageRecord.public_model), "model")
         ],
         by_provider=[
             ProviderUsage.model_validate(row)
-            for row in await _grouped(session, base, col(UsageRecord.provider), "provider")
+            for row in await _grouped(session, tenant_id, since, col(UsageRecord.provider), "provider")
         ],
     )

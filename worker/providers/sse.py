@@ -15,7 +15,7 @@ but no data is still dispatched, so that an `error` event without a payload is n
 bytes and decoded one by one, so a multi-byte UTF-8 character split across chunks is never cut.
 """
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator
 from typing import NamedTuple
 
 __all__ = ["SSEDecoder", "ServerSentEvent", "aiter_events"]
@@ -75,7 +75,7 @@ class SSEDecoder:
                 self._event = value.decode("utf-8", "replace") or None
 
 
-async def aiter_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
+async def aiter_events(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
     """The events of a streamed body, as its chunks arrive."""
     decoder = SSEDecoder()
     async for chunk in chunks:
