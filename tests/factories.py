@@ -1,6 +1,6 @@
 """Shared builders for unit tests."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import fakeredis
 from arq.connections import ArqRedis
@@ -52,7 +52,7 @@ class ScriptedProvider:
                           usage=Usage(prompt_tokens=1, completion_tokens=len(text.split())))
 
     async def stream(self, request: ChatRequest, target: Target, *,
-                     drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
+                     drop: frozenset[str] = frozenset()) -> AsyncGenerator[Delta, None]:
         self.drops.append(drop)
         text = self._next(target)
         for index, word in enumerate(text.split()):

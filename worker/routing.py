@@ -14,7 +14,6 @@ import random
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import cast
 
 from shared.errors import AllTargetsFailed, GatewayError, StreamInterrupted, UnsupportedParameter, UpstreamError
 from shared.metrics import TARGETS_SKIPPED
@@ -105,10 +104,9 @@ class Router:
             for attempt in range(self._policy.attempts_per_target):
                 started = False
                 try:
-                    # Closed with this generator: a consumer that stops early closes the upstream call at once.
-                    # The Provider protocol promises an AsyncIterator; every adapter's `stream` is an async
-                    # generator, whose aclose() is what ends the upstream call.
-                    stream = cast(AsyncGenerator[Delta, None], provider.stream(request, target, drop=plan.drop))
+                    # Closed with this generator: a consumer that stops early closes the upstream call at once
+                    # (the Provider protocol's `stream` is an async generator, whose aclose() ends the call).
+                    stream = provider.stream(request, target, drop=plan.drop)
                     async with aclosing(stream) as deltas:
                         async for delta in deltas:
                             started = True

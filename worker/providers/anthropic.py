@@ -8,7 +8,7 @@ into pydantic models: the JSON goes straight to the wire translators, and stream
 `worker.providers.sse`. That per-event model parsing was the largest CPU cost of a streaming worker."""
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 
 import anthropic
@@ -77,7 +77,7 @@ class AnthropicProvider:
         return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
     async def stream(self, request: ChatRequest, target: Target, *,
-                     drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
+                     drop: frozenset[str] = frozenset()) -> AsyncGenerator[Delta, None]:
         """Every content delta as it comes (text, thinking and its signature, redacted thinking, tool-call
         pieces), then one delta merging the prompt tokens of `message_start` with the stop reason and output
         tokens of `message_delta`."""

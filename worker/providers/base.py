@@ -1,7 +1,7 @@
 """The contract every provider adapter fulfils. Routing sees only this protocol and `GatewayError`s,
 never an SDK type or a wire format."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from shared.models import ChatRequest, Completion, Delta
@@ -18,7 +18,7 @@ class Provider(Protocol):
         ...
 
     def stream(self, request: ChatRequest, target: Target, *,
-               drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
+               drop: frozenset[str] = frozenset()) -> AsyncGenerator[Delta, None]:
         """Streamed completion. Errors raised before the first delta may fall back; later ones may not.
         The final delta carries the finish reason and usage. `drop` as for `complete`."""
         ...

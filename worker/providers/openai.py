@@ -8,7 +8,7 @@ into pydantic models: the JSON goes straight to the wire translators, and stream
 `worker.providers.sse`. That per-chunk model parsing was the largest CPU cost of a streaming worker."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import Protocol
 
@@ -87,7 +87,7 @@ class OpenAIProvider:
         return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
 
     async def stream(self, request: ChatRequest, target: Target, *,
-                     drop: frozenset[str] = frozenset()) -> AsyncIterator[Delta]:
+                     drop: frozenset[str] = frozenset()) -> AsyncGenerator[Delta, None]:
         """Every delta as it comes (text, refusal, tool-call pieces, logprobs), then one delta with the finish
         reason and usage: OpenAI sends the usage chunk after the finish chunk, so the final delta is emitted
         once the stream has ended. A streamed refusal finishes `stop`, as a whole answer's does, and becomes
