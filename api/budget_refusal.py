@@ -9,7 +9,7 @@ from shared.errors import BudgetExceeded
 from shared.limits import Budget, budget_period
 from shared.models import ChatRequest
 from shared.pricing import PriceTable
-from shared.reservation import WorstCase, fitting_max_tokens
+from shared.reservation import WorstCase, cache_write_ttl, fitting_max_tokens
 from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
 
@@ -31,7 +31,8 @@ def budget_refusal(tenant: TenantSnapshot, reserved: Reserved, prices: PriceTabl
     _, reset_at = budget_period(budget.period, now)
     when = reset_at.strftime("%Y-%m-%dT%H:%M:%SZ") if reset_at else None
     available = max(0, budget.limit_micros - (used_micros or 0))
-    fits = fitting_max_tokens(reserved.prompt_tokens, reserved.targets, prices, available)
+    fits = fitting_max_tokens(reserved.prompt_tokens, reserved.targets, prices, available,
+                              cache_write_ttl(reserved.request))
     if fits < 1:
         resets = f"; it resets at {when}" if when else "; it does not reset (period 'none')"
         return BudgetExceeded(

@@ -123,12 +123,16 @@ class PriceTable:
         ) / PER_MILLION
         return round(cost, COST_DECIMALS)
 
-    def worst_case_cost_usd(self, model: str, prompt_tokens: int, max_tokens: int) -> float:
-        """The most a request can cost: no cache discount and every allowed output token used."""
+    def worst_case_cost_usd(self, model: str, prompt_tokens: int, max_tokens: int,
+                            cache_write: str | None = None) -> float:
+        """The most a request can cost: no cache discount and every allowed output token used. With
+        `cache_write` ("5m" or "1h": the request marks blocks for Anthropic's prompt cache), the whole prompt may
+        be written to the cache, at that write price when it is above the input price."""
         price = self.price_for(model)
         if price is None:
             return 0.0
-        return round((prompt_tokens * price.input + max_tokens * price.output) / PER_MILLION, COST_DECIMALS)
+        rate = max(price.input, _write_rate(price, cache_write))
+        return round((prompt_tokens * rate + max_tokens * price.output) / PER_MILLION, COST_DECIMALS)
 
     def check_priced(self, models: list[str]) -> None:
         """Under the "refuse" policy, raise InvalidRequest(code="model_not_priced") if any model is unpriced."""
@@ -139,6 +143,12 @@ class PriceTable:
             names = ", ".join(repr(model) for model in missing)
             raise InvalidRequest(f"No price is configured for model {names}; this gateway refuses unpriced models",
                                  code="model_not_priced")
+
+
+def _write_rate(price: Price, cache_write: str | None) -> float:
+    if cache_write is None:
+        return 0.0
+    return price.cache_write_1h if cache_write == "1h" else price.cache_write
 
 
 def load_price_table(settings: Settings) -> PriceTable:

@@ -4,8 +4,9 @@ is its priciest target, since fallback may reach any of them. The API reserves i
 says which `max_tokens` would; the worker holds a budgeted stream to the same output ceiling.
 
 The output ceiling is the request's `max_tokens`. Without one: an Anthropic target is sent the wire's
-default limit (Anthropic requires one); an OpenAI target is sent none and may answer up to the model's
-`max_output_tokens` from the price table, or without a known bound when the table does not give it."""
+default limit (Anthropic requires one), plus the thinking budget an OpenAI client's `reasoning_effort`
+becomes; an OpenAI target is sent none and may answer up to the model's `max_output_tokens` from the price
+table, or without a known bound when the table does not give it."""
 
 import math
 from dataclasses import dataclass
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 from shared.models import ChatRequest
 from shared.pricing import PriceTable
 from shared.routing_table import Target
-from shared.wire.anthropic import DEFAULT_MAX_TOKENS as ANTHROPIC_DEFAULT_MAX_TOKENS
+from shared.wire.anthropic import sent_max_tokens
 
-__all__ = ["WorstCase", "fitting_max_tokens", "output_ceiling", "unsent_ceiling", "worst_case"]
+__all__ = ["WorstCase", "cache_write_ttl", "fitting_max_tokens", "output_ceiling", "unsent_ceiling", "worst_case"]
 
 PER_MILLION = 1_000_000
 
@@ -35,8 +36,9 @@ def output_ceiling(request: ChatRequest, target: Target, prices: PriceTable) -> 
     if request.max_tokens is not None:
         return request.max_tokens
     model_max = prices.max_output_tokens(target.model)
-    if target.provider == "anthropic":
-        return min(ANTHROPIC_DEFAULT_MAX_TOKENS, model_max or ANTHROPIC_DEFAULT_MAX_TOKENS)
+    if target.provider == "anthropic":  # always sent a limit: the default, plus a translated thinking budget
+        sent = sent_max_tokens(request)
+        return min(sent, model_max or sent)
     return model_max
 
 
@@ -48,6 +50,18 @@ def unsent_ceiling(request: ChatRequest, target: Target, prices: PriceTable) -> 
     return prices.max_output_tokens(target.model)
 
 
+def cache_write_ttl(request: ChatRequest) -> str | None:
+    """The longest prompt-cache lifetime the request's `cache_control` markers ask for ("1h" or "5m"), None
+    without markers: a marked prompt may be written to the cache, which costs more than reading it."""
+    markers = [part.cache_control for part in request.system if part.cache_control]
+    markers += [tool.cache_control for tool in request.tools if tool.cache_control]
+    for message in request.messages:
+        markers += [cc for part in message.content if (cc := getattr(part, "cache_control", None))]
+    if not markers:
+        return None
+    return "1h" if any(marker.get("ttl") == "1h" for marker in markers) else "5m"
+
+
 def worst_case(request: ChatRequest, prompt_tokens: int, targets: list[Target], prices: PriceTable) -> WorstCase:
     """The costliest target of the route for `request` (an unbounded one first of all)."""
     cases = [_target_case(request, prompt_tokens, target, prices) for target in targets]
@@ -57,7 +71,8 @@ def worst_case(request: ChatRequest, prompt_tokens: int, targets: list[Target], 
     return max(cases, key=lambda case: case.cost_usd or 0.0)
 
 
-def fitting_max_tokens(prompt_tokens: int, targets: list[Target], prices: PriceTable, available_micros: int) -> int:
+def fitting_max_tokens(prompt_tokens: int, targets: list[Target], prices: PriceTable, available_micros: int,
+                       cache_write: str | None = None) -> int:
     """The largest `max_tokens` whose worst case, on every target, fits `available_micros` as admission
     reserves it (rounded up to whole micro-dollars); 0 when not even the prompt fits."""
     fitting: int | None = None
@@ -65,12 +80,14 @@ def fitting_max_tokens(prompt_tokens: int, targets: list[Target], prices: PriceT
         price = prices.price_for(target.model)
         if price is None or price.output == 0:
             continue
-        tokens = max(0, math.floor((available_micros - prompt_tokens * price.input) / price.output))
-        while tokens > 0 and _reserve_micros(prices, target, prompt_tokens, tokens) > available_micros:
+        prompt_micros = _reserve_micros(prices, target, prompt_tokens, 0, cache_write)
+        tokens = max(0, math.floor((available_micros - prompt_micros) / price.output))
+        while tokens > 0 and _reserve_micros(prices, target, prompt_tokens, tokens, cache_write) > available_micros:
             tokens -= 1
         fitting = tokens if fitting is None else min(fitting, tokens)
     if fitting is None:  # no target charges for output: only the prompt can stand in the way
-        prompt_fits = all(_reserve_micros(prices, t, prompt_tokens, 0) <= available_micros for t in targets)
+        prompt_fits = all(_reserve_micros(prices, t, prompt_tokens, 0, cache_write) <= available_micros
+                          for t in targets)
         return 2**31 - 1 if prompt_fits else 0
     return fitting
 
@@ -80,8 +97,17 @@ def _target_case(request: ChatRequest, prompt_tokens: int, target: Target, price
     price = prices.price_for(target.model)
     if ceiling is None and price is not None and price.output > 0:
         return WorstCase(target, None, None)
-    return WorstCase(target, ceiling, prices.worst_case_cost_usd(target.model, prompt_tokens, ceiling or 0))
+    cost = prices.worst_case_cost_usd(target.model, prompt_tokens, ceiling or 0,
+                                      _writes(target, cache_write_ttl(request)))
+    return WorstCase(target, ceiling, cost)
 
 
-def _reserve_micros(prices: PriceTable, target: Target, prompt_tokens: int, output_tokens: int) -> int:
-    return math.ceil(prices.worst_case_cost_usd(target.model, prompt_tokens, output_tokens) * PER_MILLION)
+def _reserve_micros(prices: PriceTable, target: Target, prompt_tokens: int, output_tokens: int,
+                    cache_write: str | None = None) -> int:
+    cost = prices.worst_case_cost_usd(target.model, prompt_tokens, output_tokens, _writes(target, cache_write))
+    return math.ceil(cost * PER_MILLION)
+
+
+def _writes(target: Target, cache_write: str | None) -> str | None:
+    """Only Anthropic bills cache writes: OpenAI caches by itself, at no extra price, and ignores markers."""
+    return cache_write if target.provider == "anthropic" else None

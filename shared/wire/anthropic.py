@@ -19,6 +19,7 @@ from shared.wire.anthropic_outbound import (
     EFFORT_BUDGETS,
     MID_CONVERSATION_SYSTEM_BETA,
     render_request,
+    sent_max_tokens,
 )
 from shared.wire.anthropic_request import parse_betas, parse_request
 from shared.wire.anthropic_response import (
@@ -50,6 +51,7 @@ __all__ = [
     "render_error",
     "render_request",
     "render_usage",
+    "sent_max_tokens",
 ]
 
 

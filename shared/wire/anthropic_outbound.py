@@ -75,6 +75,17 @@ class _Renderer:
         return client_name(internal, self.request.source)
 
 
+def sent_max_tokens(request: ChatRequest) -> int:
+    """The `max_tokens` an Anthropic target is sent for `request`: the client's, else the default answer room
+    plus the thinking budget an OpenAI-style reasoning effort translates to (what budgets must reserve)."""
+    if request.max_tokens is not None:
+        return request.max_tokens
+    reasoning = request.reasoning
+    translated = request.source is not WireFormat.ANTHROPIC and reasoning is not None and reasoning.mode is None
+    effort = reasoning.effort if translated and reasoning is not None else None
+    return DEFAULT_MAX_TOKENS + (EFFORT_BUDGETS.get(effort, 0) if effort is not None else 0)
+
+
 def render_request(request: ChatRequest, model: str, *, drop: frozenset[str] = frozenset()) -> dict[str, object]:
     """Keyword arguments for `AsyncAnthropic().messages.create(**kw)`; unset fields are omitted."""
     refuse_undropped(request, WireFormat.ANTHROPIC, model, drop)

@@ -322,3 +322,11 @@ def test_stream_parser_stop_sequence() -> None:
     assert wire.parse_chunk(event) == [Delta(finish_reason=FinishReason.STOP_SEQUENCE, stop_sequence="END",
                                              usage=Usage(completion_tokens=2))]
     assert wire.parse_chunk({"type": "ping"}) == []
+
+
+@pytest.mark.parametrize(("effort", "max_tokens", "sent"), [
+    (None, None, 4096), ("high", None, 4096 + 16384), ("high", 9000, 9000), ("none", None, 4096)])
+def test_sent_max_tokens_is_what_render_request_sends(effort: str | None, max_tokens: int | None, sent: int) -> None:
+    """Budgets reserve `sent_max_tokens` (shared/reservation.py): it must be the limit Anthropic is sent."""
+    request = openai_request(max_tokens=max_tokens, reasoning=Reasoning(effort=effort) if effort else None)
+    assert wire.sent_max_tokens(request) == sent == wire.render_request(request, "c")["max_tokens"]
