@@ -133,17 +133,31 @@ def _target(fake_url: str, provider: WireFormat, model: str) -> Target:
     return Target(provider=provider.value, model=model, base_url=base)
 
 
+async def _serve(router: Router, request: ChatRequest, target: Target, streamed: bool,
+                 allow_drop: frozenset[str] = frozenset()) -> list[str]:
+    """Serve `request` whole or streamed (to its end); the parameters the serving target dropped."""
+    if not streamed:
+        completion, _ = await router.complete(request, [target], allow_drop=allow_drop)
+        return completion.dropped_params
+    dropped: list[str] = []
+    async for served, _ in router.stream(request.model_copy(update={"stream": True}), [target], allow_drop=allow_drop):
+        dropped = list(served.dropped_params)
+    return dropped
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize(("source", "field", "value", "provider"), CASES,
                          ids=[f"{s.value}-{f}-to-{p.value}" for s, f, _, p in CASES])
 async def test_every_field_reaches_the_upstream_or_is_refused_or_named(
-        router: Router, fake_url: str, source: WireFormat, field: str, value: object, provider: WireFormat) -> None:
+        router: Router, fake_url: str, source: WireFormat, field: str, value: object, provider: WireFormat,
+        streamed: bool) -> None:
     try:
         request: ChatRequest = WIRES[source].parse_request({"model": "public", **BASES[source], field: value}, {})
     except InvalidRequest:
         return  # refused at the door
-    model = f"nsd-{source.value}-{field}-{provider.value}"
+    model = f"nsd-{source.value}-{field}-{provider.value}-{'s' if streamed else 'w'}"
     try:
-        await router.complete(request, [_target(fake_url, provider, model)])
+        await _serve(router, request, _target(fake_url, provider, model), streamed)
     except (UnsupportedParameter, UpstreamRejected):
         reached = False  # refused, by the gateway or by the upstream itself: not silently served
     else:
@@ -155,11 +169,11 @@ async def test_every_field_reaches_the_upstream_or_is_refused_or_named(
     if reached:
         return
     try:
-        completion, _ = await router.complete(request, [_target(fake_url, provider, f"{model}-star")],
-                                              allow_drop=frozenset({"*"}))
+        dropped = await _serve(router, request, _target(fake_url, provider, f"{model}-star"), streamed,
+                               frozenset({"*"}))
     except UpstreamRejected:
         return  # the upstream itself refused what was left: loud, not silent
     names = {field, client_name(field, source)}
     sent = (await _recorded(fake_url, f"{model}-star"))[0]["body"]
-    assert names & set(completion.dropped_params) or _reached(source, field, value, sent, provider is source), \
-        f"'{field}' was dropped for {provider.value} without being named: {completion.dropped_params}"
+    assert names & set(dropped) or _reached(source, field, value, sent, provider is source), \
+        f"'{field}' was dropped for {provider.value} without being named: {dropped}"
