@@ -239,3 +239,6 @@ class Delta(BaseModel):
     stop_sequence: str | None = None
     usage: Usage | None = None
     logprobs: dict[str, Any] | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    """OpenAI's answer-level fields, which every chunk repeats: carried on the final delta."""

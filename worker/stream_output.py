@@ -42,6 +42,8 @@ class StreamOutput:
         self.deltas = 0
         self.finish_reason = FinishReason.STOP
         self.stop_sequence: str | None = None
+        self.system_fingerprint: str | None = None
+        self.service_tier: str | None = None
         self.usage = Usage()
         self.pending_chars = 0
         self._blocks: list[_Block] = []
@@ -112,7 +114,8 @@ class StreamOutput:
         return Completion(id=completion_id, model=model, provider=self.provider, content=text,
                           finish_reason=self.finish_reason, usage=self.usage, parts=parts,
                           refusal="".join(self._refusal) or None, stop_sequence=self.stop_sequence,
-                          logprobs=logprobs)
+                          logprobs=logprobs, system_fingerprint=self.system_fingerprint,
+                          service_tier=self.service_tier)
 
     # --- the general path ---------------------------------------------------------------------------
 
@@ -209,6 +212,8 @@ class StreamOutput:
             self.stop_sequence = delta.stop_sequence
         if delta.usage is not None:
             self.usage = delta.usage
+        self.system_fingerprint = delta.system_fingerprint or self.system_fingerprint
+        self.service_tier = delta.service_tier or self.service_tier
 
     def _part(self, block: _Block) -> ContentPart:
         joined = "".join(block.pieces)

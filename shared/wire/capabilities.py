@@ -170,6 +170,13 @@ def _to_anthropic(request: ChatRequest) -> Iterator[tuple[str, str]]:
     for index, tool in enumerate(request.tools):
         if tool.kind != "function" and request.source is not WireFormat.ANTHROPIC:
             yield "tools", f"tools[{index}] is an OpenAI {tool.kind} tool, which Anthropic does not have"
+        elif tool.kind != "function" and request.stream:
+            yield "tools", (f"tools[{index}] is a server tool: its result blocks are not relayed in a stream by this "
+                            "gateway yet (send the request without `stream`)")
+    if request.stream and any(isinstance(part, DocumentPart) and part.citations
+                              for message in request.messages for part in message.content):
+        yield "messages", ("documents with citations: citation deltas are not relayed in a stream by this gateway "
+                           "yet (send the request without `stream`)")
 
 
 def _sampling_to_anthropic(request: ChatRequest) -> Iterator[tuple[str, str]]:

@@ -132,5 +132,7 @@ def parse_chunk(data: Mapping[str, object]) -> list[Delta]:
     usage = get_mapping(data, "usage")
     if finish or usage:
         deltas.append(Delta(finish_reason=FINISH_REASONS.get(finish, FinishReason.STOP) if finish else None,
-                            usage=parse_usage(usage) if usage else None))
+                            usage=parse_usage(usage) if usage else None,
+                            system_fingerprint=get_str(data, "system_fingerprint") or None,
+                            service_tier=get_str(data, "service_tier") or None))
     return deltas

@@ -177,6 +177,12 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     (MESSAGES, "`tools` (server tools: `web_search_20250305`, `bash_20250124`, ...)"):
         ({"tools": [Tool(kind="web_search_20250305", name="web_search", raw={"type": "web_search_20250305"})]},
          "tools"),
+    (MESSAGES, "server tools with `stream: true`"):
+        ({"stream": True, "tools": [Tool(kind="web_search_20250305", name="web_search",
+                                         raw={"type": "web_search_20250305"})]}, "tools"),
+    (MESSAGES, "`document` with `citations`, `stream: true`"):
+        ({"stream": True, **_user(DocumentPart(data="JVBERi0=", media_type="application/pdf",
+                                                citations={"enabled": True}))}, "messages"),
     (MESSAGES, "`tool_choice`"): ({"tools": [FUNCTION], "tool_choice": ToolChoice(mode="required")}, None),
     (MESSAGES, "`tool_choice.disable_parallel_tool_use`"): ({"tools": [FUNCTION], "parallel_tool_calls": False}, None),
     (MESSAGES, "`thinking`"): ({"reasoning": Reasoning(mode="enabled", budget_tokens=2048)}, None),

@@ -168,6 +168,8 @@ class StreamTotals:
         self.provider = provider
         self.finish_reason: FinishReason | None = None
         self.stop_sequence: str | None = None
+        self.system_fingerprint: str | None = None
+        self.service_tier: str | None = None
         self.usage: dict[str, int] = dict.fromkeys(self.USAGE_FIELDS, 0)
 
     @property
@@ -187,6 +189,8 @@ class StreamTotals:
             self.finish_reason = delta.finish_reason
         if delta.stop_sequence is not None:
             self.stop_sequence = delta.stop_sequence
+        self.system_fingerprint = delta.system_fingerprint or self.system_fingerprint
+        self.service_tier = delta.service_tier or self.service_tier
         if delta.usage is not None:
             # Providers report running totals, so the largest figure seen is the answer.
             for name in self.USAGE_FIELDS:
@@ -196,4 +200,5 @@ class StreamTotals:
         """The last delta; a stream that ended without a finish reason was cut short."""
         if self.finish_reason is None:
             raise UpstreamUnavailable(f"{self.provider} stream ended before it finished")
-        return Delta(finish_reason=self.finish_reason, stop_sequence=self.stop_sequence, usage=Usage(**self.usage))
+        return Delta(finish_reason=self.finish_reason, stop_sequence=self.stop_sequence, usage=Usage(**self.usage),
+                     system_fingerprint=self.system_fingerprint, service_tier=self.service_tier)
