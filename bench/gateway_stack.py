@@ -162,14 +162,15 @@ def redis_pid(url: str = REDIS_URL) -> int | None:
 
 def start_gateway(children: Children, upstreams: Upstreams, work_dir: Path, *, redis_url: str = REDIS_URL,
                   database: str = BENCH_DB, models: dict[str, str] | None = None,
-                  extra_env: dict[str, str] | None = None) -> Gateway:
+                  extra_env: dict[str, str] | None = None, routes_yaml: str | None = None) -> Gateway:
     """`models` maps each upstream profile to its public model name (default GATEWAY_MODELS); the other
-    keywords let a second harness (the soak) run on its own Redis db and database."""
+    keywords let a second harness (the soak) run on its own Redis db and database, or (`routes_yaml`, the
+    whole routes file) another one route to other targets."""
     models = GATEWAY_MODELS if models is None else models
     flush_redis(redis_url)
     asyncio.run(_recreate_database(database=database))
     routes = work_dir / "routes.yaml"
-    routes.write_text("models:\n" + "".join(
+    routes.write_text(routes_yaml if routes_yaml is not None else "models:\n" + "".join(
         f'  {models[p]}:\n    - {{provider: openai, model: fake-model, base_url: "{url}/v1"}}\n'
         for p, url in upstreams.urls.items()))
     env = {**_base_env(), "REDIS_URL": redis_url, "ADMIN_API_KEY": ADMIN_KEY, "ROUTES_FILE": str(routes),
