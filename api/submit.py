@@ -57,6 +57,7 @@ class CachePolicy:
     digest: str | None
     read: bool
     ttl_s: int
+    bypassed: bool = False  # `no-cache, no-store`: the cache is on but this request neither reads nor writes it
 
 
 async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
@@ -173,7 +174,7 @@ async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapsh
     await state.store.create(job_id, tenant.id, chat, wire, options,
                              enqueue=lambda pipe, record: state.queue.enqueue_on(pipe, record, share=share))
     hold.hand_over()
-    cache_header = {"x-cache": "MISS"} if policy.digest else {}
+    cache_header = {"x-cache": "MISS"} if policy.digest or policy.bypassed else {}
     return Submission(job_id=job_id, headers={**headers, **cache_header})
 
 
@@ -218,6 +219,9 @@ def _cache_policy(state: AppState, http: Request, tenant: TenantSnapshot, wire: 
     if body is None or ttl_s == 0:
         return CachePolicy(digest=None, read=False, ttl_s=0)
     directives = {d.strip().lower() for d in http.headers.get("cache-control", "").split(",")}
+    if {"no-cache", "no-store"} <= directives:
+        # No key needed: hashing a body of several MB (an image) costs more than the rest of the request.
+        return CachePolicy(digest=None, read=False, ttl_s=0, bypassed=True)
     return CachePolicy(
         digest=_with_headers_keyed(cache_digest(tenant.id, wire, body), client_drops, betas),
         read="no-cache" not in directives,

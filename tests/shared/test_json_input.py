@@ -61,3 +61,20 @@ def test_loads_strict_keeps_valid_values() -> None:
 def test_escape_text_makes_any_text_encodable() -> None:
     assert escape_text("ok é") == "ok é"
     assert escape_text("a\ud800b").encode() == b"a\\ud800b"
+
+
+def test_the_walk_runs_only_when_the_raw_body_can_hold_a_refused_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body of several MB of base64 (an image) is not walked string by string: only a `\\u` escape, the bytes
+    of an encoded surrogate or a refused number make the walk necessary, and then it still names the field."""
+    import shared.json_input as json_input
+
+    walks: list[object] = []
+    real = json_input.find_problem
+    monkeypatch.setattr(json_input, "find_problem", lambda value: walks.append(value) or real(value))
+    loads_strict(b'{"image": "' + b"QUJD" * 100_000 + b'", "n": 1, "text": "caf\xc3\xa9 \\n"}')
+    assert walks == []
+    for body, field in [(b'{"a": "x\\ud800"}', "'a'"), (b'{"a": ["\xed\xa0\x80"]}', "'a[0]'"),
+                        (b'{"a": {"b": 1e400}}', "'a.b'")]:
+        with pytest.raises(InvalidRequest) as refused:
+            loads_strict(body)
+        assert refused.value.message.startswith(field)
