@@ -14,7 +14,7 @@ from api.budget_refusal import Reserved, budget_refusal
 from api.deps import AppState
 from shared.budget import seed_spend
 from shared.config import Settings
-from shared.errors import RateLimited, ServiceUnavailable
+from shared.errors import GatewayError, RateLimited, ServiceUnavailable
 from shared.estimate import estimate_prompt_tokens
 from shared.fair_queue import Priority
 from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit
@@ -95,7 +95,7 @@ async def _queue_full(state: AppState, tenant: TenantSnapshot, priority: Priorit
     error = ServiceUnavailable(f"The job queue is full for {priority.value} jobs ({drained}); retry in {wait_s} s",
                                code="queue_full")
     error.retry_after_s = float(wait_s)
-    error.headers = headers  # type: ignore[attr-defined]
+    error.headers = headers
     return error
 
 
@@ -113,15 +113,15 @@ def ratelimit_headers(result: AdmissionResult, rpm: int, tpm: int | None) -> dic
 
 
 def _refusal(state: AppState, result: AdmissionResult, rpm: int, tenant: TenantSnapshot, now: datetime,
-             headers: dict[str, str], reserved: Reserved) -> Exception:
+             headers: dict[str, str], reserved: Reserved) -> GatewayError:
     if result.reason == "budget":
         BUDGET_REJECTIONS.labels(tenant.id).inc()
-        error: Exception = budget_refusal(tenant, reserved, state.prices, result.budget_used_micros, now)
+        error: GatewayError = budget_refusal(tenant, reserved, state.prices, result.budget_used_micros, now)
     else:
         RATE_LIMIT_REJECTIONS.labels(tenant.id, result.reason).inc()
         limit = rpm if result.reason == "requests" else tenant.tpm_limit
         message = MESSAGES.get(result.reason, "Rate limit reached").format(limit=limit)
         retry_after = result.retry_after_s if result.reason != "tokens_too_large" else None
         error = RateLimited(message, retry_after_s=retry_after, code=f"{result.reason}_limit_exceeded")
-    error.headers = headers  # type: ignore[attr-defined]
+    error.headers = headers
     return error

@@ -103,7 +103,7 @@ async def _drain(chunks: AsyncGenerator[bytes, None], timeout_s: float, budget: 
 
 
 def _closing(error: GatewayError) -> GatewayError:
-    error.headers = CLOSE  # type: ignore[attr-defined]  # read by api.errors.error_response
+    error.headers = dict(CLOSE)
     return error
 
 

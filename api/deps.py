@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.request_context import request_context
 from shared.cache import ResponseCache
 from shared.config import Settings
 from shared.errors import AuthenticationFailed, PermissionDenied
@@ -80,7 +81,7 @@ async def current_tenant(request: Request, state: StateDep) -> TenantSnapshot:
         await state.tenant_cache.put(key_hash, tenant)
     if tenant.disabled:
         raise PermissionDenied("This tenant is disabled")
-    request.state.tenant_id = tenant.id
+    request_context(request).tenant_id = tenant.id
     return tenant
 
 

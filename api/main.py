@@ -16,6 +16,7 @@ from api.metrics import serve_api_metrics
 from api.middleware import GatewayMiddleware
 from api.routes import admin, admin_webhooks, chat, completions, health, jobs, messages, models, usage
 from api.routes.schemas import ANTHROPIC_ERROR_SCHEMA, OPENAI_ERROR_SCHEMA, document_responses
+from api.wire_routes import RouteFormats
 from shared.cache import ResponseCache
 from shared.config import Settings, get_settings
 from shared.db.engine import create_engine, create_session_factory
@@ -52,9 +53,10 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
             yield
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
-    install_error_handlers(app)
-    for module in (chat, messages, models, completions, jobs, usage, admin, admin_webhooks, health):
+    modules = (chat, messages, models, completions, jobs, usage, admin, admin_webhooks, health)
+    for module in modules:
         app.include_router(module.router)
+    install_error_handlers(app, RouteFormats.of(route for module in modules for route in module.router.routes))
     app.add_middleware(GatewayMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,16 +1,16 @@
 """Pure ASGI middleware (no buffering, so SSE streams pass through untouched): gives every request an id
 (honouring a sane `X-Request-ID`, returning it), writes one JSON access-log line, and records the request
-metrics of completion routes once the response, streamed or not, has finished. Routes leave labels in
-`request.state`: tenant, model, provider, provider time."""
+metrics of completion routes once the response, streamed or not, has finished. Routes leave the labels
+(tenant, model, provider, provider time) in the request's `RequestContext`."""
 
 import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.request_context import RequestContext, scope_context
 from shared.logs import REQUEST_ID
 from shared.metrics import ACTIVE_REQUESTS, GATEWAY_OVERHEAD, REQUEST_DURATION, REQUESTS
 
@@ -30,8 +30,8 @@ class GatewayMiddleware:
             return
         request_id = _request_id(scope)
         token = REQUEST_ID.set(request_id)
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = request_id
+        context = scope_context(scope)
+        context.request_id = request_id
         status = {"code": 500}
         started = time.perf_counter()
         tracked = scope["path"] in COMPLETION_PATHS and scope["method"] == "POST"
@@ -50,8 +50,8 @@ class GatewayMiddleware:
             elapsed = time.perf_counter() - started
             if tracked:
                 ACTIVE_REQUESTS.dec()
-                _observe(state, status["code"], elapsed)
-            _access_log(scope, state, status["code"], elapsed)
+                _observe(context, status["code"], elapsed)
+            _access_log(scope, context, status["code"], elapsed)
             REQUEST_ID.reset(token)
 
 
@@ -65,18 +65,16 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def _observe(state: dict[str, Any], status: int, elapsed: float) -> None:
-    model = state.get("model", "unknown")
-    REQUESTS.labels(state.get("tenant_id", "unauthenticated"), model, state.get("provider", "none"),
-                    str(status)).inc()
-    REQUEST_DURATION.labels(model, "true" if state.get("stream") else "false").observe(elapsed)
-    provider_s = state.get("provider_s")
-    if isinstance(provider_s, float):
-        GATEWAY_OVERHEAD.labels(model).observe(max(0.0, elapsed - provider_s))
+def _observe(context: RequestContext, status: int, elapsed: float) -> None:
+    model = context.model or "unknown"
+    REQUESTS.labels(context.tenant_id or "unauthenticated", model, context.provider or "none", str(status)).inc()
+    REQUEST_DURATION.labels(model, "true" if context.stream else "false").observe(elapsed)
+    if context.provider_s is not None:
+        GATEWAY_OVERHEAD.labels(model).observe(max(0.0, elapsed - context.provider_s))
 
 
-def _access_log(scope: Scope, state: dict[str, Any], status: int, elapsed: float) -> None:
+def _access_log(scope: Scope, context: RequestContext, status: int, elapsed: float) -> None:
     logger.info("%s %s %d", scope["method"], scope["path"], status, extra={
-        "status": status, "duration_ms": round(elapsed * 1000, 2), "tenant_id": state.get("tenant_id"),
-        "job_id": state.get("job_id"), "method": scope["method"], "path": scope["path"],
+        "status": status, "duration_ms": round(elapsed * 1000, 2), "tenant_id": context.tenant_id,
+        "job_id": context.job_id, "method": scope["method"], "path": scope["path"],
     })

@@ -4,37 +4,39 @@ served it, and carries the rate-limit and cache headers decided at submission.""
 
 import time
 import uuid
-from types import ModuleType
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import AppState
 from api.relay import Result, wait_for_result
+from api.request_context import request_context
 from api.streaming import stream_cached, stream_job
 from api.submit import Submission, record_cache_hit
 from shared.cache import CachedAnswer
 from shared.errors import GatewayError, JobCancelled, error_from_dict
-from shared.models import ChatRequest, JobStatus
+from shared.models import ChatRequest, Completion, JobStatus
 from shared.tenant_cache import TenantSnapshot
+from shared.wire.codec import WireCodec
 
 
 async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
-                  submission: Submission, wire: ModuleType, *, with_cost: bool = False) -> Response:
-    """`wire` is `shared.wire.openai` or `shared.wire.anthropic`; `with_cost` adds cost fields (seed API)."""
-    renderer = wire.StreamRenderer(f"{_id_prefix(wire)}{submission.job_id or uuid.uuid4().hex}", chat.model,
-                                   int(time.time()), chat.include_usage)
+                  submission: Submission, codec: WireCodec, *, with_cost: bool = False) -> Response:
+    """Answers in `codec`'s wire format; `with_cost` adds cost fields (seed API)."""
+    renderer = codec.stream_renderer(f"{codec.id_prefix}{submission.job_id or uuid.uuid4().hex}", chat.model,
+                                     int(time.time()), chat.include_usage)
+    context = request_context(http)
     if submission.job_id:
-        http.state.job_id = submission.job_id
+        context.job_id = submission.job_id
     if submission.hit is not None:
-        http.state.provider, http.state.provider_s = submission.hit.completion.provider, 0.0
+        context.provider, context.provider_s = submission.hit.completion.provider, 0.0
         headers = {**submission.headers, **_hit_headers(submission.hit)}
         if chat.stream:
             return stream_cached(submission.hit, renderer, headers)
-        return _json(wire, submission.hit.completion, 0.0, False, headers, with_cost)
+        return _json(codec, submission.hit.completion, 0.0, False, headers, with_cost)
 
     async def record_shared(result: Result) -> None:
-        http.state.provider, http.state.provider_s = result.completion.provider, result.provider_s
+        context.provider, context.provider_s = result.completion.provider, result.provider_s
         if submission.shared:
             await record_cache_hit(state, tenant, chat, CachedAnswer(
                 completion=result.completion, chunks=[], cost_usd=result.cost_usd))
@@ -48,7 +50,7 @@ async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     await record_shared(result)
     cost = 0.0 if submission.shared else result.cost_usd
     headers = {**submission.headers, **served_headers(submission.job_id, result, cost)}
-    return _json(wire, result.completion, cost, result.fallback_used, headers, with_cost)
+    return _json(codec, result.completion, cost, result.fallback_used, headers, with_cost)
 
 
 async def _stored_result(state: AppState, job_id: str) -> Result | None:
@@ -81,14 +83,10 @@ def _hit_headers(answer: CachedAnswer) -> dict[str, str]:
     }
 
 
-def _json(wire: ModuleType, completion: object, cost: float, fallback: bool, headers: dict[str, str],
+def _json(codec: WireCodec, completion: Completion, cost: float, fallback: bool, headers: dict[str, str],
           with_cost: bool) -> JSONResponse:
-    body = wire.render_completion(completion)
+    body = codec.render_completion(completion)
     if with_cost:
         body["cost_usd"] = cost
         body["fallback_used"] = fallback
     return JSONResponse(body, headers=headers)
-
-
-def _id_prefix(wire: ModuleType) -> str:
-    return "msg_" if wire.__name__.endswith("anthropic") else "chatcmpl-"

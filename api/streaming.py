@@ -8,7 +8,6 @@ and is billed in full."""
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol
 
 from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse
@@ -17,20 +16,14 @@ from api.deps import AppState
 from api.relay import Result, cancel_job, error_from_event, job_events, result_from
 from shared.cache import CachedAnswer
 from shared.errors import GatewayError, JobCancelled, ServiceUnavailable, StreamInterrupted
-from shared.models import Completion, Delta
+from shared.models import Delta
 from shared.streams import Event, EventKind, delta_from_event
+from shared.wire.codec import StreamRenderer
 
 logger = logging.getLogger(__name__)
 
 SSEvents = list[tuple[str | None, str]]
 OnDone = Callable[[Result], Awaitable[None]]
-
-
-class StreamRenderer(Protocol):
-    def start(self, prompt_tokens: int = 0) -> SSEvents: ...
-    def delta(self, delta: Delta) -> SSEvents: ...
-    def finish(self, completion: Completion) -> SSEvents: ...
-    def error(self, error: GatewayError) -> SSEvents: ...
 
 
 def stream_job(state: AppState, job_id: str, renderer: StreamRenderer, headers: dict[str, str], *,

@@ -9,6 +9,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from fastapi import Request
@@ -17,6 +18,7 @@ from redis.exceptions import RedisError
 from api.admission import admit_request
 from api.admission_hold import AdmissionHold, hold_admission
 from api.deps import AppState
+from api.request_context import request_context
 from shared.cache import CachedAnswer, cache_digest
 from shared.errors import InvalidRequest, ModelNotFound, ServiceUnavailable, UnsupportedParameter
 from shared.fair_queue import Priority, TenantShare, parse_priority
@@ -31,8 +33,6 @@ from shared.wire.capabilities import plan_target
 
 MAX_CACHE_TTL_S = 30 * 86_400
 TTL_DIGITS = re.compile(r"[0-9]{1,10}")
-# Submitted jobs (POST /api/v1/jobs) are batch work unless they say otherwise; completions are interactive.
-BATCH_PATH_PREFIX = "/api/v1/jobs"
 DROP_HEADER = "x-gateway-drop-params"
 DROPPED_HEADER = "x-gateway-dropped-params"
 
@@ -50,6 +50,18 @@ class Submission:
 
 
 @dataclass(frozen=True)
+class SubmitOptions:
+    """What a route knows about its request beyond the parsed body. `idempotency_body` is what an
+    Idempotency-Key's repeat must match when it differs from the cached body (a submitted job is never
+    cached, but its repeat must still carry the same body); `priority` is the route's default scheduling
+    class, which `X-Priority` overrides; `callback_url` is the job's validated webhook URL."""
+
+    callback_url: str | None = None
+    idempotency_body: Mapping[str, object] | None = None
+    priority: Priority = Priority.INTERACTIVE
+
+
+@dataclass(frozen=True)
 class CachePolicy:
     """`digest` is None when the request is not cached at all; otherwise `read` says whether a stored or
     in-flight answer may serve it, and `ttl_s` how long its own answer is kept (0: not stored)."""
@@ -61,18 +73,19 @@ class CachePolicy:
 
 
 async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
-                 wire: WireFormat, body: dict[str, object] | None) -> Submission:
+                 wire: WireFormat, body: dict[str, object] | None,
+                 options: SubmitOptions = SubmitOptions()) -> Submission:
     """Run the whole submission; `body` is None for requests that are never cached (submitted jobs).
     With an `Idempotency-Key` (shared/idempotency.py), a repeat gets the first request's job without being
     admitted or billed again, and the request never reads the cache, so its key always names a job."""
-    claim = await _claim_idempotency_key(state, http, tenant, body)
+    claim = await _claim_idempotency_key(state, http, tenant, options.idempotency_body or body or {})
     if claim is None:
-        return await _submit(state, http, tenant, chat, wire, body, read_cache=True)
+        return await _submit(state, http, tenant, chat, wire, body, options, read_cache=True)
     if claim.job_id is not None:
-        http.state.model, http.state.stream = state.metric_labels.model(chat.model), chat.stream
+        _label(state, http, chat)
         return Submission(job_id=claim.job_id, replayed=True, headers={"idempotent-replayed": "true"})
     try:
-        submission = await _submit(state, http, tenant, chat, wire, body, read_cache=False)
+        submission = await _submit(state, http, tenant, chat, wire, body, options, read_cache=False)
     except BaseException:
         await asyncio.shield(claim.release())  # refused or failed before a job existed: a retry may reuse the key
         raise
@@ -81,21 +94,20 @@ async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: C
 
 
 async def _claim_idempotency_key(state: AppState, http: Request, tenant: TenantSnapshot,
-                                 body: dict[str, object] | None) -> Claim | None:
+                                 seen: Mapping[str, object]) -> Claim | None:
     key = parse_key(http.headers.get("idempotency-key"))
     if key is None:
         return None
-    seen = body if body is not None else getattr(http.state, "idempotency_body", None) or {}
     store = IdempotencyStore(state.redis, ttl_s=min(state.settings.idempotency_ttl_s, state.settings.job_ttl_s))
     return await store.claim(tenant.id, route_flavour(http.url.path), key, body_fingerprint(seen))
 
 
 async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
-                  wire: WireFormat, body: dict[str, object] | None, *, read_cache: bool) -> Submission:
-    priority = requested_priority(http)
+                  wire: WireFormat, body: dict[str, object] | None, options: SubmitOptions, *,
+                  read_cache: bool) -> Submission:
+    priority = requested_priority(http, options.priority)
     targets = _targets(state, chat)
-    http.state.model = state.metric_labels.model(chat.model)  # a label: configured names only, else "other"
-    http.state.stream = chat.stream
+    _label(state, http, chat)
     client_drops = requested_drop_params(http)
     # Before admission and the cache: a request no target can honour costs nothing and is never served.
     drop_headers = _check_parameters(state, chat, targets, client_drops)
@@ -110,7 +122,7 @@ async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
         # took is given back (api/admission_hold.py).
         async with hold_admission(state, job_id) as hold:
             submission = await _admit_and_create(state, http, tenant, chat, wire, targets, policy, priority, hold,
-                                                 client_drops)
+                                                 client_drops, options.callback_url)
             return _with_headers(submission, drop_headers)
     except RedisError as exc:
         raise ServiceUnavailable("The job queue is unavailable") from exc
@@ -152,7 +164,7 @@ def _with_headers(submission: Submission, headers: dict[str, str]) -> Submission
 
 async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
                             wire: WireFormat, targets: list[Target], policy: CachePolicy, priority: Priority,
-                            hold: AdmissionHold, client_drops: list[str]) -> Submission:
+                            hold: AdmissionHold, client_drops: list[str], callback_url: str | None) -> Submission:
     job_id = hold.job_id
     admission, headers = await admit_request(state, tenant, chat, targets, job_id, full=True, priority=priority,
                                              hold=hold)
@@ -166,8 +178,7 @@ async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapsh
         leads = True
     options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
                          cache_leader=leads, admission=admission,
-                         request_id=getattr(http.state, "request_id", None),
-                         callback_url=getattr(http.state, "callback_url", None), priority=priority,
+                         request_id=request_context(http).request_id, callback_url=callback_url, priority=priority,
                          drop_params=client_drops)
     share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
     # The record and its queue entry in one transaction: a job is never recorded but not queued.
@@ -193,13 +204,18 @@ async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: ChatRe
     await state.redis.xadd(USAGE_STREAM, {"row": json.dumps(row)}, maxlen=1_000_000, approximate=True)
 
 
-def requested_priority(http: Request) -> Priority:
+def requested_priority(http: Request, default: Priority) -> Priority:
     """The job's scheduling class: `X-Priority: interactive|batch`, else the route's default."""
-    default = Priority.BATCH if http.url.path.startswith(BATCH_PATH_PREFIX) else Priority.INTERACTIVE
     priority = parse_priority(http.headers.get("x-priority"), default)
     if priority is None:
         raise InvalidRequest("X-Priority must be 'interactive' or 'batch'")
     return priority
+
+
+def _label(state: AppState, http: Request, chat: ChatRequest) -> None:
+    """The request's metric labels: the model as a label (configured names only, else "other")."""
+    context = request_context(http)
+    context.model, context.stream = state.metric_labels.model(chat.model), chat.stream
 
 
 def _targets(state: AppState, chat: ChatRequest) -> list[Target]:

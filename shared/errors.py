@@ -52,15 +52,20 @@ __all__ = [
 
 
 class GatewayError(Exception):
+    """`retry_after_s` becomes the answer's `Retry-After` (a class default where a kind always has one);
+    `headers` are extra response headers the error's answer must carry (rate-limit state, `connection`)."""
+
     status: int = 500
     type: str = "api_error"
     code: str = "internal_error"
     retryable: bool = False
     retry_same_target: bool = True
+    retry_after_s: float | None = None
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers: dict[str, str] = {}
         if status is not None:
             self.status = status
         if code is not None:
@@ -70,9 +75,8 @@ class GatewayError(Exception):
         """Plain form carried through Redis from worker to API (see `error_from_dict`)."""
         data: dict[str, object] = {"kind": type(self).__name__, "message": self.message, "status": self.status,
                                    "code": self.code}
-        retry_after = getattr(self, "retry_after_s", None)
-        if retry_after is not None:
-            data["retry_after_s"] = retry_after
+        if self.retry_after_s is not None:
+            data["retry_after_s"] = self.retry_after_s
         return data
 
 
@@ -219,7 +223,7 @@ class ServiceUnavailable(GatewayError):
     status = 503
     type = "service_unavailable"
     code = "service_unavailable"
-    retry_after_s: float | None = 2.0  # a dependency restarting is usually back within seconds
+    retry_after_s = 2.0  # a dependency restarting is usually back within seconds
 
 
 _KINDS: dict[str, type[GatewayError]] = {
@@ -247,5 +251,5 @@ def error_from_dict(data: dict[str, object]) -> GatewayError:
     )
     retry_after = data.get("retry_after_s")
     if isinstance(retry_after, int | float):
-        error.retry_after_s = float(retry_after)  # type: ignore[attr-defined]
+        error.retry_after_s = float(retry_after)
     return error

@@ -1,5 +1,9 @@
-"""Everything a job needs, built once per worker process in `on_startup` and kept at `ctx["deps"]`."""
+"""Everything a job needs, built once per worker process in `on_startup` and kept at `ctx["deps"]`; and what
+the process opened beside the jobs, kept at `ctx["resources"]` for `on_shutdown` to close. arq hands hooks
+only its `ctx` dict, so each lives under one key and is read back through one typed accessor."""
 
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -8,8 +12,10 @@ from arq.connections import ArqRedis
 from shared.config import Settings
 from shared.jobs import JobStore
 from shared.metrics import MetricLabels
+from shared.metrics_server import MetricsServer
 from shared.pricing import PriceTable
 from shared.routing_table import RoutingTable
+from worker.providers.base import Provider
 from worker.routing import Router
 
 
@@ -31,3 +37,20 @@ def deps_from(ctx: dict[str, Any]) -> WorkerDeps:
     if not isinstance(deps, WorkerDeps):
         raise RuntimeError("worker context has no WorkerDeps; on_startup did not run")
     return deps
+
+
+@dataclass
+class WorkerResources:
+    """Opened by `on_startup`, closed by `on_shutdown`: background tasks end when `stop` is set."""
+
+    stop: asyncio.Event
+    background: list[asyncio.Task[None]]
+    providers: Mapping[str, Provider]
+    close_usage_sink: Callable[[], Awaitable[None]]
+    metrics_server: MetricsServer | None = None
+
+
+def resources_from(ctx: dict[str, Any]) -> WorkerResources | None:
+    """None when `on_startup` did not get as far as opening them."""
+    resources = ctx.get("resources")
+    return resources if isinstance(resources, WorkerResources) else None

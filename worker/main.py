@@ -28,7 +28,7 @@ from shared.queue import JOB_FUNCTION
 from shared.redis import create_redis, deserialize_job, serialize_job
 from shared.routing_table import load_routing_table
 from worker.breaker import CircuitBreaker
-from worker.deps import WorkerDeps, deps_from
+from worker.deps import WorkerDeps, WorkerResources, deps_from, resources_from
 from worker.gateway_worker import START_PUSHES_SCORE, GatewayWorker
 from worker.jobs import run_completion
 from worker.lease import lease_score
@@ -119,41 +119,43 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     breaker = CircuitBreaker(redis, failure_threshold=settings.breaker_failure_threshold,
                              open_s=settings.breaker_open_s, target_label=labels.target)
     policy = RetryPolicy(settings.max_attempts_per_target, settings.retry_base_delay_s, settings.retry_max_delay_s)
-    ctx["deps"] = WorkerDeps(
+    deps = ctx["deps"] = WorkerDeps(
         settings=settings, redis=redis,
         store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen),
         routing_table=routing_table, router=Router(providers, breaker, policy),
         prices=prices, worker_id=worker_id, metric_labels=labels,
     )
-    ctx["close_usage_sink"], ctx["providers"] = close_usage_sink, providers
+    metrics_server = None
     if not ctx.get("embedded"):  # embedded: the API's metrics port already shows this process's registry
-        ctx["metrics_server"] = start_metrics_server(settings.metrics_host, settings.worker_metrics_port,
-                                                     metrics_registry(None))
+        metrics_server = start_metrics_server(settings.metrics_host, settings.worker_metrics_port,
+                                              metrics_registry(None))
     writer = UsageWriter(redis, insert_rows, consumer=worker_id,
                          batch_size=settings.usage_batch_size, interval_s=settings.usage_flush_interval_s)
     stop = asyncio.Event()
-    ctx["stop"] = stop
-    ctx["background"] = [
+    background = [
         asyncio.create_task(writer.run(stop), name="usage-writer"),
         asyncio.create_task(_heartbeat(redis, worker_id, settings.worker_heartbeat_s, stop), name="heartbeat"),
     ]
     if settings.webhook_secret:  # without a secret the API accepts no callback URLs: nothing to send
-        sender = WebhookSender(redis, ctx["deps"].store, settings, consumer=worker_id)
-        ctx["background"].append(asyncio.create_task(sender.run(stop), name="webhook-sender"))
+        sender = WebhookSender(redis, deps.store, settings, consumer=worker_id)
+        background.append(asyncio.create_task(sender.run(stop), name="webhook-sender"))
+    ctx["resources"] = WorkerResources(stop=stop, background=background, providers=providers,
+                                       close_usage_sink=close_usage_sink, metrics_server=metrics_server)
     logger.info("worker %s started on queue %s", worker_id, settings.queue_name)
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
-    if "deps" not in ctx:
+    resources = resources_from(ctx)
+    if "deps" not in ctx or resources is None:
         return
     deps = deps_from(ctx)
-    ctx["stop"].set()
-    await asyncio.gather(*ctx["background"], return_exceptions=True)
+    resources.stop.set()
+    await asyncio.gather(*resources.background, return_exceptions=True)
     await deps.redis.zrem(WORKERS_KEY, deps.worker_id)
-    await aclose_providers(ctx["providers"])
-    await ctx["close_usage_sink"]()
-    if ctx.get("metrics_server") is not None:
-        await asyncio.to_thread(ctx["metrics_server"].stop)
+    await aclose_providers(resources.providers)
+    await resources.close_usage_sink()
+    if resources.metrics_server is not None:
+        await asyncio.to_thread(resources.metrics_server.stop)
     logger.info("worker %s stopped", deps.worker_id)
 
 

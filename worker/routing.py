@@ -36,9 +36,8 @@ class RetryPolicy:
         """Seconds to wait before retrying the same target, or None to move on to the next one now."""
         if attempt + 1 >= self.attempts_per_target or not error.retry_same_target:
             return None
-        retry_after = getattr(error, "retry_after_s", None)
-        if retry_after is not None:
-            return retry_after if retry_after <= self.max_delay_s else None
+        if error.retry_after_s is not None:
+            return error.retry_after_s if error.retry_after_s <= self.max_delay_s else None
         backoff = min(self.max_delay_s, self.base_delay_s * 2.0**attempt)
         return backoff * random.uniform(0.5, 1.0)
 

@@ -6,13 +6,13 @@ from fastapi import APIRouter, Request, Response
 from api.completion_flow import run_completion_request
 from api.deps import StateDep, TenantDep
 from api.routes.schemas import CHAT_REQUEST_BODY
-from shared.models import WireFormat
-from shared.wire import openai as openai_wire
+from api.wire_routes import OpenAIRoute
+from shared.wire.codec import OPENAI_CODEC
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(route_class=OpenAIRoute, tags=["openai"])
 
 
 @router.post("/v1/chat/completions", openapi_extra=CHAT_REQUEST_BODY)
 async def create_chat_completion(request: Request, state: StateDep, tenant: TenantDep) -> Response:
     """Create a chat completion (OpenAI format). Served by whichever target of the model's route answers."""
-    return await run_completion_request(request, state, tenant, openai_wire, WireFormat.OPENAI)
+    return await run_completion_request(request, state, tenant, OPENAI_CODEC)

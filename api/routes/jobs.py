@@ -12,18 +12,21 @@ from api.deps import AppState, StateDep, TenantDep
 from api.job_follow import ID_PATTERN, follow_events, has_more, resume_position
 from api.relay import cancel_job as cancel_and_ring
 from api.relay import settle_if_dead
+from api.request_context import request_context
 from api.routes.job_list import decode_cursor, list_page
 from api.routes.schemas import CHAT_REQUEST_BODY, JobId
-from api.submit import submit
+from api.submit import SubmitOptions, submit
+from api.wire_routes import OpenAIRoute
 from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.fair_queue import Priority
 from shared.job_view import render_job
 from shared.jobs import JobRecord
-from shared.models import JobStatus, WireFormat
+from shared.models import JobStatus
 from shared.tenant_cache import TenantSnapshot
 from shared.webhooks import validate_callback_url
-from shared.wire import openai as openai_wire
+from shared.wire.codec import OPENAI_CODEC
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], route_class=OpenAIRoute)
 
 GATEWAY_FIELDS = frozenset({"callback_url"})
 """Body fields of `POST /api/v1/jobs` that are the gateway's own: taken out before the body is parsed, since
@@ -34,14 +37,15 @@ the wire module forwards every field it does not model to the provider (`ChatReq
 async def create_job(request: Request, state: StateDep, tenant: TenantDep) -> JSONResponse:
     """Queue a completion and answer at once with its id; tokens are always streamed into its events."""
     body = await read_json_object(request, state.settings.max_body_bytes)
-    request.state.idempotency_body = body  # an Idempotency-Key's repeat must carry this same body
-    request.state.callback_url = _callback_url(state, body)  # JobOptions.callback_url, read by submit()
+    # Submitted jobs are batch work unless X-Priority says otherwise; an Idempotency-Key's repeat must carry
+    # this same body, callback_url included.
+    options = SubmitOptions(callback_url=_callback_url(state, body), idempotency_body=body, priority=Priority.BATCH)
     upstream = {name: value for name, value in body.items() if name not in GATEWAY_FIELDS}
-    chat = openai_wire.parse_request(upstream, request.headers)
+    chat = OPENAI_CODEC.parse_request(upstream, request.headers)
     # Submitted jobs always stream into their events, and are never answered from or written to the cache.
     submission = await submit(state, request, tenant, chat.model_copy(update={"stream": True}),
-                              WireFormat.OPENAI, None)
-    request.state.gateway_headers = submission.headers
+                              OPENAI_CODEC.format, None, options)
+    request_context(request).headers = submission.headers
     headers = {"location": f"/api/v1/jobs/{submission.job_id}", **submission.headers}
     status = JobStatus.QUEUED
     if submission.replayed:  # the same job as the first request with this Idempotency-Key, as it is now

@@ -6,13 +6,13 @@ from fastapi import APIRouter, Request, Response
 from api.completion_flow import run_completion_request
 from api.deps import StateDep, TenantDep
 from api.routes.schemas import MESSAGES_REQUEST_BODY
-from shared.models import WireFormat
-from shared.wire import anthropic as anthropic_wire
+from api.wire_routes import AnthropicRoute
+from shared.wire.codec import ANTHROPIC_CODEC
 
-router = APIRouter(tags=["anthropic"])
+router = APIRouter(route_class=AnthropicRoute, tags=["anthropic"])
 
 
 @router.post("/v1/messages", openapi_extra=MESSAGES_REQUEST_BODY)
 async def create_message(request: Request, state: StateDep, tenant: TenantDep) -> Response:
     """Create a message (Anthropic format)."""
-    return await run_completion_request(request, state, tenant, anthropic_wire, WireFormat.ANTHROPIC)
+    return await run_completion_request(request, state, tenant, ANTHROPIC_CODEC)

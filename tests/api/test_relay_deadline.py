@@ -12,7 +12,7 @@ from api.submit import Submission
 from shared.errors import UpstreamTimeout
 from shared.models import JobStatus, WireFormat
 from shared.tenant_cache import TenantSnapshot
-from shared.wire import openai as openai_wire
+from shared.wire.codec import OPENAI_CODEC
 from tests.api.test_relay import state  # noqa: F401  (the fixture)
 from tests.factories import make_chat_request
 
@@ -33,6 +33,6 @@ async def test_relay_deadline_cancels_only_the_owners_job(state: AppState, repla
     await short.queue.enqueue("job_wait")
     with pytest.raises(UpstreamTimeout):
         await respond(short, _request(), TENANT, chat, Submission(job_id="job_wait", replayed=replayed),
-                      openai_wire)
+                      OPENAI_CODEC)
     record = await short.store.get("job_wait")
     assert record is not None and record.status is status
