@@ -17,20 +17,26 @@ async def test_worker_process_serves_jobs_not_the_api(http: httpx.AsyncClient, t
 
 
 async def test_two_workers_share_a_burst_of_jobs(gateway: Gateway, http: httpx.AsyncClient, tenant_key: str) -> None:
+    """Which worker claims a job is a race between their doorbells (each may take 200 at once), so one burst
+    can fall to one worker by chance; a second worker that never serves any of several bursts is the failure."""
     second = gateway.start_worker("worker-2")
+    workers: set[str] = set()
     try:
         await _wait_for_workers(http, 2, second)
         body = {"model": "slow-300", "messages": [{"role": "user", "content": "burst"}]}
-        job_ids = []
-        for _ in range(30):
-            job_ids.append(await _submit(http, tenant_key, body))
-            await asyncio.sleep(0.01)
-        jobs = await asyncio.gather(*(_poll_until_done(http, tenant_key, j, timeout_s=30) for j in job_ids))
+        for _ in range(5):
+            job_ids = []
+            for _ in range(30):
+                job_ids.append(await _submit(http, tenant_key, body))
+                await asyncio.sleep(0.01)
+            jobs = await asyncio.gather(*(_poll_until_done(http, tenant_key, j, timeout_s=30) for j in job_ids))
+            assert all(job["status"] == "succeeded" for job in jobs)
+            workers |= {job["worker"] for job in jobs}
+            if len(workers) == 2:
+                break
     finally:
         second.stop()
-    assert all(job["status"] == "succeeded" for job in jobs)
-    workers = {job["worker"] for job in jobs}
-    assert len(workers) == 2, f"one worker took the whole burst: {workers}"
+    assert len(workers) == 2, f"one worker took every burst: {workers}"
 
 
 async def _wait_for_workers(http: httpx.AsyncClient, count: int, process: object) -> None:
