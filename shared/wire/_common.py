@@ -60,6 +60,9 @@ CLIENT_NAMES: dict[WireFormat, dict[str, str]] = {
                            "user": "metadata.user_id", "tool_choice": "tool_choice.type",
                            "parallel_tool_calls": "tool_choice.disable_parallel_tool_use"},
 }
+# A Responses request is modelled in OpenAI's vocabulary (its `source` is OPENAI), so a refusal names the Chat
+# Completions parameter its field became: the name `x-gateway-drop-params` takes (docs/API.md, /v1/responses).
+CLIENT_NAMES[WireFormat.RESPONSES] = CLIENT_NAMES[WireFormat.OPENAI]
 
 
 def client_name(field: str, source: WireFormat) -> str:
