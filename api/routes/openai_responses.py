@@ -19,7 +19,7 @@ from api.responses_state import current, history, owned, replay, shell_of
 from api.streaming import stream_job
 from api.submit import Submission, SubmitOptions, submit
 from api.wire_routes import OpenAIRoute
-from shared.errors import InvalidRequest, NotFound
+from shared.errors import InvalidRequest, NotFound, error_from_dict
 from shared.fair_queue import Priority
 from shared.models import ChatRequest, WireFormat
 from shared.response_store import ResponseStore, StoredResponse, response_id_of
@@ -174,12 +174,9 @@ async def list_input_items(
 
 
 def _render(stored: StoredResponse) -> dict[str, object]:
-    error = None
-    if stored.error is not None:
-        error = {"code": stored.error.get("code"), "message": stored.error.get("message")}
-    body = render_response(shell_of(stored), status=stored.status or "queued", completion=stored.completion)
-    body["error"] = error
-    return body
+    error = error_from_dict(stored.error) if stored.error is not None else None
+    return render_response(shell_of(stored), status=stored.status or "queued", completion=stored.completion,
+                           error=error)
 
 
 def _callback_url(state: AppState, body: dict[str, object]) -> str | None:

@@ -26,11 +26,13 @@ __all__ = [
     "render_error",
     "render_output",
     "render_response",
+    "render_response_error",
     "render_usage",
     "response_status",
 ]
 
 INCOMPLETE_REASONS = {FinishReason.LENGTH: "max_output_tokens", FinishReason.CONTENT_FILTER: "content_filter"}
+RATE_LIMITED = 429
 ITEM_PREFIXES = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
 
 
@@ -64,7 +66,7 @@ def render_response(shell: ResponseShell, *, status: str, completion: Completion
         "id": shell.id, "object": "response", "created_at": shell.created_at, "status": status,
         "model": shell.model, **shell.echo,
         "output": output if output is not None else render_output(shell.id, completion) if completion else [],
-        "error": {"code": error.code, "message": error.message} if error is not None else None,
+        "error": render_response_error(error) if error is not None else None,
         "incomplete_details": incomplete, "usage": render_usage(completion.usage) if completion else None,
     }
     if completion is not None:
@@ -73,6 +75,13 @@ def render_response(shell: ResponseShell, *, status: str, completion: Completion
         body["served_model"] = completion.model
         body["completed_at"] = completion.created or None
     return body
+
+
+def render_response_error(error: GatewayError) -> dict[str, object]:
+    """A failed response's `error`: OpenAI's codes are a closed set (`server_error`, `rate_limit_exceeded`,
+    ...), so the gateway's own code is beside it in `gateway_code`."""
+    code = "rate_limit_exceeded" if error.status == RATE_LIMITED else "server_error"
+    return {"code": code, "message": error.message, "gateway_code": error.code}
 
 
 def render_output(response_id: str, completion: Completion) -> list[dict[str, object]]:
@@ -120,10 +129,12 @@ def function_call_item(identifier: str, call_id: str, name: str, arguments: str,
 
 
 def render_usage(usage: Usage) -> dict[str, object]:
-    """Cached tokens are part of `input_tokens`, reasoning tokens of `output_tokens`, as OpenAI counts them."""
+    """Cached tokens (read and written: Anthropic's cache writes, both lifetimes) are part of `input_tokens`,
+    reasoning tokens of `output_tokens`, as OpenAI counts them."""
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
+        "input_tokens_details": {"cached_tokens": usage.cached_prompt_tokens,
+                                 "cache_write_tokens": usage.cache_write_tokens + usage.cache_write_1h_tokens},
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,

@@ -84,8 +84,9 @@ class ResponsesStreamRenderer:
     def error(self, error: GatewayError) -> list[SSEEvent]:
         """`response.failed` (status `cancelled` when the job was cancelled), with the items streamed so far."""
         events = self._close()
-        status = "cancelled" if error.code == CANCELLED else "failed"
-        response = render_response(self.shell, status=status, output=self.items, error=error)
+        cancelled = error.code == CANCELLED
+        response = render_response(self.shell, status="cancelled" if cancelled else "failed", output=self.items,
+                                   error=None if cancelled else error)
         return [*events, self._event("response.failed", response=response)]
 
     def _seal_reasoning(self, completion: Completion) -> None:
