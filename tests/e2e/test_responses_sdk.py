@@ -5,6 +5,7 @@ polled, cancelled and streamed again from a sequence number after a disconnect."
 
 import time
 
+import httpx
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
 
@@ -147,3 +148,38 @@ async def test_responses_stream_resumes_after_disconnect_without_gap(clients_gat
     assert text == events[-1].response.output_text  # type: ignore[attr-defined]
     replayed = list(client.responses.retrieve(response_id, stream=True))
     assert [event.sequence_number for event in replayed] == list(range(len(events)))
+
+
+def _error(response: httpx.Response) -> dict[str, object]:
+    body: dict[str, object] = response.json()["error"]
+    assert set(body) == {"message", "type", "code", "param"}  # OpenAI's error shape
+    return body
+
+
+async def test_responses_create_refuses_an_unknown_field_in_openai_shape(
+    clients_gateway: ClientsGateway, tenant_key: str  # noqa: F811
+) -> None:
+    response = httpx.post(f"{clients_gateway.openai_url}/responses", headers={"Authorization": f"Bearer {tenant_key}"},
+                          json={"model": "rc-openai", "input": "x", "conversation": "conv_1"}, timeout=10)
+    assert response.status_code == 400 and "'conversation'" in str(_error(response)["message"])
+
+
+@pytest.mark.parametrize(("method", "path", "params", "status"), [
+    ("POST", "/cancel", {}, 400),  # not a background response
+    ("GET", "", {"starting_after": "3"}, 400),  # starting_after without stream=true
+    ("GET", "/input_items", {"after": "msg_unknown"}, 400),
+])
+async def test_responses_routes_refuse_what_openai_refuses(
+    clients_gateway: ClientsGateway, tenant_key: str, method: str, path: str,  # noqa: F811
+    params: dict[str, str], status: int
+) -> None:
+    created = _client(clients_gateway.base_url, tenant_key).responses.create(model="rc-openai", input="x")
+    response = httpx.request(method, f"{clients_gateway.openai_url}/responses/{created.id}{path}", params=params,
+                             headers={"Authorization": f"Bearer {tenant_key}"}, timeout=10)
+    assert response.status_code == status and _error(response)["type"] == "invalid_request_error"
+
+
+async def test_responses_delete_of_an_unknown_id_is_404(clients_gateway: ClientsGateway,  # noqa: F811
+                                                         tenant_key: str) -> None:
+    with pytest.raises(NotFoundError):
+        _client(clients_gateway.base_url, tenant_key).responses.delete("resp_job_unknown")
