@@ -7,7 +7,16 @@
 Messages: the workers' adapters never see this format."""
 
 from shared.wire.responses_items import parse_input
-from shared.wire.responses_request import ResponsesRequest, parse_request, parse_responses_request
+from shared.wire.responses_request import (
+    INPUT_ITEM_INCLUDES,
+    RESPONSE_INCLUDES,
+    ResponsesRequest,
+    check_include,
+    parse_request,
+    parse_responses_request,
+    responses_param,
+    responses_refusal,
+)
 from shared.wire.responses_response import (
     ResponseShell,
     render_error,
@@ -18,9 +27,12 @@ from shared.wire.responses_response import (
 from shared.wire.responses_stream import ResponsesStreamRenderer
 
 __all__ = [
+    "INPUT_ITEM_INCLUDES",
+    "RESPONSE_INCLUDES",
     "ResponseShell",
     "ResponsesRequest",
     "ResponsesStreamRenderer",
+    "check_include",
     "parse_input",
     "parse_request",
     "parse_responses_request",
@@ -28,4 +40,6 @@ __all__ = [
     "render_output",
     "render_response",
     "response_status",
+    "responses_param",
+    "responses_refusal",
 ]

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from shared.content import OutputFormat, Reasoning, Tool, ToolChoice
+from shared.errors import UnsupportedParameter
 from shared.models import ChatRequest, WireFormat
 from shared.wire._common import (
     build_chat_request,
@@ -19,12 +20,24 @@ from shared.wire._common import (
     optional_int,
     optional_number,
     optional_str,
+    rename_param,
     require_object,
     require_str,
 )
 from shared.wire.responses_items import parse_input
 
-__all__ = ["ENCRYPTED_REASONING", "KNOWN_FIELDS", "ResponsesRequest", "parse_request", "parse_responses_request"]
+__all__ = [
+    "ENCRYPTED_REASONING",
+    "INPUT_ITEM_INCLUDES",
+    "KNOWN_FIELDS",
+    "RESPONSE_INCLUDES",
+    "ResponsesRequest",
+    "check_include",
+    "parse_request",
+    "parse_responses_request",
+    "responses_param",
+    "responses_refusal",
+]
 
 JSON = Mapping[str, object]
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
@@ -34,6 +47,12 @@ KNOWN_FIELDS = frozenset({
     "previous_response_id", "include", "truncation", "service_tier", "prompt_cache_key", "safety_identifier",
 })
 """Every top-level field read; any other one is refused by name."""
+RESPONSE_INCLUDES = frozenset({ENCRYPTED_REASONING})
+"""`include` values a response honours (create, retrieve): its reasoning items always carry their sealed
+thinking. The others name built-in tools' results or logprobs, which the gateway never returns."""
+INPUT_ITEM_INCLUDES = RESPONSE_INCLUDES | {"message.input_image.image_url"}
+"""`include` values the input item listing honours: items are listed as the client sent them, image URLs
+and reasoning items' encrypted content included."""
 TOOL_CHOICE_MODES: tuple[Literal["auto", "none", "required"], ...] = ("auto", "none", "required")
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY = 64
@@ -84,16 +103,34 @@ def parse_responses_request(body: Mapping[str, object]) -> ResponsesRequest:
                             store=store is not False, background=background, echo=_echo(data, _metadata(data)))
 
 
+def check_include(values: list[str], honoured: frozenset[str]) -> None:
+    """400 naming `include` for a value the gateway cannot honour; never ignored."""
+    for value in values:
+        if value not in honoured:
+            supported = ", ".join(repr(name) for name in sorted(honoured))
+            raise invalid("include", f"{value!r} is not supported: only {supported} (the gateway has no built-in "
+                                     "tools and returns no logprobs on Responses)")
+
+
+def responses_param(param: str) -> str:
+    """A parameter of the request as the Responses client named it: a target's refusal or drop names the
+    Chat Completions parameter the field became (`response_format`), the client sent `text.format`."""
+    return rename_param(param, WireFormat.OPENAI, WireFormat.RESPONSES)
+
+
+def responses_refusal(error: UnsupportedParameter) -> UnsupportedParameter:
+    """A refusal by every target of the route, naming the field the client sent (`x-gateway-drop-params`
+    takes this name as well as the Chat Completions one)."""
+    return UnsupportedParameter(responses_param(error.param), error.reason)
+
+
 def _check_unsupported(data: JSON) -> None:
     """The values of known fields the gateway cannot honour: refused, never ignored."""
     include = data.get("include")
     if include is not None:
         if not isinstance(include, list) or not all(isinstance(item, str) for item in include):
             raise invalid("include", "must be an array of strings")
-        for item in include:
-            if item != ENCRYPTED_REASONING:
-                raise invalid("include", f"{item!r} is not supported: only {ENCRYPTED_REASONING!r} (the gateway "
-                                         "has no built-in tools and returns no logprobs on Responses)")
+        check_include(include, RESPONSE_INCLUDES)
     if data.get("truncation") not in (None, "disabled"):
         raise invalid("truncation", "only 'disabled' is supported: the gateway never truncates a conversation")
     options = data.get("stream_options")
