@@ -1,7 +1,9 @@
 """The state of a Responses API response as the routes see it: its stored record brought up to date from its
-job (a response's output is copied into the store when the API sees its job end: the request that waited for
-it, or the first read after), its history for `previous_response_id`, and the replay of its job's events as
-Responses stream events with their sequence numbers (`GET /v1/responses/{id}?stream=true&starting_after=N`)."""
+job (the worker settles a response when its job ends; the API settles it from the job record too, whichever
+sees the end first, so a response outlives its job record), its history for `previous_response_id`, and the
+replay of its job's events as Responses stream events with their sequence numbers
+(`GET /v1/responses/{id}?stream=true&starting_after=N`). A replay still running at REQUEST_TIMEOUT_S ends
+without a terminal event (the job runs on): the client resumes with `starting_after`."""
 
 from collections.abc import AsyncIterator
 
@@ -9,15 +11,23 @@ from redis.exceptions import RedisError
 
 from api.deps import AppState
 from api.relay import error_from_event, job_events, result_from, settle_if_dead
-from shared.errors import GatewayError, InvalidRequest, JobCancelled, NotFound, ServiceUnavailable, StreamInterrupted
+from shared.errors import (
+    GatewayError,
+    InvalidRequest,
+    JobCancelled,
+    NotFound,
+    ServiceUnavailable,
+    StreamInterrupted,
+    UpstreamTimeout,
+)
+from shared.jobs import JobRecord
 from shared.models import Delta, JobStatus, Message
-from shared.response_store import ResponseStore, StoredResponse
+from shared.response_store import ENDED, ResponseStore, StoredResponse
 from shared.streams import Event, EventKind, delta_from_event
 from shared.wire._common import SSEEvent
-from shared.wire.responses import ResponseShell, ResponsesStreamRenderer, response_status
+from shared.wire.responses import ResponseShell, ResponsesStreamRenderer
 
 RUNNING = {JobStatus.QUEUED: "queued", JobStatus.RUNNING: "in_progress"}
-ENDED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
 
 def shell_of(stored: StoredResponse) -> ResponseShell:
@@ -31,16 +41,17 @@ async def current(state: AppState, responses: ResponseStore, stored: StoredRespo
     record = await state.store.get(stored.job_id)
     if record is not None and not record.status.is_terminal and await settle_if_dead(state, stored.job_id):
         record = await state.store.get(stored.job_id)
-    if record is None:  # the job expired (JOB_TTL_S) before anyone saw it end
+    if record is None:  # the job expired (JOB_TTL_S) and the worker could not settle the response
         error = GatewayError("The response's job expired before its outcome was read").to_dict()
-        return await responses.settle(stored, "failed", None, error)
+        return await responses.settle(stored, JobStatus.FAILED, None, error)
+    return await settle_from(responses, stored, record)
+
+
+async def settle_from(responses: ResponseStore, stored: StoredResponse, record: JobRecord) -> StoredResponse:
+    """The response as its job record says: settled (and saved so) once the job has ended, else running."""
     if not record.status.is_terminal:
         return stored.model_copy(update={"status": RUNNING.get(record.status, "in_progress")})
-    if record.status is JobStatus.SUCCEEDED and record.result is not None:
-        return await responses.settle(stored, response_status(record.result)[0], record.result, None)
-    if record.status is JobStatus.CANCELLED:
-        return await responses.settle(stored, "cancelled", None, None)
-    return await responses.settle(stored, "failed", None, record.error)
+    return await responses.settle(stored, record.status, record.result, record.error)
 
 
 async def owned(state: AppState, responses: ResponseStore, tenant_id: str, response_id: str) -> StoredResponse:
@@ -90,6 +101,10 @@ async def replay(state: AppState, stored: StoredResponse, starting_after: int | 
                 rendered += 1
             if done:
                 return
+    except UpstreamTimeout:
+        # REQUEST_TIMEOUT_S is up, not the response: no terminal event, so a client resumes after the last
+        # sequence number it saw (an SSE comment, which clients skip, says so to a reader).
+        yield {"comment": f"the response is still running; resume with starting_after={rendered - 1}"}
     except (GatewayError, RedisError) as error:
         failure = error if isinstance(error, GatewayError) else ServiceUnavailable("Redis became unavailable")
         for item in renderer.error(failure):

@@ -3,21 +3,41 @@ parameters a response echoes, its input items as the client sent them, the conve
 model (the expanded `previous_response_id` history and this request's input) and, once it has ended, its
 answer. The API writes and reads them; the conversation is provider-neutral, so a chain goes on on any target.
 
-A response is the job `job_id` (`resp_<job id>`); while it runs, its state is the job's. Knows no wire format."""
+A response is the job `job_id` (`resp_<job id>`); while it runs, its state is the job's. When its job ends,
+the worker records the outcome here (`settle_job_response`), so a response outlives its job record
+(JOB_TTL_S); the API settles it from the job record too, as a fallback. Knows the Responses statuses, not
+the format's JSON."""
 
+import logging
 import time
 from typing import Any
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shared.content import ContentPart, TextPart
+from shared.jobs import JobOutcome, JobRecord
 from shared.keys import PREFIX
-from shared.models import Completion, Message
+from shared.models import Completion, JobStatus, Message, WireFormat
+from shared.wire.responses import response_status
 
-__all__ = ["ResponseStore", "StoredResponse", "job_id_of", "response_id_of", "response_key"]
+__all__ = [
+    "ENDED",
+    "ResponseStore",
+    "StoredResponse",
+    "ended_status",
+    "job_id_of",
+    "response_id_of",
+    "response_key",
+    "settle_job_response",
+]
+
+logger = logging.getLogger(__name__)
 
 RESPONSE_PREFIX = "resp_"
+ENDED = frozenset({"completed", "incomplete", "failed", "cancelled"})
+"""The statuses of a response whose job has ended: what `StoredResponse.status` is once it is set."""
 
 
 def response_id_of(job_id: str) -> str:
@@ -67,6 +87,35 @@ def answer_message(completion: Completion) -> Message:
     return Message(role="assistant", content=parts, refusal=completion.refusal)
 
 
+def ended_status(status: JobStatus, completion: Completion | None) -> str:
+    """The status of a response whose job ended with `status`: an answer is `completed` or `incomplete`
+    (cut at its maximum or by a content filter), a cancelled job `cancelled`, any other end `failed`."""
+    if status is JobStatus.SUCCEEDED and completion is not None:
+        return response_status(completion)[0]
+    return "cancelled" if status is JobStatus.CANCELLED else "failed"
+
+
+async def settle_job_response(redis: Redis, record: JobRecord, outcome: JobOutcome) -> None:
+    """The worker's side: once a Responses job has ended, its stored response gets the outcome. A job of
+    another format returns at once, without a Redis command; so does one whose response was not stored
+    (`store: false`) or was deleted. Best effort: a Redis error is logged, and the API settles the response
+    from the job record when it next reads it (within JOB_TTL_S)."""
+    if record.wire_format is not WireFormat.RESPONSES:
+        return
+    key = response_key(record.tenant_id, response_id_of(record.id))
+    try:
+        raw = await redis.get(key)
+        if raw is None:
+            return
+        stored = StoredResponse.model_validate_json(raw)
+        if stored.status not in ENDED:
+            ended = _ended(stored, outcome.status, outcome.completion, outcome.error)
+            await redis.set(key, ended.model_dump_json(), keepttl=True, xx=True)
+    except RedisError as exc:
+        logger.warning("response of job %s not settled (%s); the API settles it from the job record",
+                       record.id, type(exc).__name__)
+
+
 class ResponseStore:
     def __init__(self, redis: Redis, *, ttl_s: int) -> None:
         self._redis = redis
@@ -83,13 +132,21 @@ class ResponseStore:
     async def delete(self, tenant_id: str, response_id: str) -> bool:
         return bool(await self._redis.delete(response_key(tenant_id, response_id)))
 
-    async def settle(self, stored: StoredResponse, status: str, completion: Completion | None,
+    async def settle(self, stored: StoredResponse, job_status: JobStatus, completion: Completion | None,
                      error: dict[str, Any] | None) -> StoredResponse:
-        """Record how the response ended; the retention runs from its creation, as OpenAI's does. A response
-        deleted meanwhile stays deleted (`xx`)."""
-        ended = stored.model_copy(update={"status": status, "completion": completion, "error": error})
-        ttl_ms = await self._redis.pttl(response_key(stored.tenant_id, stored.id))
-        if ttl_ms > 0:
-            await self._redis.set(response_key(stored.tenant_id, stored.id), ended.model_dump_json(), px=ttl_ms,
-                                  xx=True)
+        """Record how the response's job ended; the retention runs from its creation, as OpenAI's does. A
+        response deleted meanwhile stays deleted (`xx`)."""
+        ended = _ended(stored, job_status, completion, error)
+        await self._redis.set(response_key(stored.tenant_id, stored.id), ended.model_dump_json(), keepttl=True,
+                              xx=True)
         return ended
+
+
+def _ended(stored: StoredResponse, job_status: JobStatus, completion: Completion | None,
+           error: dict[str, Any] | None) -> StoredResponse:
+    """The answer only for a succeeded job, the error only for a failed one, as the job record keeps them."""
+    return stored.model_copy(update={
+        "status": ended_status(job_status, completion),
+        "completion": completion if job_status is JobStatus.SUCCEEDED else None,
+        "error": error if job_status is JobStatus.FAILED else None,
+    })

@@ -17,6 +17,7 @@ from shared.logs import JOB_ID, REQUEST_ID
 from shared.metrics import COST_USD, FALLBACKS, JOBS, PROVIDER_DURATION, TIME_TO_FIRST_TOKEN, TOKENS
 from shared.models import Completion, FinishReason, JobStatus, Usage
 from shared.reservation import unsent_ceiling
+from shared.response_store import settle_job_response
 from shared.routing_table import Target
 from shared.streams import append_event
 from shared.wire.codec import codec_for
@@ -194,6 +195,7 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
     if not await deps.store.finish(record, outcome, row):
         logger.info("job %s had already ended; outcome of this attempt dropped", record.id)
         return
+    await settle_job_response(deps.redis, record, outcome)  # a Responses job's stored response; else no-op
     _count(deps, record, outcome)
     logger.info("job %s", outcome.status.value, extra={
         "tenant_id": record.tenant_id, "model": record.request.model, "provider": outcome.provider,

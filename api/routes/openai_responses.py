@@ -15,22 +15,27 @@ from api.deps import AppState, StateDep, TenantDep
 from api.relay import Result, cancel_job, wait_for_result
 from api.request_context import request_context
 from api.responses import served_headers
-from api.responses_state import current, history, owned, replay, shell_of
+from api.responses_state import current, history, owned, replay, settle_from, shell_of
 from api.streaming import stream_job
-from api.submit import Submission, SubmitOptions, submit
+from api.submit import DROPPED_HEADER, Submission, SubmitOptions, submit
 from api.wire_routes import OpenAIRoute
-from shared.errors import InvalidRequest, NotFound, error_from_dict
+from shared.errors import InvalidRequest, NotFound, UnsupportedParameter, error_from_dict
 from shared.fair_queue import Priority
-from shared.models import ChatRequest, WireFormat
+from shared.models import ChatRequest, JobStatus, WireFormat
 from shared.response_store import ResponseStore, StoredResponse, response_id_of
 from shared.tenant_cache import TenantSnapshot
 from shared.webhooks import validate_callback_url
 from shared.wire.responses import (
+    INPUT_ITEM_INCLUDES,
+    RESPONSE_INCLUDES,
     ResponsesRequest,
     ResponsesStreamRenderer,
+    check_include,
     parse_responses_request,
     render_response,
     response_status,
+    responses_param,
+    responses_refusal,
 )
 from shared.wire.responses_items import input_items
 
@@ -63,22 +68,33 @@ async def create_response(request: Request, state: StateDep, tenant: TenantDep,
     options = SubmitOptions(callback_url=callback_url, idempotency_body=body,
                             priority=Priority.BATCH if parsed.background else Priority.INTERACTIVE)
     # Never read from or written to the response cache: a response is stored state with its own id.
-    submission = await submit(state, request, tenant, chat, WireFormat.RESPONSES, None, options)
+    try:
+        submission = await submit(state, request, tenant, chat, WireFormat.RESPONSES, None, options)
+    except UnsupportedParameter as refused:
+        raise responses_refusal(refused) from refused
+    submission.headers = _named_for_client(submission.headers)
     request_context(request).headers = submission.headers
-    stored = await _stored(responses, tenant, parsed, chat, submission, body)
+    stored = await _stored(state, responses, tenant, parsed, chat, submission, body)
     return await _answer(state, responses, parsed, stored, submission)
 
 
-async def _stored(responses: ResponseStore, tenant: TenantSnapshot, parsed: ResponsesRequest, chat: ChatRequest,
-                  submission: Submission, body: dict[str, object]) -> StoredResponse:
+async def _stored(state: AppState, responses: ResponseStore, tenant: TenantSnapshot, parsed: ResponsesRequest,
+                  chat: ChatRequest, submission: Submission, body: dict[str, object]) -> StoredResponse:
     response_id = response_id_of(submission.job_id)
     if submission.replayed and (earlier := await responses.get(tenant.id, response_id)) is not None:
-        return earlier  # an Idempotency-Key's repeat: the first request's response
+        return await current(state, responses, earlier)  # an Idempotency-Key's repeat: the first response, now
     stored = StoredResponse(id=response_id, tenant_id=tenant.id, job_id=submission.job_id, model=chat.model,
                             echo=parsed.echo, input_items=input_items(body.get("input"), response_id),
                             system=chat.system, conversation=chat.messages)
-    if parsed.store:
-        await responses.save(stored)
+    if not parsed.store:
+        return stored
+    await responses.save(stored)
+    if parsed.background or parsed.chat.stream:
+        # The worker settles a response saved before its job ended; one whose job ended first (the job was
+        # queued before this save) is settled here. A waited-for answer is settled below.
+        record = await state.store.get(submission.job_id)
+        if record is not None:
+            return await settle_from(responses, stored, record)
     return stored
 
 
@@ -87,18 +103,21 @@ async def _answer(state: AppState, responses: ResponseStore, parsed: ResponsesRe
     shell = shell_of(stored)
     headers = {"x-gateway-job-id": submission.job_id, **submission.headers}
     if parsed.background and not parsed.chat.stream:
-        return JSONResponse(render_response(shell, status="queued"), headers=headers)
+        return JSONResponse(_render(stored), headers=headers)
+    if parsed.background:
+        # A background stream is the replay of its job's events from the start: a disconnect leaves the job
+        # running (as OpenAI's does), and REQUEST_TIMEOUT_S ends the stream without a terminal event.
+        return EventSourceResponse(replay(state, stored, None), headers=headers, ping=15, send_timeout=30)
 
     async def settle(result: Result) -> None:
         if parsed.store:
-            await responses.settle(stored, response_status(result.completion)[0], result.completion, None)
+            await responses.settle(stored, JobStatus.SUCCEEDED, result.completion, None)
 
     owns_job = not submission.replayed
     if parsed.chat.stream:
-        renderer = ResponsesStreamRenderer(shell, "queued" if parsed.background else "in_progress")
-        # A background stream is resumable: a disconnect leaves its job running, as OpenAI's does.
-        return stream_job(state, submission.job_id, renderer, submission.headers,
-                          owns_job=owns_job and not parsed.background, on_done=settle)
+        renderer = ResponsesStreamRenderer(shell, "in_progress")
+        return stream_job(state, submission.job_id, renderer, submission.headers, owns_job=owns_job,
+                          on_done=settle)
     result = await wait_for_result(state, submission.job_id, owns_job=owns_job)
     await settle(result)
     status = response_status(result.completion)[0]
@@ -108,6 +127,7 @@ async def _answer(state: AppState, responses: ResponseStore, parsed: ResponsesRe
 
 @router.get("/v1/responses/{response_id}", response_model=None)
 async def get_response(
+    request: Request,
     response_id: ResponseId,
     state: StateDep,
     tenant: TenantDep,
@@ -117,6 +137,7 @@ async def get_response(
 ) -> Response:
     """A stored response in its current state; with `stream=true`, its events from the start (or after
     `starting_after`) and then live, with the sequence numbers its first stream had."""
+    check_include(_query_list(request, "include"), RESPONSE_INCLUDES)
     stored = await owned(state, responses, tenant.id, response_id)
     if starting_after is not None and not stream:
         raise InvalidRequest("'starting_after' is only valid with stream=true")
@@ -149,6 +170,7 @@ async def delete_response(response_id: ResponseId, tenant: TenantDep, responses:
 
 @router.get("/v1/responses/{response_id}/input_items")
 async def list_input_items(
+    request: Request,
     response_id: ResponseId,
     tenant: TenantDep,
     responses: ResponsesDep,
@@ -158,7 +180,9 @@ async def list_input_items(
     = None,
 ) -> JSONResponse:
     """The input items of a stored response (this request's own, not its `previous_response_id` history),
-    paged as OpenAI pages them."""
+    paged as OpenAI pages them; `include` values are checked (items are listed as sent, so the honoured
+    ones are always in them)."""
+    check_include(_query_list(request, "include"), INPUT_ITEM_INCLUDES)
     stored = await responses.get(tenant.id, response_id)
     if stored is None:
         raise NotFound(f"Response with id '{response_id}' not found.")
@@ -171,6 +195,19 @@ async def list_input_items(
     page = items[:limit]
     return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
                          "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit})
+
+
+def _query_list(request: Request, name: str) -> list[str]:
+    """An array query parameter as `name=a&name=b`, or as the openai SDK sends it: `name[]=a&name[]=b`."""
+    return [*request.query_params.getlist(name), *request.query_params.getlist(f"{name}[]")]
+
+
+def _named_for_client(headers: dict[str, str]) -> dict[str, str]:
+    """The parameters the serving target leaves out, by the names the Responses client sent them."""
+    dropped = headers.get(DROPPED_HEADER)
+    if not dropped:
+        return headers
+    return {**headers, DROPPED_HEADER: ",".join(sorted(responses_param(name) for name in dropped.split(",")))}
 
 
 def _render(stored: StoredResponse) -> dict[str, object]:
