@@ -22,7 +22,7 @@ from api.wire_routes import OpenAIRoute
 from shared.errors import InvalidRequest, NotFound, UnsupportedParameter, error_from_dict
 from shared.fair_queue import Priority
 from shared.models import ChatRequest, JobStatus, WireFormat
-from shared.response_store import ResponseStore, StoredResponse, response_id_of
+from shared.response_store import ENDED, ResponseStore, StoredResponse, response_id_of
 from shared.tenant_cache import TenantSnapshot
 from shared.webhooks import validate_callback_url
 from shared.wire.responses import (
@@ -103,7 +103,10 @@ async def _answer(state: AppState, responses: ResponseStore, parsed: ResponsesRe
     shell = shell_of(stored)
     headers = {"x-gateway-job-id": submission.job_id, **submission.headers}
     if parsed.background and not parsed.chat.stream:
-        return JSONResponse(_render(stored), headers=headers)
+        # A new response is answered `queued`, as OpenAI answers it, unless its job has already ended; an
+        # Idempotency-Key's repeat is answered as the response is now.
+        fresh = not submission.replayed and stored.status not in ENDED
+        return JSONResponse(_render(stored.model_copy(update={"status": None}) if fresh else stored), headers=headers)
     if parsed.background:
         # A background stream is the replay of its job's events from the start: a disconnect leaves the job
         # running (as OpenAI's does), and REQUEST_TIMEOUT_S ends the stream without a terminal event.
