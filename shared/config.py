@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = Field(default=5.0, gt=0)
     # Retention of jobs: records, results, event streams and the tenant's job listing (docs/API.md, Jobs).
     job_ttl_s: int = Field(default=86_400, ge=60)
+    # Retention of stored Responses (`store`, `previous_response_id`; docs/API.md, POST /v1/responses): 30 days.
+    response_retention_s: int = Field(default=30 * 86_400, ge=60)
     # How long an Idempotency-Key names its job (never longer than the job is kept, JOB_TTL_S).
     idempotency_ttl_s: int = Field(default=86_400, ge=60)
     event_stream_maxlen: int = Field(default=20_000, ge=100)

@@ -61,6 +61,9 @@ class WireFormat(StrEnum):
 
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
+    RESPONSES = "responses"
+    """OpenAI's Responses API (`/v1/responses`): a client format only. Its requests are modelled in OpenAI's
+    vocabulary (`ChatRequest.source` is OPENAI, nothing in `extra`); only the answer is rendered apart."""
 
 
 class JobStatus(StrEnum):

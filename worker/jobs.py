@@ -15,10 +15,12 @@ from shared.estimate import estimate_prompt_tokens
 from shared.jobs import JobOutcome, JobRecord, usage_row
 from shared.logs import JOB_ID, REQUEST_ID
 from shared.metrics import COST_USD, FALLBACKS, JOBS, PROVIDER_DURATION, TIME_TO_FIRST_TOKEN, TOKENS
-from shared.models import Completion, FinishReason, JobStatus, Usage, WireFormat
+from shared.models import Completion, FinishReason, JobStatus, Usage
 from shared.reservation import unsent_ceiling
+from shared.response_store import settle_job_response
 from shared.routing_table import Target
 from shared.streams import append_event
+from shared.wire.codec import codec_for
 from worker.deps import WorkerDeps, deps_from
 from worker.routing import Served
 from worker.stream_output import OutputEvent, StreamOutput, chunk_of
@@ -97,7 +99,7 @@ async def _execute(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> 
         completion, served = await deps.router.complete(request, targets, allow_drop=_allow_drop(deps, record))
     provider_s = time.monotonic() - provider_started
     PROVIDER_DURATION.labels(completion.provider).observe(provider_s)
-    prefix = "msg_" if record.wire_format is WireFormat.ANTHROPIC else "chatcmpl-"
+    prefix = codec_for(record.wire_format).id_prefix  # `resp_job_...` names a Responses job's response
     completion = completion.model_copy(update={"id": f"{prefix}{record.id}", "created": int(record.created_at)})
     cost = deps.prices.cost_usd(completion.model, completion.usage)
     _check_ceiling(deps, record, served.target, completion.usage)
@@ -193,6 +195,7 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
     if not await deps.store.finish(record, outcome, row):
         logger.info("job %s had already ended; outcome of this attempt dropped", record.id)
         return
+    await settle_job_response(deps.redis, record, outcome)  # a Responses job's stored response; else no-op
     _count(deps, record, outcome)
     logger.info("job %s", outcome.status.value, extra={
         "tenant_id": record.tenant_id, "model": record.request.model, "provider": outcome.provider,

@@ -31,6 +31,7 @@ __all__ = [
     "optional_number",
     "optional_str",
     "reject_present",
+    "rename_param",
     "require_list",
     "require_object",
     "require_str",
@@ -59,12 +60,23 @@ CLIENT_NAMES: dict[WireFormat, dict[str, str]] = {
     WireFormat.ANTHROPIC: {"output_format": "output_format", "reasoning": "thinking", "stop": "stop_sequences",
                            "user": "metadata.user_id", "tool_choice": "tool_choice.type",
                            "parallel_tool_calls": "tool_choice.disable_parallel_tool_use"},
+    # A Responses request is modelled in OpenAI's vocabulary (its `source` is OPENAI): its refusals are
+    # renamed to these at its route (`rename_param`), and `x-gateway-drop-params` takes either name.
+    WireFormat.RESPONSES: {"output_format": "text.format", "reasoning": "reasoning.effort",
+                           "max_tokens": "max_output_tokens", "system": "instructions", "messages": "input"},
 }
 
 
 def client_name(field: str, source: WireFormat) -> str:
     """The name a client of `source` knows the internal model's `field` by."""
     return CLIENT_NAMES[source].get(field, field)
+
+
+def rename_param(param: str, source: WireFormat, client: WireFormat) -> str:
+    """A parameter named in `source`'s vocabulary (`response_format`) as a client of `client` knows it
+    (`text.format`); a name neither renames is the same in both."""
+    internal = next((name for name, shown in CLIENT_NAMES[source].items() if shown == param), param)
+    return client_name(internal, client)
 
 
 def invalid(field: str, problem: str) -> InvalidRequest:

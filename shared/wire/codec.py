@@ -10,10 +10,10 @@ from typing import Protocol
 
 from shared.errors import GatewayError
 from shared.models import ChatRequest, Completion, Delta, WireFormat
-from shared.wire import anthropic, openai
+from shared.wire import anthropic, openai, responses
 from shared.wire._common import SSEEvent
 
-__all__ = ["ANTHROPIC_CODEC", "OPENAI_CODEC", "StreamRenderer", "WireCodec", "codec_for"]
+__all__ = ["ANTHROPIC_CODEC", "OPENAI_CODEC", "RESPONSES_CODEC", "StreamRenderer", "WireCodec", "codec_for"]
 
 
 class StreamRenderer(Protocol):
@@ -78,9 +78,36 @@ class _AnthropicCodec:
         return anthropic.StreamRenderer(completion_id, model, created, include_usage)
 
 
+@dataclass(frozen=True)
+class _ResponsesCodec:
+    """OpenAI's Responses API. Its route (api/routes/openai_responses.py) reads the Responses-only fields with
+    `responses.parse_responses_request` and builds its renderer with the response's echo; this codec is what
+    the format-blind code paths use: errors (OpenAI's shape) and the job id prefix."""
+
+    format: WireFormat = WireFormat.RESPONSES
+    id_prefix: str = "resp_"
+
+    def parse_request(self, body: Mapping[str, object], headers: Mapping[str, str]) -> ChatRequest:
+        return responses.parse_request(body, headers)
+
+    def render_completion(self, completion: Completion) -> dict[str, object]:
+        shell = responses.ResponseShell(id=completion.id, model=completion.model, created_at=completion.created)
+        return responses.render_response(shell, status=responses.response_status(completion)[0],
+                                         completion=completion)
+
+    def render_error(self, error: GatewayError) -> dict[str, object]:
+        return responses.render_error(error)
+
+    def stream_renderer(self, completion_id: str, model: str, created: int, include_usage: bool) -> StreamRenderer:
+        return responses.ResponsesStreamRenderer(responses.ResponseShell(id=completion_id, model=model,
+                                                                         created_at=created))
+
+
 OPENAI_CODEC: WireCodec = _OpenAICodec()
 ANTHROPIC_CODEC: WireCodec = _AnthropicCodec()
-_CODECS: Mapping[WireFormat, WireCodec] = {WireFormat.OPENAI: OPENAI_CODEC, WireFormat.ANTHROPIC: ANTHROPIC_CODEC}
+RESPONSES_CODEC: WireCodec = _ResponsesCodec()
+_CODECS: Mapping[WireFormat, WireCodec] = {WireFormat.OPENAI: OPENAI_CODEC, WireFormat.ANTHROPIC: ANTHROPIC_CODEC,
+                                           WireFormat.RESPONSES: RESPONSES_CODEC}
 
 
 def codec_for(wire_format: WireFormat) -> WireCodec:
