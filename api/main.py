@@ -22,6 +22,7 @@ from api.routes import (
     embeddings,
     health,
     jobs,
+    legacy_completions,
     messages,
     models,
     usage,
@@ -64,7 +65,8 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
             yield
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
-    modules = (chat, messages, models, completions, embeddings, jobs, usage, admin, admin_webhooks, health)
+    modules = (chat, messages, models, completions, embeddings, legacy_completions, jobs, usage, admin, admin_webhooks,
+               health)
     for module in modules:
         app.include_router(module.router)
     install_error_handlers(app, RouteFormats.of(route for module in modules for route in module.router.routes))

@@ -15,11 +15,13 @@ from shared.routing_table import Target
 from worker.deps import WorkerDeps
 from worker.embeddings_job import run_embeddings
 from worker.routing import Served
+from worker.text_completion_job import run_text_completion
 
 Runner = Callable[[WorkerDeps, JobRecord, list[Target]], Awaitable[tuple[Completion, Served]]]
 
 RUNNERS: dict[Endpoint, Runner] = {
     Endpoint.EMBEDDINGS: run_embeddings,
+    Endpoint.COMPLETIONS: run_text_completion,
 }
 ID_PREFIXES = {Endpoint.COMPLETIONS: "cmpl-"}
 
