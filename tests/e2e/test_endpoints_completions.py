@@ -61,7 +61,7 @@ async def test_completions_plain_forwards_every_field_and_bills(ep: Endpoints) -
                     "best_of": 2, "n": 2, "user": "u-1", "presence_penalty": 0.1, "frequency_penalty": 0.2,
                     "logit_bias": {"50256": -100}}
     row = (await usage_rows(ep.tenant_id, 1))[0]
-    assert row["prompt_tokens"] == 7 and row["completion_tokens"] == 16
+    assert row["prompt_tokens"] == 7 and row["completion_tokens"] == 16 and row["endpoint"] == "completions"
     assert float(row["cost_usd"]) == pytest.approx(7 * INSTRUCT_IN + 16 * INSTRUCT_OUT)
 
 
