@@ -285,7 +285,7 @@ async def _reuse(state: AppState, tenant: TenantSnapshot, chat: JobRequest, targ
     if policy.digest is None or not policy.read:
         return None
     hit = await state.cache.get(policy.digest)
-    CACHE_REQUESTS.labels(tenant.id, "hit" if hit is not None else "miss").inc()
+    CACHE_REQUESTS.labels(tenant.id, "hit" if hit is not None else "miss", endpoint_of(chat)).inc()
     leader = None if hit is not None else await state.cache.leader(policy.digest)
     if hit is None and leader is None:
         return None
