@@ -19,8 +19,10 @@ from api.routes import (
     admin_webhooks,
     chat,
     completions,
+    embeddings,
     health,
     jobs,
+    legacy_completions,
     messages,
     models,
     openai_responses,
@@ -64,7 +66,8 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
             yield
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
-    modules = (chat, messages, models, completions, openai_responses, jobs, usage, admin, admin_webhooks, health)
+    modules = (chat, messages, models, completions, openai_responses, embeddings, legacy_completions, jobs, usage,
+               admin, admin_webhooks, health)
     for module in modules:
         app.include_router(module.router)
     install_error_handlers(app, RouteFormats.of(route for module in modules for route in module.router.routes))

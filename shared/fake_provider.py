@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.fake_provider_anthropic import AnthropicDialect
 from shared.fake_provider_cache import PromptCache
+from shared.fake_provider_endpoints import EMBEDDINGS, TEXT_COMPLETIONS, FakeEndpoint
 from shared.fake_provider_formats import JSON, Dialect, StreamParts, bearer_token
 from shared.fake_provider_openai import OpenAIDialect
 from shared.fake_provider_recording import Recorder, recorded_requests
@@ -128,6 +129,8 @@ def create_app(config: FakeProviderConfig | None = None) -> Starlette:
     routes = [
         Route("/v1/chat/completions", _completion_endpoint(state, OpenAIDialect(state.cache)), methods=["POST"]),
         Route("/v1/messages", _completion_endpoint(state, AnthropicDialect(state.cache)), methods=["POST"]),
+        Route("/v1/embeddings", _openai_endpoint(state, EMBEDDINGS), methods=["POST"]),
+        Route("/v1/completions", _openai_endpoint(state, TEXT_COMPLETIONS), methods=["POST"]),
         Route("/v1/models", _models_endpoint(state), methods=["GET"]),
         Route("/_stats", _stats_endpoint(state), methods=["GET"]),
         Route("/_reset", _reset_endpoint(state), methods=["POST"]),
@@ -153,6 +156,35 @@ async def serve(host: str, port: int, config: FakeProviderConfig) -> None:
 def _completion_endpoint(state: _ProviderState, dialect: Dialect) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         return await _complete(state, dialect, request)
+
+    return endpoint
+
+
+def _openai_endpoint(state: _ProviderState, kind: FakeEndpoint) -> Endpoint:
+    """A non-chat OpenAI endpoint, with the chat endpoints' auth, recording, directives and failures."""
+    dialect = OpenAIDialect()
+
+    async def endpoint(request: Request) -> Response:
+        body = await _read_json(request)
+        model = body.get("model") if body is not None else None
+        state.requests[model if isinstance(model, str) and model else _MISSING_MODEL] += 1
+        state.recorder.record(request, body, len(await request.body()))
+        if not dialect.authorized(request.headers):
+            return dialect.error(401, "Missing or empty API key.")
+        if body is None or not isinstance(model, str) or not model:
+            return dialect.error(400, "'model' is required.", "model")
+        if (problem := kind.problem(body)) is not None:
+            return dialect.error(400, *problem)
+        directives = parse_directives(model)
+        streaming = body.get("stream") is True
+        failure = _pick_failure(state, model, directives, streaming)
+        await asyncio.sleep((state.config.latency_ms + directives.slow_ms) / 1000)
+        if failure is not None:
+            return dialect.error(failure.status, failure.message, headers=failure.headers)
+        count = state.config.token_count if directives.token_count is None else directives.token_count
+        if not streaming:
+            return JSONResponse(kind.answer(body, count))
+        return StreamingResponse(iter(kind.frames(body, count)), media_type="text/event-stream")
 
     return endpoint
 
