@@ -78,13 +78,16 @@ KNOWN_PARAMS = frozenset(
 take (`param_label`); any other name (an `extra` field) is labelled `other`."""
 
 
+PROVIDER_FORMATS = (WireFormat.OPENAI, WireFormat.ANTHROPIC)
+"""The formats providers speak; a client format such as RESPONSES is never a target's."""
+
+
 def provider_format(provider_name: str) -> WireFormat:
     """The wire format a provider adapter speaks: its name ("openai", "anthropic") is the format's."""
-    try:
-        return WireFormat(provider_name)
-    except ValueError as exc:
-        known = ", ".join(f.value for f in WireFormat)
-        raise ValueError(f"unknown provider {provider_name!r}: expected one of {known}") from exc
+    formats = {f.value: f for f in PROVIDER_FORMATS}
+    if provider_name not in formats:
+        raise ValueError(f"unknown provider {provider_name!r}: expected one of {', '.join(formats)}")
+    return formats[provider_name]
 
 
 def service_tier_for(value: str, provider: WireFormat, source: WireFormat) -> str | None:

@@ -17,6 +17,7 @@ from shared.models import ChatRequest, Message, WireFormat
 from shared.routing_table import Target
 from shared.wire.capabilities import (
     KNOWN_PARAMS,
+    PROVIDER_FORMATS,
     drop_allowed,
     param_label,
     plan_target,
@@ -35,7 +36,7 @@ def _request(source: WireFormat = OPENAI, **fields: object) -> ChatRequest:
 
 def test_plain_request_reaches_both_formats_from_both_sources() -> None:
     for source in WireFormat:
-        for provider in WireFormat:
+        for provider in PROVIDER_FORMATS:
             assert unsupported_params(_request(source, max_tokens=5, temperature=0.5), provider, "x") == {}
 
 

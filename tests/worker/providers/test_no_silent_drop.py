@@ -20,6 +20,7 @@ from shared.routing_table import Target
 from shared.wire import anthropic as anthropic_wire
 from shared.wire import openai as openai_wire
 from shared.wire._common import client_name
+from shared.wire.capabilities import PROVIDER_FORMATS
 from tests.factories import make_fake_redis
 from tests.shared.test_cache_key_upstream import ANTHROPIC_SAMPLES, MARK, OPENAI_SAMPLES
 from worker.breaker import CircuitBreaker
@@ -108,7 +109,7 @@ CASES = [(source, field, value, provider)
          for source, samples in ((WireFormat.OPENAI, OPENAI_SAMPLES), (WireFormat.ANTHROPIC, ANTHROPIC_SAMPLES))
          for field, value in [*((name, sample[0]) for name, sample in samples.items()),
                               *NOT_KEYED[source].items()]
-         for provider in WireFormat]
+         for provider in PROVIDER_FORMATS]
 
 
 @pytest.fixture
