@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.fake_provider_anthropic import AnthropicDialect
 from shared.fake_provider_cache import PromptCache
+from shared.fake_provider_count import count_problem, count_tokens
 from shared.fake_provider_formats import JSON, Dialect, StreamParts, bearer_token
 from shared.fake_provider_openai import OpenAIDialect
 from shared.fake_provider_recording import Recorder, recorded_requests
@@ -128,6 +129,7 @@ def create_app(config: FakeProviderConfig | None = None) -> Starlette:
     routes = [
         Route("/v1/chat/completions", _completion_endpoint(state, OpenAIDialect(state.cache)), methods=["POST"]),
         Route("/v1/messages", _completion_endpoint(state, AnthropicDialect(state.cache)), methods=["POST"]),
+        Route("/v1/messages/count_tokens", _count_endpoint(state), methods=["POST"]),
         Route("/v1/models", _models_endpoint(state), methods=["GET"]),
         Route("/_stats", _stats_endpoint(state), methods=["GET"]),
         Route("/_reset", _reset_endpoint(state), methods=["POST"]),
@@ -153,6 +155,26 @@ async def serve(host: str, port: int, config: FakeProviderConfig) -> None:
 def _completion_endpoint(state: _ProviderState, dialect: Dialect) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         return await _complete(state, dialect, request)
+
+    return endpoint
+
+
+def _count_endpoint(state: _ProviderState) -> Endpoint:
+    """Anthropic's token counting; fails as the model name or the config asks, like a completion."""
+    dialect = AnthropicDialect()
+
+    async def endpoint(request: Request) -> Response:
+        body = await _read_json(request)
+        model = body.get("model") if body is not None else None
+        state.requests[model if isinstance(model, str) and model else _MISSING_MODEL] += 1
+        state.recorder.record(request, body, len(await request.body()))
+        if not dialect.authorized(request.headers):
+            return dialect.error(401, "Missing or empty API key.")
+        if (problem := count_problem(body)) is not None or body is None or not isinstance(model, str):
+            return dialect.error(400, *(problem or ("Invalid request.", None)))
+        if (failure := _pick_failure(state, model, parse_directives(model), streaming=False)) is not None:
+            return dialect.error(failure.status, failure.message, headers=failure.headers)
+        return JSONResponse(count_tokens(body))
 
     return endpoint
 
