@@ -14,13 +14,14 @@ from api.budget_refusal import Reserved, budget_refusal
 from api.deps import AppState
 from shared.budget import seed_spend
 from shared.config import Settings
+from shared.endpoint_requests import EmbeddingRequest, TextCompletionRequest, estimate_input_tokens, most_output_tokens
 from shared.errors import GatewayError, RateLimited, ServiceUnavailable
-from shared.estimate import estimate_prompt_tokens
 from shared.fair_queue import Priority
 from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit
 from shared.metrics import BUDGET_REJECTIONS, BUDGET_USED_RATIO, RATE_LIMIT_REJECTIONS
 from shared.models import ChatRequest
-from shared.reservation import worst_case
+from shared.pricing import PriceTable
+from shared.reservation import WorstCase, bounded_worst_case, worst_case
 from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
 
@@ -36,7 +37,8 @@ MESSAGES = {
 
 
 async def admit_request(
-    state: AppState, tenant: TenantSnapshot, request: ChatRequest, targets: list[Target], job_id: str,
+    state: AppState, tenant: TenantSnapshot, request: ChatRequest | EmbeddingRequest | TextCompletionRequest,
+    targets: list[Target], job_id: str,
     *, full: bool, priority: Priority | None = None, hold: AdmissionHold | None = None,
 ) -> tuple[Admission | None, dict[str, str]]:
     """Admit one request. `full=False` (cache hits and followers) counts the request only: no tokens, no
@@ -45,14 +47,14 @@ async def admit_request(
     took the moment Redis grants it, so a failure of any later step gives it back."""
     settings = state.settings
     rpm = tenant.rate_limit if tenant.rate_limit is not None else settings.default_rate_limit
-    prompt = estimate_prompt_tokens(request)  # text, tools, images, documents, audio (shared/estimate.py)
-    reserved = Reserved(request, prompt, targets, worst_case(request, prompt, targets, state.prices))
+    prompt = estimate_input_tokens(request)  # text, tools, images, documents, audio (shared/estimate.py)
+    reserved = Reserved(request, prompt, targets, _worst_case(request, prompt, targets, state.prices))
     budget = Budget(tenant.budget_usd, tenant.budget_period) if full and tenant.budget_usd is not None else None
     if full:
         state.prices.check_priced([target.model for target in targets])
     limit_request = LimitRequest(
         tenant_id=tenant.id, job_id=job_id, rpm_limit=rpm, tpm_limit=(tenant.tpm_limit or 0) if full else 0,
-        tokens=prompt + (request.max_tokens or UNSET_MAX_TOKENS_ESTIMATE),
+        tokens=prompt + _output_estimate(request),
         concurrency_limit=(tenant.max_concurrent or 0) if full else 0,
         concurrency_expiry_s=settings.request_timeout_s + settings.worker_job_timeout_s, budget=budget,
         reserve_usd=reserved.worst.cost_usd if full else 0.0, hold_expiry_s=settings.job_ttl_s,
@@ -75,6 +77,21 @@ async def admit_request(
     if not result.allowed:
         raise _refusal(state, result, rpm, tenant, now, headers, reserved)
     return (result.admission if full else None), headers
+
+
+def _worst_case(request: ChatRequest | EmbeddingRequest | TextCompletionRequest, prompt: int,
+                targets: list[Target], prices: PriceTable) -> WorstCase:
+    if isinstance(request, ChatRequest):
+        return worst_case(request, prompt, targets, prices)
+    return bounded_worst_case(prompt, most_output_tokens(request), targets, prices)
+
+
+def _output_estimate(request: ChatRequest | EmbeddingRequest | TextCompletionRequest) -> int:
+    """The output tokens charged against the tokens-per-minute limit until settlement: a non-chat request's
+    own bound (0 for embeddings)."""
+    if isinstance(request, ChatRequest):
+        return request.max_tokens or UNSET_MAX_TOKENS_ESTIMATE
+    return most_output_tokens(request)
 
 
 def queue_limit(settings: Settings, priority: Priority) -> int:

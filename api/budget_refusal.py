@@ -5,6 +5,7 @@ never caps an answer to make a request fit."""
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.endpoint_requests import EmbeddingRequest, TextCompletionRequest
 from shared.errors import BudgetExceeded
 from shared.limits import Budget, budget_period
 from shared.models import ChatRequest
@@ -18,7 +19,7 @@ from shared.tenant_cache import TenantSnapshot
 class Reserved:
     """What admission reserved for a request, kept to explain a refusal."""
 
-    request: ChatRequest
+    request: ChatRequest | EmbeddingRequest | TextCompletionRequest
     prompt_tokens: int
     targets: list[Target]
     worst: WorstCase
@@ -31,8 +32,9 @@ def budget_refusal(tenant: TenantSnapshot, reserved: Reserved, prices: PriceTabl
     _, reset_at = budget_period(budget.period, now)
     when = reset_at.strftime("%Y-%m-%dT%H:%M:%SZ") if reset_at else None
     available = max(0, budget.limit_micros - (used_micros or 0))
-    fits = fitting_max_tokens(reserved.prompt_tokens, reserved.targets, prices, available,
-                              cache_write_ttl(reserved.request))
+    request = reserved.request
+    cache_write = cache_write_ttl(request) if isinstance(request, ChatRequest) else None
+    fits = fitting_max_tokens(reserved.prompt_tokens, reserved.targets, prices, available, cache_write)
     if fits < 1:
         resets = f"; it resets at {when}" if when else "; it does not reset (period 'none')"
         return BudgetExceeded(
@@ -51,6 +53,8 @@ def _worst_case_text(reserved: Reserved) -> str:
     if worst.cost_usd is None:
         return (f"The maximum output of model '{model}' is unknown to this gateway, so a request without "
                 f"max_tokens could cost any amount")
+    if isinstance(reserved.request, EmbeddingRequest):
+        return f"This request could cost up to ${worst.cost_usd:.6f} (its input on '{model}')"
     why = "the model's maximum output" if reserved.request.max_tokens is None else "max_tokens"
     return (f"This request could cost up to ${worst.cost_usd:.6f} (its prompt and {worst.output_tokens} output "
             f"tokens of '{model}', {why})")

@@ -14,7 +14,19 @@ from api.deps import AppState
 from api.errors import install_error_handlers
 from api.metrics import serve_api_metrics
 from api.middleware import GatewayMiddleware
-from api.routes import admin, admin_webhooks, chat, completions, count_tokens, health, jobs, messages, models, usage
+from api.routes import (
+    admin,
+    admin_webhooks,
+    chat,
+    completions,
+    count_tokens,
+    embeddings,
+    health,
+    jobs,
+    messages,
+    models,
+    usage,
+)
 from api.routes.schemas import ANTHROPIC_ERROR_SCHEMA, OPENAI_ERROR_SCHEMA, document_responses
 from api.wire_routes import RouteFormats
 from shared.cache import ResponseCache
@@ -53,7 +65,8 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
             yield
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
-    modules = (chat, messages, count_tokens, models, completions, jobs, usage, admin, admin_webhooks, health)
+    modules = (chat, messages, count_tokens, models, completions, embeddings, jobs, usage, admin, admin_webhooks,
+               health)
     for module in modules:
         app.include_router(module.router)
     install_error_handlers(app, RouteFormats.of(route for module in modules for route in module.router.routes))

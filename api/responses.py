@@ -30,7 +30,7 @@ async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
         context.job_id = submission.job_id
     if submission.hit is not None:
         context.provider, context.provider_s = submission.hit.completion.provider, 0.0
-        headers = {**submission.headers, **_hit_headers(submission.hit)}
+        headers = {**submission.headers, **hit_headers(submission.hit)}
         if chat.stream:
             return stream_cached(submission.hit, renderer, headers)
         return _json(codec, submission.hit.completion, 0.0, False, headers, with_cost)
@@ -45,7 +45,7 @@ async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     if chat.stream:
         return stream_job(state, submission.job_id, renderer, submission.headers, owns_job=owns_job,
                           on_done=record_shared)
-    result = await _stored_result(state, submission.job_id) if submission.replayed else None
+    result = await stored_result(state, submission.job_id) if submission.replayed else None
     result = result or await wait_for_result(state, submission.job_id, owns_job=owns_job)
     await record_shared(result)
     cost = 0.0 if submission.shared else result.cost_usd
@@ -53,7 +53,7 @@ async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     return _json(codec, result.completion, cost, result.fallback_used, headers, with_cost)
 
 
-async def _stored_result(state: AppState, job_id: str) -> Result | None:
+async def stored_result(state: AppState, job_id: str) -> Result | None:
     """An ended job's outcome from its record (an idempotent repeat); None while it runs: wait for it then."""
     record = await state.store.get(job_id)
     if record is None or not record.status.is_terminal:
@@ -75,7 +75,7 @@ def served_headers(job_id: str, result: Result, cost_usd: float) -> dict[str, st
     }
 
 
-def _hit_headers(answer: CachedAnswer) -> dict[str, str]:
+def hit_headers(answer: CachedAnswer) -> dict[str, str]:
     return {
         "x-gateway-provider": answer.completion.provider, "x-gateway-model": answer.completion.model,
         "x-gateway-fallback": "false", "x-gateway-cost-usd": "0.000000000",

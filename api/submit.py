@@ -20,6 +20,8 @@ from api.admission_hold import AdmissionHold, hold_admission
 from api.deps import AppState
 from api.request_context import request_context
 from shared.cache import CachedAnswer, cache_digest
+from shared.endpoint import Endpoint
+from shared.endpoint_requests import JobRequest, endpoint_of
 from shared.errors import InvalidRequest, ModelNotFound, ServiceUnavailable, UnsupportedParameter
 from shared.fair_queue import Priority, TenantShare, parse_priority
 from shared.idempotency import Claim, IdempotencyStore, body_fingerprint, parse_key, route_flavour
@@ -72,7 +74,7 @@ class CachePolicy:
     bypassed: bool = False  # `no-cache, no-store`: the cache is on but this request neither reads nor writes it
 
 
-async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: JobRequest,
                  wire: WireFormat, body: dict[str, object] | None,
                  options: SubmitOptions = SubmitOptions()) -> Submission:
     """Run the whole submission; `body` is None for requests that are never cached (submitted jobs).
@@ -102,7 +104,7 @@ async def _claim_idempotency_key(state: AppState, http: Request, tenant: TenantS
     return await store.claim(tenant.id, route_flavour(http.url.path), key, body_fingerprint(seen))
 
 
-async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: JobRequest,
                   wire: WireFormat, body: dict[str, object] | None, options: SubmitOptions, *,
                   read_cache: bool) -> Submission:
     priority = requested_priority(http, options.priority)
@@ -111,7 +113,8 @@ async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     client_drops = requested_drop_params(http)
     # Before admission and the cache: a request no target can honour costs nothing and is never served.
     drop_headers = _check_parameters(state, chat, targets, client_drops)
-    policy = _cache_policy(state, http, tenant, wire, body, client_drops, chat.betas)
+    betas = chat.betas if isinstance(chat, ChatRequest) else []
+    policy = _cache_policy(state, http, tenant, wire, body, client_drops, betas, endpoint_of(chat))
     policy = policy if read_cache else replace(policy, read=False)
     try:
         reused = await _reuse(state, tenant, chat, targets, policy)
@@ -141,11 +144,15 @@ def requested_drop_params(http: Request) -> list[str]:
         raise InvalidRequest(str(exc)) from exc
 
 
-def _check_parameters(state: AppState, chat: ChatRequest, targets: list[Target],
+def _check_parameters(state: AppState, chat: JobRequest, targets: list[Target],
                       client_drops: list[str]) -> dict[str, str]:
     """Refuse (400 `unsupported_parameter`) what no target of the route can honour with the drops allowed,
     naming the first target's first such parameter; else the `x-gateway-dropped-params` header naming what
-    the first eligible target leaves out (a fallback's drops are in the job result and the usage record)."""
+    the first eligible target leaves out (a fallback's drops are in the job result and the usage record).
+    A non-chat request needs a target that serves its endpoint (routes file `endpoints`)."""
+    if not isinstance(chat, ChatRequest):
+        _check_endpoint(chat.model, endpoint_of(chat), targets)
+        return {}
     allowed = state.routing_table.drop_params_for(chat.model) | frozenset(client_drops)
     refused: tuple[str, str] | None = None
     for target in targets:
@@ -156,13 +163,22 @@ def _check_parameters(state: AppState, chat: ChatRequest, targets: list[Target],
     raise UnsupportedParameter(*(refused or ("model", "its route has no target")))
 
 
+def _check_endpoint(model: str, endpoint: Endpoint, targets: list[Target]) -> None:
+    if any(target.serves(endpoint) for target in targets):
+        return
+    served = sorted({kind.value for target in targets for kind in target.endpoints})
+    raise InvalidRequest(f"The model '{model}' cannot serve {endpoint.value}: no target of its route has that "
+                         f"endpoint (its targets serve: {', '.join(served)}; a routes file target lists what it "
+                         f"serves in 'endpoints')", code="unsupported_endpoint")
+
+
 def _with_headers(submission: Submission, headers: dict[str, str]) -> Submission:
     if headers:
         submission.headers = {**submission.headers, **headers}
     return submission
 
 
-async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapshot, chat: JobRequest,
                             wire: WireFormat, targets: list[Target], policy: CachePolicy, priority: Priority,
                             hold: AdmissionHold, client_drops: list[str], callback_url: str | None) -> Submission:
     job_id = hold.job_id
@@ -189,7 +205,7 @@ async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapsh
     return Submission(job_id=job_id, headers={**headers, **cache_header})
 
 
-async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: ChatRequest, answer: CachedAnswer,
+async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: JobRequest, answer: CachedAnswer,
                            *, status: str = "succeeded") -> None:
     """A usage record for an answer served without calling a provider: free, with the cost it saved."""
     usage = answer.completion.usage
@@ -212,13 +228,13 @@ def requested_priority(http: Request, default: Priority) -> Priority:
     return priority
 
 
-def _label(state: AppState, http: Request, chat: ChatRequest) -> None:
+def _label(state: AppState, http: Request, chat: JobRequest) -> None:
     """The request's metric labels: the model as a label (configured names only, else "other")."""
     context = request_context(http)
     context.model, context.stream = state.metric_labels.model(chat.model), chat.stream
 
 
-def _targets(state: AppState, chat: ChatRequest) -> list[Target]:
+def _targets(state: AppState, chat: JobRequest) -> list[Target]:
     targets = state.routing_table.targets_for(chat.model)
     if not targets:
         raise ModelNotFound(f"The model '{chat.model}' does not exist or is not routed by this gateway")
@@ -226,7 +242,8 @@ def _targets(state: AppState, chat: ChatRequest) -> list[Target]:
 
 
 def _cache_policy(state: AppState, http: Request, tenant: TenantSnapshot, wire: WireFormat,
-                  body: dict[str, object] | None, client_drops: list[str], betas: list[str]) -> CachePolicy:
+                  body: dict[str, object] | None, client_drops: list[str], betas: list[str],
+                  endpoint: Endpoint) -> CachePolicy:
     """`Cache-Control: no-cache` skips the read, `no-store` the write; `x-cache-ttl` sets this entry's TTL.
     Two headers that change the answer are part of the key besides the body: the drops a client allows (an
     answer made without its `seed` never serves a client that did not allow dropping it) and the
@@ -239,7 +256,7 @@ def _cache_policy(state: AppState, http: Request, tenant: TenantSnapshot, wire: 
         # No key needed: hashing a body of several MB (an image) costs more than the rest of the request.
         return CachePolicy(digest=None, read=False, ttl_s=0, bypassed=True)
     return CachePolicy(
-        digest=_with_headers_keyed(cache_digest(tenant.id, wire, body), client_drops, betas),
+        digest=_with_headers_keyed(cache_digest(tenant.id, wire, body, endpoint), client_drops, betas),
         read="no-cache" not in directives,
         ttl_s=0 if "no-store" in directives else ttl_s,
     )
@@ -262,7 +279,7 @@ def _requested_ttl(raw: str | None, default_s: int) -> int:
     return int(digits)
 
 
-async def _reuse(state: AppState, tenant: TenantSnapshot, chat: ChatRequest, targets: list[Target],
+async def _reuse(state: AppState, tenant: TenantSnapshot, chat: JobRequest, targets: list[Target],
                  policy: CachePolicy) -> Submission | None:
     """A stored answer, or the job of an identical request in flight; either costs one request, no more."""
     if policy.digest is None or not policy.read:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from shared.content import TextPart, ThinkingPart, ToolCallPart
+from shared.endpoint import Endpoint
 from shared.keys import cache_entry_key, cache_inflight_key
 from shared.models import Completion, Delta, ToolCallDelta, WireFormat
 from shared.scripts import LuaScript
@@ -75,10 +76,15 @@ def _chunk_delta(chunk: dict[str, Any]) -> Delta:
     return delta_from_event(EventKind(kind), data)
 
 
-def cache_digest(tenant_id: str, wire: WireFormat, body: Mapping[str, object]) -> str:
+def cache_digest(tenant_id: str, wire: WireFormat, body: Mapping[str, object],
+                 endpoint: Endpoint = Endpoint.CHAT) -> str:
+    """The endpoint is part of the key (an embeddings body never meets a completions one); a chat key is
+    the same as before endpoints existed, so stored chat answers stay valid across the upgrade."""
     kept = {name: value for name, value in body.items() if name not in NOT_IN_KEY}
-    canonical = json.dumps([tenant_id, wire.value, kept], sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False, default=str)
+    key: list[object] = [tenant_id, wire.value, kept]
+    if endpoint is not Endpoint.CHAT:
+        key.insert(2, endpoint.value)
+    canonical = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

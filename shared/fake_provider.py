@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.fake_provider_anthropic import AnthropicDialect
 from shared.fake_provider_cache import PromptCache
-from shared.fake_provider_count import count_problem, count_tokens
+from shared.fake_provider_count import COUNT_TOKENS
+from shared.fake_provider_endpoints import EMBEDDINGS, TEXT_COMPLETIONS, FakeEndpoint
 from shared.fake_provider_formats import JSON, Dialect, StreamParts, bearer_token
 from shared.fake_provider_openai import OpenAIDialect
 from shared.fake_provider_recording import Recorder, recorded_requests
@@ -129,7 +130,9 @@ def create_app(config: FakeProviderConfig | None = None) -> Starlette:
     routes = [
         Route("/v1/chat/completions", _completion_endpoint(state, OpenAIDialect(state.cache)), methods=["POST"]),
         Route("/v1/messages", _completion_endpoint(state, AnthropicDialect(state.cache)), methods=["POST"]),
-        Route("/v1/messages/count_tokens", _count_endpoint(state), methods=["POST"]),
+        Route("/v1/messages/count_tokens", _kind_endpoint(state, COUNT_TOKENS, AnthropicDialect()), methods=["POST"]),
+        Route("/v1/embeddings", _kind_endpoint(state, EMBEDDINGS, OpenAIDialect()), methods=["POST"]),
+        Route("/v1/completions", _kind_endpoint(state, TEXT_COMPLETIONS, OpenAIDialect()), methods=["POST"]),
         Route("/v1/models", _models_endpoint(state), methods=["GET"]),
         Route("/_stats", _stats_endpoint(state), methods=["GET"]),
         Route("/_reset", _reset_endpoint(state), methods=["POST"]),
@@ -159,9 +162,9 @@ def _completion_endpoint(state: _ProviderState, dialect: Dialect) -> Endpoint:
     return endpoint
 
 
-def _count_endpoint(state: _ProviderState) -> Endpoint:
-    """Anthropic's token counting; fails as the model name or the config asks, like a completion."""
-    dialect = AnthropicDialect()
+def _kind_endpoint(state: _ProviderState, kind: FakeEndpoint, dialect: Dialect) -> Endpoint:
+    """A non-chat endpoint (OpenAI's, or Anthropic's token counting), with the chat endpoints' auth,
+    recording, directives and failures, in `dialect`'s error shape."""
 
     async def endpoint(request: Request) -> Response:
         body = await _read_json(request)
@@ -170,11 +173,20 @@ def _count_endpoint(state: _ProviderState) -> Endpoint:
         state.recorder.record(request, body, len(await request.body()))
         if not dialect.authorized(request.headers):
             return dialect.error(401, "Missing or empty API key.")
-        if (problem := count_problem(body)) is not None or body is None or not isinstance(model, str):
-            return dialect.error(400, *(problem or ("Invalid request.", None)))
-        if (failure := _pick_failure(state, model, parse_directives(model), streaming=False)) is not None:
+        if body is None or not isinstance(model, str) or not model:
+            return dialect.error(400, "'model' is required.", "model")
+        if (problem := kind.problem(body)) is not None:
+            return dialect.error(400, *problem)
+        directives = parse_directives(model)
+        streaming = body.get("stream") is True
+        failure = _pick_failure(state, model, directives, streaming)
+        await asyncio.sleep((state.config.latency_ms + directives.slow_ms) / 1000)
+        if failure is not None:
             return dialect.error(failure.status, failure.message, headers=failure.headers)
-        return JSONResponse(count_tokens(body))
+        count = state.config.token_count if directives.token_count is None else directives.token_count
+        if not streaming:
+            return JSONResponse(kind.answer(body, count))
+        return StreamingResponse(iter(kind.frames(body, count)), media_type="text/event-stream")
 
     return endpoint
 

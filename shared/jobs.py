@@ -13,6 +13,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from shared.cache import CachedAnswer, Chunk
+from shared.endpoint import Endpoint
+from shared.endpoint_requests import JobRequest, endpoint_of
 from shared.errors import GatewayError
 from shared.fair_queue import FairQueue, Priority
 from shared.keys import (
@@ -26,7 +28,7 @@ from shared.keys import (
     tenant_jobs_key,
 )
 from shared.limits import SETTLE_ARGS, SETTLE_KEYS, Admission, queue_settlement, settlement_call
-from shared.models import ChatRequest, Completion, JobStatus, WireFormat
+from shared.models import Completion, JobStatus, WireFormat
 from shared.redis import decode_hash
 from shared.scripts import LuaScript, lua_source
 from shared.streams import EventKind, add_event, encode_data
@@ -43,7 +45,7 @@ class JobRecord(BaseModel):
     tenant_id: str
     status: JobStatus
     wire_format: WireFormat
-    request: ChatRequest
+    request: JobRequest  # tagged by kind; a record from before job kinds holds a chat request
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
@@ -64,6 +66,11 @@ class JobRecord(BaseModel):
     callback_url: str | None = None
     priority: Priority = Priority.INTERACTIVE  # records from before priorities were all served first-come
     drop_params: list[str] = []
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The kind of provider call this job makes (its request's tag: one source of truth)."""
+        return endpoint_of(self.request)
 
 
 class JobOptions(BaseModel):
@@ -117,7 +124,7 @@ class JobStore:
         self._events_maxlen = events_maxlen
         self._fair = FairQueue(queue_name) if queue_name else None
 
-    async def create(self, job_id: str, tenant_id: str, request: ChatRequest, wire: WireFormat,
+    async def create(self, job_id: str, tenant_id: str, request: JobRequest, wire: WireFormat,
                      options: JobOptions | None = None, *,
                      enqueue: Callable[[Pipeline, "JobRecord"], None] | None = None) -> JobRecord:
         """Write the record; `enqueue` adds the queue entry to the same transaction (all or nothing)."""

@@ -22,6 +22,7 @@ from shared.content import (
     ToolCallPart,
     ToolChoice,
 )
+from shared.endpoint import EndpointOutput
 
 __all__ = [
     "ChatRequest",
@@ -203,6 +204,8 @@ class Completion(BaseModel):
     extra_format: WireFormat | None = None
     dropped_params: list[str] = Field(default_factory=list)
     """Request parameters the serving target could not honour and the operator or client allowed dropping."""
+    output: EndpointOutput | None = None
+    """The answer of a non-chat job (embeddings, legacy completions); None for a chat answer."""
 
     @property
     def tool_calls(self) -> list[ToolCallPart]:

@@ -16,7 +16,8 @@ from shared.pricing import PriceTable
 from shared.routing_table import Target
 from shared.wire.anthropic import sent_max_tokens
 
-__all__ = ["WorstCase", "cache_write_ttl", "fitting_max_tokens", "output_ceiling", "unsent_ceiling", "worst_case"]
+__all__ = ["WorstCase", "bounded_worst_case", "cache_write_ttl", "fitting_max_tokens", "output_ceiling",
+           "unsent_ceiling", "worst_case"]
 
 PER_MILLION = 1_000_000
 
@@ -68,6 +69,16 @@ def worst_case(request: ChatRequest, prompt_tokens: int, targets: list[Target], 
     unbounded = [case for case in cases if case.cost_usd is None]
     if unbounded:
         return unbounded[0]
+    return max(cases, key=lambda case: case.cost_usd or 0.0)
+
+
+def bounded_worst_case(prompt_tokens: int, output_tokens: int, targets: list[Target],
+                       prices: PriceTable) -> WorstCase:
+    """The costliest target for a request whose output is bounded by the request itself (embeddings: none; a
+    legacy completion: its `max_tokens` per choice), with no prompt-cache writes."""
+    cases = [WorstCase(target, output_tokens,
+                       prices.worst_case_cost_usd(target.model, prompt_tokens, output_tokens, None))
+             for target in targets]
     return max(cases, key=lambda case: case.cost_usd or 0.0)
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.config import Settings
+from shared.endpoint import Endpoint
 
 __all__ = ["DEMO_MODEL", "DROP_PARAM", "Route", "RoutingTable", "Target", "load_routing_table", "parse_drop_params"]
 
@@ -26,6 +27,12 @@ ANTHROPIC_PATTERNS = ["claude-*"]
 DROP_PARAM = re.compile(r"\*|[A-Za-z_][A-Za-z0-9_.]{0,63}")
 """A parameter name a route or a client may allow dropping (`seed`, `metadata.user_id`), or `*` for all."""
 MAX_DROP_PARAMS = 64
+PROVIDER_ENDPOINTS: dict[str, frozenset[Endpoint]] = {
+    "openai": frozenset(Endpoint),
+    # Anthropic's API has neither embeddings nor legacy completions.
+    "anthropic": frozenset({Endpoint.CHAT, Endpoint.COUNT_TOKENS}),
+}
+"""What each provider's API can serve at all; a target's `endpoints` must be among them."""
 
 
 def parse_drop_params(names: list[str], where: str) -> list[str]:
@@ -45,6 +52,26 @@ class Target(BaseModel):
     base_url: str | None = None
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     timeout_s: float | None = Field(default=None, gt=0)
+    endpoints: frozenset[Endpoint] = frozenset({Endpoint.CHAT})
+    """What this target serves (routes file `endpoints: [chat, completions, embeddings]`); chat only unless
+    it says otherwise, since most models behind an OpenAI-compatible URL have no embeddings or completions."""
+
+    @model_validator(mode="after")
+    def _provider_serves(self) -> "Target":
+        missing = self.endpoints - PROVIDER_ENDPOINTS[self.provider]
+        if missing:
+            names = ", ".join(sorted(missing))
+            raise ValueError(f"a {self.provider} target cannot serve {names}: its API has no such endpoint")
+        return self
+
+    def serves(self, endpoint: Endpoint) -> bool:
+        return endpoint in self.endpoints
+
+    def refusal(self, endpoint: Endpoint) -> tuple[str, str] | None:
+        """Why this target cannot serve `endpoint`, as (parameter, reason) for a skip or a 400; None if it can."""
+        if endpoint in self.endpoints:
+            return None
+        return "model", f"its target {self.provider}:{self.model} does not serve {endpoint.value}"
 
     @property
     def target_id(self) -> str:

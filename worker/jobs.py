@@ -10,16 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.cache import Chunk
+from shared.endpoint_requests import estimate_input_tokens
 from shared.errors import GatewayError, ModelNotFound
-from shared.estimate import estimate_prompt_tokens
 from shared.jobs import JobOutcome, JobRecord, usage_row
 from shared.logs import JOB_ID, REQUEST_ID
 from shared.metrics import COST_USD, FALLBACKS, JOBS, PROVIDER_DURATION, TIME_TO_FIRST_TOKEN, TOKENS
-from shared.models import Completion, FinishReason, JobStatus, Usage, WireFormat
+from shared.models import ChatRequest, Completion, FinishReason, JobStatus, Usage, WireFormat
 from shared.reservation import unsent_ceiling
 from shared.routing_table import Target
 from shared.streams import append_event
 from worker.deps import WorkerDeps, deps_from
+from worker.endpoint_jobs import execute_endpoint
 from worker.routing import Served
 from worker.stream_output import OutputEvent, StreamOutput, chunk_of
 
@@ -86,13 +87,15 @@ def _cancelled(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> JobO
 
 async def _execute(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> JobOutcome:
     request = record.request
+    if not isinstance(request, ChatRequest):  # embeddings, legacy completions: their own modules
+        return await execute_endpoint(deps, record)
     targets = deps.routing_table.targets_for(request.model)
     if not targets:
         raise ModelNotFound(f"The model '{request.model}' does not exist")
     chunks = progress.chunks
     provider_started = time.monotonic()
     if request.stream:
-        completion, served = await _stream(deps, record, targets, progress)
+        completion, served = await _stream(deps, record, request, targets, progress)
     else:
         completion, served = await deps.router.complete(request, targets, allow_drop=_allow_drop(deps, record))
     provider_s = time.monotonic() - provider_started
@@ -100,7 +103,7 @@ async def _execute(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> 
     prefix = "msg_" if record.wire_format is WireFormat.ANTHROPIC else "chatcmpl-"
     completion = completion.model_copy(update={"id": f"{prefix}{record.id}", "created": int(record.created_at)})
     cost = deps.prices.cost_usd(completion.model, completion.usage)
-    _check_ceiling(deps, record, served.target, completion.usage)
+    _check_ceiling(deps, record, request, served.target, completion.usage)
     return JobOutcome(
         status=JobStatus.SUCCEEDED, completion=completion, cost_usd=cost, fallback_used=served.fallback_used,
         provider=completion.provider, model=completion.model,
@@ -111,7 +114,7 @@ async def _execute(deps: WorkerDeps, record: JobRecord, progress: _Progress) -> 
 
 
 async def _stream(
-    deps: WorkerDeps, record: JobRecord, targets: list[Any], progress: _Progress
+    deps: WorkerDeps, record: JobRecord, request: ChatRequest, targets: list[Any], progress: _Progress
 ) -> tuple[Completion, Served]:
     """Relay deltas to the job stream, coalescing those of one kind that arrive within a few ms into one entry
     (worker/stream_output.py); `chunks` receives each entry as the cache keeps it, the chunking a hit replays."""
@@ -120,11 +123,11 @@ async def _stream(
     last_flush = float("-inf")  # the first output goes out at once
     served: Served | None = None
     ceiling: int | None = None
-    async with aclosing(deps.router.stream(record.request, targets, allow_drop=_allow_drop(deps, record))) as deltas:
+    async with aclosing(deps.router.stream(request, targets, allow_drop=_allow_drop(deps, record))) as deltas:
         async for current, delta in deltas:
             if output is None:
                 TIME_TO_FIRST_TOKEN.labels(current.target.provider).observe(time.time() - record.created_at)
-                ceiling = _held_ceiling(deps, record, current.target)
+                ceiling = _held_ceiling(deps, record, request, current.target)
                 output = StreamOutput(current.target.provider)
             served = progress.served = current
             for ready in output.add(delta):
@@ -154,18 +157,18 @@ def _allow_drop(deps: WorkerDeps, record: JobRecord) -> frozenset[str]:
     return deps.routing_table.drop_params_for(record.request.model) | frozenset(record.drop_params)
 
 
-def _held_ceiling(deps: WorkerDeps, record: JobRecord, target: Target) -> int | None:
+def _held_ceiling(deps: WorkerDeps, record: JobRecord, request: ChatRequest, target: Target) -> int | None:
     """The output a budgeted job's reservation covers on `target` when the provider is not told a limit
     (shared/reservation.py); None when the provider enforces it, or the tenant has no budget to protect."""
     if record.admission is None or not record.admission.budgeted:
         return None
-    return unsent_ceiling(record.request, target, deps.prices)
+    return unsent_ceiling(request, target, deps.prices)
 
 
-def _check_ceiling(deps: WorkerDeps, record: JobRecord, target: Target, usage: Usage) -> None:
+def _check_ceiling(deps: WorkerDeps, record: JobRecord, request: ChatRequest, target: Target, usage: Usage) -> None:
     """A non-streamed answer cannot be cut: one longer than the price table's maximum is billed in full, and
     said, since its reservation was too small (the table understates the model's maximum output)."""
-    ceiling = _held_ceiling(deps, record, target)
+    ceiling = _held_ceiling(deps, record, request, target)
     if ceiling is not None and usage.completion_tokens > ceiling:
         logger.warning("job %s: %s answered %d output tokens, more than the %d of its max_output_tokens; "
                        "fix the price table", record.id, target.model, usage.completion_tokens, ceiling)
@@ -175,7 +178,7 @@ def _produced_usage(record: JobRecord, progress: _Progress) -> Usage:
     """The usage of a stream closed before its end: completion tokens are the output deltas received (text,
     thinking, tool call pieces: providers send about one token each), the prompt is estimated as admission
     estimates it (shared/estimate.py: text, tools, images, documents, audio)."""
-    return Usage(prompt_tokens=estimate_prompt_tokens(record.request), completion_tokens=progress.deltas)
+    return Usage(prompt_tokens=estimate_input_tokens(record.request), completion_tokens=progress.deltas)
 
 
 async def _append_output(deps: WorkerDeps, job_id: str, event: OutputEvent | None) -> Chunk:

@@ -11,9 +11,10 @@ leave out and the answer names them (`Completion.dropped_params`, `Served.droppe
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import TypeVar
 
 from shared.errors import AllTargetsFailed, GatewayError, StreamInterrupted, UnsupportedParameter, UpstreamError
 from shared.metrics import TARGETS_SKIPPED
@@ -24,6 +25,8 @@ from worker.breaker import CircuitBreaker
 from worker.providers.base import Provider
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,31 @@ class Router:
                 return
         raise refusals.error(last_error, len(targets))
 
+    async def call(self, targets: list[Target], invoke: Callable[[Provider, Target], Awaitable[T]], *,
+                   refuse: Callable[[Target], tuple[str, str] | None]) -> tuple[T, Served]:
+        """Any other provider call (embeddings, legacy completions), with the retries, breakers and fallback of
+        `complete`: `invoke` makes the call on one target; `refuse` says why a target cannot serve it at all
+        ((parameter, reason): skipped and counted, as a target that cannot honour a parameter is), or None."""
+        last_error: GatewayError | None = None
+        refusals = _Refusals()
+        for index, target in enumerate(targets):
+            if not refusals.note(target, refuse(target)):
+                continue
+            if not await self._breaker.allow(target.target_id):
+                last_error = last_error or AllTargetsFailed(f"circuit open for {target.provider}:{target.model}")
+                continue
+            for attempt in range(self._policy.attempts_per_target):
+                try:
+                    result = await invoke(self._providers[target.provider], target)
+                except UpstreamError as error:
+                    last_error = error
+                    if not await self._handle_failure(target, error, attempt):
+                        break
+                    continue
+                await self._breaker.record_success(target.target_id)
+                return result, Served(target, fallback_used=index > 0)
+        raise refusals.error(last_error, len(targets))
+
     async def _handle_failure(self, target: Target, error: UpstreamError, attempt: int) -> bool:
         """Record the failure; re-raise client errors; sleep and return True to retry the same target."""
         if not error.retryable:
@@ -147,15 +175,19 @@ class _Refusals:
 
     def check(self, request: ChatRequest, target: Target, allow_drop: frozenset[str]) -> Plan | None:
         plan = plan_target(request, target, allow_drop)
-        if plan.refused is None:
-            return plan
-        param, why = plan.refused
-        self.first = self.first or plan.refused
+        return plan if self.note(target, plan.refused) else None
+
+    def note(self, target: Target, refused: tuple[str, str] | None) -> bool:
+        """True when `target` may be tried; else it is logged and counted as skipped for `refused`."""
+        if refused is None:
+            return True
+        param, why = refused
+        self.first = self.first or refused
         self.skipped += 1
         TARGETS_SKIPPED.labels(target.provider, param_label(param)).inc()
         logger.info("target %s:%s skipped: it cannot honour '%s' (%s) and dropping it is not allowed",
                     target.provider, target.model, param, why)
-        return None
+        return False
 
     def error(self, last_error: GatewayError | None, targets: int) -> GatewayError:
         """UnsupportedParameter when no target could be tried for that reason alone; else as usual."""

@@ -2,8 +2,9 @@
 never an SDK type or a wire format."""
 
 from collections.abc import AsyncGenerator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from shared.endpoint_requests import EmbeddingRequest
 from shared.models import ChatRequest, Completion, Delta
 from shared.routing_table import Target
 
@@ -25,4 +26,13 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Close the adapter's SDK clients."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingProvider(Protocol):
+    """A provider whose API has embeddings (the routes file's `endpoints` says which targets serve them)."""
+
+    async def embed(self, request: EmbeddingRequest, target: Target) -> Completion:
+        """The vectors in `Completion.output` (an `EmbeddingOutput`), the billed input in its usage."""
         ...

@@ -17,10 +17,12 @@ import openai
 from openai import AsyncAPIResponse, AsyncStream
 from openai.types.chat import ChatCompletionChunk
 
+from shared.endpoint_requests import EmbeddingRequest
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, FinishReason
 from shared.routing_table import Target
 from shared.wire.openai import parse_chunk, parse_completion, render_request
+from shared.wire.openai_embeddings import parse_embedding_response, render_embedding_request
 from worker.providers._common import (
     HTTP_ERRORS,
     HTTP_TIMEOUTS,
@@ -118,6 +120,14 @@ class OpenAIProvider:
         if refused and final.finish_reason == FinishReason.STOP:
             final = final.model_copy(update={"finish_reason": FinishReason.REFUSAL})
         yield final
+
+    async def embed(self, request: EmbeddingRequest, target: Target) -> Completion:
+        """Embeddings through the SDK's `embeddings.create`; the raw JSON keeps base64 vectors as sent."""
+        client = self._clients.client_for(target)
+        create: Create = client.embeddings.with_raw_response.create
+        async with _map_errors():
+            raw = await create(**render_embedding_request(request, target.model))
+        return parse_embedding_response(json_object(NAME, raw.http_response.content, "response"), NAME)
 
     async def aclose(self) -> None:
         await self._clients.aclose()
