@@ -5,7 +5,7 @@ never caps an answer to make a request fit."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.endpoint_requests import EmbeddingRequest, TextCompletionRequest
+from shared.endpoint_requests import CountTokensRequest, EmbeddingRequest, JobRequest
 from shared.errors import BudgetExceeded
 from shared.limits import Budget, budget_period
 from shared.models import ChatRequest
@@ -19,7 +19,7 @@ from shared.tenant_cache import TenantSnapshot
 class Reserved:
     """What admission reserved for a request, kept to explain a refusal."""
 
-    request: ChatRequest | EmbeddingRequest | TextCompletionRequest
+    request: JobRequest
     prompt_tokens: int
     targets: list[Target]
     worst: WorstCase
@@ -53,7 +53,7 @@ def _worst_case_text(reserved: Reserved) -> str:
     if worst.cost_usd is None:
         return (f"The maximum output of model '{model}' is unknown to this gateway, so a request without "
                 f"max_tokens could cost any amount")
-    if isinstance(reserved.request, EmbeddingRequest):
+    if isinstance(reserved.request, EmbeddingRequest | CountTokensRequest):  # no output to bill
         return f"This request could cost up to ${worst.cost_usd:.6f} (its input on '{model}')"
     why = "the model's maximum output" if reserved.request.max_tokens is None else "max_tokens"
     return (f"This request could cost up to ${worst.cost_usd:.6f} (its prompt and {worst.output_tokens} output "

@@ -9,16 +9,23 @@ import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 
 from api.admission import admit_request
 from api.body import read_json_object
 from api.deps import AppState, StateDep, TenantDep
+from api.relay import wait_for_result
 from api.request_context import request_context
 from api.submit import DROPPED_HEADER, requested_drop_params
 from api.wire_routes import AnthropicRoute
-from shared.errors import InvalidRequest, ModelNotFound, UnsupportedParameter
-from shared.models import ChatRequest
+from shared.endpoint import TokenCountOutput
+from shared.endpoint_requests import CountTokensRequest
+from shared.errors import GatewayError, ModelNotFound, ServiceUnavailable, UnsupportedParameter
+from shared.fair_queue import Priority, TenantShare
+from shared.jobs import JobOptions
+from shared.models import ChatRequest, WireFormat
 from shared.routing_table import Target
+from shared.tenant_cache import TenantSnapshot
 from shared.wire.anthropic_count import parse_count_request, render_count
 from shared.wire.capabilities import Plan, plan_target
 
@@ -42,13 +49,38 @@ async def count_message_tokens(request: Request, state: StateDep, tenant: Tenant
     request_context(request).headers = headers
     if plan.drop:
         headers = {**headers, DROPPED_HEADER: ",".join(sorted(plan.drop))}
-    if target.provider != "openai":
-        raise InvalidRequest(f"Counting tokens for '{chat.model}', served by Anthropic, is not available yet",
-                             code="unsupported_parameter")
+    if target.provider == "anthropic":
+        return await count_by_worker(state, request, tenant, chat, requested_drop_params(request), headers)
     count = await state.token_counter.count(chat, target.model, state.settings, drop=plan.drop)
     return JSONResponse(render_count(count.input_tokens), headers={
         **headers, COUNTER_HEADER: count.counter, "x-gateway-provider": target.provider,
         "x-gateway-model": target.model})
+
+
+async def count_by_worker(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+                          client_drops: list[str], headers: dict[str, str]) -> JSONResponse:
+    """Anthropic's count, as a job a worker runs (worker/count_tokens_job.py), waited for like a completion:
+    the same queue, fairness, retries and fallback (across the route's Anthropic targets); no admission
+    hold, as it holds no tokens, budget or slot."""
+    job_id = f"job_{uuid.uuid4().hex}"
+    options = JobOptions(request_id=request_context(http).request_id, priority=Priority.INTERACTIVE,
+                         drop_params=client_drops)
+    share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
+    try:
+        await state.store.create(job_id, tenant.id, CountTokensRequest(request=chat), WireFormat.ANTHROPIC, options,
+                                 enqueue=lambda pipe, record: state.queue.enqueue_on(pipe, record, share=share))
+    except RedisError as exc:
+        raise ServiceUnavailable("The job queue is unavailable") from exc
+    request_context(http).job_id = job_id
+    result = await wait_for_result(state, job_id)
+    output = result.completion.output
+    if not isinstance(output, TokenCountOutput):
+        raise GatewayError(f"internal error: job {job_id} ended without a token count")
+    request_context(http).provider, request_context(http).provider_s = result.completion.provider, result.provider_s
+    return JSONResponse(render_count(output.input_tokens), headers={
+        **headers, COUNTER_HEADER: "anthropic", "x-gateway-job-id": job_id,
+        "x-gateway-provider": result.completion.provider, "x-gateway-model": result.completion.model,
+        "x-gateway-fallback": "true" if result.fallback_used else "false"})
 
 
 def first_eligible(state: AppState, chat: ChatRequest, targets: list[Target],

@@ -36,3 +36,12 @@ class EmbeddingProvider(Protocol):
     async def embed(self, request: EmbeddingRequest, target: Target) -> Completion:
         """The vectors in `Completion.output` (an `EmbeddingOutput`), the billed input in its usage."""
         ...
+
+
+@runtime_checkable
+class TokenCountingProvider(Protocol):
+    """A provider whose API counts a Messages request's input tokens (Anthropic's `count_tokens`)."""
+
+    async def count_tokens(self, request: ChatRequest, target: Target, *, drop: frozenset[str]) -> int:
+        """The input tokens `request` would be billed on `target`, leaving out the parameters in `drop`."""
+        ...
