@@ -22,7 +22,7 @@ from shared.tenant_cache import TenantSnapshot
 EndpointRequest = EmbeddingRequest | TextCompletionRequest
 Parse = Callable[[Mapping[str, object]], EndpointRequest]
 Render = Callable[[Completion], dict[str, object]]
-Stream = Callable[[AppState, Request, EndpointRequest, Submission, bool], Awaitable[Response]]
+Stream = Callable[[AppState, Request, TenantSnapshot, EndpointRequest, Submission, bool], Awaitable[Response]]
 """Answers a streamed request from its job's events (`owns_job` last)."""
 
 
@@ -39,12 +39,12 @@ async def run_endpoint_request(http: Request, state: AppState, tenant: TenantSna
     if submission.hit is not None:
         context.provider, context.provider_s = submission.hit.completion.provider, 0.0
         if stream is not None and call.stream:
-            return await stream(state, http, call, submission, False)
+            return await stream(state, http, tenant, call, submission, False)
         return JSONResponse(render(submission.hit.completion),
                             headers={**submission.headers, **hit_headers(submission.hit)})
     owns_job = not (submission.shared or submission.replayed)
     if stream is not None and call.stream:
-        return await stream(state, http, call, submission, owns_job)
+        return await stream(state, http, tenant, call, submission, owns_job)
     result = await stored_result(state, submission.job_id) if submission.replayed else None
     result = result or await wait_for_result(state, submission.job_id, owns_job=owns_job)
     await record_shared(state, http, tenant, call, submission, result)

@@ -23,6 +23,7 @@ from api.routes import (
     embeddings,
     health,
     jobs,
+    legacy_completions,
     messages,
     models,
     usage,
@@ -65,8 +66,8 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
             yield
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
-    modules = (chat, messages, count_tokens, models, completions, embeddings, jobs, usage, admin, admin_webhooks,
-               health)
+    modules = (chat, messages, count_tokens, models, completions, embeddings, legacy_completions, jobs, usage, admin,
+               admin_webhooks, health)
     for module in modules:
         app.include_router(module.router)
     install_error_handlers(app, RouteFormats.of(route for module in modules for route in module.router.routes))

@@ -215,7 +215,7 @@ async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: JobReq
         "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
         "cost_usd": 0.0, "saved_cost_usd": answer.cost_usd, "latency_ms": 0, "status": status,
         "cache_hit": True, "fallback_used": False, "created_at": time.time(),
-        "dropped_params": ",".join(answer.completion.dropped_params),
+        "dropped_params": ",".join(answer.completion.dropped_params), "endpoint": endpoint_of(chat).value,
     }
     await state.redis.xadd(USAGE_STREAM, {"row": json.dumps(row)}, maxlen=1_000_000, approximate=True)
 
@@ -285,7 +285,7 @@ async def _reuse(state: AppState, tenant: TenantSnapshot, chat: JobRequest, targ
     if policy.digest is None or not policy.read:
         return None
     hit = await state.cache.get(policy.digest)
-    CACHE_REQUESTS.labels(tenant.id, "hit" if hit is not None else "miss").inc()
+    CACHE_REQUESTS.labels(tenant.id, "hit" if hit is not None else "miss", endpoint_of(chat)).inc()
     leader = None if hit is not None else await state.cache.leader(policy.digest)
     if hit is None and leader is None:
         return None

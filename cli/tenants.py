@@ -255,6 +255,7 @@ def _report_text(tenant: Tenant, report: UsageReport) -> str:
         ("By day", "day", [(row.day, row) for row in report.by_day]),
         ("By model", "model", [(row.model, row) for row in report.by_model]),
         ("By provider", "provider", [(row.provider, row) for row in report.by_provider]),
+        ("By endpoint", "endpoint", [(row.endpoint, row) for row in report.by_endpoint]),
     ]
     parts = [f"Usage of tenant {tenant.id} ({tenant.name}) over the last {report.days} days (UTC)",
              "Totals\n" + render_table(USAGE_COLUMNS, [_usage_row(report.totals)])]

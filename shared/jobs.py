@@ -342,7 +342,7 @@ def usage_row(record: JobRecord, outcome: JobOutcome, latency_ms: int) -> dict[s
         "error_code": str(outcome.error.get("code")) if outcome.error else None,
         "fallback_used": outcome.fallback_used, "cache_hit": False, "saved_cost_usd": 0.0,
         "cached_prompt_tokens": outcome.cached_prompt_tokens, "created_at": time.time(),
-        "dropped_params": ",".join(_dropped(outcome)),
+        "dropped_params": ",".join(_dropped(outcome)), "endpoint": record.endpoint.value,
     }
 
 

@@ -1,7 +1,8 @@
 """Prometheus metrics of the API and the workers, defined once, and the closed sets their labels come from.
 Every label value is from a set the operator configured or the code fixes, never from what a client sent:
 tenant ids (only once authenticated), model names through `MetricLabels.model`, breaker targets through
-`MetricLabels.target`, providers, status codes and outcomes. The listeners are in `shared.metrics_server`."""
+`MetricLabels.target`, providers, endpoints (`shared.endpoint.Endpoint`), status codes and outcomes. The
+listeners are in `shared.metrics_server`."""
 
 import os
 from collections.abc import Iterable
@@ -51,10 +52,14 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 FAST_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 # API side
-REQUESTS = Counter("llm_gateway_requests", "Completion requests answered by the API",
-                   ["tenant", "model", "provider", "status"])
-REQUEST_DURATION = Histogram("llm_gateway_request_duration_seconds", "Total time of a completion request in the API",
-                             ["model", "stream"], buckets=LATENCY_BUCKETS)
+# `endpoint` (chat, embeddings, completions, count_tokens) on the request, job, token and cost series: an
+# embedding takes milliseconds and costs a millionth of a chat answer, so mixed they hide each other. Four
+# closed values, and a model is mostly served for one endpoint, so the series grow by little.
+REQUESTS = Counter("llm_gateway_requests", "Provider-bound requests answered by the API",
+                   ["tenant", "model", "provider", "status", "endpoint"])
+REQUEST_DURATION = Histogram("llm_gateway_request_duration_seconds",
+                             "Total time of a provider-bound request in the API", ["model", "stream", "endpoint"],
+                             buckets=LATENCY_BUCKETS)
 GATEWAY_OVERHEAD = Histogram("llm_gateway_overhead_seconds",
                              "Time the gateway added to a request: total minus provider time", ["model"],
                              buckets=FAST_BUCKETS)
@@ -62,7 +67,7 @@ ACTIVE_REQUESTS = Gauge("llm_gateway_active_requests", "Completion requests in p
                         multiprocess_mode="livesum")
 CONNECTIONS_REFUSED = Counter("llm_gateway_connections_refused",
                               "Client connections refused with 503 because the API process had MAX_CONNECTIONS open")
-CACHE_REQUESTS = Counter("llm_gateway_cache_requests", "Response cache lookups", ["tenant", "result"])
+CACHE_REQUESTS = Counter("llm_gateway_cache_requests", "Response cache lookups", ["tenant", "result", "endpoint"])
 RATE_LIMIT_REJECTIONS = Counter("llm_gateway_rate_limit_rejections", "Requests refused by a rate limit",
                                 ["tenant", "limit"])
 BUDGET_USED_RATIO = Gauge("llm_gateway_budget_used_ratio",
@@ -75,7 +80,7 @@ WORKERS = Gauge("llm_gateway_workers", "Workers with a recent heartbeat (read at
                 multiprocess_mode="mostrecent")
 
 # Worker side
-JOBS = Counter("llm_gateway_jobs", "Jobs finished by workers", ["tenant", "model", "provider", "status"])
+JOBS = Counter("llm_gateway_jobs", "Jobs finished by workers", ["tenant", "model", "provider", "status", "endpoint"])
 QUEUE_WAIT = Histogram("llm_gateway_queue_wait_seconds", "Time from enqueue to a worker starting the job",
                        buckets=FAST_BUCKETS)
 PROVIDER_DURATION = Histogram("llm_gateway_provider_duration_seconds", "Time spent calling providers for a job",
@@ -83,8 +88,8 @@ PROVIDER_DURATION = Histogram("llm_gateway_provider_duration_seconds", "Time spe
 TIME_TO_FIRST_TOKEN = Histogram("llm_gateway_time_to_first_token_seconds",
                                 "Time from enqueue to the first streamed token", ["provider"],
                                 buckets=LATENCY_BUCKETS)
-TOKENS = Counter("llm_gateway_tokens", "Tokens processed", ["tenant", "model", "direction"])
-COST_USD = Counter("llm_gateway_cost_usd", "Cost of answered jobs in USD", ["tenant"])
+TOKENS = Counter("llm_gateway_tokens", "Tokens processed", ["tenant", "model", "direction", "endpoint"])
+COST_USD = Counter("llm_gateway_cost_usd", "Cost of answered jobs in USD", ["tenant", "endpoint"])
 FALLBACKS = Counter("llm_gateway_fallbacks", "Jobs answered by a target other than the route's first", ["model"])
 BREAKER_STATE = Gauge("llm_gateway_circuit_breaker_state", "Circuit breaker per target: 0 closed, 1 half-open, 2 open",
                       ["target"], multiprocess_mode="max")

@@ -16,11 +16,13 @@ from worker.count_tokens_job import run_count_tokens
 from worker.deps import WorkerDeps
 from worker.embeddings_job import run_embeddings
 from worker.routing import Served
+from worker.text_completion_job import run_text_completion
 
 Runner = Callable[[WorkerDeps, JobRecord, list[Target]], Awaitable[tuple[Completion, Served]]]
 
 RUNNERS: dict[Endpoint, Runner] = {
     Endpoint.EMBEDDINGS: run_embeddings,
+    Endpoint.COMPLETIONS: run_text_completion,
     Endpoint.COUNT_TOKENS: run_count_tokens,
 }
 ID_PREFIXES = {Endpoint.COMPLETIONS: "cmpl-"}

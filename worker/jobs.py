@@ -206,10 +206,10 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
 
 
 def _count(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome) -> None:
-    tenant, model = record.tenant_id, deps.metric_labels.model(record.request.model)
-    JOBS.labels(tenant, model, outcome.provider or "none", outcome.status.value).inc()
-    TOKENS.labels(tenant, model, "in").inc(outcome.prompt_tokens)
-    TOKENS.labels(tenant, model, "out").inc(outcome.completion_tokens)
-    COST_USD.labels(tenant).inc(outcome.cost_usd)
+    tenant, model, endpoint = record.tenant_id, deps.metric_labels.model(record.request.model), record.endpoint
+    JOBS.labels(tenant, model, outcome.provider or "none", outcome.status.value, endpoint).inc()
+    TOKENS.labels(tenant, model, "in", endpoint).inc(outcome.prompt_tokens)
+    TOKENS.labels(tenant, model, "out", endpoint).inc(outcome.completion_tokens)
+    COST_USD.labels(tenant, endpoint).inc(outcome.cost_usd)
     if outcome.fallback_used:
         FALLBACKS.labels(model).inc()

@@ -135,7 +135,7 @@ async def rotate_tenant_key(tenant_id: TenantId, session: SessionDep, state: Sta
 async def read_tenant_usage(
     tenant_id: TenantId, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> dict[str, object]:
-    """Totals and breakdowns by day, model and provider over the last `days` days."""
+    """Totals and breakdowns by day, model, provider and endpoint over the last `days` days."""
     await get_tenant(session, tenant_id)
     report = await usage_report(session, tenant_id, days)
     return report.model_dump(mode="json")

@@ -14,6 +14,6 @@ router = APIRouter(prefix="/api/v1", tags=["gateway"])
 async def read_own_usage(
     tenant: TenantDep, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> dict[str, object]:
-    """The calling tenant's totals and breakdowns by day, model and provider."""
+    """The calling tenant's totals and breakdowns by day, model, provider and endpoint."""
     report = await usage_report(session, tenant.id, days)
     return report.model_dump(mode="json")

@@ -22,13 +22,13 @@ from shared.db.usage_rows import USAGE_COLUMNS, normalise_usage_row
 
 __all__ = ["COLUMN_TYPES", "PgUsageSink", "asyncpg_dsn", "is_postgres_url"]
 
-# The PostgreSQL type of each column (migrations 0001, 0002 and 0004): the array type each parameter is cast to.
+# The PostgreSQL type of each column (migrations 0001, 0002, 0004 and 0005): the array type each parameter is cast to.
 COLUMN_TYPES: dict[str, str] = {
     "request_id": "text", "tenant_id": "text", "public_model": "text", "provider": "text", "model": "text",
     "prompt_tokens": "int4", "completion_tokens": "int4", "cost_usd": "float8", "latency_ms": "int4",
     "status": "text", "error_code": "text", "fallback_used": "bool", "cache_hit": "bool",
     "saved_cost_usd": "float8", "cached_prompt_tokens": "int4", "dropped_params": "text",
-    "created_at": "timestamptz",
+    "endpoint": "text", "created_at": "timestamptz",
 }
 if set(COLUMN_TYPES) != set(USAGE_COLUMNS):  # a column added to one list only is a bug: fail at import
     raise RuntimeError("pg_usage.COLUMN_TYPES and usage_rows.USAGE_COLUMNS disagree")

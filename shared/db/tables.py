@@ -105,4 +105,6 @@ class UsageRecord(SQLModel, table=True):
     cached_prompt_tokens: int = Field(default=0)
     dropped_params: str = Field(default="")
     """Request parameters the serving target left out because dropping was allowed, comma-separated."""
+    endpoint: str = Field(default="chat", max_length=16)
+    """The kind of provider call (`shared.endpoint.Endpoint`): chat, embeddings, completions, count_tokens."""
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)

@@ -19,6 +19,7 @@ from shared.errors import InvalidRequest
 
 __all__ = [
     "DayUsage",
+    "EndpointUsage",
     "ModelUsage",
     "ProviderUsage",
     "UsageReport",
@@ -49,8 +50,13 @@ class ProviderUsage(UsageTotals):
     provider: str
 
 
+class EndpointUsage(UsageTotals):
+    endpoint: str  # a `shared.endpoint.Endpoint` value: chat, embeddings, completions, count_tokens
+
+
 class UsageReport(BaseModel):
-    """A tenant's usage over the last `days` days; `by_model` groups by the public model name."""
+    """A tenant's usage over the last `days` days; `by_model` groups by the public model name, `by_endpoint`
+    by the kind of provider call (records from before job kinds are chat)."""
 
     tenant_id: str
     days: int
@@ -58,6 +64,7 @@ class UsageReport(BaseModel):
     by_day: list[DayUsage]
     by_model: list[ModelUsage]
     by_provider: list[ProviderUsage]
+    by_endpoint: list[EndpointUsage]
 
 
 async def insert_usage(engine: AsyncEngine, rows: Sequence[Mapping[str, object]]) -> int:
@@ -130,7 +137,7 @@ async def _grouped(
 
 
 async def usage_report(session: AsyncSession, tenant_id: str, days: int) -> UsageReport:
-    """Totals and per-day, per-model and per-provider breakdowns of the tenant's usage in the last
+    """Totals and per-day, per-model, per-provider and per-endpoint breakdowns of the tenant's usage in the last
     `days` x 24 hours. Days are UTC calendar dates (`YYYY-MM-DD`), oldest first."""
     if days < 1:
         raise InvalidRequest("days must be at least 1")
@@ -151,5 +158,9 @@ async def usage_report(session: AsyncSession, tenant_id: str, days: int) -> Usag
         by_provider=[
             ProviderUsage.model_validate(row)
             for row in await _grouped(session, tenant_id, since, col(UsageRecord.provider), "provider")
+        ],
+        by_endpoint=[
+            EndpointUsage.model_validate(row)
+            for row in await _grouped(session, tenant_id, since, col(UsageRecord.endpoint), "endpoint")
         ],
     )

@@ -6,6 +6,8 @@ while `insert_usage` (shared/db/usage.py) uses the same rules, so both backends 
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from shared.endpoint import Endpoint
+
 __all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "USAGE_COLUMNS", "normalise_usage_row"]
 
 REQUIRED_COLUMNS = (
@@ -14,9 +16,10 @@ REQUIRED_COLUMNS = (
 )
 # Filled in with a default when a row lacks them (see `normalise_usage_row`).
 OPTIONAL_COLUMNS = ("error_code", "fallback_used", "cache_hit", "saved_cost_usd", "cached_prompt_tokens",
-                    "dropped_params", "created_at")
+                    "dropped_params", "endpoint", "created_at")
 # Every key of a normalised row, in this order.
 USAGE_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+ENDPOINTS = frozenset(endpoint.value for endpoint in Endpoint)
 
 
 def _created_at(value: object) -> datetime:
@@ -40,6 +43,15 @@ def _dropped_params(value: object) -> str:
     return value
 
 
+def _endpoint(value: object) -> str:
+    """One of `Endpoint`'s values; a row without one was written before job kinds, by a chat job."""
+    if value is None:
+        return Endpoint.CHAT.value
+    if not isinstance(value, str) or value not in ENDPOINTS:
+        raise ValueError(f"endpoint must be one of {', '.join(sorted(ENDPOINTS))}, not {value!r}")
+    return value
+
+
 def normalise_usage_row(row: Mapping[str, object], now: datetime) -> dict[str, object]:
     """Every row gets the same keys (USAGE_COLUMNS), as a multi-row insert needs; unknown keys are dropped.
     A malformed row raises ValueError or TypeError, which the usage writer treats as a poison row."""
@@ -53,6 +65,7 @@ def normalise_usage_row(row: Mapping[str, object], now: datetime) -> dict[str, o
     values["saved_cost_usd"] = float(row.get("saved_cost_usd") or 0.0)  # type: ignore[arg-type]
     values["cached_prompt_tokens"] = int(row.get("cached_prompt_tokens") or 0)  # type: ignore[call-overload]
     values["dropped_params"] = _dropped_params(row.get("dropped_params"))
+    values["endpoint"] = _endpoint(row.get("endpoint"))
     created = row.get("created_at")
     values["created_at"] = now if created is None else _created_at(created)
     return values

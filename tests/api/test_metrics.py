@@ -82,3 +82,24 @@ async def test_metrics_served_on_the_metrics_port_only(clean_redis: str, sqlite_
     names = {family.name for family in text_string_to_metric_families(scraped.text)}
     assert {"llm_gateway_requests", "llm_gateway_queue_depth", "llm_gateway_workers"} <= names
     assert elsewhere.status_code == 404
+
+
+async def test_metrics_label_each_request_with_its_endpoint(clean_redis: str, sqlite_url: str) -> None:
+    """The endpoint comes from the path: a request refused before its body is read (here: no key) has it."""
+    paths = {"/v1/chat/completions": "chat", "/v1/messages": "chat", "/api/v1/jobs": "chat",
+             "/v1/embeddings": "embeddings", "/v1/completions": "completions"}
+
+    def count(endpoint: str) -> float:
+        labels = {"tenant": "unauthenticated", "model": "unknown", "provider": "none", "status": "401",
+                  "endpoint": endpoint}
+        return REGISTRY.get_sample_value("llm_gateway_requests_total", labels) or 0.0
+
+    before = {endpoint: count(endpoint) for endpoint in set(paths.values())}
+    async with app_client(redis_url=clean_redis, database_url=sqlite_url) as http:
+        for path in paths:
+            assert (await http.post(path, json={}, headers={"X-API-Key": "gw-wrong"})).status_code == 401
+        assert (await http.get("/v1/models", headers={"X-API-Key": "gw-wrong"})).status_code == 401
+    assert {endpoint: count(endpoint) - before[endpoint] for endpoint in before} == \
+        {"chat": 3, "embeddings": 1, "completions": 1}
+    endpoints = {dict(labels).get("endpoint") for name, labels in _series() if name == "llm_gateway_requests_total"}
+    assert endpoints <= {"chat", "embeddings", "completions", "count_tokens"}

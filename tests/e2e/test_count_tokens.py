@@ -109,6 +109,7 @@ async def test_count_tokens_usage_record_costs_nothing(count_gateway: CountGatew
     rows = await usage_rows(str(tenant_id), 1)
     assert len(rows) == 1
     assert rows[0]["cost_usd"] == 0 and rows[0]["status"] == "succeeded" and rows[0]["model"] == "ct-claude-upstream"
+    assert rows[0]["endpoint"] == "count_tokens" and rows[0]["prompt_tokens"] == 0
 
 
 @pytest.mark.parametrize("name", ["ct-gpt", "org/ct-model:v1"])

@@ -68,6 +68,7 @@ async def test_embeddings_single_input_base64_by_default(ep: Endpoints) -> None:
     assert rows[0]["prompt_tokens"] == 3 and rows[0]["completion_tokens"] == 0
     assert float(rows[0]["cost_usd"]) == pytest.approx(3 * SMALL_PRICE_PER_TOKEN)
     assert rows[0]["provider"] == "openai" and rows[0]["model"] == "text-embedding-3-small"
+    assert rows[0]["endpoint"] == "embeddings"
 
 
 async def test_embeddings_batch_float_with_dimensions_and_user(ep: Endpoints) -> None:
@@ -156,6 +157,6 @@ async def test_embeddings_cache_hit_is_free_and_identical(ep: Endpoints) -> None
     assert first.headers["x-cache"] == "MISS" and second.headers["x-cache"] == "HIT"
     assert first.json()["data"] == second.json()["data"]
     rows = await usage_rows(tenant_id, 2)
-    assert [row["cache_hit"] for row in rows] == [False, True]
+    assert [(row["cache_hit"], row["endpoint"]) for row in rows] == [(False, "embeddings"), (True, "embeddings")]
     assert float(rows[1]["cost_usd"]) == 0.0
     assert float(rows[1]["saved_cost_usd"]) == pytest.approx(float(rows[0]["cost_usd"]))

@@ -184,7 +184,8 @@ def test_dashboard_has_the_panels_operators_look_for() -> None:
     assert any('result="hit"' in e and "/" in e for e in exprs), "cache hit rate"
     for grouping, metric in (("status", "requests_total"), ("model", "requests_total"), ("direction", "tokens"),
                              ("model", "tokens"), ("tenant", "cost_usd"), ("limit", "rate_limit"),
-                             ("target", "circuit_breaker_state"), ("status", "jobs_total")):
+                             ("target", "circuit_breaker_state"), ("status", "jobs_total"),
+                             ("endpoint", "requests_total"), ("endpoint", "cost_usd")):
         assert any(f"by ({grouping})" in e and metric in e for e in exprs), (grouping, metric)
 
 

@@ -164,6 +164,7 @@ async def test_stored_values_match_insert_usage(
         {"cost_usd": 1, "latency_ms": 7, "cached_prompt_tokens": 4.0, "saved_cost_usd": None, "unknown": "dropped"},
         {"dropped_params": "logit_bias,seed"},
         {"dropped_params": ["seed", "top_k"]},
+        {"endpoint": "embeddings"},
     ]
     local_now = usage_row("unused")["created_at"]  # an aware local time, the same for both inserts
     engine = create_engine(URL)
@@ -182,6 +183,12 @@ async def test_stored_values_match_insert_usage(
     assert (await _stored(conn, "pg_2"))["created_at"] == datetime(2025, 3, 1, 12, 30, 5, 123456, tzinfo=UTC)
     assert (await _stored(conn, "pg_0"))["dropped_params"] == ""
     assert (await _stored(conn, "pg_7"))["dropped_params"] == "seed,top_k"
+    assert [(await _stored(conn, name))["endpoint"] for name in ("pg_0", "pg_8")] == ["chat", "embeddings"]
+
+
+async def test_sink_refuses_an_unknown_endpoint(sink: PgUsageSink) -> None:
+    with pytest.raises(ValueError, match="endpoint must be one of"):
+        await sink.insert([usage_row("job_bad", endpoint="images")])
 
 
 async def test_missing_created_at_is_now(sink: PgUsageSink, conn: asyncpg.Connection) -> None:

@@ -4,7 +4,7 @@ never an SDK type or a wire format."""
 from collections.abc import AsyncGenerator
 from typing import Protocol, runtime_checkable
 
-from shared.endpoint_requests import EmbeddingRequest
+from shared.endpoint_requests import EmbeddingRequest, TextCompletionRequest
 from shared.models import ChatRequest, Completion, Delta
 from shared.routing_table import Target
 
@@ -35,6 +35,20 @@ class EmbeddingProvider(Protocol):
 
     async def embed(self, request: EmbeddingRequest, target: Target) -> Completion:
         """The vectors in `Completion.output` (an `EmbeddingOutput`), the billed input in its usage."""
+        ...
+
+
+@runtime_checkable
+class TextCompletionProvider(Protocol):
+    """A provider whose API has legacy text completions (`POST /v1/completions`)."""
+
+    async def complete_text(self, request: TextCompletionRequest, target: Target) -> Completion:
+        """The choices in `Completion.output` (a `TextCompletionOutput`), with the usage."""
+        ...
+
+    def stream_text(self, request: TextCompletionRequest, target: Target) -> AsyncGenerator[Completion, None]:
+        """Each chunk's choice pieces as a partial `Completion`; usage on the last one. Errors before the first
+        chunk may fall back; later ones may not."""
         ...
 
 

@@ -15,14 +15,20 @@ from typing import Protocol
 import httpx2
 import openai
 from openai import AsyncAPIResponse, AsyncStream
+from openai.types import Completion as TextCompletionChunk
 from openai.types.chat import ChatCompletionChunk
 
-from shared.endpoint_requests import EmbeddingRequest
+from shared.endpoint_requests import EmbeddingRequest, TextCompletionRequest
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, FinishReason
 from shared.routing_table import Target
 from shared.wire.openai import parse_chunk, parse_completion, render_request
 from shared.wire.openai_embeddings import parse_embedding_response, render_embedding_request
+from shared.wire.openai_text_completions import (
+    parse_text_chunk,
+    parse_text_completion,
+    render_text_completion_request,
+)
 from worker.providers._common import (
     HTTP_ERRORS,
     HTTP_TIMEOUTS,
@@ -57,6 +63,7 @@ class RawResponse(Protocol):
 # the SDK's overloads type each parameter with its own TypedDicts. So the calls are typed by their results.
 Create = Callable[..., Awaitable[RawResponse]]
 CreateStream = Callable[..., AbstractAsyncContextManager[AsyncAPIResponse[AsyncStream[ChatCompletionChunk]]]]
+CreateTextStream = Callable[..., AbstractAsyncContextManager[AsyncAPIResponse[AsyncStream[TextCompletionChunk]]]]
 
 
 class OpenAIProvider:
@@ -128,6 +135,29 @@ class OpenAIProvider:
         async with _map_errors():
             raw = await create(**render_embedding_request(request, target.model))
         return parse_embedding_response(json_object(NAME, raw.http_response.content, "response"), NAME)
+
+    async def complete_text(self, request: TextCompletionRequest, target: Target) -> Completion:
+        """A legacy text completion through the SDK's `completions.create`."""
+        client = self._clients.client_for(target)
+        create: Create = client.completions.with_raw_response.create
+        async with _map_errors():
+            raw = await create(**render_text_completion_request(request, target.model, stream=False))
+        return parse_text_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
+
+    async def stream_text(self, request: TextCompletionRequest, target: Target) -> AsyncGenerator[Completion, None]:
+        """A streamed legacy completion: each chunk as a partial `Completion` (its choices' new text), the
+        usage on the last one."""
+        client = self._clients.client_for(target)
+        create: CreateTextStream = client.completions.with_streaming_response.create
+        async with (
+            _map_errors(),
+            create(**render_text_completion_request(request, target.model, stream=True)) as raw,
+            aclosing(aiter_events(raw.http_response.aiter_bytes())) as events,
+        ):
+            async for event in events:
+                if event.data.startswith("[DONE]"):
+                    break
+                yield parse_text_chunk(_chunk(event), NAME)
 
     async def aclose(self) -> None:
         await self._clients.aclose()
