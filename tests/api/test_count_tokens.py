@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.api.conftest import app_client
 
@@ -131,3 +132,16 @@ async def test_count_tokens_is_not_billed(http: httpx.AsyncClient) -> None:
     auth = await _tenant(http, budget_usd=0.0)
     response = await http.post(URL, json={"model": "gpt-route", **HELLO}, headers=auth)
     assert response.status_code == 200, response.text
+
+
+async def test_count_tokens_is_counted_under_its_endpoint_label(http: httpx.AsyncClient) -> None:
+    auth = await _tenant(http)
+    before = _count_requests()
+    assert (await http.post(URL, json={"model": "gpt-route", **HELLO}, headers=auth)).status_code == 200
+    assert _count_requests() == before + 1
+
+
+def _count_requests() -> float:
+    return sum(sample.value for metric in REGISTRY.collect() if metric.name == "llm_gateway_requests"
+               for sample in metric.samples
+               if sample.name.endswith("_total") and sample.labels.get("endpoint") == "count_tokens")
