@@ -1,9 +1,10 @@
-"""Streamed legacy completions (`POST /v1/completions` with `stream: true`): a job's `token` events (one per
-choice piece, `{"text", "index", "logprobs"?}`) as OpenAI `text_completion` chunks, then a chunk per choice
-with its finish reason, the usage chunk when the client asked (`stream_options.include_usage`), and
-`[DONE]`; a cached answer is replayed the same way, one chunk per choice. A failure ends the stream with an
-explicit error chunk, never a clean end. A client that disconnects cancels the job it owns
-(STREAM_DISCONNECT=cancel, as chat streams do)."""
+"""Streamed legacy completions (`POST /v1/completions` with `stream: true`): a job's `token` events (a choice's text
+since the last one, `{"text", "index", "logprobs"?}`) as OpenAI `text_completion` chunks, then a chunk per choice
+with its finish reason, the usage chunk when the client asked (`stream_options.include_usage`), and `[DONE]`; a
+cached answer is replayed the same way, one chunk per choice. A failure ends the stream with an explicit error
+chunk, never a clean end; so does a retried attempt (a `reset` event: the worker restarted the job) once text was
+sent, since the new attempt's text would repeat it (as api/streaming.py does). A client that disconnects cancels
+the job it owns (STREAM_DISCONNECT=cancel, as chat streams do)."""
 
 import asyncio
 import logging
@@ -20,7 +21,7 @@ from api.relay import cancel_job, error_from_event, job_events, result_from
 from api.responses import hit_headers
 from api.submit import Submission
 from shared.endpoint import TextChoice, TextCompletionOutput
-from shared.errors import GatewayError, JobCancelled, ServiceUnavailable
+from shared.errors import GatewayError, JobCancelled, ServiceUnavailable, StreamInterrupted
 from shared.models import Completion
 from shared.streams import EventKind
 from shared.tenant_cache import TenantSnapshot
@@ -57,12 +58,18 @@ async def _replay(head: dict[str, object], completion: Completion,
 async def _relay(state: AppState, http: Request, tenant: TenantSnapshot, call: EndpointRequest,
                  submission: Submission, head: dict[str, object], include_usage: bool,
                  owns_job: bool) -> AsyncIterator[dict[str, str]]:
-    ended = False
+    ended = sent = False
     try:
         async for event in job_events(state, submission.job_id, cancel_at_deadline=owns_job):
             if event.kind is EventKind.TOKEN:
+                sent = True
                 yield _chunk(head, [{"text": event.data.get("text", ""), "index": event.data.get("index", 0),
                                      "logprobs": event.data.get("logprobs"), "finish_reason": None}])
+            elif event.kind is EventKind.RESET and sent:
+                # Not `ended`: the job runs on for nobody, so the finally below cancels it (if ours).
+                yield {"data": dumps(render_error(StreamInterrupted(
+                    "The worker restarted the request after output was sent")))}
+                return
             elif event.kind is EventKind.DONE:
                 ended = True
                 result = result_from(event)

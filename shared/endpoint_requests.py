@@ -20,6 +20,7 @@ __all__ = [
     "TextCompletionRequest",
     "endpoint_of",
     "estimate_input_tokens",
+    "generated_choices",
     "most_output_tokens",
 ]
 
@@ -123,8 +124,13 @@ def most_output_tokens(request: EmbeddingRequest | TextCompletionRequest | Count
     if isinstance(request, EmbeddingRequest | CountTokensRequest):
         return 0
     per_choice = DEFAULT_COMPLETION_MAX_TOKENS if request.max_tokens is None else request.max_tokens
-    choices = max(request.n or 1, request.best_of or 1)
-    return per_choice * choices * _prompt_count(request.prompt)
+    return per_choice * generated_choices(request)
+
+
+def generated_choices(request: TextCompletionRequest) -> int:
+    """How many choices a completion request generates, each up to `max_tokens`: `max(n, best_of)` per
+    prompt."""
+    return max(request.n or 1, request.best_of or 1) * _prompt_count(request.prompt)
 
 
 def _tokens(value: TokenInput) -> int:

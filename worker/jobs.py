@@ -22,12 +22,9 @@ from shared.streams import append_event
 from worker.deps import WorkerDeps, deps_from
 from worker.endpoint_jobs import execute_endpoint
 from worker.routing import Served
-from worker.stream_output import OutputEvent, StreamOutput, chunk_of
+from worker.stream_output import FLUSH_INTERVAL_S, FLUSH_MAX_CHARS, OutputEvent, StreamOutput, chunk_of
 
 logger = logging.getLogger(__name__)
-
-FLUSH_INTERVAL_S = 0.015
-FLUSH_MAX_CHARS = 512
 
 
 async def run_completion(ctx: dict[str, Any], job_id: str) -> str:

@@ -15,7 +15,12 @@ from shared.content import ContentPart, TextPart, ThinkingPart, ToolCallPart
 from shared.models import Completion, Delta, FinishReason, ToolCallDelta, Usage
 from shared.streams import EventKind
 
-__all__ = ["OutputEvent", "StreamOutput"]
+__all__ = ["FLUSH_INTERVAL_S", "FLUSH_MAX_CHARS", "OutputEvent", "StreamOutput"]
+
+# A streaming job appends its pending output when this long has passed since its last append, or when this
+# much text waits: one Redis entry per few ms instead of one per token (worker.jobs, worker.text_completion_job).
+FLUSH_INTERVAL_S = 0.015
+FLUSH_MAX_CHARS = 512
 
 OutputEvent = tuple[EventKind, dict[str, object]]
 _NONE: tuple[OutputEvent, ...] = ()

@@ -1,8 +1,10 @@
-"""The legacy text completions job: one `complete_text` call, or a stream whose chunks are appended to the
-job's event stream as `token` events (`{"text", "index", "logprobs"?}`: one per choice piece) and folded into
-the final answer, on the first target of the route that serves completions, falling back as chat does (a
-stream only until its first chunk). Called by `worker.endpoint_jobs`."""
+"""The legacy text completions job: one `complete_text` call, or a stream whose chunks are folded into the
+final answer and appended to the job's event stream as `token` events (`{"text", "index", "logprobs"?}`: a
+choice's pieces coalesced as a chat stream's are, within FLUSH_INTERVAL_S or FLUSH_MAX_CHARS,
+worker/stream_output.py), on the first target of the route that serves completions, falling back as chat does
+(a stream only until its first output is appended). Called by `worker.endpoint_jobs`."""
 
+import time
 from contextlib import aclosing
 
 from shared.endpoint import Endpoint, TextChoice, TextCompletionOutput
@@ -15,6 +17,7 @@ from shared.streams import EventKind, append_event
 from worker.deps import WorkerDeps
 from worker.providers.base import Provider, TextCompletionProvider
 from worker.routing import Served
+from worker.stream_output import FLUSH_INTERVAL_S, FLUSH_MAX_CHARS
 
 
 async def run_text_completion(deps: WorkerDeps, record: JobRecord,
@@ -35,41 +38,57 @@ async def run_text_completion(deps: WorkerDeps, record: JobRecord,
 
 async def _streamed(deps: WorkerDeps, job_id: str, request: TextCompletionRequest,
                     provider: TextCompletionProvider, target: Target) -> Completion:
-    """Relay the chunks; once one has reached the job's stream a failure is StreamInterrupted (no fallback:
-    the client holds part of the answer)."""
+    """Relay the chunks, coalesced; once output has reached the job's stream a failure is StreamInterrupted
+    (no fallback: the client holds part of the answer)."""
     folded = _Fold()
     last: Completion | None = None
+    last_flush = float("-inf")  # the first output goes out at once
     try:
         async with aclosing(provider.stream_text(request, target)) as chunks:
             async for chunk in chunks:
                 last = chunk
-                for piece in folded.add(chunk):
-                    await append_event(deps.redis, job_id, EventKind.TOKEN, piece,
-                                       maxlen=deps.settings.event_stream_maxlen, ttl_s=deps.settings.job_ttl_s)
+                folded.add(chunk)
+                now = time.monotonic()
+                if folded.pending and (now - last_flush >= FLUSH_INTERVAL_S
+                                       or folded.pending_chars >= FLUSH_MAX_CHARS):
+                    await _append(deps, job_id, folded.flush())
+                    last_flush = now
     except UpstreamError as error:
         if folded.started:
             raise StreamInterrupted(f"stream from {target.provider} failed: {error.message}") from error
         raise
     if last is None:
         raise GatewayError("the provider returned an empty stream")
+    await _append(deps, job_id, folded.flush())
     usage = folded.usage or Usage(prompt_tokens=estimate_input_tokens(request), completion_tokens=folded.pieces)
     return last.model_copy(update={"usage": usage, "output": folded.output(last)})
 
 
+async def _append(deps: WorkerDeps, job_id: str, events: list[dict[str, object]]) -> None:
+    for event in events:
+        await append_event(deps.redis, job_id, EventKind.TOKEN, event, maxlen=deps.settings.event_stream_maxlen,
+                           ttl_s=deps.settings.job_ttl_s)
+
+
 class _Fold:
-    """The choices of a stream as they grow: text joined, logprobs lists extended, the last finish reason."""
+    """The choices of a stream as they grow (text joined, logprobs lists extended, the last finish reason),
+    and the output not yet appended: per choice, its pieces since the last flush, joined the same way."""
 
     def __init__(self) -> None:
         self.choices: dict[int, TextChoice] = {}
         self.usage: Usage | None = None
         self.pieces = 0
-        self.started = False
+        self.pending_chars = 0
+        self.started = False  # some output was appended: a failure can no longer fall back
+        self._pending: dict[int, dict[str, object]] = {}  # choice index -> its coalesced event, in arrival order
 
-    def add(self, chunk: Completion) -> list[dict[str, object]]:
-        """Fold one chunk in; returns the events to append (its non-empty pieces)."""
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def add(self, chunk: Completion) -> None:
         if chunk.usage.prompt_tokens or chunk.usage.completion_tokens:
             self.usage = chunk.usage
-        events: list[dict[str, object]] = []
         output = chunk.output if isinstance(chunk.output, TextCompletionOutput) else None
         for piece in output.choices if output else []:
             choice = self.choices.setdefault(piece.index, TextChoice(index=piece.index, text=""))
@@ -79,10 +98,12 @@ class _Fold:
                 choice.logprobs = _extended(choice.logprobs, piece.logprobs)
             if piece.text or piece.logprobs:
                 self.pieces += 1
-                event: dict[str, object] = {"text": piece.text, "index": piece.index}
-                if piece.logprobs is not None:
-                    event["logprobs"] = piece.logprobs
-                events.append(event)
+                self._hold(piece)
+
+    def flush(self) -> list[dict[str, object]]:
+        """The pending events (one per choice with output since the last flush), which then start afresh."""
+        events = list(self._pending.values())
+        self._pending, self.pending_chars = {}, 0
         self.started = self.started or bool(events)
         return events
 
@@ -90,6 +111,14 @@ class _Fold:
         fingerprint = last.output.system_fingerprint if isinstance(last.output, TextCompletionOutput) else None
         return TextCompletionOutput(choices=[self.choices[index] for index in sorted(self.choices)],
                                     system_fingerprint=fingerprint)
+
+    def _hold(self, piece: TextChoice) -> None:
+        event = self._pending.setdefault(piece.index, {"text": "", "index": piece.index})
+        event["text"] = f"{event['text']}{piece.text}"
+        self.pending_chars += len(piece.text)
+        if piece.logprobs is not None:
+            before = event.get("logprobs")
+            event["logprobs"] = _extended(before if isinstance(before, dict) else None, piece.logprobs)
 
 
 def _extended(whole: dict[str, object] | None, piece: dict[str, object]) -> dict[str, object]:

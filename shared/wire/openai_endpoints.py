@@ -45,9 +45,10 @@ def token_input(value: object, field: str) -> TokenInput:
 
 
 def model_from(model: type[M], fields: dict[str, object]) -> M:
-    """Build a request model; a value the model refuses is a 400 naming its field."""
+    """Build a request model; a value the model refuses is a 400 naming its field. Strict: a value of the
+    wrong JSON type (`"seed": "5"`, `"temperature": true`) is refused, as OpenAI refuses it, never converted."""
     try:
-        return model.model_validate(fields)
+        return model.model_validate(fields, strict=True)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "request body"

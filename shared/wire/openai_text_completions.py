@@ -6,8 +6,10 @@ from collections.abc import Mapping
 
 from shared.endpoint import TextChoice, TextCompletionOutput
 from shared.endpoint_requests import TextCompletionRequest
+from shared.errors import InvalidRequest
 from shared.models import Completion, Usage
 from shared.wire._common import (
+    INT64,
     get_int,
     get_list,
     get_mapping,
@@ -33,27 +35,40 @@ NUMBERS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 
 def parse_text_completion_request(body: JSON) -> TextCompletionRequest:
     """Validate a client's completions body (a 400 naming the field); unknown fields go to `extra`."""
-    stop = body.get("stop")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, Mapping):
-        raise invalid("stream_options", "must be an object")
+    options = _stream_options(body)
     fields: dict[str, object] = {
         "model": body.get("model"), "prompt": token_input(body.get("prompt"), "prompt"),
-        "suffix": optional_str(body, "suffix"), "echo": body.get("echo") and optional_bool(body, "echo"),
+        "suffix": optional_str(body, "suffix"),
+        "echo": None if body.get("echo") is None else optional_bool(body, "echo"),
         "logprobs": optional_int(body, "logprobs", minimum=0, maximum=5),
         "max_tokens": optional_int(body, "max_tokens", minimum=0), "n": optional_int(body, "n", maximum=128),
-        "best_of": optional_int(body, "best_of", minimum=0, maximum=20), "seed": body.get("seed"),
-        "stop": [stop] if isinstance(stop, str) else string_list(stop, "stop", max_items=4) if stop else [],
+        "best_of": optional_int(body, "best_of", minimum=0, maximum=20),
+        "seed": optional_int(body, "seed", minimum=INT64[0], maximum=INT64[1]),
+        "stop": string_list(body.get("stop"), "stop", max_items=4),
         "logit_bias": body.get("logit_bias"), "user": optional_str(body, "user"),
-        "stream": optional_bool(body, "stream"), "include_usage": bool(options and options.get("include_usage")),
+        "stream": optional_bool(body, "stream"),
+        "include_usage": optional_bool(options, "include_usage", "stream_options.include_usage"),
         "extra": {key: value for key, value in body.items() if key not in MODELLED_FIELDS},
         **{name: body.get(name) for name in NUMBERS},
     }
     if not isinstance(fields["model"], str) or not fields["model"]:
         raise invalid("model", "is required and must be a non-empty string")
-    if fields["echo"] is None:
-        fields.pop("echo")
     return model_from(TextCompletionRequest, fields)
+
+
+def _stream_options(body: JSON) -> JSON:
+    """`stream_options`: `include_usage` is its one field the gateway carries; any other is refused by name,
+    never dropped."""
+    options = body.get("stream_options")
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise invalid("stream_options", "must be an object")
+    for key in options:
+        if key != "include_usage":
+            raise InvalidRequest(f"'stream_options.{key}' is not supported on /v1/completions by this gateway",
+                                 code="unsupported_parameter")
+    return options
 
 
 def render_text_completion_request(request: TextCompletionRequest, model: str, *, stream: bool) -> dict[str, object]:

@@ -191,11 +191,13 @@ async def test_usage_prints_the_admin_report_as_tables_and_json(db: str) -> None
     by_model = text.split("By model\n", 1)[1].splitlines()
     assert by_model[2].split()[:2] == ["claude-haiku-4-5", "1"] and by_model[3].split()[:2] == ["gpt-4o", "1"]
     assert "By day" in text and "By provider\nprovider" in text
+    by_endpoint = text.split("By endpoint\n", 1)[1].splitlines()
+    assert by_endpoint[0].split()[:2] == ["endpoint", "requests"] and by_endpoint[2].split()[:2] == ["chat", "2"]
 
 
 def test_usage_without_records_says_so(db: str) -> None:
     text = run_cli("usage", str(create(db)["id"]), database_url=db).stdout
-    assert "over the last 30 days" in text and text.count("(no usage)") == 3
+    assert "over the last 30 days" in text and text.count("(no usage)") == 4
 
 
 @pytest.mark.parametrize(("args", "word"), [(["ten_missing"], "not found"), (["TENANT", "--days", "0"], "--days")])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import httpx
 import openai
 import pytest
 
@@ -130,3 +131,18 @@ async def test_completions_bad_field_is_a_400_naming_it(ep: Endpoints) -> None:
         with pytest.raises(openai.BadRequestError) as caught:
             await ep.client.completions.create(model="ep-instruct", prompt="x", **kwargs)
         assert field in str(caught.value)
+
+
+async def test_usage_report_breaks_down_by_endpoint(ep: Endpoints) -> None:
+    """One model serving chat and legacy completions: the tenant's report tells the two apart."""
+    await ep.client.chat.completions.create(model="ep-instruct", messages=[{"role": "user", "content": "hi"}])
+    await ep.client.completions.create(model="ep-instruct", prompt="hello", max_tokens=5)
+    await ep.client.completions.create(model="ep-instruct", prompt="again", max_tokens=5)
+    await usage_rows(ep.tenant_id, 3)
+    async with httpx.AsyncClient(base_url=ep.gateway.base_url, timeout=30) as http:
+        response = await http.get("/api/v1/usage", headers={"Authorization": f"Bearer {ep.client.api_key}"})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    by_endpoint = {row["endpoint"]: row["requests"] for row in report["by_endpoint"]}
+    assert by_endpoint == {"chat": 1, "completions": 2}
+    assert [(row["model"], row["requests"]) for row in report["by_model"]] == [("ep-instruct", 3)]

@@ -1,0 +1,90 @@
+"""The relay of a streamed legacy completion (api/text_completion_stream.py) on real Redis: coalesced token
+events become chunks per choice; a retried attempt (`reset`) after text was sent ends the stream with an
+explicit error and cancels the job, so text never repeats; a reset before any text is invisible."""
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import Request
+
+from api.deps import AppState
+from api.submit import Submission
+from api.text_completion_stream import _relay
+from shared.cache import ResponseCache
+from shared.config import Settings
+from shared.db.engine import create_engine, create_session_factory
+from shared.endpoint import TextChoice, TextCompletionOutput
+from shared.endpoint_requests import TextCompletionRequest
+from shared.jobs import JobStore
+from shared.models import Completion, JobStatus, Usage, WireFormat
+from shared.pricing import load_price_table
+from shared.queue import JobQueue
+from shared.redis import create_redis
+from shared.routing_table import RoutingTable
+from shared.streams import EventKind, append_event
+from shared.tenant_cache import TenantCache
+
+CALL = TextCompletionRequest(model="ep-instruct", prompt="Say hi", stream=True)
+HEAD: dict[str, object] = {"id": "cmpl-job_t", "object": "text_completion", "created": 1, "model": "ep-instruct"}
+
+
+@pytest.fixture
+async def state(clean_redis: str, sqlite_url: str) -> AsyncIterator[AppState]:
+    settings = Settings(_env_file=None, redis_url=clean_redis, database_url=sqlite_url,  # type: ignore[call-arg]
+                        request_timeout_s=5)
+    client = create_redis(settings)
+    engine = create_engine(sqlite_url)
+    yield AppState(
+        settings=settings, redis=client, engine=engine, sessions=create_session_factory(engine),
+        store=JobStore(client, ttl_s=600, events_maxlen=1000),
+        queue=JobQueue(client, queue_name="gw:tc-stream-test", expires_s=5),
+        routing_table=RoutingTable({}, use_defaults=True), tenant_cache=TenantCache(client, ttl_s=60),
+        prices=load_price_table(settings), cache=ResponseCache(client),
+    )
+    await client.aclose()
+    await engine.dispose()
+
+
+async def _job(state: AppState, events: list[tuple[EventKind, dict[str, object]]]) -> None:
+    await state.store.create("job_t", "ten_1", CALL, WireFormat.OPENAI)
+    await state.store.mark_running("job_t", 1, "worker-1")
+    for kind, data in events:
+        await append_event(state.redis, "job_t", kind, data, maxlen=1000, ttl_s=600)
+
+
+async def _chunks(state: AppState) -> list[str]:
+    http = Request({"type": "http", "method": "POST", "path": "/v1/completions", "headers": []})
+    stream = _relay(state, http, None, CALL, Submission(job_id="job_t"), HEAD, False,  # type: ignore[arg-type]
+                    owns_job=True)
+    return [item["data"] async for item in stream]
+
+
+def _done(text: str) -> dict[str, object]:
+    completion = Completion(id="cmpl-job_t", model="gpt-3.5-turbo-instruct", provider="openai", content="",
+                            usage=Usage(prompt_tokens=2, completion_tokens=2),
+                            output=TextCompletionOutput(choices=[TextChoice(index=0, text=text,
+                                                                            finish_reason="stop")]))
+    return {"completion": completion.model_dump(mode="json"), "cost_usd": 0.0, "fallback_used": False,
+            "provider_ms": 5}
+
+
+async def test_text_completion_stream_ends_with_an_error_when_a_retry_follows_text(state: AppState) -> None:
+    await _job(state, [(EventKind.TOKEN, {"text": "Hello", "index": 0}), (EventKind.RESET, {"attempt": 2}),
+                       (EventKind.TOKEN, {"text": "Hello", "index": 0}), (EventKind.DONE, _done("Hello"))])
+    chunks = await _chunks(state)
+    assert json.loads(chunks[0])["choices"][0]["text"] == "Hello"
+    assert len(chunks) == 2 and "[DONE]" not in chunks
+    error = json.loads(chunks[1])["error"]
+    assert error["code"] == "stream_interrupted" and "restarted" in error["message"]
+    record = await state.store.get("job_t")
+    assert record is not None and (record.status is JobStatus.CANCELLED or await state.store.cancel_requested("job_t"))
+
+
+async def test_text_completion_stream_ignores_a_retry_before_any_text(state: AppState) -> None:
+    await _job(state, [(EventKind.RESET, {"attempt": 2}), (EventKind.TOKEN, {"text": "Hi ", "index": 0}),
+                       (EventKind.TOKEN, {"text": "there", "index": 0}), (EventKind.DONE, _done("Hi there"))])
+    chunks = await _chunks(state)
+    texts = [json.loads(chunk)["choices"][0]["text"] for chunk in chunks[:-1]]
+    assert texts == ["Hi ", "there", ""] and chunks[-1] == "[DONE]"
+    assert json.loads(chunks[2])["choices"][0]["finish_reason"] == "stop"
