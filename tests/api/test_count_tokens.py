@@ -2,13 +2,16 @@
 by OpenAI is counted with tiktoken and says so; bad bodies are 400 in Anthropic's error shape; an unknown model
 is 404; the request counts against the tenant's request rate, and costs nothing else."""
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio
 from prometheus_client import REGISTRY
 
+from shared.keys import job_key
 from tests.api.conftest import app_client
 
 ADMIN = {"X-API-Key": "count-admin-key"}
@@ -30,7 +33,7 @@ async def http(clean_redis: str, sqlite_url: str, tmp_path: Path) -> AsyncIterat
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES)
     async with app_client(redis_url=clean_redis, database_url=sqlite_url, admin_api_key=ADMIN["X-API-Key"],
-                          routes_file=routes) as client:
+                          routes_file=routes, request_timeout_s=1) as client:
         yield client
 
 
@@ -72,6 +75,21 @@ async def test_count_tokens_counts_system_tools_and_schema(http: httpx.AsyncClie
     response = await http.post(URL, json=fuller, headers=auth)
     assert response.status_code == 200, response.text
     assert response.json()["input_tokens"] > plain + 3 + 1 + 3 + 12
+
+
+async def test_count_tokens_on_anthropic_route_is_a_count_tokens_job(http: httpx.AsyncClient,
+                                                                     raw: redis.asyncio.Redis) -> None:
+    """No worker runs here: the request waits for its job until REQUEST_TIMEOUT_S (504), and the job it
+    queued is a count_tokens job holding the parsed request, never a chat job."""
+    auth = await _tenant(http)
+    response = await http.post(URL, json={"model": "claude-then-gpt", **HELLO, "system": "Be brief."},
+                               headers=auth)
+    _anthropic_error(response, 504, "api_error")
+    keys = [key async for key in raw.scan_iter(match=job_key("*"))]
+    assert len(keys) == 1
+    request = json.loads(await raw.hget(keys[0], "request") or b"{}")
+    assert request["endpoint"] == "count_tokens"
+    assert request["request"]["model"] == "claude-then-gpt" and request["request"].get("max_tokens") is None
 
 
 async def test_count_tokens_unknown_model_is_404(http: httpx.AsyncClient) -> None:
