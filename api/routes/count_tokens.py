@@ -43,14 +43,15 @@ async def count_message_tokens(request: Request, state: StateDep, tenant: Tenant
     targets = state.routing_table.targets_for(chat.model)
     if not targets:
         raise ModelNotFound(f"The model '{chat.model}' does not exist or is not routed by this gateway")
-    target, plan = first_eligible(state, chat, targets, requested_drop_params(request))
+    client_drops = requested_drop_params(request)
+    target, plan = first_eligible(state, chat, targets, client_drops)
     # Only the request is counted (full=False): no tokens, no budget, no concurrency slot, as it is not billed.
     _, headers = await admit_request(state, tenant, chat, targets, f"count_{uuid.uuid4().hex}", full=False)
     request_context(request).headers = headers
     if plan.drop:
         headers = {**headers, DROPPED_HEADER: ",".join(sorted(plan.drop))}
     if target.provider == "anthropic":
-        return await count_by_worker(state, request, tenant, chat, requested_drop_params(request), headers)
+        return await count_by_worker(state, request, tenant, chat, client_drops, headers)
     count = await state.token_counter.count(chat, target.model, state.settings, drop=plan.drop)
     return JSONResponse(render_count(count.input_tokens), headers={
         **headers, COUNTER_HEADER: count.counter, "x-gateway-provider": target.provider,
