@@ -14,7 +14,7 @@ from api.budget_refusal import Reserved, budget_refusal
 from api.deps import AppState
 from shared.budget import seed_spend
 from shared.config import Settings
-from shared.endpoint_requests import EmbeddingRequest, TextCompletionRequest, estimate_input_tokens, most_output_tokens
+from shared.endpoint_requests import JobRequest, estimate_input_tokens, most_output_tokens
 from shared.errors import GatewayError, RateLimited, ServiceUnavailable
 from shared.fair_queue import Priority
 from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit
@@ -37,7 +37,7 @@ MESSAGES = {
 
 
 async def admit_request(
-    state: AppState, tenant: TenantSnapshot, request: ChatRequest | EmbeddingRequest | TextCompletionRequest,
+    state: AppState, tenant: TenantSnapshot, request: JobRequest,
     targets: list[Target], job_id: str,
     *, full: bool, priority: Priority | None = None, hold: AdmissionHold | None = None,
 ) -> tuple[Admission | None, dict[str, str]]:
@@ -79,14 +79,14 @@ async def admit_request(
     return (result.admission if full else None), headers
 
 
-def _worst_case(request: ChatRequest | EmbeddingRequest | TextCompletionRequest, prompt: int,
+def _worst_case(request: JobRequest, prompt: int,
                 targets: list[Target], prices: PriceTable) -> WorstCase:
     if isinstance(request, ChatRequest):
         return worst_case(request, prompt, targets, prices)
     return bounded_worst_case(prompt, most_output_tokens(request), targets, prices)
 
 
-def _output_estimate(request: ChatRequest | EmbeddingRequest | TextCompletionRequest) -> int:
+def _output_estimate(request: JobRequest) -> int:
     """The output tokens charged against the tokens-per-minute limit until settlement: a non-chat request's
     own bound (0 for embeddings)."""
     if isinstance(request, ChatRequest):

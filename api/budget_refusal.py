@@ -7,7 +7,9 @@ from datetime import datetime
 
 from shared.endpoint_requests import (
     DEFAULT_COMPLETION_MAX_TOKENS,
+    CountTokensRequest,
     EmbeddingRequest,
+    JobRequest,
     TextCompletionRequest,
     generated_choices,
 )
@@ -24,7 +26,7 @@ from shared.tenant_cache import TenantSnapshot
 class Reserved:
     """What admission reserved for a request, kept to explain a refusal."""
 
-    request: ChatRequest | EmbeddingRequest | TextCompletionRequest
+    request: JobRequest
     prompt_tokens: int
     targets: list[Target]
     worst: WorstCase
@@ -53,10 +55,10 @@ def budget_refusal(tenant: TenantSnapshot, reserved: Reserved, prices: PriceTabl
     return BudgetExceeded(message, reset_at=when)
 
 
-def _fitting_text(request: ChatRequest | EmbeddingRequest | TextCompletionRequest, fits: int) -> str:
+def _fitting_text(request: JobRequest, fits: int) -> str:
     """What the client can change to fit: `fits` output tokens in all fit beside the prompt. A completion's
     `max_tokens` is per choice, and an embedding has no output to limit."""
-    if isinstance(request, EmbeddingRequest):
+    if isinstance(request, EmbeddingRequest | CountTokensRequest):  # a count is never budgeted: for the types
         return "send fewer or shorter inputs to fit"
     if isinstance(request, ChatRequest):
         return f"send max_tokens <= {fits} to fit"
@@ -75,7 +77,7 @@ def _worst_case_text(reserved: Reserved) -> str:
         return (f"The maximum output of model '{model}' is unknown to this gateway, so a request without "
                 f"max_tokens could cost any amount")
     request = reserved.request
-    if isinstance(request, EmbeddingRequest):
+    if isinstance(request, EmbeddingRequest | CountTokensRequest):  # no output to bill
         return f"This request could cost up to ${worst.cost_usd:.6f} (its input on '{model}')"
     if isinstance(request, TextCompletionRequest):
         limit = ("max_tokens" if request.max_tokens is not None

@@ -22,6 +22,7 @@ from shared.queue import JobQueue
 from shared.routing_table import RoutingTable
 from shared.tenant_cache import TenantCache, TenantSnapshot
 from shared.tenants import KEY_PREFIX, authenticate, hash_key
+from shared.token_count import TokenCounter
 
 
 @dataclass
@@ -38,6 +39,8 @@ class AppState:
     cache: ResponseCache
     # Label values for model names (configured ones; anything else `other`): see shared.metrics.
     metric_labels: MetricLabels = field(default_factory=MetricLabels)
+    # tiktoken encodings, loaded at the first count on an OpenAI route (POST /v1/messages/count_tokens).
+    token_counter: TokenCounter = field(default_factory=TokenCounter)
 
 
 async def get_state(request: Request) -> AppState:

@@ -19,6 +19,7 @@ from api.routes import (
     admin_webhooks,
     chat,
     completions,
+    count_tokens,
     embeddings,
     health,
     jobs,
@@ -66,8 +67,8 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
             yield
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
-    modules = (chat, messages, models, completions, openai_responses, embeddings, legacy_completions, jobs, usage,
-               admin, admin_webhooks, health)
+    modules = (chat, messages, count_tokens, models, completions, openai_responses, embeddings, legacy_completions,
+               jobs, usage, admin, admin_webhooks, health)
     for module in modules:
         app.include_router(module.router)
     install_error_handlers(app, RouteFormats.of(route for module in modules for route in module.router.routes))

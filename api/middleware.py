@@ -22,7 +22,7 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 TRACKED_PATHS: dict[str, Endpoint] = {
     "/v1/chat/completions": Endpoint.CHAT, "/v1/messages": Endpoint.CHAT, "/api/v1/completions": Endpoint.CHAT,
     "/api/v1/jobs": Endpoint.CHAT, "/v1/responses": Endpoint.CHAT, "/v1/embeddings": Endpoint.EMBEDDINGS,
-    "/v1/completions": Endpoint.COMPLETIONS,
+    "/v1/completions": Endpoint.COMPLETIONS, "/v1/messages/count_tokens": Endpoint.COUNT_TOKENS,
 }
 
 

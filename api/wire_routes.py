@@ -28,6 +28,15 @@ class AnthropicRoute(WireRoute):
     wire_format = WireFormat.ANTHROPIC
 
 
+class ClientChosenRoute(WireRoute):
+    """A path both SDKs call (`/v1/models`): its answers and errors are in Anthropic's shape when the request
+    carries the `anthropic-version` header every Anthropic client sends, else in OpenAI's."""
+
+    @staticmethod
+    def format_for(request: Request) -> WireFormat:
+        return WireFormat.ANTHROPIC if "anthropic-version" in request.headers else WireFormat.OPENAI
+
+
 @dataclass(frozen=True)
 class RouteFormats:
     """Decides the wire format of a request's answer from its matched route. A request that matched no
@@ -44,6 +53,8 @@ class RouteFormats:
 
     def for_request(self, request: Request) -> WireFormat:
         route = request.scope.get("route")
+        if isinstance(route, ClientChosenRoute):
+            return route.format_for(request)
         if isinstance(route, WireRoute):
             return route.wire_format
         if route is None:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     routes_file: Path | None = None
     fake_provider_url: str | None = None
+    # Where tiktoken keeps its rank files (tiktoken reads the same variable); unset: its default under the
+    # temp dir. The gateway fills it from a package at first use, so nothing is downloaded (shared/tiktoken_files.py).
+    tiktoken_cache_dir: Path | None = None
+    data_gym_cache_dir: Path | None = None  # tiktoken's older name for the same directory
 
     default_rate_limit: int = Field(default=100, ge=0)
     cache_ttl: int = Field(default=3600, ge=0)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["EmbeddingOutput", "Endpoint", "EndpointOutput", "TextChoice", "TextCompletionOutput"]
+__all__ = ["EmbeddingOutput", "Endpoint", "EndpointOutput", "TextChoice", "TextCompletionOutput", "TokenCountOutput"]
 
 
 class Endpoint(StrEnum):
@@ -47,5 +47,12 @@ class TextCompletionOutput(BaseModel):
     system_fingerprint: str | None = None
 
 
-EndpointOutput = Annotated[EmbeddingOutput | TextCompletionOutput, Field(discriminator="kind")]
+class TokenCountOutput(BaseModel):
+    """Anthropic's count of a Messages request's input tokens. Not usage: counting is not billed."""
+
+    kind: Literal["count_tokens"] = "count_tokens"
+    input_tokens: int
+
+
+EndpointOutput = Annotated[EmbeddingOutput | TextCompletionOutput | TokenCountOutput, Field(discriminator="kind")]
 """The output of a non-chat job, tagged by `kind`."""

@@ -14,6 +14,7 @@ from shared.models import ChatRequest
 
 __all__ = [
     "DEFAULT_COMPLETION_MAX_TOKENS",
+    "CountTokensRequest",
     "EmbeddingRequest",
     "JobRequest",
     "TextCompletionRequest",
@@ -69,6 +70,19 @@ class TextCompletionRequest(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class CountTokensRequest(BaseModel):
+    """`POST /v1/messages/count_tokens` on an Anthropic target: the Messages request to count, as parsed
+    (`shared.wire.anthropic_count`; it has no `max_tokens`)."""
+
+    endpoint: Literal["count_tokens"] = "count_tokens"
+    stream: ClassVar[bool] = False
+    request: ChatRequest
+
+    @property
+    def model(self) -> str:
+        return self.request.model
+
+
 def _request_tag(value: object) -> str:
     """A stored request names its kind in `endpoint`; a chat request (and every record older than job
     kinds) has none."""
@@ -80,31 +94,34 @@ def _request_tag(value: object) -> str:
 JobRequest = Annotated[
     Annotated[ChatRequest, Tag(Endpoint.CHAT.value)]
     | Annotated[EmbeddingRequest, Tag(Endpoint.EMBEDDINGS.value)]
-    | Annotated[TextCompletionRequest, Tag(Endpoint.COMPLETIONS.value)],
+    | Annotated[TextCompletionRequest, Tag(Endpoint.COMPLETIONS.value)]
+    | Annotated[CountTokensRequest, Tag(Endpoint.COUNT_TOKENS.value)],
     Discriminator(_request_tag),
 ]
 """The request a job runs; validated as the one model its tag names (a chat request: one pass, as before)."""
 
 
-def endpoint_of(request: ChatRequest | EmbeddingRequest | TextCompletionRequest) -> Endpoint:
+def endpoint_of(request: ChatRequest | EmbeddingRequest | TextCompletionRequest | CountTokensRequest) -> Endpoint:
     return Endpoint(_request_tag(request))
 
 
-def estimate_input_tokens(request: ChatRequest | EmbeddingRequest | TextCompletionRequest) -> int:
+def estimate_input_tokens(request: ChatRequest | EmbeddingRequest | TextCompletionRequest | CountTokensRequest) -> int:
     """The request's input tokens, upper-leaning as `shared.estimate` is: text at CHARS_PER_TOKEN, token
     arrays counted exactly; a completion's `suffix` is input too."""
     if isinstance(request, ChatRequest):
         return estimate_prompt_tokens(request)
+    if isinstance(request, CountTokensRequest):
+        return estimate_prompt_tokens(request.request)
     if isinstance(request, EmbeddingRequest):
         return _tokens(request.input)
     return _tokens(request.prompt) + math.ceil(len(request.suffix or "") / CHARS_PER_TOKEN)
 
 
-def most_output_tokens(request: EmbeddingRequest | TextCompletionRequest) -> int:
-    """The most output tokens a non-chat request can be billed for: none for embeddings; for a completion,
+def most_output_tokens(request: EmbeddingRequest | TextCompletionRequest | CountTokensRequest) -> int:
+    """The most output tokens a non-chat request can be billed for: none for embeddings and counts; for a completion,
     `max_tokens` (OpenAI's default 16 without it) for each of the `max(n, best_of)` choices it generates per
     prompt (best_of choices are generated and billed, n returned)."""
-    if isinstance(request, EmbeddingRequest):
+    if isinstance(request, EmbeddingRequest | CountTokensRequest):
         return 0
     per_choice = DEFAULT_COMPLETION_MAX_TOKENS if request.max_tokens is None else request.max_tokens
     return per_choice * generated_choices(request)

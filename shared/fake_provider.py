@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.fake_provider_anthropic import AnthropicDialect
 from shared.fake_provider_cache import PromptCache
+from shared.fake_provider_count import COUNT_TOKENS
 from shared.fake_provider_endpoints import EMBEDDINGS, TEXT_COMPLETIONS, FakeEndpoint
 from shared.fake_provider_formats import JSON, Dialect, StreamParts, bearer_token
 from shared.fake_provider_openai import OpenAIDialect
@@ -129,8 +130,9 @@ def create_app(config: FakeProviderConfig | None = None) -> Starlette:
     routes = [
         Route("/v1/chat/completions", _completion_endpoint(state, OpenAIDialect(state.cache)), methods=["POST"]),
         Route("/v1/messages", _completion_endpoint(state, AnthropicDialect(state.cache)), methods=["POST"]),
-        Route("/v1/embeddings", _openai_endpoint(state, EMBEDDINGS), methods=["POST"]),
-        Route("/v1/completions", _openai_endpoint(state, TEXT_COMPLETIONS), methods=["POST"]),
+        Route("/v1/messages/count_tokens", _kind_endpoint(state, COUNT_TOKENS, AnthropicDialect()), methods=["POST"]),
+        Route("/v1/embeddings", _kind_endpoint(state, EMBEDDINGS, OpenAIDialect()), methods=["POST"]),
+        Route("/v1/completions", _kind_endpoint(state, TEXT_COMPLETIONS, OpenAIDialect()), methods=["POST"]),
         Route("/v1/models", _models_endpoint(state), methods=["GET"]),
         Route("/_stats", _stats_endpoint(state), methods=["GET"]),
         Route("/_reset", _reset_endpoint(state), methods=["POST"]),
@@ -160,9 +162,9 @@ def _completion_endpoint(state: _ProviderState, dialect: Dialect) -> Endpoint:
     return endpoint
 
 
-def _openai_endpoint(state: _ProviderState, kind: FakeEndpoint) -> Endpoint:
-    """A non-chat OpenAI endpoint, with the chat endpoints' auth, recording, directives and failures."""
-    dialect = OpenAIDialect()
+def _kind_endpoint(state: _ProviderState, kind: FakeEndpoint, dialect: Dialect) -> Endpoint:
+    """A non-chat endpoint (OpenAI's, or Anthropic's token counting), with the chat endpoints' auth,
+    recording, directives and failures, in `dialect`'s error shape."""
 
     async def endpoint(request: Request) -> Response:
         body = await _read_json(request)

@@ -12,6 +12,7 @@ from shared.jobs import JobOutcome, JobRecord
 from shared.metrics import PROVIDER_DURATION
 from shared.models import Completion, JobStatus
 from shared.routing_table import Target
+from worker.count_tokens_job import run_count_tokens
 from worker.deps import WorkerDeps
 from worker.embeddings_job import run_embeddings
 from worker.routing import Served
@@ -22,6 +23,7 @@ Runner = Callable[[WorkerDeps, JobRecord, list[Target]], Awaitable[tuple[Complet
 RUNNERS: dict[Endpoint, Runner] = {
     Endpoint.EMBEDDINGS: run_embeddings,
     Endpoint.COMPLETIONS: run_text_completion,
+    Endpoint.COUNT_TOKENS: run_count_tokens,
 }
 ID_PREFIXES = {Endpoint.COMPLETIONS: "cmpl-"}
 

@@ -13,12 +13,13 @@ from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanage
 
 import anthropic
 from anthropic import AsyncAPIResponse, AsyncStream
-from anthropic.types import Message, RawMessageStreamEvent
+from anthropic.types import Message, MessageTokensCount, RawMessageStreamEvent
 
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, Usage
 from shared.routing_table import Target
 from shared.wire.anthropic import StreamParser, parse_completion, render_request
+from shared.wire.anthropic_count import parse_count, render_count_request
 from worker.providers._common import (
     HTTP_ERRORS,
     HTTP_TIMEOUTS,
@@ -42,6 +43,7 @@ SKIPPED_EVENTS = frozenset({None, "ping"})
 # builds as a `dict[str, object]` (JSON values, forwarded fields the SDK does not model, `extra_headers`), where
 # the SDK's overloads type each parameter with its own TypedDicts. So the calls are typed by their results.
 Create = Callable[..., Awaitable[AsyncAPIResponse[Message]]]
+Count = Callable[..., Awaitable[AsyncAPIResponse[MessageTokensCount]]]
 CreateStream = Callable[..., AbstractAsyncContextManager[AsyncAPIResponse[AsyncStream[RawMessageStreamEvent]]]]
 
 
@@ -75,6 +77,14 @@ class AnthropicProvider:
         async with _map_errors():
             raw = await create(**kwargs)
         return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
+
+    async def count_tokens(self, request: ChatRequest, target: Target, *, drop: frozenset[str]) -> int:
+        """Anthropic's own count (`messages.count_tokens`); the JSON goes to the wire module as for `complete`."""
+        client = self._clients.client_for(target)
+        count: Count = client.messages.with_raw_response.count_tokens
+        async with _map_errors():
+            raw = await count(**render_count_request(request, target.model, drop=drop))
+        return parse_count(json_object(NAME, raw.http_response.content, "response"), NAME)
 
     async def stream(self, request: ChatRequest, target: Target, *,
                      drop: frozenset[str] = frozenset()) -> AsyncGenerator[Delta, None]:

@@ -50,3 +50,12 @@ class TextCompletionProvider(Protocol):
         """Each chunk's choice pieces as a partial `Completion`; usage on the last one. Errors before the first
         chunk may fall back; later ones may not."""
         ...
+
+
+@runtime_checkable
+class TokenCountingProvider(Protocol):
+    """A provider whose API counts a Messages request's input tokens (Anthropic's `count_tokens`)."""
+
+    async def count_tokens(self, request: ChatRequest, target: Target, *, drop: frozenset[str]) -> int:
+        """The input tokens `request` would be billed on `target`, leaving out the parameters in `drop`."""
+        ...

@@ -1,0 +1,98 @@
+"""Anthropic's token counting, `POST /v1/messages/count_tokens`, for every route: the official `anthropic`
+SDK's `messages.count_tokens` (and Claude Code) work with `base_url=<gateway>`. The route's first eligible
+target decides who counts (`x-gateway-token-counter` says which): an OpenAI target is counted here with
+tiktoken, as OpenAI would bill the request; an Anthropic target's count comes from Anthropic's own endpoint,
+through a worker (the API never calls a provider). Not billed; counted against the tenant's request rate.
+Errors are in Anthropic's shape."""
+
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+
+from api.admission import admit_request
+from api.body import read_json_object
+from api.deps import AppState, StateDep, TenantDep
+from api.relay import wait_for_result
+from api.request_context import request_context
+from api.submit import DROPPED_HEADER, requested_drop_params
+from api.wire_routes import AnthropicRoute
+from shared.endpoint import TokenCountOutput
+from shared.endpoint_requests import CountTokensRequest
+from shared.errors import GatewayError, ModelNotFound, ServiceUnavailable, UnsupportedParameter
+from shared.fair_queue import Priority, TenantShare
+from shared.jobs import JobOptions
+from shared.models import ChatRequest, WireFormat
+from shared.routing_table import Target
+from shared.tenant_cache import TenantSnapshot
+from shared.wire.anthropic_count import parse_count_request, render_count
+from shared.wire.capabilities import Plan, plan_target
+
+router = APIRouter(route_class=AnthropicRoute, tags=["anthropic"])
+
+COUNTER_HEADER = "x-gateway-token-counter"
+
+
+@router.post("/v1/messages/count_tokens")
+async def count_message_tokens(request: Request, state: StateDep, tenant: TenantDep) -> JSONResponse:
+    """Count the input tokens of a Messages request (Anthropic format) on the route's first eligible target."""
+    body = await read_json_object(request, state.settings.max_body_bytes)
+    chat = parse_count_request(body, request.headers)
+    request_context(request).model = state.metric_labels.model(chat.model)
+    targets = state.routing_table.targets_for(chat.model)
+    if not targets:
+        raise ModelNotFound(f"The model '{chat.model}' does not exist or is not routed by this gateway")
+    client_drops = requested_drop_params(request)
+    target, plan = first_eligible(state, chat, targets, client_drops)
+    # Only the request is counted (full=False): no tokens, no budget, no concurrency slot, as it is not billed.
+    _, headers = await admit_request(state, tenant, chat, targets, f"count_{uuid.uuid4().hex}", full=False)
+    request_context(request).headers = headers
+    if plan.drop:
+        headers = {**headers, DROPPED_HEADER: ",".join(sorted(plan.drop))}
+    if target.provider == "anthropic":
+        return await count_by_worker(state, request, tenant, chat, client_drops, headers)
+    count = await state.token_counter.count(chat, target.model, state.settings, drop=plan.drop)
+    return JSONResponse(render_count(count.input_tokens), headers={
+        **headers, COUNTER_HEADER: count.counter, "x-gateway-provider": target.provider,
+        "x-gateway-model": target.model})
+
+
+async def count_by_worker(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+                          client_drops: list[str], headers: dict[str, str]) -> JSONResponse:
+    """Anthropic's count, as a job a worker runs (worker/count_tokens_job.py), waited for like a completion:
+    the same queue, fairness, retries and fallback (across the route's Anthropic targets); no admission
+    hold, as it holds no tokens, budget or slot."""
+    job_id = f"job_{uuid.uuid4().hex}"
+    options = JobOptions(request_id=request_context(http).request_id, priority=Priority.INTERACTIVE,
+                         drop_params=client_drops)
+    share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
+    try:
+        await state.store.create(job_id, tenant.id, CountTokensRequest(request=chat), WireFormat.ANTHROPIC, options,
+                                 enqueue=lambda pipe, record: state.queue.enqueue_on(pipe, record, share=share))
+    except RedisError as exc:
+        raise ServiceUnavailable("The job queue is unavailable") from exc
+    request_context(http).job_id = job_id
+    result = await wait_for_result(state, job_id)
+    output = result.completion.output
+    if not isinstance(output, TokenCountOutput):
+        raise GatewayError(f"internal error: job {job_id} ended without a token count")
+    request_context(http).provider, request_context(http).provider_s = result.completion.provider, result.provider_s
+    return JSONResponse(render_count(output.input_tokens), headers={
+        **headers, COUNTER_HEADER: "anthropic", "x-gateway-job-id": job_id,
+        "x-gateway-provider": result.completion.provider, "x-gateway-model": result.completion.model,
+        "x-gateway-fallback": "true" if result.fallback_used else "false"})
+
+
+def first_eligible(state: AppState, chat: ChatRequest, targets: list[Target],
+                   client_drops: list[str]) -> tuple[Target, Plan]:
+    """The target a Messages request would go to first, and what it would leave out; none: the 400 that
+    request would get, naming the first target's first parameter it cannot honour."""
+    allowed = state.routing_table.drop_params_for(chat.model) | frozenset(client_drops)
+    refused: tuple[str, str] | None = None
+    for target in targets:
+        plan = plan_target(chat, target, allowed)
+        if plan.refused is None:
+            return target, plan
+        refused = refused or plan.refused
+    raise UnsupportedParameter(*(refused or ("model", "its route has no target")))
