@@ -126,7 +126,7 @@ def _item_text(item: str | list[int]) -> str:
 
 def _vector(item: str | list[int], size: int) -> list[float]:
     seed = int.from_bytes(hashlib.sha256(repr(item).encode()).digest()[:8], "big")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311: a fake vector seeded by its input, not a secret
     values = [rng.uniform(-1.0, 1.0) for _ in range(size)]
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
     # Rounded to float32, so a float answer and a decoded base64 one are the same numbers.
