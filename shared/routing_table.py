@@ -23,6 +23,12 @@ ProviderName = Literal["openai", "anthropic"]
 OPENAI_DEFAULT_MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o3-mini", "o4-mini"]
 ANTHROPIC_DEFAULT_MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
 OPENAI_PATTERNS = ["gpt-*", "o1*", "o3*", "o4*"]
+OPENAI_DEFAULT_ENDPOINT_MODELS = ["text-embedding-3-small", "text-embedding-3-large", "gpt-3.5-turbo-instruct"]
+# OpenAI's non-chat models, served by OpenAI alone (Anthropic has neither endpoint), checked before the chat
+# patterns (`gpt-3.5-turbo-instruct` is a legacy completions model).
+OPENAI_ENDPOINT_PATTERNS: list[tuple[str, Endpoint]] = [
+    ("text-embedding-*", Endpoint.EMBEDDINGS), ("gpt-3.5-turbo-instruct*", Endpoint.COMPLETIONS),
+    ("davinci-002", Endpoint.COMPLETIONS), ("babbage-002", Endpoint.COMPLETIONS)]
 ANTHROPIC_PATTERNS = ["claude-*"]
 DROP_PARAM = re.compile(r"\*|[A-Za-z_][A-Za-z0-9_.]{0,63}")
 """A parameter name a route or a client may allow dropping (`seed`, `metadata.user_id`), or `*` for all."""
@@ -128,6 +134,9 @@ class RoutingTable:
             return self._explicit[model]
         if not self._use_defaults:
             return None
+        for pattern, endpoint in OPENAI_ENDPOINT_PATTERNS:
+            if fnmatch.fnmatchcase(model, pattern):
+                return [self._openai(model).model_copy(update={"endpoints": frozenset({endpoint})})]
         if any(fnmatch.fnmatchcase(model, p) for p in OPENAI_PATTERNS):
             fallback = "claude-haiku-4-5" if "mini" in model or "nano" in model else "claude-sonnet-4-5"
             return [self._openai(model), self._anthropic(fallback)]
@@ -148,7 +157,8 @@ class RoutingTable:
     def public_models(self) -> list[str]:
         names = list(self._explicit)
         if self._use_defaults:
-            names += [m for m in OPENAI_DEFAULT_MODELS + ANTHROPIC_DEFAULT_MODELS if m not in names]
+            defaults = OPENAI_DEFAULT_MODELS + ANTHROPIC_DEFAULT_MODELS + OPENAI_DEFAULT_ENDPOINT_MODELS
+            names += [m for m in defaults if m not in names]
         return names
 
     def _openai(self, model: str) -> Target:
@@ -170,8 +180,10 @@ def load_routing_table(settings: Settings) -> RoutingTable:
         use_defaults = False
     elif settings.fake_provider_url:
         # A fake upstream is configured (the embedded mode sets one when no provider key is): a demo model.
+        # The fake provider also answers embeddings and legacy completions, so the demo model serves all three.
         explicit[DEMO_MODEL] = [
-            Target(provider="openai", model="fake-model", base_url=f"{settings.fake_provider_url}/v1")
+            Target(provider="openai", model="fake-model", base_url=f"{settings.fake_provider_url}/v1",
+                   endpoints=frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.COMPLETIONS}))
         ]
     return RoutingTable(
         explicit,

@@ -51,7 +51,13 @@ async def test_embedded_serve_answers_demo_model_with_openai_sdk(embedded: str) 
             model="demo", messages=[{"role": "user", "content": "stream embedded"}], stream=True
         )
         streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        # The demo model also serves embeddings and legacy completions (the fake provider answers both).
+        vectors = await sdk.embeddings.create(model="demo", input=["one", "two"])
+        legacy = await sdk.completions.create(model="demo", prompt="legacy embedded", max_tokens=8)
     finally:
         await sdk.close()
     assert completion.choices[0].message.content.startswith("Fake reply to: hello embedded")
     assert streamed.startswith("Fake reply to: stream embedded")
+    assert len(vectors.data) == 2 and len(vectors.data[0].embedding) > 0
+    assert vectors.data[0].embedding != vectors.data[1].embedding
+    assert legacy.choices[0].text

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
+from shared.endpoint import Endpoint
 from shared.routing_table import DEMO_MODEL, load_routing_table
 
 
@@ -110,3 +111,23 @@ def test_routes_file_refuses_bad_drop_params(tmp_path: Path, content: str) -> No
     routes.write_text(content)
     with pytest.raises(ValueError, match="ROUTES_FILE"):
         load_routing_table(_settings(routes_file=routes))
+
+
+def test_routing_table_defaults_route_openai_embeddings_and_instruct_models_to_openai_alone() -> None:
+    table = load_routing_table(_settings(openai_api_key="k"))
+    embedding = table.targets_for("text-embedding-3-small")
+    instruct = table.targets_for("gpt-3.5-turbo-instruct")
+    assert embedding is not None and [(t.provider, t.endpoints) for t in embedding] == [
+        ("openai", frozenset({Endpoint.EMBEDDINGS}))]
+    assert instruct is not None and [(t.provider, t.endpoints) for t in instruct] == [
+        ("openai", frozenset({Endpoint.COMPLETIONS}))]
+    chat = table.targets_for("gpt-4o")  # the chat pattern still routes with its Anthropic fallback
+    assert chat is not None and [t.provider for t in chat] == ["openai", "anthropic"]
+    assert {"text-embedding-3-small", "gpt-3.5-turbo-instruct"} <= set(table.public_models())
+
+
+def test_routing_table_demo_model_serves_chat_embeddings_and_completions() -> None:
+    table = load_routing_table(_settings(fake_provider_url="http://127.0.0.1:9/fake"))
+    targets = table.targets_for(DEMO_MODEL)
+    assert targets is not None
+    assert all(targets[0].serves(e) for e in (Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.COMPLETIONS))
