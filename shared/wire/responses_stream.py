@@ -104,8 +104,7 @@ class ResponsesStreamRenderer:
         events: list[SSEEvent] = []
         if current is None or current.kind != "reasoning" or current.signature or current.redacted:
             events += self._close() + self._open("reasoning", None)
-        item = self._current
-        assert item is not None
+        item = self._require_current()
         if delta.thinking:
             if not item.parts:
                 item.parts.append(["reasoning_text", ""])
@@ -124,8 +123,7 @@ class ResponsesStreamRenderer:
             events += self._close() + self._open("message", kind)
         elif current.open_part != kind:
             events += self._close_part(current) + self._open_part(current, kind)
-        item = self._current
-        assert item is not None
+        item = self._require_current()
         item.parts[-1][1] += text
         name = "response.output_text.delta" if kind == "output_text" else "response.refusal.delta"
         extra: dict[str, object] = {"logprobs": []} if kind == "output_text" else {}
@@ -203,7 +201,9 @@ class ResponsesStreamRenderer:
         return function_call_item(item.id, item.call_id or "", item.name or "", item.arguments, status)
 
     def _require_current(self) -> _Item:
-        assert self._current is not None
+        """The item just opened; callers open one first, so None is a bug in this renderer."""
+        if self._current is None:
+            raise GatewayError("internal error: the Responses stream renderer has no open item")
         return self._current
 
     def _part_event(self, name: str, item: _Item, index: int, text: str) -> SSEEvent:
