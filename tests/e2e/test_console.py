@@ -6,12 +6,14 @@ tenant; and the security properties: escaping, CSRF and origin checks, the CSP, 
 Every page is screenshotted (tests/e2e/console_gateway.py)."""
 
 import asyncio
+import os
 import re
 import uuid
 
 import httpx
 import openai
-from playwright.async_api import BrowserContext, Page, expect
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlmodel import select
 
 from shared.db.engine import create_engine, create_session_factory
@@ -26,6 +28,8 @@ from tests.e2e.console_gateway import (  # noqa: F401 (fixtures)
     sign_in,
     watch_errors,
 )
+from tests.e2e.test_embedded import SERVICE_VARIABLES
+from tests.support.processes import Process, free_port, wait_http
 
 XSS_NAME = "<script>alert(1)</script>"
 
@@ -249,3 +253,37 @@ async def test_console_is_readable_at_phone_width(context: BrowserContext, conso
 async def _csrf_token(page: Page, path: str) -> str:
     await page.goto(path)
     return await page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+
+
+async def test_console_works_in_the_embedded_one_command_mode(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`llm-gateway serve` with nothing configured but ADMIN_API_KEY: no SECRET_KEY, so the console signs its
+    sessions with a key made for the process, and says so in the log."""
+    workdir = tmp_path_factory.mktemp("console-embedded")
+    port = free_port()
+    cleared = {name: os.environ.pop(name) for name in (*SERVICE_VARIABLES, "SECRET_KEY") if name in os.environ}
+    try:
+        server = Process("console-embedded", ["serve", "--port", str(port)],
+                         {"ADMIN_API_KEY": "embedded-admin", "SQLITE_PATH": str(workdir / "gateway.db")}, workdir)
+    finally:
+        os.environ.update(cleared)
+    context = await browser.new_context(base_url=f"http://127.0.0.1:{port}")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", server, timeout_s=60)
+        page = await context.new_page()
+        await sign_in(page, "embedded-admin")
+        tenant_id, key = await _create_tenant_in_form(page, "embedded-app")
+        sdk = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+        try:
+            await sdk.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}])
+        finally:
+            await sdk.close()
+        await page.goto(f"/console/jobs?tenant_id={tenant_id}")
+        await expect(page.locator("#jobs")).to_contain_text("succeeded")
+        await page.goto("/console/routes")
+        await expect(page.locator("#routes")).to_contain_text("demo")
+    finally:
+        await context.close()
+        server.stop()
+    assert "signed with a key made for this process" in server.log_path.read_text()
