@@ -3,7 +3,8 @@ SECRET_KEY and the routes below, next to the session gateway (same fake provider
 tenants); one headless Debian chromium for the whole module, driven by Playwright by path (no download).
 
 Routes: `console-fast` answers at once; `console-slow` streams 500 tokens 20 ms apart (about 10 s), long enough
-to watch tokens arrive on a job's page and cancel it there."""
+to watch tokens arrive on a job's page and cancel it there. Webhooks are on (WEBHOOK_SECRET): a callback to the
+fake provider's GET-only `/_stats` is refused with 405, so its delivery is dead-lettered at once."""
 
 import shutil
 import uuid
@@ -33,6 +34,7 @@ class ConsoleGateway:
     base_url: str
     admin_key: str
     screenshots: Path
+    fake_url: str
 
     async def screenshot(self, page: Page, name: str) -> None:
         """Saved under the test run's tmp dir, and the newest copied to docs/console/ for the README."""
@@ -47,13 +49,14 @@ def console_gateway(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) 
     routes = gateway.log_dir / "routes-console.yaml"
     routes.write_text(ROUTES.format(f=gateway.fake_url))
     env = {**gateway.env, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"gw:console:{uuid.uuid4().hex[:8]}",
-           "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex}
+           "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex, "WEBHOOK_SECRET": uuid.uuid4().hex}
     port = free_port()
     api = Process("api-console", ["serve", "--port", str(port)], env, gateway.log_dir)
     worker = Process("worker-console", ["worker"], env, gateway.log_dir)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", api)
-        yield ConsoleGateway(f"http://127.0.0.1:{port}", ADMIN_KEY, tmp_path_factory.mktemp("console-screenshots"))
+        yield ConsoleGateway(f"http://127.0.0.1:{port}", ADMIN_KEY, tmp_path_factory.mktemp("console-screenshots"),
+                             gateway.fake_url)
     finally:
         worker.stop()
         api.stop()

@@ -83,7 +83,7 @@ async def test_console_admin_creates_tenant_and_sees_its_completion_in_usage(
     csv = await page.request.get(f"/console/usage.csv?tenant_id={tenant_id}&days=7")
     assert csv.ok and "model,console-fast,1," in await csv.text()
     for name, path in [("overview", "/console/"), ("tenants", "/console/tenants"), ("routes", "/console/routes"),
-                       ("webhooks", "/console/webhooks"), ("jobs", f"/console/jobs?tenant_id={tenant_id}")]:
+                       ("jobs", f"/console/jobs?tenant_id={tenant_id}")]:
         response = await page.goto(path)
         assert response is not None and response.status == 200, path
         await console_gateway.screenshot(page, name)
@@ -253,6 +253,35 @@ async def test_console_is_readable_at_phone_width(context: BrowserContext, conso
 async def _csrf_token(page: Page, path: str) -> str:
     await page.goto(path)
     return await page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+
+
+async def test_console_lists_dead_webhooks_and_sends_them_again(
+    context: BrowserContext, console_gateway: ConsoleGateway
+) -> None:
+    _, key = await _api_tenant(console_gateway, f"console-hooks-{uuid.uuid4().hex[:8]}")
+    admin = {"X-API-Key": console_gateway.admin_key}
+    async with httpx.AsyncClient(base_url=console_gateway.base_url, timeout=10) as http:
+        submitted = await http.post("/api/v1/jobs", headers={"X-API-Key": key}, json={
+            "model": "console-fast", "messages": [{"role": "user", "content": "hook"}],
+            "callback_url": f"{console_gateway.fake_url}/_stats"})
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["id"]
+        for _ in range(100):
+            dead = (await http.get("/api/v1/admin/webhooks/dead", headers=admin)).json()["data"]
+            if any(entry["job_id"] == job_id for entry in dead):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the delivery of {job_id} was not dead-lettered")
+    page = await context.new_page()
+    await sign_in(page, console_gateway.admin_key)
+    await page.goto("/console/webhooks")
+    row = page.locator("#dead-letters tr", has_text=job_id)
+    await expect(row).to_contain_text("rejected: HTTP 405")
+    await console_gateway.screenshot(page, "webhooks")
+    await page.get_by_label(f"Send the delivery of {job_id} again").check()
+    await page.get_by_role("button", name="Send again").click()
+    await expect(page.get_by_role("status")).to_have_text("Sent again: 1.")
 
 
 async def test_console_works_in_the_embedded_one_command_mode(
