@@ -80,3 +80,20 @@ def test_console_csv_cells_never_start_a_formula() -> None:
     assert _cell("=HYPERLINK(\"http://evil\")") == "'=HYPERLINK(\"http://evil\")"
     assert _cell("-1+2") == "'-1+2" and _cell("@SUM(A1)") == "'@SUM(A1)"
     assert _cell("gpt-4o") == "gpt-4o"
+
+
+async def test_console_cookie_is_secure_over_tls_and_sign_in_never_leaves_the_console(
+    sqlite_url: str, clean_redis: str
+) -> None:
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        client.base_url = httpx.URL("https://gateway")
+        form = await client.get("/console/login", params={"next": "//evil.example/x"})
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token and 'value="/console/"' in form.text  # the foreign `next` is replaced
+        signed_in = await client.post("/console/login", data={"key": ADMIN, "csrf_token": token.group(1),
+                                                              "next": "https://evil.example/"})
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/console/"
+    cookie = next(c for c in signed_in.headers.get_list("set-cookie") if c.startswith("gw_console="))
+    flags = {part.strip().lower() for part in cookie.split(";")}
+    assert {"secure", "httponly", "samesite=strict", "path=/console"} <= flags
