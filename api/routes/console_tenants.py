@@ -55,9 +55,12 @@ async def update_tenant(tenant_id: TenantId, request: Request, user: SessionUser
                         state: StateDep) -> Response:
     """Replace the tenant's limits with the form's (an empty field removes that limit)."""
     changes = limits_from_form(await checked_form(request, user))
-    await update_tenant_record(db, tenant_id, changes)
+    before = await get_tenant(db, tenant_id)
+    budget_before = (before.budget_usd, before.budget_period)
+    tenant = await update_tenant_record(db, tenant_id, changes)
     await state.tenant_cache.invalidate_tenant(tenant_id)
-    await reset_budget_counters(state.redis, tenant_id, datetime.now(UTC))
+    if (tenant.budget_usd, tenant.budget_period) != budget_before:  # recounted from the usage records, as the API does
+        await reset_budget_counters(state.redis, tenant_id, datetime.now(UTC))
     return RedirectResponse(f"/console/tenants/{tenant_id}?saved=1", status_code=303)
 
 

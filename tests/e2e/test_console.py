@@ -88,6 +88,21 @@ async def test_console_admin_creates_tenant_and_sees_its_completion_in_usage(
         assert response is not None and response.status == 200, path
         await console_gateway.screenshot(page, name)
     await expect(page.locator("#jobs")).to_contain_text("succeeded")
+    await page.goto(f"/console/tenants/{tenant_id}")
+    await page.get_by_label("Budget (USD)").fill("25")
+    await page.get_by_label("Scheduling weight").fill("3")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_have_text("Saved.")
+    await expect(page.locator(".facts")).to_contain_text("$25.00 monthly")
+    await expect(page.get_by_label("Scheduling weight")).to_have_value("3")
+    await page.get_by_role("button", name="Disable tenant").click()
+    await expect(page.locator("#tenant-state")).to_have_text("disabled")
+    async with httpx.AsyncClient(base_url=console_gateway.base_url, timeout=10) as http:
+        refused = await http.get("/api/v1/usage", headers={"X-API-Key": key})
+        assert refused.status_code == 403  # at once: the console dropped the tenant's cached snapshot
+        await page.get_by_role("button", name="Enable tenant").click()
+        await expect(page.locator("#tenant-state")).to_have_text("active")
+        assert (await http.get("/api/v1/usage", headers={"X-API-Key": key})).status_code == 200
     assert errors == []
 
 
