@@ -9,7 +9,11 @@ from typing import Any
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
+from api.console.auth import build_console_config
+from api.console.headers import ConsoleHeadersMiddleware
+from api.console.pages import PACKAGE_DIR as CONSOLE_DIR
 from api.deps import AppState
 from api.errors import install_error_handlers
 from api.metrics import serve_api_metrics
@@ -19,6 +23,11 @@ from api.routes import (
     admin_webhooks,
     chat,
     completions,
+    console_auth,
+    console_jobs,
+    console_ops,
+    console_tenants,
+    console_usage,
     count_tokens,
     embeddings,
     health,
@@ -72,9 +81,19 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
     for module in modules:
         app.include_router(module.router)
     install_error_handlers(app, RouteFormats.of(route for module in modules for route in module.router.routes))
+    _add_console(app, settings)
     app.add_middleware(GatewayMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _add_console(app: FastAPI, settings: Settings) -> None:
+    """The admin console (docs/CONSOLE.md): its pages, its static files, and its security headers."""
+    app.state.console = build_console_config(settings)
+    for module in (console_auth, console_usage, console_tenants, console_jobs, console_ops):
+        app.include_router(module.router)
+    app.mount("/console/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="console-static")
+    app.add_middleware(ConsoleHeadersMiddleware)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

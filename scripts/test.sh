@@ -4,7 +4,8 @@
 # it is already done, so a second run goes straight to the tests:
 #   1. Debian packages the tests use, when their commands are missing: prometheus (promtool and prometheus
 #      check the Prometheus config, alert rules and dashboard queries); docker.io, docker-compose and
-#      debootstrap (the live container tests of tests/deploy). `apt-get update` runs only when something must
+#      debootstrap (the live container tests of tests/deploy); chromium (the console's browser tests, which
+#      Playwright drives by path: tests/e2e/test_console.py). `apt-get update` runs only when something must
 #      be installed; without root nothing is installed, and the tests that need them say so.
 #   2. Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, user postgres without a password, database
 #      `test`) are started when down; the script stops with the reason when either cannot be reached.
@@ -23,7 +24,7 @@ die() { say "$*"; exit 1; }
 declare -A PACKAGE_OF=(
   [promtool]=prometheus [prometheus]=prometheus
   [dockerd]=docker.io [docker-compose]=docker-compose [debootstrap]=debootstrap
-  [node]=nodejs [npm]=npm
+  [node]=nodejs [npm]=npm [chromium]=chromium
 )
 CLAUDE_CODE_VERSION=2.1.197
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["PLACEHOLDER_SECRETS", "Settings", "get_settings"]
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", ""}
 
@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     sqlite_path: Path = Path("llm_gateway.db")
 
     secret_key: str = "dev-secret-key"
+    # Console sign-in sessions end this long after sign-in (docs/CONSOLE.md).
+    console_session_ttl_s: int = Field(default=8 * 3600, ge=60)
     admin_api_key: str | None = None
     environment: str = Field(default="development", pattern="^(development|production|test)$")
 
