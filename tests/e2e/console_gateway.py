@@ -6,6 +6,7 @@ Routes: `console-fast` answers at once; `console-slow` streams 500 tokens 20 ms 
 to watch tokens arrive on a job's page and cancel it there. Webhooks are on (WEBHOOK_SECRET): a callback to the
 fake provider's GET-only `/_stats` is refused with 405, so its delivery is dead-lettered at once."""
 
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,8 @@ from tests.support.processes import Process, free_port, wait_http
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+UPDATE_DOCS_ENV = "CONSOLE_SCREENSHOTS_TO_DOCS"
+"""Set to 1 to refresh docs/console/ from this run; otherwise a test run leaves the tracked images alone."""
 ROUTES = """
 models:
   console-fast:
@@ -37,9 +40,11 @@ class ConsoleGateway:
     fake_url: str
 
     async def screenshot(self, page: Page, name: str) -> None:
-        """Saved under the test run's tmp dir, and the newest copied to docs/console/ for the README."""
+        """Saved under the test run's tmp dir; copied to docs/console/ (the README's) when UPDATE_DOCS_ENV is 1."""
         path = self.screenshots / f"{name}.png"
         await page.screenshot(path=str(path), full_page=True)
+        if os.environ.get(UPDATE_DOCS_ENV) != "1":
+            return
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOTS / path.name)
 
