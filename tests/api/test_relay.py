@@ -8,7 +8,7 @@ import redis.asyncio
 
 from api.deps import AppState
 from api.relay import settle_if_dead, wait_for_result
-from api.streaming import _render
+from api.streaming import render_event
 from shared.cache import ResponseCache
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
@@ -75,14 +75,14 @@ async def test_relay_leaves_queued_job_alone(state: AppState) -> None:
 
 def test_stream_render_ends_with_error_when_restart_follows_output() -> None:
     renderer = openai_wire.StreamRenderer("chatcmpl-1", "m", 0, False)
-    items, done = _render(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=True)
+    items, done = render_event(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=True)
     assert done is True
     assert "error" in json.loads(items[0][1])
 
 
 def test_stream_render_ignores_restart_before_output() -> None:
     renderer = openai_wire.StreamRenderer("chatcmpl-1", "m", 0, False)
-    items, done = _render(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=False)
+    items, done = render_event(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=False)
     assert (items, done) == ([], False)
 
 
