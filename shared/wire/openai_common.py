@@ -30,6 +30,7 @@ __all__ = [
     "parse_usage",
     "render_usage",
     "split_data_url",
+    "split_file_data",
 ]
 
 JSON = Mapping[str, object]
@@ -76,6 +77,16 @@ def split_data_url(url: str, field: str) -> tuple[str, str] | None:
         raise invalid(field, "must be a URL or a 'data:<media type>;base64,<data>' URL")
     check_base64(data, field)
     return media_type, data
+
+
+def split_file_data(file_data: str, field: str) -> tuple[str | None, str]:
+    """(media type, base64 data) of a file part's `file_data` (Chat Completions and Responses alike): a data
+    URL, or a bare base64 string kept as it came, with no media type."""
+    inline = split_data_url(file_data, field)
+    if inline is None:
+        check_base64(file_data, field)
+        return None, file_data
+    return inline
 
 
 def check_base64(data: str, field: str) -> None:
