@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -19,7 +19,6 @@ from shared.keys import job_key
 from shared.response_store import job_id_of, response_key
 from tests.e2e.conftest import REDIS_URL, Gateway
 from tests.e2e.real_clients import BOTH, ClientsGateway, clients_gateway  # noqa: F401 (fixture)
-from tests.support.processes import Process, free_port, wait_http
 
 ENDED = ("response.completed", "response.failed", "response.incomplete")
 
@@ -114,19 +113,6 @@ async def test_responses_stream_helper_resumes_after_sequence_number(clients_gat
     assert rest[-1].type == "response.completed" and final.id == response_id
     text = "".join(event.delta for event in [*first, *rest] if event.type == "response.output_text.delta")  # type: ignore[attr-defined]
     assert text and final.output_text == text
-
-
-@pytest.fixture
-async def short_api(gateway: Gateway) -> AsyncIterator[str]:
-    """A second API on the session gateway's queue with REQUEST_TIMEOUT_S=1 (its worker runs the jobs)."""
-    port = free_port()
-    process = Process("api-responses-short-timeout", ["serve", "--port", str(port)],
-                      {**gateway.env, "REQUEST_TIMEOUT_S": "1"}, gateway.log_dir)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
 
 
 async def _replay(http: httpx.AsyncClient, key: str, response_id: str,
