@@ -9,36 +9,11 @@ import redis.asyncio
 from api.deps import AppState
 from api.relay import settle_if_dead, wait_for_result
 from api.streaming import render_event
-from shared.cache import ResponseCache
-from shared.config import Settings
-from shared.db.engine import create_engine, create_session_factory
 from shared.errors import GatewayError
-from shared.jobs import JobStore
 from shared.models import JobStatus, WireFormat
-from shared.pricing import load_price_table
-from shared.queue import JobQueue
-from shared.redis import create_redis
-from shared.routing_table import RoutingTable
 from shared.streams import Event, EventKind
-from shared.tenant_cache import TenantCache
 from shared.wire import openai as openai_wire
 from tests.factories import make_chat_request
-
-
-@pytest.fixture
-async def state(clean_redis: str, sqlite_url: str):
-    settings = Settings(_env_file=None, redis_url=clean_redis, database_url=sqlite_url, request_timeout_s=5)
-    client = create_redis(settings)
-    engine = create_engine(sqlite_url)
-    yield AppState(
-        settings=settings, redis=client, engine=engine, sessions=create_session_factory(engine),
-        store=JobStore(client, ttl_s=600, events_maxlen=1000),
-        queue=JobQueue(client, queue_name="gw:relay-test", expires_s=5),
-        routing_table=RoutingTable({}, use_defaults=True), tenant_cache=TenantCache(client, ttl_s=60),
-        prices=load_price_table(settings), cache=ResponseCache(client),
-    )
-    await client.aclose()
-    await engine.dispose()
 
 
 async def test_relay_fails_job_that_vanished_from_queue(state: AppState) -> None:
