@@ -92,3 +92,21 @@ async def app_client(**settings: object) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client
+
+
+@asynccontextmanager
+async def routed_app_client(routes: str, tmp_path: Path, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    """`app_client` on a routes file holding `routes` (written under `tmp_path`)."""
+    routes_file = tmp_path / "routes.yaml"
+    routes_file.write_text(routes)
+    async with app_client(routes_file=routes_file, **settings) as client:
+        yield client
+
+
+async def create_tenant_via_admin(http: httpx.AsyncClient, admin: dict[str, str], name: str,
+                                  **limits: object) -> dict[str, str]:
+    """The admin API's answer for a new tenant (its `id` and `api_key`, among others); asserts the 201."""
+    response = await http.post("/api/v1/admin/tenants", json={"name": name, **limits}, headers=admin)
+    assert response.status_code == 201, response.text
+    body: dict[str, str] = response.json()
+    return body
