@@ -10,21 +10,18 @@ from collections.abc import AsyncIterator
 from redis.exceptions import RedisError
 
 from api.deps import AppState
-from api.relay import error_from_event, job_events, result_from, settle_if_dead
+from api.relay import job_events, settle_if_dead
+from api.streaming import render_event, sse_item
 from shared.errors import (
     GatewayError,
     InvalidRequest,
-    JobCancelled,
     NotFound,
     ServiceUnavailable,
-    StreamInterrupted,
     UpstreamTimeout,
 )
 from shared.jobs import JobRecord
-from shared.models import Delta, JobStatus, Message
+from shared.models import JobStatus, Message
 from shared.response_store import ENDED, ResponseStore, StoredResponse
-from shared.streams import Event, EventKind, delta_from_event
-from shared.wire._common import SSEEvent
 from shared.wire.responses import ResponseShell, ResponsesStreamRenderer
 
 RUNNING = {JobStatus.QUEUED: "queued", JobStatus.RUNNING: "in_progress"}
@@ -88,7 +85,7 @@ async def replay(state: AppState, stored: StoredResponse, starting_after: int | 
     rendered = 0
     for item in renderer.start():
         if rendered > skip:
-            yield _sse(item)
+            yield sse_item(item)
         rendered += 1
     sent_output = False
     try:
@@ -97,7 +94,7 @@ async def replay(state: AppState, stored: StoredResponse, starting_after: int | 
             sent_output = sent_output or event.kind.is_output
             for item in items:
                 if rendered > skip:
-                    yield _sse(item)
+                    yield sse_item(item)
                 rendered += 1
             if done:
                 return
@@ -108,26 +105,4 @@ async def replay(state: AppState, stored: StoredResponse, starting_after: int | 
     except (GatewayError, RedisError) as error:
         failure = error if isinstance(error, GatewayError) else ServiceUnavailable("Redis became unavailable")
         for item in renderer.error(failure):
-            yield _sse(item)
-
-
-def render_event(event: Event, renderer: ResponsesStreamRenderer, sent_output: bool) -> tuple[list[SSEEvent], bool]:
-    """One job event as stream events, exactly as api/streaming.py renders it for the attached stream."""
-    if event.kind is EventKind.TOKEN and len(event.data) == 1:
-        return renderer.delta(Delta(text=str(event.data.get("text", "")))), False
-    if event.kind.is_output:
-        return renderer.delta(delta_from_event(event.kind, event.data)), False
-    if event.kind is EventKind.RESET and sent_output:
-        return renderer.error(StreamInterrupted("The worker restarted the request after output was sent")), True
-    if event.kind is EventKind.DONE:
-        return renderer.finish(result_from(event).completion), True
-    if event.kind is EventKind.ERROR:
-        return renderer.error(error_from_event(event)), True
-    if event.kind is EventKind.CANCELLED:
-        return renderer.error(JobCancelled("The job was cancelled")), True
-    return [], False
-
-
-def _sse(item: SSEEvent) -> dict[str, str]:
-    name, data = item
-    return {"data": data} if name is None else {"event": name, "data": data}
+            yield sse_item(item)

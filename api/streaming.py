@@ -44,7 +44,7 @@ async def _replay(answer: CachedAnswer, renderer: StreamRenderer) -> AsyncIterat
         items += renderer.delta(delta)
     items += renderer.finish(completion)
     for item in items:
-        yield _sse(item)
+        yield sse_item(item)
 
 
 async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns_job: bool,
@@ -52,13 +52,13 @@ async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns
     ended = False
     try:
         for item in renderer.start():
-            yield _sse(item)
+            yield sse_item(item)
         sent_tokens = False
         async for event in job_events(state, job_id, cancel_at_deadline=owns_job):
-            items, done = _render(event, renderer, sent_tokens)
+            items, done = render_event(event, renderer, sent_tokens)
             sent_tokens = sent_tokens or event.kind.is_output
             for item in items:
-                yield _sse(item)
+                yield sse_item(item)
             if done:
                 # A restart after output was sent is ended by us: the job must stop too (finally below).
                 ended = event.kind.is_terminal
@@ -69,14 +69,15 @@ async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns
         ended = True
         failure = error if isinstance(error, GatewayError) else ServiceUnavailable("Redis became unavailable")
         for item in renderer.error(failure):
-            yield _sse(item)
+            yield sse_item(item)
     finally:
         if not ended and owns_job and state.settings.stream_disconnect == "cancel":
             await asyncio.shield(_cancel_abandoned(state, job_id))
 
 
-def _render(event: Event, renderer: StreamRenderer, sent_tokens: bool) -> tuple[SSEvents, bool]:
-    """The SSE items for one job event, and whether the stream is over."""
+def render_event(event: Event, renderer: StreamRenderer, sent_tokens: bool) -> tuple[SSEvents, bool]:
+    """The SSE items for one job event, and whether the stream is over: the attached stream's and the
+    Responses replay's (api/responses_state.py) one mapping from job events to a renderer."""
     if event.kind is EventKind.TOKEN and len(event.data) == 1:  # plain text: the hot path
         return renderer.delta(Delta(text=str(event.data.get("text", "")))), False
     if event.kind.is_output:  # thinking, a tool call's piece, a refusal, text with logprobs
@@ -99,6 +100,7 @@ async def _cancel_abandoned(state: AppState, job_id: str) -> None:
         logger.warning("could not cancel abandoned job %s: %s", job_id, type(exc).__name__)
 
 
-def _sse(item: tuple[str | None, str]) -> dict[str, str]:
+def sse_item(item: tuple[str | None, str]) -> dict[str, str]:
+    """A renderer's (event name or None, data) as sse_starlette's dict."""
     event, data = item
     return {"data": data} if event is None else {"event": event, "data": data}

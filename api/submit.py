@@ -31,7 +31,7 @@ from shared.metrics import CACHE_REQUESTS
 from shared.models import ChatRequest, WireFormat
 from shared.routing_table import Target, parse_drop_params
 from shared.tenant_cache import TenantSnapshot
-from shared.wire.capabilities import plan_target
+from shared.wire.capabilities import Plan, plan_target
 
 MAX_CACHE_TTL_S = 30 * 86_400
 TTL_DIGITS = re.compile(r"[0-9]{1,10}")
@@ -153,12 +153,21 @@ def _check_parameters(state: AppState, chat: JobRequest, targets: list[Target],
     if not isinstance(chat, ChatRequest):
         _check_endpoint(chat.model, endpoint_of(chat), targets)
         return {}
+    _, plan = first_eligible(state, chat, targets, client_drops)
+    return {DROPPED_HEADER: ",".join(sorted(plan.drop))} if plan.drop else {}
+
+
+def first_eligible(state: AppState, chat: ChatRequest, targets: list[Target],
+                   client_drops: list[str]) -> tuple[Target, Plan]:
+    """The target a chat request would go to first, and what it would leave out, with the drops the route
+    and the client allow; none: the 400 that request gets, naming the first target's first parameter it
+    cannot honour. Submission and token counting (api/routes/count_tokens.py) both pick with it."""
     allowed = state.routing_table.drop_params_for(chat.model) | frozenset(client_drops)
     refused: tuple[str, str] | None = None
     for target in targets:
         plan = plan_target(chat, target, allowed)
         if plan.refused is None:
-            return {DROPPED_HEADER: ",".join(sorted(plan.drop))} if plan.drop else {}
+            return target, plan
         refused = refused or plan.refused
     raise UnsupportedParameter(*(refused or ("model", "its route has no target")))
 

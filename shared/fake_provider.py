@@ -167,12 +167,10 @@ def _kind_endpoint(state: _ProviderState, kind: FakeEndpoint, dialect: Dialect) 
     recording, directives and failures, in `dialect`'s error shape."""
 
     async def endpoint(request: Request) -> Response:
-        body = await _read_json(request)
-        model = body.get("model") if body is not None else None
-        state.requests[model if isinstance(model, str) and model else _MISSING_MODEL] += 1
-        state.recorder.record(request, body, len(await request.body()))
-        if not dialect.authorized(request.headers):
-            return dialect.error(401, "Missing or empty API key.")
+        received = await _receive(state, dialect, request)
+        if isinstance(received, Response):
+            return received
+        body, model = received
         if body is None or not isinstance(model, str) or not model:
             return dialect.error(400, "'model' is required.", "model")
         if (problem := kind.problem(body)) is not None:
@@ -251,13 +249,23 @@ async def _read_json(request: Request) -> JSON | None:
     return body if isinstance(body, dict) else None
 
 
-async def _complete(state: _ProviderState, dialect: Dialect, request: Request) -> Response:
+async def _receive(state: _ProviderState, dialect: Dialect, request: Request) -> tuple[JSON | None, object] | Response:
+    """Every model endpoint's first steps: the body and its `model`, counted and recorded even when refused;
+    or the 401 of a request without a key."""
     body = await _read_json(request)
     model = body.get("model") if body is not None else None
     state.requests[model if isinstance(model, str) and model else _MISSING_MODEL] += 1
     state.recorder.record(request, body, len(await request.body()))
     if not dialect.authorized(request.headers):
         return dialect.error(401, "Missing or empty API key.")
+    return body, model
+
+
+async def _complete(state: _ProviderState, dialect: Dialect, request: Request) -> Response:
+    received = await _receive(state, dialect, request)
+    if isinstance(received, Response):
+        return received
+    body, model = received
     if (problem := dialect.problem(body)) is not None or body is None or not isinstance(model, str):
         message, param = problem or ("Invalid request.", None)
         return dialect.error(400, message, param)

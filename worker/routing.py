@@ -64,28 +64,12 @@ class Router:
     async def complete(self, request: ChatRequest, targets: list[Target], *,
                        allow_drop: frozenset[str] = frozenset()) -> tuple[Completion, Served]:
         """`allow_drop`: the parameter names a target may leave out when it cannot honour them (`*`: any)."""
-        last_error: GatewayError | None = None
-        refusals = _Refusals()
-        for index, target in enumerate(targets):
-            plan = refusals.check(request, target, allow_drop)
-            if plan is None:
-                continue
-            if not await self._breaker.allow(target.target_id):
-                last_error = last_error or AllTargetsFailed(f"circuit open for {target.provider}:{target.model}")
-                continue
-            for attempt in range(self._policy.attempts_per_target):
-                try:
-                    completion = await self._providers[target.provider].complete(request, target, drop=plan.drop)
-                except UpstreamError as error:
-                    last_error = error
-                    if not await self._handle_failure(target, error, attempt):
-                        break
-                    continue
-                await self._breaker.record_success(target.target_id)
-                dropped = sorted(plan.drop)
-                completion = completion.model_copy(update={"dropped_params": dropped}) if dropped else completion
-                return completion, Served(target, fallback_used=index > 0, dropped_params=tuple(dropped))
-        raise refusals.error(last_error, len(targets))
+        completion, served = await self._serve(
+            targets, lambda target: plan_target(request, target, allow_drop),
+            lambda provider, target, plan: provider.complete(request, target, drop=plan.drop))
+        if served.dropped_params:
+            completion = completion.model_copy(update={"dropped_params": list(served.dropped_params)})
+        return completion, served
 
     async def stream(self, request: ChatRequest, targets: list[Target], *,
                      allow_drop: frozenset[str] = frozenset()) -> AsyncGenerator[tuple[Served, Delta], None]:
@@ -130,24 +114,33 @@ class Router:
         """Any other provider call (embeddings, legacy completions), with the retries, breakers and fallback of
         `complete`: `invoke` makes the call on one target; `refuse` says why a target cannot serve it at all
         ((parameter, reason): skipped and counted, as a target that cannot honour a parameter is), or None."""
+        return await self._serve(targets, lambda target: Plan(drop=frozenset(), refused=refuse(target)),
+                                 lambda provider, target, _: invoke(provider, target))
+
+    async def _serve(self, targets: list[Target], plan_for: Callable[[Target], Plan],
+                     invoke: Callable[[Provider, Target, Plan], Awaitable[T]]) -> tuple[T, Served]:
+        """The one answer of the first target that gives it: `complete`'s and `call`'s loop. A target `plan_for`
+        refuses is skipped; one that may serve is called with its plan (what to leave out)."""
         last_error: GatewayError | None = None
         refusals = _Refusals()
         for index, target in enumerate(targets):
-            if not refusals.note(target, refuse(target)):
+            plan = plan_for(target)
+            if not refusals.note(target, plan.refused):
                 continue
             if not await self._breaker.allow(target.target_id):
                 last_error = last_error or AllTargetsFailed(f"circuit open for {target.provider}:{target.model}")
                 continue
             for attempt in range(self._policy.attempts_per_target):
                 try:
-                    result = await invoke(self._providers[target.provider], target)
+                    result = await invoke(self._providers[target.provider], target, plan)
                 except UpstreamError as error:
                     last_error = error
                     if not await self._handle_failure(target, error, attempt):
                         break
                     continue
                 await self._breaker.record_success(target.target_id)
-                return result, Served(target, fallback_used=index > 0)
+                dropped = tuple(sorted(plan.drop))
+                return result, Served(target, fallback_used=index > 0, dropped_params=dropped)
         raise refusals.error(last_error, len(targets))
 
     async def _handle_failure(self, target: Target, error: UpstreamError, attempt: int) -> bool:

@@ -16,18 +16,16 @@ from api.body import read_json_object
 from api.deps import AppState, StateDep, TenantDep
 from api.relay import wait_for_result
 from api.request_context import request_context
-from api.submit import DROPPED_HEADER, requested_drop_params
+from api.submit import DROPPED_HEADER, first_eligible, requested_drop_params
 from api.wire_routes import AnthropicRoute
 from shared.endpoint import TokenCountOutput
 from shared.endpoint_requests import CountTokensRequest
-from shared.errors import GatewayError, ModelNotFound, ServiceUnavailable, UnsupportedParameter
+from shared.errors import GatewayError, ModelNotFound, ServiceUnavailable
 from shared.fair_queue import Priority, TenantShare
 from shared.jobs import JobOptions
 from shared.models import ChatRequest, WireFormat
-from shared.routing_table import Target
 from shared.tenant_cache import TenantSnapshot
 from shared.wire.anthropic_count import parse_count_request, render_count
-from shared.wire.capabilities import Plan, plan_target
 
 router = APIRouter(route_class=AnthropicRoute, tags=["anthropic"])
 
@@ -82,17 +80,3 @@ async def count_by_worker(state: AppState, http: Request, tenant: TenantSnapshot
         **headers, COUNTER_HEADER: "anthropic", "x-gateway-job-id": job_id,
         "x-gateway-provider": result.completion.provider, "x-gateway-model": result.completion.model,
         "x-gateway-fallback": "true" if result.fallback_used else "false"})
-
-
-def first_eligible(state: AppState, chat: ChatRequest, targets: list[Target],
-                   client_drops: list[str]) -> tuple[Target, Plan]:
-    """The target a Messages request would go to first, and what it would leave out; none: the 400 that
-    request would get, naming the first target's first parameter it cannot honour."""
-    allowed = state.routing_table.drop_params_for(chat.model) | frozenset(client_drops)
-    refused: tuple[str, str] | None = None
-    for target in targets:
-        plan = plan_target(chat, target, allowed)
-        if plan.refused is None:
-            return target, plan
-        refused = refused or plan.refused
-    raise UnsupportedParameter(*(refused or ("model", "its route has no target")))

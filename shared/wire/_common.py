@@ -25,6 +25,7 @@ __all__ = [
     "get_mapping",
     "get_str",
     "invalid",
+    "nullable_bool",
     "one_of",
     "optional_bool",
     "optional_int",
@@ -116,6 +117,14 @@ def optional_bool(data: JSON, key: str, field: str | None = None) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
+        raise invalid(field or key, "must be a boolean")
+    return value
+
+
+def nullable_bool(data: JSON, key: str, field: str | None = None) -> bool | None:
+    """A boolean that stays None when absent, where absence and false differ upstream."""
+    value = data.get(key)
+    if value is not None and not isinstance(value, bool):
         raise invalid(field or key, "must be a boolean")
     return value
 

@@ -1,11 +1,22 @@
 """What the OpenAI Chat Completions modules share: the finish-reason vocabularies, the reasoning-model rule,
-usage in both directions, and base64 data URLs (split once on the way in, built once on the way out)."""
+usage in both directions, and base64 data URLs (split once on the way in, built once on the way out); and the
+request objects Chat Completions and Responses define alike (`metadata`, a function tool, a `json_schema`
+output format), read once for both."""
 
 import re
 from collections.abc import Mapping
 
+from shared.content import OutputFormat, Tool
 from shared.models import FinishReason, Usage
-from shared.wire._common import get_int, get_mapping, invalid
+from shared.wire._common import (
+    get_int,
+    get_mapping,
+    invalid,
+    nullable_bool,
+    optional_str,
+    require_object,
+    require_str,
+)
 
 __all__ = [
     "CLIENT_FINISH_REASONS",
@@ -13,9 +24,13 @@ __all__ = [
     "MAX_STOP",
     "REASONING_MODEL_PREFIXES",
     "data_url",
+    "parse_function_tool",
+    "parse_json_schema_format",
+    "parse_metadata",
     "parse_usage",
     "render_usage",
     "split_data_url",
+    "split_file_data",
 ]
 
 JSON = Mapping[str, object]
@@ -41,6 +56,10 @@ CLIENT_FINISH_REASONS: dict[FinishReason, str] = {
     FinishReason.STOP_SEQUENCE: "stop", FinishReason.REFUSAL: "stop", FinishReason.PAUSE_TURN: "stop",
 }
 
+MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
 
@@ -58,6 +77,16 @@ def split_data_url(url: str, field: str) -> tuple[str, str] | None:
         raise invalid(field, "must be a URL or a 'data:<media type>;base64,<data>' URL")
     check_base64(data, field)
     return media_type, data
+
+
+def split_file_data(file_data: str, field: str) -> tuple[str | None, str]:
+    """(media type, base64 data) of a file part's `file_data` (Chat Completions and Responses alike): a data
+    URL, or a bare base64 string kept as it came, with no media type."""
+    inline = split_data_url(file_data, field)
+    if inline is None:
+        check_base64(file_data, field)
+        return None, file_data
+    return inline
 
 
 def check_base64(data: str, field: str) -> None:
@@ -98,3 +127,44 @@ def render_usage(usage: Usage, raw: object = None) -> dict[str, object]:
         "prompt_tokens_details": prompt_details,
         "completion_tokens_details": completion_details,
     }
+
+
+def parse_metadata(value: object) -> dict[str, str] | None:
+    """Up to 16 keys of up to 64 characters with string values of up to 512, as OpenAI takes them."""
+    if value is None:
+        return None
+    metadata = require_object(value, "metadata")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise invalid("metadata", f"must have at most {MAX_METADATA_KEYS} keys")
+    for key, item in metadata.items():
+        if len(key) > MAX_METADATA_KEY:
+            raise invalid("metadata", f"keys must be at most {MAX_METADATA_KEY} characters")
+        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
+            raise invalid(f"metadata.{key}", f"must be a string of at most {MAX_METADATA_VALUE} characters")
+    return {str(key): str(item) for key, item in metadata.items()}
+
+
+def parse_function_tool(function: JSON, field: str) -> Tool:
+    """A function's `name`, `description`, `parameters` and `strict`: Chat Completions' `function` object
+    (or a legacy `functions` entry), a Responses function tool itself; `field` names it in errors."""
+    parameters = function.get("parameters")
+    if parameters is not None:
+        parameters = dict(require_object(parameters, f"{field}.parameters"))
+    strict = nullable_bool(function, "strict", f"{field}.strict")
+    return Tool(name=require_str(function, "name", f"{field}.name"),
+                description=optional_str(function, "description", f"{field}.description"),
+                parameters=parameters, strict=strict)
+
+
+def parse_json_schema_format(spec: JSON, field: str) -> OutputFormat:
+    """A `json_schema` output format's `name`, `schema`, `description` and `strict`: Chat Completions'
+    `response_format.json_schema`, Responses' `text.format`; `field` names it in errors."""
+    schema = spec.get("schema")
+    strict = nullable_bool(spec, "strict", f"{field}.strict")
+    return OutputFormat(
+        type="json_schema",
+        name=require_str(spec, "name", f"{field}.name"),
+        json_schema=None if schema is None else dict(require_object(schema, f"{field}.schema")),
+        description=optional_str(spec, "description", f"{field}.description"),
+        strict=strict,
+    )

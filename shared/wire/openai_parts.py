@@ -17,7 +17,7 @@ from shared.content import (
 )
 from shared.models import Message
 from shared.wire._common import invalid, one_of, optional_str, require_object, require_str
-from shared.wire.openai_common import check_base64, split_data_url
+from shared.wire.openai_common import check_base64, split_data_url, split_file_data
 
 __all__ = ["legacy_call_id", "parse_messages"]
 
@@ -205,12 +205,7 @@ def _file(file: JSON, field: str) -> DocumentPart:
     filename = optional_str(file, "filename", f"{field}.filename")
     if not file_data and not file_id:
         raise invalid(field, "must have 'file_data' or 'file_id'")
-    media_type = data = None
-    if file_data:
-        inline = split_data_url(file_data, f"{field}.file_data")
-        if inline is None:
-            check_base64(file_data, f"{field}.file_data")
-        media_type, data = inline if inline is not None else (None, file_data)
+    media_type, data = split_file_data(file_data, f"{field}.file_data") if file_data else (None, None)
     return DocumentPart(media_type=media_type, data=data, file_id=file_id, filename=filename)
 
 

@@ -11,6 +11,7 @@ from shared.wire._common import (
     INT64,
     build_chat_request,
     invalid,
+    nullable_bool,
     one_of,
     optional_bool,
     optional_int,
@@ -21,7 +22,7 @@ from shared.wire._common import (
     require_str,
     string_list,
 )
-from shared.wire.openai_common import MAX_STOP
+from shared.wire.openai_common import MAX_STOP, parse_function_tool, parse_json_schema_format, parse_metadata
 from shared.wire.openai_parts import parse_messages
 
 __all__ = ["MODELLED_FIELDS", "parse_request"]
@@ -39,9 +40,6 @@ MODELLED_FIELDS = frozenset({
 ToolChoiceMode = Literal["auto", "none", "required"]  # a string `tool_choice`; `ToolChoice.mode` has "tool" too
 TOOL_CHOICE_MODES: tuple[ToolChoiceMode, ...] = ("auto", "none", "required")
 FUNCTION_CALL_MODES: tuple[ToolChoiceMode, ...] = ("auto", "none")
-MAX_METADATA_KEYS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
 
 
 def parse_request(body: Mapping[str, object], headers: Mapping[str, str] | None = None) -> ChatRequest:
@@ -72,19 +70,19 @@ def parse_request(body: Mapping[str, object], headers: Mapping[str, str] | None 
         user=optional_str(data, "user"),
         tools=tools,
         tool_choice=tool_choice,
-        parallel_tool_calls=_bool(data, "parallel_tool_calls"),
+        parallel_tool_calls=nullable_bool(data, "parallel_tool_calls"),
         output_format=_output_format(data.get("response_format")),
         reasoning=_reasoning(data),
         seed=optional_int(data, "seed", minimum=INT64[0], maximum=INT64[1]),
         frequency_penalty=optional_number(data, "frequency_penalty", -2, 2),
         presence_penalty=optional_number(data, "presence_penalty", -2, 2),
         logit_bias=_logit_bias(data.get("logit_bias")),
-        logprobs=_bool(data, "logprobs"),
+        logprobs=nullable_bool(data, "logprobs"),
         top_logprobs=optional_int(data, "top_logprobs", minimum=0, maximum=20),
         n=optional_int(data, "n", minimum=1, maximum=128),
-        metadata=_metadata(data.get("metadata")),
+        metadata=parse_metadata(data.get("metadata")),
         service_tier=optional_str(data, "service_tier"),
-        store=_bool(data, "store"),
+        store=nullable_bool(data, "store"),
         prompt_cache_key=optional_str(data, "prompt_cache_key"),
         safety_identifier=optional_str(data, "safety_identifier"),
         source=WireFormat.OPENAI,
@@ -95,14 +93,6 @@ def parse_request(body: Mapping[str, object], headers: Mapping[str, str] | None 
 def _object(data: JSON, key: str) -> JSON:
     value = data.get(key)
     return {} if value is None else require_object(value, key)
-
-
-def _bool(data: JSON, key: str) -> bool | None:
-    """A boolean that stays None when absent: unlike `stream`, absence and false differ upstream."""
-    value = data.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise invalid(key, "must be a boolean")
-    return value
 
 
 def _tools(data: JSON) -> list[Tool]:
@@ -119,27 +109,16 @@ def _tools(data: JSON) -> list[Tool]:
             field = f"{key}[{index}]"
             tool = require_object(item, field)
             if key == "functions":
-                tools.append(_function(tool, field))
+                tools.append(parse_function_tool(tool, field))
                 continue
             kind = require_str(tool, "type", f"{field}.type")
             if kind == "function":
-                tools.append(_function(require_object(tool.get("function"), f"{field}.function"), f"{field}.function"))
+                function = f"{field}.function"
+                tools.append(parse_function_tool(require_object(tool.get("function"), function), function))
             else:
                 spec = require_object(tool.get(kind), f"{field}.{kind}")
                 tools.append(Tool(kind=kind, name=require_str(spec, "name", f"{field}.{kind}.name"), raw=dict(tool)))
     return tools
-
-
-def _function(function: JSON, field: str) -> Tool:
-    parameters = function.get("parameters")
-    if parameters is not None:
-        parameters = dict(require_object(parameters, f"{field}.parameters"))
-    strict = function.get("strict")
-    if strict is not None and not isinstance(strict, bool):
-        raise invalid(f"{field}.strict", "must be a boolean")
-    return Tool(name=require_str(function, "name", f"{field}.name"),
-                description=optional_str(function, "description", f"{field}.description"),
-                parameters=parameters, strict=strict)
 
 
 def _tool_choice(data: JSON) -> tuple[ToolChoice | None, object]:
@@ -179,18 +158,8 @@ def _output_format(value: object) -> OutputFormat | None:
         return OutputFormat(type="json_object")
     if kind != "json_schema":
         raise invalid("response_format.type", f"must be 'text', 'json_object' or 'json_schema' (got {kind!r})")
-    spec = require_object(response_format.get("json_schema"), "response_format.json_schema")
-    schema = spec.get("schema")
-    strict = spec.get("strict")
-    if strict is not None and not isinstance(strict, bool):
-        raise invalid("response_format.json_schema.strict", "must be a boolean")
-    return OutputFormat(
-        type="json_schema",
-        name=require_str(spec, "name", "response_format.json_schema.name"),
-        json_schema=None if schema is None else dict(require_object(schema, "response_format.json_schema.schema")),
-        description=optional_str(spec, "description", "response_format.json_schema.description"),
-        strict=strict,
-    )
+    field = "response_format.json_schema"
+    return parse_json_schema_format(require_object(response_format.get("json_schema"), field), field)
 
 
 def _reasoning(data: JSON) -> Reasoning | None:
@@ -211,18 +180,3 @@ def _logit_bias(value: object) -> dict[str, float] | None:
             raise invalid(f"logit_bias.{token}", "must be a number between -100 and 100")
         result[str(token)] = optional_number(bias, token, -100, 100, f"logit_bias.{token}") or 0.0
     return result
-
-
-def _metadata(value: object) -> dict[str, str] | None:
-    """Up to 16 keys of up to 64 characters with string values of up to 512, as OpenAI takes them."""
-    if value is None:
-        return None
-    metadata = require_object(value, "metadata")
-    if len(metadata) > MAX_METADATA_KEYS:
-        raise invalid("metadata", f"must have at most {MAX_METADATA_KEYS} keys")
-    for key, item in metadata.items():
-        if len(key) > MAX_METADATA_KEY:
-            raise invalid("metadata", f"keys must be at most {MAX_METADATA_KEY} characters")
-        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
-            raise invalid(f"metadata.{key}", f"must be a string of at most {MAX_METADATA_VALUE} characters")
-    return {str(key): str(item) for key, item in metadata.items()}

@@ -15,6 +15,7 @@ from shared.models import ChatRequest, WireFormat
 from shared.wire._common import (
     build_chat_request,
     invalid,
+    nullable_bool,
     one_of,
     optional_bool,
     optional_int,
@@ -24,6 +25,7 @@ from shared.wire._common import (
     require_object,
     require_str,
 )
+from shared.wire.openai_common import parse_function_tool, parse_json_schema_format, parse_metadata
 from shared.wire.responses_items import parse_input
 
 __all__ = [
@@ -54,9 +56,6 @@ INPUT_ITEM_INCLUDES = RESPONSE_INCLUDES | {"message.input_image.image_url"}
 """`include` values the input item listing honours: items are listed as the client sent them, image URLs
 and reasoning items' encrypted content included."""
 TOOL_CHOICE_MODES: tuple[Literal["auto", "none", "required"], ...] = ("auto", "none", "required")
-MAX_METADATA_KEYS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
 
 
 class ResponsesRequest(BaseModel):
@@ -83,9 +82,7 @@ def parse_responses_request(body: Mapping[str, object]) -> ResponsesRequest:
     _check_unsupported(data)
     instructions = optional_str(data, "instructions")
     tools = _tools(data.get("tools"))
-    store = data.get("store")
-    if store is not None and not isinstance(store, bool):
-        raise invalid("store", "must be a boolean")
+    store = nullable_bool(data, "store")
     background = optional_bool(data, "background")
     if background and store is False:
         raise invalid("background", "requires store: a background response is read back by its id")
@@ -94,13 +91,15 @@ def parse_responses_request(body: Mapping[str, object]) -> ResponsesRequest:
         system=instructions or None, max_tokens=optional_int(data, "max_output_tokens"),
         temperature=optional_number(data, "temperature", 0, 2), top_p=optional_number(data, "top_p", 0, 1),
         stream=optional_bool(data, "stream"), include_usage=True, user=optional_str(data, "user"), tools=tools,
-        tool_choice=_tool_choice(data.get("tool_choice")), parallel_tool_calls=_bool(data, "parallel_tool_calls"),
+        tool_choice=_tool_choice(data.get("tool_choice")),
+        parallel_tool_calls=nullable_bool(data, "parallel_tool_calls"),
         output_format=_output_format(data.get("text")), reasoning=_reasoning(data.get("reasoning")),
         service_tier=optional_str(data, "service_tier"), prompt_cache_key=optional_str(data, "prompt_cache_key"),
         safety_identifier=optional_str(data, "safety_identifier"), source=WireFormat.OPENAI,
     )
+    echo = _echo(data, parse_metadata(data.get("metadata")))
     return ResponsesRequest(chat=chat, previous_response_id=optional_str(data, "previous_response_id"),
-                            store=store is not False, background=background, echo=_echo(data, _metadata(data)))
+                            store=store is not False, background=background, echo=echo)
 
 
 def check_include(values: list[str], honoured: frozenset[str]) -> None:
@@ -144,13 +143,6 @@ def _check_unsupported(data: JSON) -> None:
                           "carry no obfuscation padding; send false or omit it")
 
 
-def _bool(data: JSON, key: str) -> bool | None:
-    value = data.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise invalid(key, "must be a boolean")
-    return value
-
-
 def _tools(value: object) -> list[Tool]:
     """Function tools only: `web_search`, `file_search`, `computer_use` and the other built-in tools run on
     OpenAI's Responses service, and the gateway's upstream calls are Chat Completions and Messages."""
@@ -167,15 +159,7 @@ def _tools(value: object) -> list[Tool]:
             raise invalid(f"{field}.type", f"{kind!r} is not supported: only 'function' tools (built-in tools "
                                            "need OpenAI's Responses service; this gateway's upstream calls are "
                                            "Chat Completions and Messages)")
-        parameters = tool.get("parameters")
-        strict = tool.get("strict")
-        if strict is not None and not isinstance(strict, bool):
-            raise invalid(f"{field}.strict", "must be a boolean")
-        tools.append(Tool(name=require_str(tool, "name", f"{field}.name"),
-                          description=optional_str(tool, "description", f"{field}.description"),
-                          parameters=None if parameters is None else dict(require_object(parameters,
-                                                                                         f"{field}.parameters")),
-                          strict=strict))
+        tools.append(parse_function_tool(tool, field))
     return tools
 
 
@@ -212,13 +196,7 @@ def _output_format(value: object) -> OutputFormat | None:
         return OutputFormat(type="json_object")
     if kind != "json_schema":
         raise invalid("text.format.type", f"must be 'text', 'json_object' or 'json_schema' (got {kind!r})")
-    strict = spec.get("strict")
-    if strict is not None and not isinstance(strict, bool):
-        raise invalid("text.format.strict", "must be a boolean")
-    schema = spec.get("schema")
-    return OutputFormat(type="json_schema", name=require_str(spec, "name", "text.format.name"),
-                        json_schema=None if schema is None else dict(require_object(schema, "text.format.schema")),
-                        description=optional_str(spec, "description", "text.format.description"), strict=strict)
+    return parse_json_schema_format(spec, "text.format")
 
 
 def _reasoning(value: object) -> Reasoning | None:
@@ -234,22 +212,6 @@ def _reasoning(value: object) -> Reasoning | None:
         raise invalid(f"reasoning.{extra[0]}", "is not supported")
     effort = optional_str(reasoning, "effort", "reasoning.effort")
     return None if effort is None else Reasoning(effort=effort)
-
-
-def _metadata(data: JSON) -> dict[str, str] | None:
-    """Up to 16 keys of up to 64 characters with string values of up to 512, as OpenAI takes them."""
-    value = data.get("metadata")
-    if value is None:
-        return None
-    metadata = require_object(value, "metadata")
-    if len(metadata) > MAX_METADATA_KEYS:
-        raise invalid("metadata", f"must have at most {MAX_METADATA_KEYS} keys")
-    for key, item in metadata.items():
-        if len(key) > MAX_METADATA_KEY:
-            raise invalid("metadata", f"keys must be at most {MAX_METADATA_KEY} characters")
-        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
-            raise invalid(f"metadata.{key}", f"must be a string of at most {MAX_METADATA_VALUE} characters")
-    return {str(key): str(item) for key, item in metadata.items()}
 
 
 def _echo(data: JSON, metadata: dict[str, str] | None) -> dict[str, Any]:

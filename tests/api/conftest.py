@@ -9,10 +9,18 @@ import httpx
 import pytest
 import redis.asyncio
 
+from api.deps import AppState
 from api.main import create_app
+from shared.cache import ResponseCache
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import migrate
+from shared.jobs import JobStore
+from shared.pricing import load_price_table
+from shared.queue import JobQueue
+from shared.redis import create_redis
+from shared.routing_table import RoutingTable
+from shared.tenant_cache import TenantCache
 from shared.tenants import create_tenant
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
@@ -33,6 +41,25 @@ async def clean_redis() -> AsyncIterator[str]:
     await client.flushdb()
     await client.aclose()
     yield REDIS_URL
+
+
+@pytest.fixture
+async def state(clean_redis: str, sqlite_url: str) -> AsyncIterator[AppState]:
+    """The API's state on the cleaned Redis and the SQLite file, without the app, for tests that drive the
+    relay (api/relay.py, api/streaming.py, api/text_completion_stream.py) directly."""
+    settings = Settings(_env_file=None, redis_url=clean_redis, database_url=sqlite_url,  # type: ignore[call-arg]
+                        request_timeout_s=5)
+    client = create_redis(settings)
+    engine = create_engine(sqlite_url)
+    yield AppState(
+        settings=settings, redis=client, engine=engine, sessions=create_session_factory(engine),
+        store=JobStore(client, ttl_s=600, events_maxlen=1000),
+        queue=JobQueue(client, queue_name="gw:relay-test", expires_s=5),
+        routing_table=RoutingTable({}, use_defaults=True), tenant_cache=TenantCache(client, ttl_s=60),
+        prices=load_price_table(settings), cache=ResponseCache(client),
+    )
+    await client.aclose()
+    await engine.dispose()
 
 
 @pytest.fixture
@@ -65,3 +92,21 @@ async def app_client(**settings: object) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client
+
+
+@asynccontextmanager
+async def routed_app_client(routes: str, tmp_path: Path, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    """`app_client` on a routes file holding `routes` (written under `tmp_path`)."""
+    routes_file = tmp_path / "routes.yaml"
+    routes_file.write_text(routes)
+    async with app_client(routes_file=routes_file, **settings) as client:
+        yield client
+
+
+async def create_tenant_via_admin(http: httpx.AsyncClient, admin: dict[str, str], name: str,
+                                  **limits: object) -> dict[str, str]:
+    """The admin API's answer for a new tenant (its `id` and `api_key`, among others); asserts the 201."""
+    response = await http.post("/api/v1/admin/tenants", json={"name": name, **limits}, headers=admin)
+    assert response.status_code == 201, response.text
+    body: dict[str, str] = response.json()
+    return body

@@ -25,7 +25,7 @@ from shared.jobs import JobStore
 from shared.keys import cache_inflight_key
 from shared.models import WireFormat
 from shared.queue import JobQueue
-from tests.api.conftest import app_client
+from tests.api.conftest import create_tenant_via_admin, routed_app_client
 
 ADMIN = {"X-API-Key": "hold-admin-key"}
 # One target, gpt-4o at $10 per million output tokens: each request reserves about $0.10 and 10,000 tokens.
@@ -81,10 +81,8 @@ async def _raise_redis_down(*_: object, **__: object) -> Any:
 
 @pytest.fixture
 async def http(clean_redis: str, sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
-    async with app_client(redis_url=clean_redis, database_url=sqlite_url, admin_api_key=ADMIN["X-API-Key"],
-                          routes_file=routes) as client:
+    async with routed_app_client(ROUTES, tmp_path, redis_url=clean_redis, database_url=sqlite_url,
+                                 admin_api_key=ADMIN["X-API-Key"]) as client:
         yield client
 
 
@@ -98,9 +96,8 @@ async def _post(http: httpx.AsyncClient, route: str, auth: dict[str, str]) -> in
 
 
 async def _tenant(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
-    response = await http.post("/api/v1/admin/tenants", json={"name": "holder", **LIMITS}, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return response.json()["id"], {"X-API-Key": response.json()["api_key"]}
+    tenant = await create_tenant_via_admin(http, ADMIN, "holder", **LIMITS)
+    return tenant["id"], {"X-API-Key": tenant["api_key"]}
 
 
 async def _in_flight(raw: redis.asyncio.Redis) -> list[bytes]:

@@ -12,7 +12,7 @@ import redis.asyncio
 from prometheus_client import REGISTRY
 
 from shared.keys import job_key
-from tests.api.conftest import app_client
+from tests.api.conftest import create_tenant_via_admin, routed_app_client
 
 ADMIN = {"X-API-Key": "count-admin-key"}
 ROUTES = """models:
@@ -30,17 +30,14 @@ HELLO = {"messages": [{"role": "user", "content": "Hello, world"}]}
 
 @pytest.fixture
 async def http(clean_redis: str, sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
-    async with app_client(redis_url=clean_redis, database_url=sqlite_url, admin_api_key=ADMIN["X-API-Key"],
-                          routes_file=routes, request_timeout_s=1) as client:
+    async with routed_app_client(ROUTES, tmp_path, redis_url=clean_redis, database_url=sqlite_url,
+                                 admin_api_key=ADMIN["X-API-Key"], request_timeout_s=1) as client:
         yield client
 
 
 async def _tenant(http: httpx.AsyncClient, **limits: object) -> dict[str, str]:
-    response = await http.post("/api/v1/admin/tenants", json={"name": "counter", **limits}, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return {"X-API-Key": response.json()["api_key"], "anthropic-version": "2023-06-01"}
+    tenant = await create_tenant_via_admin(http, ADMIN, "counter", **limits)
+    return {"X-API-Key": tenant["api_key"], "anthropic-version": "2023-06-01"}
 
 
 def _anthropic_error(response: httpx.Response, status: int, kind: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import app_client
+from tests.api.conftest import create_tenant_via_admin, routed_app_client
 
 ADMIN = {"X-API-Key": "models-admin-key"}
 NAMES = ["alpha", "org/model:v1", "gamma", "delta", "epsilon"]
@@ -18,18 +18,15 @@ ANTHROPIC = {"anthropic-version": "2023-06-01"}
 
 @pytest.fixture
 async def http(clean_redis: str, sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
-    async with app_client(redis_url=clean_redis, database_url=sqlite_url, admin_api_key=ADMIN["X-API-Key"],
-                          routes_file=routes) as client:
+    async with routed_app_client(ROUTES, tmp_path, redis_url=clean_redis, database_url=sqlite_url,
+                                 admin_api_key=ADMIN["X-API-Key"]) as client:
         yield client
 
 
 @pytest.fixture
 async def auth(http: httpx.AsyncClient) -> dict[str, str]:
-    response = await http.post("/api/v1/admin/tenants", json={"name": "lister"}, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return {"X-API-Key": response.json()["api_key"]}
+    tenant = await create_tenant_via_admin(http, ADMIN, "lister")
+    return {"X-API-Key": tenant["api_key"]}
 
 
 @pytest.mark.parametrize("path", ["/v1/models/alpha", "/v1/models/org%2Fmodel:v1", "/v1/models/org/model:v1"])

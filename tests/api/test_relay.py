@@ -8,37 +8,12 @@ import redis.asyncio
 
 from api.deps import AppState
 from api.relay import settle_if_dead, wait_for_result
-from api.streaming import _render
-from shared.cache import ResponseCache
-from shared.config import Settings
-from shared.db.engine import create_engine, create_session_factory
+from api.streaming import render_event
 from shared.errors import GatewayError
-from shared.jobs import JobStore
 from shared.models import JobStatus, WireFormat
-from shared.pricing import load_price_table
-from shared.queue import JobQueue
-from shared.redis import create_redis
-from shared.routing_table import RoutingTable
 from shared.streams import Event, EventKind
-from shared.tenant_cache import TenantCache
 from shared.wire import openai as openai_wire
 from tests.factories import make_chat_request
-
-
-@pytest.fixture
-async def state(clean_redis: str, sqlite_url: str):
-    settings = Settings(_env_file=None, redis_url=clean_redis, database_url=sqlite_url, request_timeout_s=5)
-    client = create_redis(settings)
-    engine = create_engine(sqlite_url)
-    yield AppState(
-        settings=settings, redis=client, engine=engine, sessions=create_session_factory(engine),
-        store=JobStore(client, ttl_s=600, events_maxlen=1000),
-        queue=JobQueue(client, queue_name="gw:relay-test", expires_s=5),
-        routing_table=RoutingTable({}, use_defaults=True), tenant_cache=TenantCache(client, ttl_s=60),
-        prices=load_price_table(settings), cache=ResponseCache(client),
-    )
-    await client.aclose()
-    await engine.dispose()
 
 
 async def test_relay_fails_job_that_vanished_from_queue(state: AppState) -> None:
@@ -75,14 +50,14 @@ async def test_relay_leaves_queued_job_alone(state: AppState) -> None:
 
 def test_stream_render_ends_with_error_when_restart_follows_output() -> None:
     renderer = openai_wire.StreamRenderer("chatcmpl-1", "m", 0, False)
-    items, done = _render(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=True)
+    items, done = render_event(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=True)
     assert done is True
     assert "error" in json.loads(items[0][1])
 
 
 def test_stream_render_ignores_restart_before_output() -> None:
     renderer = openai_wire.StreamRenderer("chatcmpl-1", "m", 0, False)
-    items, done = _render(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=False)
+    items, done = render_event(Event("1-0", EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=False)
     assert (items, done) == ([], False)
 
 

@@ -13,7 +13,6 @@ from shared.errors import UpstreamTimeout
 from shared.models import JobStatus, WireFormat
 from shared.tenant_cache import TenantSnapshot
 from shared.wire.codec import OPENAI_CODEC
-from tests.api.test_relay import state  # noqa: F401  (the fixture)
 from tests.factories import make_chat_request
 
 TENANT = TenantSnapshot(id="ten_1", name="relay")
@@ -25,7 +24,7 @@ def _request() -> Request:
 
 
 @pytest.mark.parametrize(("replayed", "status"), [(False, JobStatus.CANCELLED), (True, JobStatus.QUEUED)])
-async def test_relay_deadline_cancels_only_the_owners_job(state: AppState, replayed: bool,  # noqa: F811
+async def test_relay_deadline_cancels_only_the_owners_job(state: AppState, replayed: bool,
                                                           status: JobStatus) -> None:
     short = replace(state, settings=state.settings.model_copy(update={"request_timeout_s": 0.5}))
     chat = make_chat_request("gpt-4o")

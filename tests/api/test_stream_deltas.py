@@ -4,7 +4,7 @@ answer replays its thinking, tool calls and refusal, streamed or not."""
 
 import json
 
-from api.streaming import _render, _replay
+from api.streaming import _replay, render_event
 from shared.cache import CachedAnswer
 from shared.content import TextPart, ThinkingPart, ToolCallPart
 from shared.errors import GatewayError
@@ -53,7 +53,7 @@ def test_every_output_event_becomes_its_delta() -> None:
         _event(EventKind.REFUSAL, {"text": "no"}),
     ]
     for event in events:
-        _, done = _render(event, renderer, sent_tokens=False)
+        _, done = render_event(event, renderer, sent_tokens=False)
         assert not done
     assert renderer.deltas == [
         Delta(thinking="hmm", signature="s"), Delta(redacted_thinking="xyz"), Delta(text="Hi"),
@@ -65,7 +65,7 @@ def test_every_output_event_becomes_its_delta() -> None:
 def test_a_restart_after_a_tool_call_was_sent_ends_the_stream() -> None:
     renderer = Recorder()
     assert EventKind.TOOL_CALL.is_output and EventKind.THINKING.is_output and not EventKind.START.is_output
-    _, done = _render(_event(EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=True)
+    _, done = render_event(_event(EventKind.RESET, {"attempt": 2}), renderer, sent_tokens=True)
     assert done and renderer.errors and renderer.errors[0].code == "stream_interrupted"
 
 

@@ -3,47 +3,19 @@ events become chunks per choice; a retried attempt (`reset`) after text was sent
 explicit error and cancels the job, so text never repeats; a reset before any text is invisible."""
 
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 from fastapi import Request
 
 from api.deps import AppState
 from api.submit import Submission
 from api.text_completion_stream import _relay
-from shared.cache import ResponseCache
-from shared.config import Settings
-from shared.db.engine import create_engine, create_session_factory
 from shared.endpoint import TextChoice, TextCompletionOutput
 from shared.endpoint_requests import TextCompletionRequest
-from shared.jobs import JobStore
 from shared.models import Completion, JobStatus, Usage, WireFormat
-from shared.pricing import load_price_table
-from shared.queue import JobQueue
-from shared.redis import create_redis
-from shared.routing_table import RoutingTable
 from shared.streams import EventKind, append_event
-from shared.tenant_cache import TenantCache
 
 CALL = TextCompletionRequest(model="ep-instruct", prompt="Say hi", stream=True)
 HEAD: dict[str, object] = {"id": "cmpl-job_t", "object": "text_completion", "created": 1, "model": "ep-instruct"}
-
-
-@pytest.fixture
-async def state(clean_redis: str, sqlite_url: str) -> AsyncIterator[AppState]:
-    settings = Settings(_env_file=None, redis_url=clean_redis, database_url=sqlite_url,  # type: ignore[call-arg]
-                        request_timeout_s=5)
-    client = create_redis(settings)
-    engine = create_engine(sqlite_url)
-    yield AppState(
-        settings=settings, redis=client, engine=engine, sessions=create_session_factory(engine),
-        store=JobStore(client, ttl_s=600, events_maxlen=1000),
-        queue=JobQueue(client, queue_name="gw:tc-stream-test", expires_s=5),
-        routing_table=RoutingTable({}, use_defaults=True), tenant_cache=TenantCache(client, ttl_s=60),
-        prices=load_price_table(settings), cache=ResponseCache(client),
-    )
-    await client.aclose()
-    await engine.dispose()
 
 
 async def _job(state: AppState, events: list[tuple[EventKind, dict[str, object]]]) -> None:

@@ -15,7 +15,7 @@ from api.submit import _with_headers_keyed
 from shared.keys import job_key
 from shared.wire import anthropic as anthropic_wire
 from shared.wire._common import client_name
-from tests.api.conftest import app_client
+from tests.api.conftest import create_tenant_via_admin, routed_app_client
 
 ADMIN = {"X-API-Key": "drop-admin-key"}
 ROUTES = """models:
@@ -35,17 +35,14 @@ HOT = 1.5  # an OpenAI temperature Anthropic does not take (0..1)
 
 @pytest.fixture
 async def http(clean_redis: str, sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
-    async with app_client(redis_url=clean_redis, database_url=sqlite_url, admin_api_key=ADMIN["X-API-Key"],
-                          routes_file=routes) as client:
+    async with routed_app_client(ROUTES, tmp_path, redis_url=clean_redis, database_url=sqlite_url,
+                                 admin_api_key=ADMIN["X-API-Key"]) as client:
         yield client
 
 
 async def _tenant(http: httpx.AsyncClient, **limits: object) -> dict[str, str]:
-    response = await http.post("/api/v1/admin/tenants", json={"name": "dropper", **limits}, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return {"X-API-Key": response.json()["api_key"]}
+    tenant = await create_tenant_via_admin(http, ADMIN, "dropper", **limits)
+    return {"X-API-Key": tenant["api_key"]}
 
 
 def _body(model: str, **fields: object) -> dict[str, object]:

@@ -125,6 +125,20 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 @pytest.fixture
+async def short_api(gateway: Gateway) -> AsyncIterator[str]:
+    """The URL of a second API on the session gateway's queue with REQUEST_TIMEOUT_S=1 (the session's worker
+    runs its jobs), for tests that follow a job or a response past the request timeout."""
+    port = free_port()
+    process = Process("api-short-timeout", ["serve", "--port", str(port)],
+                      {**gateway.env, "REQUEST_TIMEOUT_S": "1"}, gateway.log_dir)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+@pytest.fixture
 async def http(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=gateway.base_url, timeout=30) as client:
         yield client

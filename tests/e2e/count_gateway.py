@@ -8,16 +8,12 @@ Routes (every target is the session's fake provider):
 - `ct-gpt`: one OpenAI target, gpt-4o (counted by the API with tiktoken);
 - `org/ct-model:v1`: a name with `/` and `:`."""
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import Gateway
-from tests.support.processes import Process, free_port, wait_http
+from tests.support.routed_gateway import RoutedGateway, run_routed_gateway
 
 ROUTES = """
 models:
@@ -36,29 +32,11 @@ models:
 """
 
 
-@dataclass(frozen=True)
-class CountGateway:
-    base_url: str
-    fake_url: str
-
-    def upstream_requests(self, model: str) -> list[dict[str, Any]]:
-        """What the fake provider received for upstream `model`, oldest first."""
-        response = httpx.get(f"{self.fake_url}/_requests", params={"model": model}, timeout=10)
-        entries: list[dict[str, Any]] = response.json()["requests"]
-        return entries
+# The tests name the gateway after their group; it is the shared helper's.
+CountGateway = RoutedGateway
 
 
 @pytest.fixture(scope="session")
-def count_gateway(gateway: Gateway) -> Iterator[CountGateway]:
-    routes = gateway.log_dir / "routes-count.yaml"
-    routes.write_text(ROUTES.format(f=gateway.fake_url))
-    env = {**gateway.env, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"gw:count:{uuid.uuid4().hex[:8]}"}
-    port = free_port()
-    api = Process("api-count", ["serve", "--port", str(port)], env, gateway.log_dir)
-    worker = Process("worker-count", ["worker"], env, gateway.log_dir)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", api)
-        yield CountGateway(f"http://127.0.0.1:{port}", gateway.fake_url)
-    finally:
-        worker.stop()
-        api.stop()
+def count_gateway(gateway: Gateway) -> Iterator[RoutedGateway]:
+    with run_routed_gateway("count", ROUTES, gateway) as routed:
+        yield routed

@@ -9,16 +9,12 @@ Routes (every target is the session's fake provider):
 - `ep-instruct`: gpt-3.5-turbo-instruct, chat and completions; `ep-instruct-fallback`: a completions target
   failing with 503, then babbage-002."""
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import Gateway
-from tests.support.processes import Process, free_port, wait_http
+from tests.support.routed_gateway import RoutedGateway, run_routed_gateway
 
 ROUTES = """
 models:
@@ -38,33 +34,11 @@ models:
 """
 
 
-@dataclass(frozen=True)
-class EndpointsGateway:
-    base_url: str
-    fake_url: str
-
-    @property
-    def openai_url(self) -> str:
-        return f"{self.base_url}/v1"
-
-    def upstream_requests(self, model: str) -> list[dict[str, Any]]:
-        """What the fake provider received for upstream `model`, oldest first."""
-        response = httpx.get(f"{self.fake_url}/_requests", params={"model": model}, timeout=10)
-        entries: list[dict[str, Any]] = response.json()["requests"]
-        return entries
+# The tests name the gateway after their group; it is the shared helper's.
+EndpointsGateway = RoutedGateway
 
 
 @pytest.fixture(scope="session")
-def endpoints_gateway(gateway: Gateway) -> Iterator[EndpointsGateway]:
-    routes = gateway.log_dir / "routes-endpoints.yaml"
-    routes.write_text(ROUTES.format(f=gateway.fake_url))
-    env = {**gateway.env, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"gw:endpoints:{uuid.uuid4().hex[:8]}"}
-    port = free_port()
-    api = Process("api-endpoints", ["serve", "--port", str(port)], env, gateway.log_dir)
-    worker = Process("worker-endpoints", ["worker"], env, gateway.log_dir)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", api)
-        yield EndpointsGateway(f"http://127.0.0.1:{port}", gateway.fake_url)
-    finally:
-        worker.stop()
-        api.stop()
+def endpoints_gateway(gateway: Gateway) -> Iterator[RoutedGateway]:
+    with run_routed_gateway("endpoints", ROUTES, gateway) as routed:
+        yield routed

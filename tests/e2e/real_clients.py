@@ -8,16 +8,12 @@ Routes (every target is the session's fake provider):
 - `rc-anthropic-then-openai`: an Anthropic target failing with 503, then an OpenAI one."""
 
 import os
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import Gateway
-from tests.support.processes import Process, free_port, wait_http
+from tests.support.routed_gateway import RoutedGateway, run_routed_gateway
 
 ROUTES = """
 models:
@@ -38,36 +34,14 @@ UPSTREAM = {"rc-openai": "rc-gpt", "rc-anthropic": "rc-claude", "rc-openai-then-
 BOTH = ("rc-openai", "rc-anthropic")
 
 
-@dataclass(frozen=True)
-class ClientsGateway:
-    base_url: str
-    fake_url: str
-
-    @property
-    def openai_url(self) -> str:
-        return f"{self.base_url}/v1"
-
-    def upstream_requests(self, routed: str) -> list[dict[str, Any]]:
-        """What the fake provider received for `routed`'s serving target, oldest first."""
-        response = httpx.get(f"{self.fake_url}/_requests", params={"model": UPSTREAM[routed]}, timeout=10)
-        entries: list[dict[str, Any]] = response.json()["requests"]
-        return entries
+# The tests name the gateway after their group; it is the shared helper's.
+ClientsGateway = RoutedGateway
 
 
 @pytest.fixture(scope="session")
-def clients_gateway(gateway: Gateway) -> Iterator[ClientsGateway]:
-    routes = gateway.log_dir / "routes-real-clients.yaml"
-    routes.write_text(ROUTES.format(f=gateway.fake_url))
-    env = {**gateway.env, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"gw:clients:{uuid.uuid4().hex[:8]}"}
-    port = free_port()
-    api = Process("api-real-clients", ["serve", "--port", str(port)], env, gateway.log_dir)
-    worker = Process("worker-real-clients", ["worker"], env, gateway.log_dir)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", api)
-        yield ClientsGateway(f"http://127.0.0.1:{port}", gateway.fake_url)
-    finally:
-        worker.stop()
-        api.stop()
+def clients_gateway(gateway: Gateway) -> Iterator[RoutedGateway]:
+    with run_routed_gateway("real-clients", ROUTES, gateway, upstream=UPSTREAM) as routed:
+        yield routed
 
 
 def in_ci() -> bool:

@@ -3,7 +3,6 @@ and a worker (tests/e2e/count_gateway.py): an Anthropic route is counted by Anth
 provider's, through a worker), with fallback; an OpenAI route by tiktoken in the API; the usage record of a
 count costs nothing; `models.retrieve` of both SDKs, names with `/` and `:` included."""
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from shared.fake_provider_count import COUNT_BASE, TOKENS_PER_MESSAGE
 from tests.e2e.conftest import E2E_DATABASE
 from tests.e2e.count_gateway import CountGateway, count_gateway  # noqa: F401 (fixture)
+from tests.support.databases import tenant_usage_rows
 
 MESSAGES: Any = [{"role": "user", "content": "how many tokens here"},
                  {"role": "assistant", "content": "let me count"},
@@ -33,17 +33,7 @@ def claude(gw: CountGateway, key: str) -> anthropic.AsyncAnthropic:
 
 
 async def usage_rows(tenant_id: str, count: int) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{E2E_DATABASE}")
-    try:
-        query = "SELECT * FROM usage_record WHERE tenant_id = $1 ORDER BY created_at"
-        for _ in range(100):
-            rows = await conn.fetch(query, tenant_id)
-            if len(rows) >= count:
-                return list(rows)
-            await asyncio.sleep(0.1)
-        return list(await conn.fetch(query, tenant_id))
-    finally:
-        await conn.close()
+    return await tenant_usage_rows(E2E_DATABASE, tenant_id, count)
 
 
 async def test_count_tokens_anthropic_route_is_anthropics_count(count_gateway: CountGateway, key: str) -> None:  # noqa: F811

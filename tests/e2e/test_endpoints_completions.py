@@ -2,7 +2,6 @@
 (with usage), echo, suffix, logprobs, n, every field forwarded; fallback; a chat-only route refused; usage
 records with their cost."""
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from tests.e2e.conftest import E2E_DATABASE
 from tests.e2e.endpoints_gateway import EndpointsGateway, endpoints_gateway  # noqa: F401 (fixture)
+from tests.support.databases import tenant_usage_rows
 
 INSTRUCT_IN, INSTRUCT_OUT = 1.50 / 1_000_000, 2.00 / 1_000_000
 
@@ -33,17 +33,7 @@ async def ep(endpoints_gateway: EndpointsGateway, make_tenant: Callable[..., Any
 
 
 async def usage_rows(tenant_id: str, count: int) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{E2E_DATABASE}")
-    try:
-        query = "SELECT * FROM usage_record WHERE tenant_id = $1 ORDER BY created_at"
-        for _ in range(100):
-            rows = await conn.fetch(query, tenant_id)
-            if len(rows) >= count:
-                return list(rows)
-            await asyncio.sleep(0.1)
-        return list(await conn.fetch(query, tenant_id))
-    finally:
-        await conn.close()
+    return await tenant_usage_rows(E2E_DATABASE, tenant_id, count)
 
 
 async def test_completions_plain_forwards_every_field_and_bills(ep: Endpoints) -> None:

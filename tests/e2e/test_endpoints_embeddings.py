@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import E2E_DATABASE
 from tests.e2e.endpoints_gateway import EndpointsGateway, endpoints_gateway  # noqa: F401 (fixture)
+from tests.support.databases import tenant_usage_rows
 
 SMALL_PRICE_PER_TOKEN = 0.02 / 1_000_000
 
@@ -38,18 +39,7 @@ def sdk(gateway: EndpointsGateway, key: str) -> openai.AsyncOpenAI:
 
 
 async def usage_rows(tenant_id: str, count: int) -> list[asyncpg.Record]:
-    """The tenant's usage records once the writer has flushed `count` of them."""
-    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{E2E_DATABASE}")
-    try:
-        query = "SELECT * FROM usage_record WHERE tenant_id = $1 ORDER BY created_at"
-        for _ in range(100):
-            rows = await conn.fetch(query, tenant_id)
-            if len(rows) >= count:
-                return list(rows)
-            await asyncio.sleep(0.1)
-        return list(await conn.fetch(query, tenant_id))
-    finally:
-        await conn.close()
+    return await tenant_usage_rows(E2E_DATABASE, tenant_id, count)
 
 
 def norm(vector: list[float]) -> float:

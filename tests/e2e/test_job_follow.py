@@ -5,28 +5,11 @@ with REQUEST_TIMEOUT_S=1 follows a 3-second job submitted through the first. Eac
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-
-from tests.e2e.conftest import Gateway
-from tests.support.processes import Process, free_port, wait_http
 
 Event = tuple[str | None, str, dict[str, object]]
 TERMINAL = ("done", "error", "cancelled")
-
-
-@pytest.fixture
-async def short_api(gateway: Gateway) -> AsyncIterator[str]:
-    port = free_port()
-    process = Process("api-short-timeout", ["serve", "--port", str(port)],
-                      {**gateway.env, "REQUEST_TIMEOUT_S": "1"}, gateway.log_dir)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
 
 
 async def _follow_once(http: httpx.AsyncClient, key: str, job_id: str, last_event_id: str | None) -> list[Event]:

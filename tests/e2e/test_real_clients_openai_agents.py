@@ -1,10 +1,12 @@
-"""openai-agents (`OpenAIChatCompletionsModel`, i.e. `/v1/chat/completions`) through the gateway, served by
-an OpenAI and by an Anthropic target of the fake provider: a function tool round trip (the agent calls the
-tool, sends its result back, and the final answer quotes it) plain and streamed, and a structured
-`output_type` (the answer must parse into the pydantic model)."""
+"""openai-agents through the gateway, served by an OpenAI and by an Anthropic target of the fake provider, in
+both its modes: `OpenAIChatCompletionsModel` (`/v1/chat/completions`) and its default `OpenAIResponsesModel`
+(`/v1/responses`, nothing set to make the agent speak Chat Completions). A function tool round trip in each
+mode (the agent calls the tool, sends its result back, as a `function_call_output` item on /v1/responses, and
+the final answer quotes it) plain and streamed, and a structured `output_type` (the answer must parse into the
+pydantic model)."""
 
 import pytest
-from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner, function_tool
+from agents import Agent, Model, OpenAIChatCompletionsModel, OpenAIResponsesModel, RunConfig, Runner, function_tool
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
@@ -29,19 +31,22 @@ def get_weather(city: str) -> str:
     return f"Sunny in {city}, 21 C"
 
 
-def _model(gw: ClientsGateway, key: str, routed: str) -> OpenAIChatCompletionsModel:
+def _model(gw: ClientsGateway, key: str, routed: str, mode: str = "chat") -> Model:
     client = AsyncOpenAI(base_url=gw.openai_url, api_key=key, max_retries=0, timeout=30)
+    if mode == "responses":
+        return OpenAIResponsesModel(model=routed, openai_client=client)
     return OpenAIChatCompletionsModel(model=routed, openai_client=client)
 
 
 @pytest.mark.parametrize("routed", BOTH)
 @pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize("mode", ["chat", "responses"])
 async def test_agent_function_tool_round_trip(
-    clients_gateway: ClientsGateway, tenant_key: str, routed: str, streamed: bool  # noqa: F811
+    clients_gateway: ClientsGateway, tenant_key: str, routed: str, streamed: bool, mode: str  # noqa: F811
 ) -> None:
     calls.clear()
     agent = Agent(name="weather", instructions="Use the tool.", tools=[get_weather],
-                  model=_model(clients_gateway, tenant_key, routed))
+                  model=_model(clients_gateway, tenant_key, routed, mode))
     if streamed:
         run = Runner.run_streamed(agent, "What is the weather?", run_config=NO_TRACING)
         async for _ in run.stream_events():

@@ -8,24 +8,20 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from openai import ConflictError, OpenAI
+from openai import ConflictError
 
 from shared.keys import job_key
 from shared.response_store import job_id_of, response_key
 from tests.e2e.conftest import REDIS_URL, Gateway
 from tests.e2e.real_clients import BOTH, ClientsGateway, clients_gateway  # noqa: F401 (fixture)
-from tests.support.processes import Process, free_port, wait_http
+from tests.support.responses_client import responses_client, stream_until_first_text
 
 ENDED = ("response.completed", "response.failed", "response.incomplete")
-
-
-def _client(base_url: str, key: str) -> OpenAI:
-    return OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0, timeout=30)
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -50,7 +46,7 @@ async def _stored_status(tenant_id: str, response_id: str, timeout_s: float = 15
 async def test_responses_background_outlives_its_job_record(clients_gateway: ClientsGateway,  # noqa: F811
                                                            make_tenant: Callable[..., object]) -> None:
     tenant_id, key = await make_tenant()  # type: ignore[misc]
-    client = _client(clients_gateway.base_url, key)
+    client = responses_client(clients_gateway.base_url, key)
     queued = client.responses.create(model="rc-openai", input="Remember the word heron", background=True)
     assert await _stored_status(tenant_id, queued.id) == "completed"  # settled by the worker alone
     redis = aioredis.from_url(REDIS_URL)
@@ -68,7 +64,7 @@ async def test_responses_background_outlives_its_job_record(clients_gateway: Cli
 
 async def test_responses_idempotency_key_repeat_is_the_same_response(clients_gateway: ClientsGateway,  # noqa: F811
                                                                      tenant_key: str) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
+    client = responses_client(clients_gateway.base_url, tenant_key)
     text = f"once only {uuid.uuid4().hex}"
     headers = {"Idempotency-Key": f"resp-{uuid.uuid4().hex}"}
     first = client.responses.with_raw_response.create(model="rc-openai", input=text, extra_headers=headers)
@@ -85,7 +81,7 @@ async def test_responses_idempotency_key_repeat_is_the_same_response(clients_gat
 async def test_responses_idempotency_key_repeat_of_background_answers_its_state(
     clients_gateway: ClientsGateway, tenant_key: str  # noqa: F811
 ) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
+    client = responses_client(clients_gateway.base_url, tenant_key)
     headers = {"Idempotency-Key": f"resp-bg-{uuid.uuid4().hex}"}
     queued = client.responses.create(model="rc-openai", input="later", background=True, extra_headers=headers)
     deadline = time.monotonic() + 15
@@ -98,35 +94,15 @@ async def test_responses_idempotency_key_repeat_of_background_answers_its_state(
 @pytest.mark.parametrize("routed", BOTH)
 async def test_responses_stream_helper_resumes_after_sequence_number(clients_gateway: ClientsGateway,  # noqa: F811
                                                                      tenant_key: str, routed: str) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
-    first: list[object] = []
-    with client.responses.create(model=routed, input="A long answer", background=True, stream=True) as stream:
-        for event in stream:
-            first.append(event)
-            if event.type == "response.output_text.delta":
-                break
-    last = first[-1].sequence_number  # type: ignore[attr-defined]
-    response_id = first[0].response.id  # type: ignore[attr-defined]
+    client = responses_client(clients_gateway.base_url, tenant_key)
+    first, last, response_id = stream_until_first_text(client, routed)
     with client.responses.stream(response_id=response_id, starting_after=last) as resumed:
         rest = list(resumed)
         final = resumed.get_final_response()
     assert [event.sequence_number for event in rest] == list(range(last + 1, last + 1 + len(rest)))
     assert rest[-1].type == "response.completed" and final.id == response_id
-    text = "".join(event.delta for event in [*first, *rest] if event.type == "response.output_text.delta")  # type: ignore[attr-defined]
+    text = "".join(event.delta for event in [*first, *rest] if event.type == "response.output_text.delta")
     assert text and final.output_text == text
-
-
-@pytest.fixture
-async def short_api(gateway: Gateway) -> AsyncIterator[str]:
-    """A second API on the session gateway's queue with REQUEST_TIMEOUT_S=1 (its worker runs the jobs)."""
-    port = free_port()
-    process = Process("api-responses-short-timeout", ["serve", "--port", str(port)],
-                      {**gateway.env, "REQUEST_TIMEOUT_S": "1"}, gateway.log_dir)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
 
 
 async def _replay(http: httpx.AsyncClient, key: str, response_id: str,
@@ -147,7 +123,8 @@ async def _replay(http: httpx.AsyncClient, key: str, response_id: str,
 
 async def test_responses_replay_past_request_timeout_resumes_to_the_end(gateway: Gateway, tenant_key: str,
                                                                         short_api: str) -> None:
-    queued = _client(short_api, tenant_key).responses.create(model="slow-3000", input="take time", background=True)
+    client = responses_client(short_api, tenant_key)
+    queued = client.responses.create(model="slow-3000", input="take time", background=True)
     events: list[dict[str, object]] = []
     ends: list[str] = []
     async with httpx.AsyncClient(base_url=short_api, timeout=30) as http:
@@ -186,7 +163,7 @@ async def test_responses_refusal_names_the_responses_field_and_drop_header_takes
 
 async def test_responses_read_endpoints_check_include(clients_gateway: ClientsGateway,  # noqa: F811
                                                       tenant_key: str) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
+    client = responses_client(clients_gateway.base_url, tenant_key)
     created = client.responses.create(model="rc-openai", input="x")
     listed = client.responses.input_items.list(created.id, include=["message.input_image.image_url",
                                                                      "reasoning.encrypted_content"])

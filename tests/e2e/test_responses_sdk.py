@@ -7,23 +7,20 @@ import time
 
 import httpx
 import pytest
-from openai import BadRequestError, NotFoundError, OpenAI
+from openai import BadRequestError, NotFoundError
 
 from tests.e2e.conftest import Gateway
 from tests.e2e.real_clients import BOTH, ClientsGateway, clients_gateway  # noqa: F401 (fixture)
+from tests.support.responses_client import responses_client, stream_until_first_text
 
 TOOL = {"type": "function", "name": "get_weather", "description": "The weather of a city.",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 
 
-def _client(base_url: str, key: str) -> OpenAI:
-    return OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0, timeout=30)
-
-
 @pytest.mark.parametrize("routed", BOTH)
 async def test_responses_create_answers_plain(clients_gateway: ClientsGateway, tenant_key: str,  # noqa: F811
                                         routed: str) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
+    client = responses_client(clients_gateway.base_url, tenant_key)
     response = client.responses.create(model=routed, input="Hello there", instructions="Be brief.",
                                        metadata={"team": "qa"}, temperature=0.5, max_output_tokens=200)
     assert response.status == "completed"
@@ -39,7 +36,7 @@ async def test_responses_create_answers_plain(clients_gateway: ClientsGateway, t
 @pytest.mark.parametrize("routed", BOTH)
 async def test_responses_stream_events_are_numbered_and_accumulate(clients_gateway: ClientsGateway,  # noqa: F811
                                                              tenant_key: str, routed: str) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
+    client = responses_client(clients_gateway.base_url, tenant_key)
     events = list(client.responses.create(model=routed, input="Stream please", stream=True))
     assert [event.sequence_number for event in events] == list(range(len(events)))
     assert [events[0].type, events[1].type, events[-1].type] == ["response.created", "response.in_progress",
@@ -54,7 +51,7 @@ async def test_responses_stream_events_are_numbered_and_accumulate(clients_gatew
 @pytest.mark.parametrize("routed", BOTH)
 async def test_responses_function_tool_round_trip(clients_gateway: ClientsGateway, tenant_key: str,  # noqa: F811
                                             routed: str) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
+    client = responses_client(clients_gateway.base_url, tenant_key)
     first = client.responses.create(model=routed, input="Weather?", tools=[TOOL], tool_choice="required")
     calls = [item for item in first.output if item.type == "function_call"]
     assert len(calls) == 1 and calls[0].name == "get_weather"
@@ -68,7 +65,7 @@ async def test_responses_function_tool_round_trip(clients_gateway: ClientsGatewa
 async def test_responses_previous_response_id_chains_across_providers(
     clients_gateway: ClientsGateway, tenant_key: str, first: str, second: str  # noqa: F811
 ) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
+    client = responses_client(clients_gateway.base_url, tenant_key)
     one = client.responses.create(model=first, input="My name is Ada")
     two = client.responses.create(model=second, input="What is my name?", previous_response_id=one.id)
     assert two.previous_response_id == one.id and two.output_text
@@ -78,7 +75,7 @@ async def test_responses_previous_response_id_chains_across_providers(
 
 async def test_responses_previous_response_id_unknown_is_400(clients_gateway: ClientsGateway,  # noqa: F811
                                                               tenant_key: str) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
+    client = responses_client(clients_gateway.base_url, tenant_key)
     with pytest.raises(BadRequestError) as refused:
         client.responses.create(model="rc-openai", input="x", previous_response_id="resp_job_unknown")
     assert refused.value.code == "previous_response_not_found"
@@ -89,9 +86,9 @@ async def test_responses_previous_response_id_unknown_is_400(clients_gateway: Cl
 
 async def test_responses_of_another_tenant_are_not_found(clients_gateway: ClientsGateway, tenant_key: str,  # noqa: F811
                                                    make_tenant: object) -> None:
-    mine = _client(clients_gateway.base_url, tenant_key).responses.create(model="rc-openai", input="secret")
+    mine = responses_client(clients_gateway.base_url, tenant_key).responses.create(model="rc-openai", input="secret")
     _, other_key = await make_tenant()  # type: ignore[operator]
-    other = _client(clients_gateway.base_url, other_key)
+    other = responses_client(clients_gateway.base_url, other_key)
     with pytest.raises(NotFoundError):
         other.responses.retrieve(mine.id)
     with pytest.raises(BadRequestError):
@@ -101,7 +98,7 @@ async def test_responses_of_another_tenant_are_not_found(clients_gateway: Client
 @pytest.mark.parametrize("routed", BOTH)
 async def test_responses_background_is_polled_to_completion(clients_gateway: ClientsGateway,  # noqa: F811
                                                       tenant_key: str, routed: str) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
+    client = responses_client(clients_gateway.base_url, tenant_key)
     queued = client.responses.create(model=routed, input="In the background", background=True)
     assert queued.status == "queued" and queued.background is True
     response = queued
@@ -118,7 +115,7 @@ async def test_responses_background_is_polled_to_completion(clients_gateway: Cli
 
 
 async def test_responses_background_is_cancelled(gateway: Gateway, tenant_key: str) -> None:
-    client = _client(gateway.base_url, tenant_key)
+    client = responses_client(gateway.base_url, tenant_key)
     queued = client.responses.create(model="slow-3000", input="Never mind", background=True)
     cancelled = client.responses.cancel(queued.id)
     assert cancelled.status == "cancelled"
@@ -131,21 +128,14 @@ async def test_responses_background_is_cancelled(gateway: Gateway, tenant_key: s
 @pytest.mark.parametrize("routed", BOTH)
 async def test_responses_stream_resumes_after_disconnect_without_gap(clients_gateway: ClientsGateway,  # noqa: F811
                                                                 tenant_key: str, routed: str) -> None:
-    client = _client(clients_gateway.base_url, tenant_key)
-    first: list[object] = []
-    with client.responses.create(model=routed, input="A long answer", background=True, stream=True) as stream:
-        for event in stream:
-            first.append(event)
-            if event.type == "response.output_text.delta":
-                break  # the client goes away mid-answer; a background response runs on
-    last = first[-1].sequence_number  # type: ignore[attr-defined]
-    response_id = first[0].response.id  # type: ignore[attr-defined]
+    client = responses_client(clients_gateway.base_url, tenant_key)
+    first, last, response_id = stream_until_first_text(client, routed)
     rest = list(client.responses.retrieve(response_id, stream=True, starting_after=last))
     events = [*first, *rest]
-    assert [event.sequence_number for event in events] == list(range(len(events)))  # type: ignore[attr-defined]
-    assert events[-1].type == "response.completed"  # type: ignore[attr-defined]
-    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")  # type: ignore[attr-defined]
-    assert text == events[-1].response.output_text  # type: ignore[attr-defined]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    assert events[-1].type == "response.completed"
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert text == events[-1].response.output_text
     replayed = list(client.responses.retrieve(response_id, stream=True))
     assert [event.sequence_number for event in replayed] == list(range(len(events)))
 
@@ -173,7 +163,7 @@ async def test_responses_routes_refuse_what_openai_refuses(
     clients_gateway: ClientsGateway, tenant_key: str, method: str, path: str,  # noqa: F811
     params: dict[str, str], status: int
 ) -> None:
-    created = _client(clients_gateway.base_url, tenant_key).responses.create(model="rc-openai", input="x")
+    created = responses_client(clients_gateway.base_url, tenant_key).responses.create(model="rc-openai", input="x")
     response = httpx.request(method, f"{clients_gateway.openai_url}/responses/{created.id}{path}", params=params,
                              headers={"Authorization": f"Bearer {tenant_key}"}, timeout=10)
     assert response.status_code == status and _error(response)["type"] == "invalid_request_error"
@@ -182,4 +172,4 @@ async def test_responses_routes_refuse_what_openai_refuses(
 async def test_responses_delete_of_an_unknown_id_is_404(clients_gateway: ClientsGateway,  # noqa: F811
                                                          tenant_key: str) -> None:
     with pytest.raises(NotFoundError):
-        _client(clients_gateway.base_url, tenant_key).responses.delete("resp_job_unknown")
+        responses_client(clients_gateway.base_url, tenant_key).responses.delete("resp_job_unknown")

@@ -2,7 +2,7 @@
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -27,25 +27,12 @@ from tests.shared.db_support import (
     BACKENDS,
     POSTGRES_URL,
     database_url,
-    migrated_engine,
     reset_database,
     usage_row,
 )
 
 PROJECT_TABLES = {"tenant", "api_key", "usage_record", "alembic_version"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with migrated_engine(request.param, tmp_path) as engine:
-        yield engine
-
-
-@pytest.fixture
-async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    async with create_session_factory(engine)() as session:
-        yield session
 
 
 @contextmanager

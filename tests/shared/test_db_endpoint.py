@@ -2,7 +2,6 @@
 filled by both writers, and the usage report's `by_endpoint` breakdown; on real Postgres and on SQLite."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,23 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db.engine import create_engine, create_session_factory
+from shared.db.engine import create_engine
 from shared.db.migrate import alembic_config, migrate
 from shared.db.tables import UsageRecord
 from shared.db.usage import EndpointUsage, insert_usage, usage_report
-from tests.shared.db_support import BACKENDS, database_url, migrated_engine, reset_database, usage_row
-
-
-@pytest.fixture(params=BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with migrated_engine(request.param, tmp_path) as engine:
-        yield engine
-
-
-@pytest.fixture
-async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    async with create_session_factory(engine)() as session:
-        yield session
+from tests.shared.db_support import BACKENDS, database_url, reset_database, usage_row
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
