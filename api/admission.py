@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from api.admission_hold import AdmissionHold
 from api.budget_refusal import Reserved, budget_refusal
 from api.deps import AppState
+from shared.api_keys import check_model_access
 from shared.budget import seed_spend
 from shared.config import Settings
 from shared.endpoint_requests import JobRequest, estimate_input_tokens, most_output_tokens
@@ -45,6 +46,7 @@ async def admit_request(
     concurrency slot, no budget, as no provider is called for it. With `priority`, the request will queue
     a job of that class, and is refused when the queue is too deep for it. `hold` is given what admission
     took the moment Redis grants it, so a failure of any later step gives it back."""
+    check_model_access(tenant, request.model)
     settings = state.settings
     rpm = tenant.rate_limit if tenant.rate_limit is not None else settings.default_rate_limit
     prompt = estimate_input_tokens(request)  # text, tools, images, documents, audio (shared/estimate.py)

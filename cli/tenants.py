@@ -41,7 +41,7 @@ from shared.tenants import (
     update_tenant,
 )
 
-__all__ = ["run"]
+__all__ = ["Outcome", "run", "run_action"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class Outcome:
     changed: str | None = None
     warning: str | None = None
     budget_changed: bool = False
+    # Whose spend counters a budget change resets, when not the tenant's own: an API key's (cli/keys.py).
+    budget_owner: str | None = None
 
 
 Action = Callable[[argparse.Namespace, AsyncSession], Awaitable[Outcome]]
@@ -74,9 +76,13 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one `tenants` or `usage` command; 0 on success, 1 if done but the cache was not dropped, else 2."""
+    return run_action(_usage if args.command == "usage" else ACTIONS[args.action], args, settings)
+
+
+def run_action(action: Action, args: argparse.Namespace, settings: Settings) -> int:
+    """Run one command's action on the database (`llm-gateway keys` shares this too)."""
     # Migration progress is INFO noise here; the command's own output is what the operator wants.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    action = _usage if args.command == "usage" else ACTIONS[args.action]
     try:
         if settings.resolved_database_url.startswith("sqlite"):
             run_migrations(settings.resolved_database_url)
@@ -103,11 +109,13 @@ async def _execute(action: Action, args: argparse.Namespace, settings: Settings)
     finally:
         await engine.dispose()
     if outcome.changed is not None:
-        outcome.warning = await _drop_cached(settings, outcome.changed, budget_changed=outcome.budget_changed)
+        outcome.warning = await _drop_cached(settings, outcome.changed, budget_changed=outcome.budget_changed,
+                                             budget_owner=outcome.budget_owner)
     return outcome
 
 
-async def _drop_cached(settings: Settings, tenant_id: str, *, budget_changed: bool = False) -> str | None:
+async def _drop_cached(settings: Settings, tenant_id: str, *, budget_changed: bool = False,
+                       budget_owner: str | None = None) -> str | None:
     """Drop the tenant's cached snapshot (and its spend counters after a budget change); a warning if Redis
     cannot be reached (the change is saved)."""
     if settings.resolved_redis_url is None:
@@ -116,7 +124,7 @@ async def _drop_cached(settings: Settings, tenant_id: str, *, budget_changed: bo
     try:
         await TenantCache(redis, ttl_s=settings.auth_cache_ttl_s).invalidate_tenant(tenant_id)
         if budget_changed:
-            await reset_budget_counters(redis, tenant_id, datetime.now(UTC))
+            await reset_budget_counters(redis, budget_owner or tenant_id, datetime.now(UTC))
     except (RedisError, OSError) as error:
         return (f"saved, but the cached tenant could not be dropped from Redis ({_first_line(error)}); "
                 f"API processes apply the change within AUTH_CACHE_TTL_S={settings.auth_cache_ttl_s}s")
@@ -143,6 +151,8 @@ def _where(settings: Settings) -> str:
 
 
 def _option_value(field: str, text: str) -> object:
+    if field == "allowed_models":
+        return None if text.strip().lower() == "none" else [item.strip() for item in text.split(",") if item.strip()]
     kind = NUMBERS.get(field)
     if kind is None:
         return text
@@ -217,7 +227,8 @@ async def _enable(args: argparse.Namespace, session: AsyncSession) -> Outcome:
 async def _rotate_key(args: argparse.Namespace, session: AsyncSession) -> Outcome:
     api_key = await rotate_key(session, args.tenant_id)
     tenant = await get_tenant(session, args.tenant_id)
-    text = f"{_tenant_text(tenant, api_key)}\n\nEvery earlier key is revoked. The new key is shown only this once."
+    text = (f"{_tenant_text(tenant, api_key)}\n\nThe earlier 'default' key is revoked (other named keys are "
+            "unchanged). The new key is shown only this once.")
     return Outcome(text, {**render_tenant(tenant), "api_key": api_key}, changed=tenant.id)
 
 

@@ -132,3 +132,8 @@ def cache_inflight_key(digest: str) -> str:
 def doorbell_channel(queue_name: str) -> str:
     """Pub/sub channel the API rings after an enqueue or a cancel, so idle workers poll at once."""
     return f"{PREFIX}:doorbell:{queue_name}"
+
+
+def key_used_key(key_id: str) -> str:
+    """Marker that an API key's `last_used_at` was written within the last minute (shared/key_usage.py)."""
+    return f"{PREFIX}:key-used:{key_id}"

@@ -1,21 +1,45 @@
 """Authenticated tenants cached in Redis, so a request needs no database round trip and completions go on
 while PostgreSQL is down. Every change to a tenant or its keys must call `invalidate_tenant`, which drops
-all of its cached keys at once across every API process."""
+all of its cached keys at once across every API process. There is no per-process copy: every request reads
+Redis, so a revocation or a scope change applies to the next request of every API process (issue 15).
+A snapshot describes one key: its tenant's identity, status and limits, and the key's own scopes."""
 
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
-from shared.db.tables import Tenant
+from shared.db.tables import ApiKey, Tenant
 from shared.keys import auth_cache_key, tenant_auth_index_key
 
-__all__ = ["TenantCache", "TenantSnapshot"]
+__all__ = ["KeyScope", "TenantCache", "TenantSnapshot"]
+
+
+class KeyScope(BaseModel):
+    """The authenticating key's own scopes and limits (None: unrestricted, only the tenant's apply)."""
+
+    name: str = "default"
+    expires_at: datetime | None = None
+    allowed_models: list[str] | None = None
+    allowed_endpoints: list[str] | None = None
+    rate_limit: int | None = None
+    tpm_limit: int | None = None
+    max_concurrent: int | None = None
+    budget_usd: float | None = None
+    budget_period: str = "monthly"
+
+    @property
+    def limited(self) -> bool:
+        """Whether the key has a limit or budget of its own to count in Redis."""
+        return any(value is not None for value in (self.rate_limit, self.tpm_limit, self.max_concurrent,
+                                                   self.budget_usd))
 
 
 class TenantSnapshot(BaseModel):
-    """What a request needs to know about its tenant: identity, status and limits."""
+    """What a request needs to know about its tenant (identity, status, limits, model allow-list) and about
+    the key that authenticated it."""
 
     id: str
     name: str
@@ -27,10 +51,17 @@ class TenantSnapshot(BaseModel):
     budget_period: str = "monthly"
     weight: int | None = None
     max_running: int | None = None
+    allowed_models: list[str] | None = None
+    key_id: str | None = None  # the api_keys row that authenticated this request (issue 15)
+    key: KeyScope = Field(default_factory=KeyScope)
 
     @classmethod
-    def of(cls, tenant: Tenant) -> "TenantSnapshot":
-        return cls.model_validate(tenant.model_dump())
+    def of(cls, tenant: Tenant, key: ApiKey | None = None) -> "TenantSnapshot":
+        snapshot = cls.model_validate(tenant.model_dump())
+        if key is not None:
+            snapshot.key_id = key.id
+            snapshot.key = KeyScope.model_validate(key.model_dump(include=set(KeyScope.model_fields)))
+        return snapshot
 
 
 class TenantCache:
