@@ -63,8 +63,6 @@ class Outcome:
     changed: str | None = None
     warning: str | None = None
     budget_changed: bool = False
-    # Whose spend counters a budget change resets, when not the tenant's own: an API key's (cli/keys.py).
-    budget_owner: str | None = None
 
 
 Action = Callable[[argparse.Namespace, AsyncSession], Awaitable[Outcome]]
@@ -109,13 +107,11 @@ async def _execute(action: Action, args: argparse.Namespace, settings: Settings)
     finally:
         await engine.dispose()
     if outcome.changed is not None:
-        outcome.warning = await _drop_cached(settings, outcome.changed, budget_changed=outcome.budget_changed,
-                                             budget_owner=outcome.budget_owner)
+        outcome.warning = await _drop_cached(settings, outcome.changed, budget_changed=outcome.budget_changed)
     return outcome
 
 
-async def _drop_cached(settings: Settings, tenant_id: str, *, budget_changed: bool = False,
-                       budget_owner: str | None = None) -> str | None:
+async def _drop_cached(settings: Settings, tenant_id: str, *, budget_changed: bool = False) -> str | None:
     """Drop the tenant's cached snapshot (and its spend counters after a budget change); a warning if Redis
     cannot be reached (the change is saved)."""
     if settings.resolved_redis_url is None:
@@ -124,7 +120,7 @@ async def _drop_cached(settings: Settings, tenant_id: str, *, budget_changed: bo
     try:
         await TenantCache(redis, ttl_s=settings.auth_cache_ttl_s).invalidate_tenant(tenant_id)
         if budget_changed:
-            await reset_budget_counters(redis, budget_owner or tenant_id, datetime.now(UTC))
+            await reset_budget_counters(redis, tenant_id, datetime.now(UTC))
     except (RedisError, OSError) as error:
         return (f"saved, but the cached tenant could not be dropped from Redis ({_first_line(error)}); "
                 f"API processes apply the change within AUTH_CACHE_TTL_S={settings.auth_cache_ttl_s}s")
