@@ -18,7 +18,7 @@ from shared.cache import ResponseCache
 from shared.config import Settings
 from shared.errors import AuthenticationFailed, PermissionDenied
 from shared.jobs import JobStore
-from shared.key_usage import note_key_used_soon
+from shared.key_usage import note_key_used
 from shared.metrics import MetricLabels
 from shared.pricing import PriceTable
 from shared.queue import JobQueue
@@ -94,7 +94,7 @@ async def current_tenant(request: Request, state: StateDep) -> TenantSnapshot:
         raise PermissionDenied("This tenant is disabled")
     _check_endpoint(tenant, request.url.path)
     if tenant.key_id is not None:
-        note_key_used_soon(state.redis, state.sessions, tenant.key_id, now)
+        await note_key_used(state.redis, state.sessions, tenant.key_id, now)
     request_context(request).tenant_id = tenant.id
     return tenant
 
