@@ -39,7 +39,7 @@ MESSAGES = {
     "key_concurrency": "Too many requests in flight for this API key",
     "key_tokens_too_large": "This request needs more tokens than this API key's tokens-per-minute limit allows",
 }
-KEY_PREFIX = "key_"  # the admission script's reasons for a refusal by the key's own limits (issue 15)
+KEY_REASON_PREFIX = "key_"  # the admission script's reasons for a refusal by the key's own limits (issue 15)
 
 
 async def admit_request(
@@ -75,7 +75,7 @@ async def admit_request(
     if hold is not None and full and result.allowed:
         hold.take(result.admission)
     if budget is not None and result.budget_used_usd is not None and budget.limit_usd > 0 \
-            and not result.reason.startswith(KEY_PREFIX):
+            and not result.reason.startswith(KEY_REASON_PREFIX):
         BUDGET_USED_RATIO.labels(tenant.id).set(result.budget_used_usd / budget.limit_usd)
     headers = ratelimit_headers(result, rpm, tenant.tpm_limit if full else None)
     if not result.allowed and result.reason == "queue_full" and priority is not None:
@@ -165,7 +165,7 @@ def ratelimit_headers(result: AdmissionResult, rpm: int, tpm: int | None) -> dic
 
 def _refusal(state: AppState, result: AdmissionResult, rpm: int, tenant: TenantSnapshot, now: datetime,
              headers: dict[str, str], reserved: Reserved) -> GatewayError:
-    reason = result.reason.removeprefix(KEY_PREFIX)
+    reason = result.reason.removeprefix(KEY_REASON_PREFIX)
     by_key = reason != result.reason
     if reason == "budget":
         BUDGET_REJECTIONS.labels(tenant.id).inc()

@@ -53,6 +53,8 @@ async def test_keys_with_different_model_scopes(gateway: Gateway, http: httpx.As
     assert denied.value.body["type"] == "error"  # type: ignore[index]
     assert denied.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
     assert "not allowed" in denied.value.body["error"]["message"]  # type: ignore[index]
+    with pytest.raises(anthropic.PermissionDeniedError):
+        await claude.messages.count_tokens(model="fake-openai", messages=[{"role": "user", "content": "a"}])
 
 
 async def test_models_list_shows_only_what_the_key_may_call(gateway: Gateway, http: httpx.AsyncClient,
