@@ -84,8 +84,9 @@ async def current_tenant(request: Request, state: StateDep) -> TenantSnapshot:
     key_hash = hash_key(key)
     tenant = await state.tenant_cache.get(key_hash)
     if tenant is None:
+        generation = await state.tenant_cache.generation()
         tenant = await _load_tenant(state, key)
-        await state.tenant_cache.put(key_hash, tenant)
+        await state.tenant_cache.put(key_hash, tenant, generation)
     now = datetime.now(UTC)
     if tenant.key.expires_at is not None and tenant.key.expires_at <= now:
         raise AuthenticationFailed(f"This API key expired at {tenant.key.expires_at.isoformat()}",

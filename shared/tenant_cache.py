@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from shared.db.tables import ApiKey, Tenant
-from shared.keys import auth_cache_key, tenant_auth_index_key
+from shared.keys import AUTH_GENERATION_KEY, auth_cache_key, tenant_auth_index_key
+from shared.scripts import LuaScript
 
 __all__ = ["KeyScope", "TenantCache", "TenantSnapshot"]
 
@@ -64,6 +65,17 @@ class TenantSnapshot(BaseModel):
         return snapshot
 
 
+# Stores a snapshot only if no invalidation happened since the caller read the generation before its
+# database lookup: a lookup that raced a revocation must not cache what the revocation removed.
+PUT_IF_CURRENT = LuaScript("""
+if ARGV[4] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+""")
+
+
 class TenantCache:
     def __init__(self, redis: Redis, *, ttl_s: int) -> None:
         self._redis = redis
@@ -73,18 +85,23 @@ class TenantCache:
         raw = await self._redis.get(auth_cache_key(key_hash))
         return TenantSnapshot.model_validate_json(raw) if raw else None
 
-    async def put(self, key_hash: str, tenant: TenantSnapshot) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(auth_cache_key(key_hash), tenant.model_dump_json(), ex=self._ttl_s)
-            pipe.sadd(tenant_auth_index_key(tenant.id), key_hash)
-            pipe.expire(tenant_auth_index_key(tenant.id), self._ttl_s)
-            await pipe.execute()
+    async def generation(self) -> str:
+        """The count of invalidations so far; read before a database lookup and give it to `put`."""
+        raw = await self._redis.get(AUTH_GENERATION_KEY)
+        return raw.decode() if isinstance(raw, bytes) else str(raw or "0")
+
+    async def put(self, key_hash: str, tenant: TenantSnapshot, generation: str | None = None) -> bool:
+        """Cache a snapshot; with `generation`, only if no invalidation happened since it was read."""
+        keys = [auth_cache_key(key_hash), tenant_auth_index_key(tenant.id), AUTH_GENERATION_KEY]
+        args: list[object] = [tenant.model_dump_json(), key_hash, self._ttl_s, generation or ""]
+        return bool(await PUT_IF_CURRENT.run(self._redis, keys, args))
 
     async def invalidate_tenant(self, tenant_id: str) -> None:
         index = tenant_auth_index_key(tenant_id)
         # redis-py's asyncio client shares the sync client's annotations (`Awaitable[set] | set`).
         hashes = await cast("Awaitable[set[bytes]]", self._redis.smembers(index))
         async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(AUTH_GENERATION_KEY)
             for key_hash in hashes:
                 pipe.delete(auth_cache_key(key_hash.decode()))
             pipe.delete(index)

@@ -4,6 +4,7 @@ holds and adds the cost to the key's spend. Runs the real Lua scripts on fakered
 drive the same on real Redis)."""
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import fakeredis
@@ -22,13 +23,16 @@ from shared.limits import (
     seed_budget,
     settlement_call,
 )
+from shared.tenant_cache import TenantCache, TenantSnapshot
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def client() -> redis.asyncio.Redis:
-    return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+async def client() -> AsyncIterator[redis.asyncio.Redis]:
+    connection = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    yield connection
+    await connection.aclose()
 
 
 def _request(key: KeyLimits | None, **overrides: object) -> LimitRequest:
@@ -107,3 +111,17 @@ async def test_settlement_frees_the_keys_hold_and_counts_its_spend(client: redis
 def test_settlement_of_an_older_admission_without_a_key_touches_only_the_tenant() -> None:
     keys, args = settlement_call(Admission(tenant_id="ten_a"), "job_1", tokens_used=1, cost_usd=0.0, now=NOW)
     assert len(keys) == 18 and keys[9:] == keys[:9] and args[5:] == [0, 0]
+
+
+async def test_tenant_cache_does_not_store_a_snapshot_loaded_before_an_invalidation(
+        client: redis.asyncio.Redis) -> None:
+    cache = TenantCache(client, ttl_s=60)
+    snapshot = TenantSnapshot(id="ten_a", name="a", key_id="key_1")
+    before = await cache.generation()
+    await cache.invalidate_tenant("ten_a")  # a revocation commits while the lookup was running
+    assert await cache.put("hash", snapshot, before) is False
+    assert await cache.get("hash") is None
+    assert await cache.put("hash", snapshot, await cache.generation()) is True
+    assert await cache.get("hash") == snapshot
+    await cache.invalidate_tenant("ten_a")
+    assert await cache.get("hash") is None

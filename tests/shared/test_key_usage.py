@@ -2,6 +2,7 @@
 background; a database outage only leaves it stale. fakeredis and a SQLite file."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,10 +23,12 @@ NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def sessions(tmp_path: Path) -> async_sessionmaker[AsyncSession]:
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
     await migrate(url)
-    return create_session_factory(create_engine(url))
+    engine = create_engine(url)
+    yield create_session_factory(engine)
+    await engine.dispose()
 
 
 async def _key(sessions: async_sessionmaker[AsyncSession]) -> ApiKey:
@@ -55,5 +58,8 @@ async def test_note_key_used_writes_once_a_minute(sessions: async_sessionmaker[A
 
 
 async def test_write_last_used_survives_a_database_outage() -> None:
-    closed = create_session_factory(create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none"))
-    assert await write_last_used(closed, "key_x", NOW) is False
+    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    try:
+        assert await write_last_used(create_session_factory(engine), "key_x", NOW) is False
+    finally:
+        await engine.dispose()
