@@ -1,7 +1,7 @@
 """An API key's own limits and budget inside its tenant's (issue 15), in the one admission script: a request
 must fit both; a key's refusal leaves the tenant's other keys working; settlement frees the key's slots and
 holds and adds the cost to the key's spend. Runs the real Lua scripts on fakeredis (unit level; the e2e tests
-drive the same on real Redis)."""
+drive the same on real Redis). And the auth cache refusing a snapshot loaded before an invalidation."""
 
 import uuid
 from collections.abc import AsyncIterator
