@@ -68,7 +68,7 @@ async def test_models_list_shows_only_what_the_key_may_call(gateway: Gateway, ht
     with pytest.raises(openai.PermissionDeniedError):
         await openai_client(gateway.base_url, scoped["api_key"]).models.retrieve("fallback-500")
     claude = anthropic.AsyncAnthropic(base_url=gateway.base_url, api_key=str(scoped["api_key"]), max_retries=0)
-    assert sorted([model.id async for model in claude.models.list()]) == names and len(names) == 3
+    assert sorted([model.id async for model in claude.models.list()]) == sorted(names)
 
 
 async def test_tenant_allow_list_applies_to_every_key(http: httpx.AsyncClient,
@@ -101,10 +101,12 @@ async def test_key_budget_exhausted_while_the_other_key_still_works(http: httpx.
     tenant_id, _ = await make_tenant(budget_usd=10.0)  # type: ignore[misc]
     small = await issue_key(http, tenant_id, budget_usd=0.0003, budget_period="daily")
     other = await issue_key(http, tenant_id)
-    body = {"model": "priced", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    def body() -> dict[str, object]:  # a new prompt each time: a cache hit would cost nothing
+        return {"model": "priced", "max_tokens": 8, "messages": [{"role": "user", "content": uuid.uuid4().hex}]}
+
     statuses = []
     for _ in range(6):
-        response = await http.post("/v1/chat/completions", json=body, headers={"X-API-Key": str(small["api_key"])})
+        response = await http.post("/v1/chat/completions", json=body(), headers={"X-API-Key": str(small["api_key"])})
         statuses.append(response.status_code)
         if response.status_code == 402:
             error = response.json()["error"]
@@ -112,7 +114,7 @@ async def test_key_budget_exhausted_while_the_other_key_still_works(http: httpx.
             break
     assert statuses[0] == 200 and statuses[-1] == 402, statuses
     for _ in range(3):
-        response = await http.post("/v1/chat/completions", json=body, headers={"X-API-Key": str(other["api_key"])})
+        response = await http.post("/v1/chat/completions", json=body(), headers={"X-API-Key": str(other["api_key"])})
         assert response.status_code == 200, response.text
 
 
