@@ -125,7 +125,7 @@ async def enable_tenant(tenant_id: TenantId, session: SessionDep, state: StateDe
 
 @router.post("/tenants/{tenant_id}/rotate-key")
 async def rotate_tenant_key(tenant_id: TenantId, session: SessionDep, state: StateDep) -> dict[str, object]:
-    """Revoke the tenant's keys and issue a new one, shown only in this answer."""
+    """Replace the tenant's `default` key (other named keys stay), the new one shown only in this answer."""
     api_key = await rotate_key(session, tenant_id)
     await state.tenant_cache.invalidate_tenant(tenant_id)
     return {**render_tenant(await get_tenant(session, tenant_id)), "api_key": api_key}
