@@ -19,6 +19,7 @@ from api.admission import admit_request
 from api.admission_hold import AdmissionHold, hold_admission
 from api.deps import AppState
 from api.request_context import request_context
+from shared.api_keys import check_model_access
 from shared.cache import CachedAnswer, cache_digest
 from shared.endpoint import Endpoint
 from shared.endpoint_requests import JobRequest, endpoint_of
@@ -80,6 +81,7 @@ async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: J
     """Run the whole submission; `body` is None for requests that are never cached (submitted jobs).
     With an `Idempotency-Key` (shared/idempotency.py), a repeat gets the first request's job without being
     admitted or billed again, and the request never reads the cache, so its key always names a job."""
+    check_model_access(tenant, chat.model)  # before anything else: a model outside the scopes is never served
     claim = await _claim_idempotency_key(state, http, tenant, options.idempotency_body or body or {})
     if claim is None:
         return await _submit(state, http, tenant, chat, wire, body, options, read_cache=True)

@@ -10,7 +10,7 @@ MAX_DAYS = 366  # as the admin API's usage endpoint
 # Command-line option of each TenantLimits field, and the type of the numeric ones ("none" clears them).
 OPTIONS = {"rate_limit": "--rate-limit", "tpm_limit": "--tpm", "max_concurrent": "--max-concurrent",
            "budget_usd": "--budget-usd", "budget_period": "--budget-period", "weight": "--weight",
-           "max_running": "--max-running", "name": "NAME"}
+           "max_running": "--max-running", "allowed_models": "--allowed-models", "name": "NAME"}
 NUMBERS: dict[str, type[int] | type[float]] = {"rate_limit": int, "tpm_limit": int, "max_concurrent": int,
                                                "budget_usd": float, "weight": int, "max_running": int}
 LIMIT_HELP = (
@@ -21,6 +21,7 @@ LIMIT_HELP = (
     ("budget_period", "PERIOD", "monthly, weekly, daily or none"),
     ("weight", "N", "share of workers among tenants with queued jobs (1-1000, default 1)"),
     ("max_running", "N", "jobs running at once; more wait in the queue (>= 1)"),
+    ("allowed_models", "GLOBS", "comma-separated model names or globs the tenant may call ('none': any)"),
 )
 
 
@@ -39,7 +40,7 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     _add_limit_options(update)
     for name, text in (("get", "show one tenant"), ("disable", "refuse the tenant's keys"),
                        ("enable", "accept the tenant's keys again"),
-                       ("rotate-key", "revoke the tenant's keys and print a new one, once")):
+                       ("rotate-key", "replace the tenant's 'default' key and print the new one, once")):
         actions.add_parser(name, parents=[common], help=text).add_argument("tenant_id", metavar="ID")
     usage = sub.add_parser("usage", parents=[common], help="a tenant's usage: totals, by day, model, provider")
     usage.add_argument("tenant_id", metavar="TENANT_ID")

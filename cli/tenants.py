@@ -41,7 +41,7 @@ from shared.tenants import (
     update_tenant,
 )
 
-__all__ = ["run"]
+__all__ = ["Outcome", "run", "run_action"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +74,13 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one `tenants` or `usage` command; 0 on success, 1 if done but the cache was not dropped, else 2."""
+    return run_action(_usage if args.command == "usage" else ACTIONS[args.action], args, settings)
+
+
+def run_action(action: Action, args: argparse.Namespace, settings: Settings) -> int:
+    """Run one command's action on the database (`llm-gateway keys` shares this too)."""
     # Migration progress is INFO noise here; the command's own output is what the operator wants.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    action = _usage if args.command == "usage" else ACTIONS[args.action]
     try:
         if settings.resolved_database_url.startswith("sqlite"):
             run_migrations(settings.resolved_database_url)
@@ -143,6 +147,8 @@ def _where(settings: Settings) -> str:
 
 
 def _option_value(field: str, text: str) -> object:
+    if field == "allowed_models":
+        return None if text.strip().lower() == "none" else [item.strip() for item in text.split(",") if item.strip()]
     kind = NUMBERS.get(field)
     if kind is None:
         return text
@@ -217,7 +223,8 @@ async def _enable(args: argparse.Namespace, session: AsyncSession) -> Outcome:
 async def _rotate_key(args: argparse.Namespace, session: AsyncSession) -> Outcome:
     api_key = await rotate_key(session, args.tenant_id)
     tenant = await get_tenant(session, args.tenant_id)
-    text = f"{_tenant_text(tenant, api_key)}\n\nEvery earlier key is revoked. The new key is shown only this once."
+    text = (f"{_tenant_text(tenant, api_key)}\n\nThe earlier 'default' key is revoked (other named keys are "
+            "unchanged). The new key is shown only this once.")
     return Outcome(text, {**render_tenant(tenant), "api_key": api_key}, changed=tenant.id)
 
 

@@ -3,6 +3,7 @@ arq's own keys (`arq:*`) are arq's business; only `arq:abort` is named here beca
 
 __all__ = [
     "ARQ_ABORT_KEY",
+    "AUTH_GENERATION_KEY",
     "PREFIX",
     "USAGE_DEAD_STREAM",
     "USAGE_GROUP",
@@ -24,6 +25,7 @@ __all__ = [
     "idempotency_key",
     "job_events_key",
     "job_key",
+    "key_used_key",
     "rpm_key",
     "spend_key",
     "tenant_auth_index_key",
@@ -40,6 +42,8 @@ USAGE_DEAD_STREAM = f"{PREFIX}:usage:dead"
 # Sorted set: each usage writer (a worker id) scored by when it last completed a flush (ms).
 USAGE_WRITERS_KEY = f"{PREFIX}:usage:writers"
 WORKERS_KEY = f"{PREFIX}:workers"
+# Count of auth-cache invalidations: a snapshot loaded before one is not cached (shared/tenant_cache.py).
+AUTH_GENERATION_KEY = f"{PREFIX}:auth-generation"
 # Webhook deliveries: a job's end adds one to the stream (in its terminal commit); senders move it into the
 # retry schedule (sorted set scored by when the next attempt is due) and dead-letter what cannot be delivered.
 WEBHOOK_STREAM = f"{PREFIX}:webhooks"
@@ -132,3 +136,8 @@ def cache_inflight_key(digest: str) -> str:
 def doorbell_channel(queue_name: str) -> str:
     """Pub/sub channel the API rings after an enqueue or a cancel, so idle workers poll at once."""
     return f"{PREFIX}:doorbell:{queue_name}"
+
+
+def key_used_key(key_id: str) -> str:
+    """Marker that an API key's `last_used_at` was written within the last minute (shared/key_usage.py)."""
+    return f"{PREFIX}:key-used:{key_id}"

@@ -125,7 +125,7 @@ async def enable_tenant(tenant_id: TenantId, session: SessionDep, state: StateDe
 
 @router.post("/tenants/{tenant_id}/rotate-key")
 async def rotate_tenant_key(tenant_id: TenantId, session: SessionDep, state: StateDep) -> dict[str, object]:
-    """Revoke the tenant's keys and issue a new one, shown only in this answer."""
+    """Replace the tenant's `default` key (other named keys stay), the new one shown only in this answer."""
     api_key = await rotate_key(session, tenant_id)
     await state.tenant_cache.invalidate_tenant(tenant_id)
     return {**render_tenant(await get_tenant(session, tenant_id)), "api_key": api_key}
@@ -146,7 +146,8 @@ def render_tenant(tenant: Tenant) -> dict[str, object]:
         "id": tenant.id, "object": "tenant", "name": tenant.name, "rate_limit": tenant.rate_limit,
         "tpm_limit": tenant.tpm_limit, "max_concurrent": tenant.max_concurrent, "budget_usd": tenant.budget_usd,
         "budget_period": tenant.budget_period, "weight": tenant.weight, "max_running": tenant.max_running,
-        "disabled": tenant.disabled, "created_at": tenant.created_at.isoformat(),
+        "allowed_models": tenant.allowed_models, "disabled": tenant.disabled,
+        "created_at": tenant.created_at.isoformat(),
     }
 
 

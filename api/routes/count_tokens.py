@@ -18,6 +18,7 @@ from api.relay import wait_for_result
 from api.request_context import request_context
 from api.submit import DROPPED_HEADER, first_eligible, requested_drop_params
 from api.wire_routes import AnthropicRoute
+from shared.api_keys import check_model_access
 from shared.endpoint import TokenCountOutput
 from shared.endpoint_requests import CountTokensRequest
 from shared.errors import GatewayError, ModelNotFound, ServiceUnavailable
@@ -37,6 +38,7 @@ async def count_message_tokens(request: Request, state: StateDep, tenant: Tenant
     """Count the input tokens of a Messages request (Anthropic format) on the route's first eligible target."""
     body = await read_json_object(request, state.settings.max_body_bytes)
     chat = parse_count_request(body, request.headers)
+    check_model_access(tenant, chat.model)
     request_context(request).model = state.metric_labels.model(chat.model)
     targets = state.routing_table.targets_for(chat.model)
     if not targets:

@@ -4,7 +4,7 @@ Only portable column types are used so the same schema runs on PostgreSQL and on
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import JSON, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -65,12 +65,16 @@ class Tenant(SQLModel, table=True):
     budget_period: str = Field(default="monthly", max_length=16)
     weight: int | None = Field(default=None)
     max_running: int | None = Field(default=None)
+    # Model names or fnmatch globs this tenant may call; None: every routed model (issue 15).
+    allowed_models: list[str] | None = Field(default=None, sa_type=JSON)
     disabled: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 
 class ApiKey(SQLModel, table=True):
-    """A tenant's API key, stored only as the SHA-256 hex of the plain key; `key_prefix` is for display."""
+    """A tenant's API key, stored only as the SHA-256 hex of the plain key; `key_prefix` is for display.
+    A tenant has any number of named keys (issue 15), each with optional scopes: the models and endpoints it
+    may call (None: all) and limits of its own that apply inside the tenant's."""
 
     __tablename__ = "api_key"
 
@@ -78,8 +82,19 @@ class ApiKey(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenant.id", ondelete="CASCADE", index=True, max_length=32)
     key_hash: str = Field(unique=True, index=True, max_length=64)
     key_prefix: str = Field(max_length=12)
+    name: str = Field(default="default", max_length=100)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Written at most once a minute per key (shared/key_usage.py), not on every request.
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    allowed_models: list[str] | None = Field(default=None, sa_type=JSON)
+    allowed_endpoints: list[str] | None = Field(default=None, sa_type=JSON)
+    rate_limit: int | None = Field(default=None)
+    tpm_limit: int | None = Field(default=None)
+    max_concurrent: int | None = Field(default=None)
+    budget_usd: float | None = Field(default=None)
+    budget_period: str = Field(default="monthly", max_length=16)
 
 
 class UsageRecord(SQLModel, table=True):
