@@ -66,6 +66,9 @@ class JobRecord(BaseModel):
     callback_url: str | None = None
     priority: Priority = Priority.INTERACTIVE  # records from before priorities were all served first-come
     drop_params: list[str] = []
+    key_id: str | None = None
+    end_user: str | None = None
+    tags: dict[str, str] = {}
 
     @property
     def endpoint(self) -> Endpoint:
@@ -89,6 +92,10 @@ class JobOptions(BaseModel):
     # Parameters the client allows a target to drop when it cannot honour them (`x-gateway-drop-params`);
     # the worker adds the route's `drop_params` (shared/wire/capabilities.py says what a target honours).
     drop_params: list[str] = []
+    # Attribution (shared/attribution.py): copied onto the usage row, so spend is reported by key, user, tag.
+    key_id: str | None = None
+    end_user: str | None = None
+    tags: dict[str, str] = {}
 
 
 class JobOutcome(BaseModel):
@@ -229,13 +236,14 @@ def _to_hash(record: JobRecord) -> dict[str, str]:
         "cache_leader": "1" if record.cache_leader else "0", "request_id": record.request_id or "",
         "admission": record.admission.model_dump_json() if record.admission else "",
         "callback_url": record.callback_url or "", "priority": record.priority.value,
-        "drop_params": ",".join(record.drop_params),
+        "drop_params": ",".join(record.drop_params), "key_id": record.key_id or "",
+        "end_user": record.end_user or "", "tags": json.dumps(record.tags) if record.tags else "",
     }
 
 
 def _from_hash(fields: dict[str, str]) -> JobRecord:
     data: dict[str, Any] = {k: v for k, v in fields.items() if k != "cancel_requested"}
-    for name in ("request", "result", "error", "admission"):
+    for name in ("request", "result", "error", "admission", "tags"):
         if data.get(name):
             data[name] = json.loads(data[name])
         else:
@@ -246,6 +254,8 @@ def _from_hash(fields: dict[str, str]) -> JobRecord:
     data["request_id"] = data.get("request_id") or None
     data["callback_url"] = data.get("callback_url") or None
     data["drop_params"] = [name for name in data.get("drop_params", "").split(",") if name]
+    data["key_id"] = data.get("key_id") or None
+    data["end_user"] = data.get("end_user") or None
     return JobRecord.model_validate(data)
 
 
@@ -343,6 +353,7 @@ def usage_row(record: JobRecord, outcome: JobOutcome, latency_ms: int) -> dict[s
         "fallback_used": outcome.fallback_used, "cache_hit": False, "saved_cost_usd": 0.0,
         "cached_prompt_tokens": outcome.cached_prompt_tokens, "created_at": time.time(),
         "dropped_params": ",".join(_dropped(outcome)), "endpoint": record.endpoint.value,
+        "key_id": record.key_id, "end_user": record.end_user, "tags": record.tags,
     }
 
 

@@ -27,6 +27,7 @@ class TenantSnapshot(BaseModel):
     budget_period: str = "monthly"
     weight: int | None = None
     max_running: int | None = None
+    key_id: str | None = None  # the api_keys row that authenticated this request (issue 15)
 
     @classmethod
     def of(cls, tenant: Tenant) -> "TenantSnapshot":

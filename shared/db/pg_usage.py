@@ -13,6 +13,7 @@ type or out of range (asyncpg.DataError is re-raised as ValueError), which the u
 delays the batch."""
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -22,13 +23,13 @@ from shared.db.usage_rows import USAGE_COLUMNS, normalise_usage_row
 
 __all__ = ["COLUMN_TYPES", "PgUsageSink", "asyncpg_dsn", "is_postgres_url"]
 
-# The PostgreSQL type of each column (migrations 0001, 0002, 0004 and 0005): the array type each parameter is cast to.
+# The PostgreSQL type of each column (migrations 0001, 0002, 0004, 0005, 0007): each parameter's array type.
 COLUMN_TYPES: dict[str, str] = {
     "request_id": "text", "tenant_id": "text", "public_model": "text", "provider": "text", "model": "text",
     "prompt_tokens": "int4", "completion_tokens": "int4", "cost_usd": "float8", "latency_ms": "int4",
     "status": "text", "error_code": "text", "fallback_used": "bool", "cache_hit": "bool",
     "saved_cost_usd": "float8", "cached_prompt_tokens": "int4", "dropped_params": "text",
-    "endpoint": "text", "created_at": "timestamptz",
+    "endpoint": "text", "created_at": "timestamptz", "key_id": "text", "end_user": "text", "tags": "jsonb",
 }
 if set(COLUMN_TYPES) != set(USAGE_COLUMNS):  # a column added to one list only is a bug: fail at import
     raise RuntimeError("pg_usage.COLUMN_TYPES and usage_rows.USAGE_COLUMNS disagree")
@@ -68,6 +69,8 @@ def _columns(rows: Sequence[Mapping[str, object]]) -> list[list[object]]:
     columns = [[value[name] for value in values] for name in USAGE_COLUMNS]
     created_at = columns[USAGE_COLUMNS.index("created_at")]
     created_at[:] = [_as_utc(value) for value in created_at]  # type: ignore[arg-type]
+    tags = columns[USAGE_COLUMNS.index("tags")]
+    tags[:] = [json.dumps(value) for value in tags]  # asyncpg takes jsonb as its JSON text
     return columns
 
 

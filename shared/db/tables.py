@@ -4,7 +4,8 @@ Only portable column types are used so the same schema runs on PostgreSQL and on
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import JSON, Column, DateTime, Index
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -21,6 +22,11 @@ NAMING_CONVENTION: dict[str, str] = {
 }
 # Must be set before the tables below are declared: names are assigned when constraints attach.
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
+
+# JSON on SQLite (the embedded mode; filtered with json_extract), JSONB on PostgreSQL so a GIN index serves
+# `tags @> {...}` filters.
+TAGS_TYPE = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utc_now() -> datetime:
@@ -108,3 +114,15 @@ class UsageRecord(SQLModel, table=True):
     endpoint: str = Field(default="chat", max_length=16)
     """The kind of provider call (`shared.endpoint.Endpoint`): chat, embeddings, completions, count_tokens."""
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    key_id: str | None = Field(default=None, max_length=64)
+    """The API key that authenticated the request (issue 15); None for rows from before key ids."""
+    end_user: str | None = Field(default=None, max_length=256)
+    """The client's end user: `x-gateway-user`, else the request's `user` / `metadata.user_id`."""
+    tags: dict[str, str] = Field(default_factory=dict, sa_column=Column(TAGS_TYPE, nullable=False, server_default="{}"))
+    """Tag key -> value (`x-gateway-tags`, OpenAI `metadata`): JSONB with a GIN index on PostgreSQL."""
+
+    __table_args__ = (
+        Index("ix_usage_record_tenant_key", "tenant_id", "key_id"),
+        Index("ix_usage_record_tenant_user", "tenant_id", "end_user"),
+        Index("ix_usage_record_tags", "tags", postgresql_using="gin"),
+    )

@@ -16,7 +16,7 @@ REQUIRED_COLUMNS = (
 )
 # Filled in with a default when a row lacks them (see `normalise_usage_row`).
 OPTIONAL_COLUMNS = ("error_code", "fallback_used", "cache_hit", "saved_cost_usd", "cached_prompt_tokens",
-                    "dropped_params", "endpoint", "created_at")
+                    "dropped_params", "endpoint", "created_at", "key_id", "end_user", "tags")
 # Every key of a normalised row, in this order.
 USAGE_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 ENDPOINTS = frozenset(endpoint.value for endpoint in Endpoint)
@@ -52,6 +52,21 @@ def _endpoint(value: object) -> str:
     return value
 
 
+def _optional_str(value: object, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ValueError(f"{name} must be a string, not {value!r}")
+
+
+def _tags(value: object) -> dict[str, str]:
+    """Tag key -> value (shared/attribution.py); rows from before attribution have none."""
+    if value is None:
+        return {}
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return dict(value)
+    raise ValueError(f"tags must map strings to strings, not {value!r}")
+
+
 def normalise_usage_row(row: Mapping[str, object], now: datetime) -> dict[str, object]:
     """Every row gets the same keys (USAGE_COLUMNS), as a multi-row insert needs; unknown keys are dropped.
     A malformed row raises ValueError or TypeError, which the usage writer treats as a poison row."""
@@ -66,6 +81,9 @@ def normalise_usage_row(row: Mapping[str, object], now: datetime) -> dict[str, o
     values["cached_prompt_tokens"] = int(row.get("cached_prompt_tokens") or 0)  # type: ignore[call-overload]
     values["dropped_params"] = _dropped_params(row.get("dropped_params"))
     values["endpoint"] = _endpoint(row.get("endpoint"))
+    values["key_id"] = _optional_str(row.get("key_id"), "key_id")
+    values["end_user"] = _optional_str(row.get("end_user"), "end_user")
+    values["tags"] = _tags(row.get("tags"))
     created = row.get("created_at")
     values["created_at"] = now if created is None else _created_at(created)
     return values

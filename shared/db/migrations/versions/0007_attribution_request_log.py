@@ -1,0 +1,42 @@
+"""Attribution on usage records (issue 15): the API key, the end user and the tags of each request, so reports
+group and filter by them and the usage table serves as the request log. Existing rows get no key, no user
+and no tags. On PostgreSQL the tags are JSONB with a GIN index (containment filters); SQLite keeps JSON text.
+
+Revision ID: 0007
+Revises: 0005
+Create Date: 2026-12-05
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = ["branch_labels", "depends_on", "down_revision", "downgrade", "revision", "upgrade"]
+
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    tags_type = sa.JSON().with_variant(JSONB(), "postgresql")
+    with op.batch_alter_table("usage_record") as batch:
+        batch.add_column(sa.Column("key_id", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("end_user", sa.String(length=256), nullable=True))
+        batch.add_column(sa.Column("tags", tags_type, nullable=False, server_default="{}"))
+        batch.create_index("ix_usage_record_tenant_key", ["tenant_id", "key_id"])
+        batch.create_index("ix_usage_record_tenant_user", ["tenant_id", "end_user"])
+    op.create_index("ix_usage_record_tags", "usage_record", ["tags"], postgresql_using="gin")
+
+
+def downgrade() -> None:
+    op.drop_index("ix_usage_record_tags", table_name="usage_record")
+    with op.batch_alter_table("usage_record") as batch:
+        batch.drop_index("ix_usage_record_tenant_user")
+        batch.drop_index("ix_usage_record_tenant_key")
+        batch.drop_column("tags")
+        batch.drop_column("end_user")
+        batch.drop_column("key_id")
