@@ -6,6 +6,7 @@ __all__ = [
     "PREFIX",
     "USAGE_DEAD_STREAM",
     "USAGE_GROUP",
+    "USAGE_PRUNE_KEY",
     "USAGE_STREAM",
     "USAGE_WRITERS_KEY",
     "WEBHOOK_DEAD_STREAM",
@@ -39,6 +40,7 @@ USAGE_GROUP = "usage-writers"
 USAGE_DEAD_STREAM = f"{PREFIX}:usage:dead"
 # Sorted set: each usage writer (a worker id) scored by when it last completed a flush (ms).
 USAGE_WRITERS_KEY = f"{PREFIX}:usage:writers"
+USAGE_PRUNE_KEY = f"{PREFIX}:usage:prune"  # held by the one worker pruning old usage records this interval
 WORKERS_KEY = f"{PREFIX}:workers"
 # Webhook deliveries: a job's end adds one to the stream (in its terminal commit); senders move it into the
 # retry schedule (sorted set scored by when the next attempt is due) and dead-letter what cannot be delivered.

@@ -37,6 +37,9 @@ if set(COLUMN_TYPES) != set(USAGE_COLUMNS):  # a column added to one list only i
 # Built from the constant column lists above, never from input: the values travel as bind parameters.
 _UNNEST_ARGS = ", ".join(f"${i}::{COLUMN_TYPES[c]}[]" for i, c in enumerate(USAGE_COLUMNS, 1))
 INSERT_SQL = f"INSERT INTO usage_record ({', '.join(USAGE_COLUMNS)}) SELECT * FROM unnest({_UNNEST_ARGS}) ON CONFLICT (request_id) DO NOTHING"  # noqa: E501  # nosec B608
+PRUNE_SQL = ("DELETE FROM usage_record WHERE id IN "
+             "(SELECT id FROM usage_record WHERE created_at < $1 LIMIT $2)")
+PRUNE_BATCH = 10_000  # rows per DELETE, as shared/db/request_log.py: no single huge lock on the table
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
@@ -122,6 +125,16 @@ class PgUsageSink:
             # usage writer finds and sets aside the bad row instead of retrying the batch forever.
             raise ValueError(f"usage batch has a value the database rejects: {exc}") from exc
         return _inserted_count(status)
+
+    async def prune(self, before: datetime) -> int:
+        """Delete usage records created before `before` (the request log's retention), in batches."""
+        pool = await self._get_pool()
+        removed = 0
+        while True:
+            deleted = int((await pool.execute(PRUNE_SQL, _as_utc(before), PRUNE_BATCH)).split()[-1])
+            removed += deleted
+            if deleted < PRUNE_BATCH:
+                return removed
 
     async def close(self) -> None:
         """Close the pool, waiting for a running insert to finish; later inserts raise."""

@@ -189,3 +189,17 @@ async def test_prune_usage_removes_only_older_rows(engine: AsyncEngine, session:
     page = await read_request_log(session, "ten_a", RequestLogFilters(), limit=10, cursor=None)
     assert [entry.id for entry in page.data] == ["j3", "j2", "j1"]
     assert await prune_usage(engine, NOW - timedelta(hours=1)) == 0
+
+
+async def test_pg_sink_prune_removes_only_older_rows(tmp_path: Path) -> None:
+    async with migrated_engine("postgres", tmp_path) as engine:
+        await insert_usage(engine, ROWS)
+        sink = PgUsageSink(POSTGRES_URL)
+        try:
+            assert await sink.prune(NOW - timedelta(hours=1)) == 1
+            assert await sink.prune(NOW - timedelta(hours=1)) == 0
+        finally:
+            await sink.close()
+        async with create_session_factory(engine)() as session:
+            report = await grouped_usage(session, "ten_a", 30, [], UsageFilters())
+    assert report.totals.requests == 3
