@@ -41,9 +41,16 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
                        ("enable", "accept the tenant's keys again"),
                        ("rotate-key", "revoke the tenant's keys and print a new one, once")):
         actions.add_parser(name, parents=[common], help=text).add_argument("tenant_id", metavar="ID")
-    usage = sub.add_parser("usage", parents=[common], help="a tenant's usage: totals, by day, model, provider")
+    usage = sub.add_parser("usage", parents=[common], help="a tenant's usage: totals, breakdowns, groups")
     usage.add_argument("tenant_id", metavar="TENANT_ID")
     usage.add_argument("--days", type=int, default=30, help=f"look back this many days (1-{MAX_DAYS})")
+    usage.add_argument("--group-by", metavar="DIMS",
+                       help="day, model, provider, endpoint, status, key, user, tag:<key>; comma-separated")
+    for name in ("day", "model", "provider", "endpoint", "status", "key", "user"):
+        usage.add_argument(f"--{name}", metavar=name.upper(), help=f"only records of this {name}")
+    usage.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                       help="only records with this tag (repeat for several)")
+    usage.add_argument("--csv", action="store_true", help="print CSV (grouped by day without --group-by)")
 
 
 def _add_limit_options(parser: argparse.ArgumentParser) -> None:
