@@ -207,7 +207,8 @@ async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapsh
     options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
                          cache_leader=leads, admission=admission,
                          request_id=request_context(http).request_id, callback_url=callback_url, priority=priority,
-                         drop_params=client_drops, **attribution.model_dump())
+                         drop_params=client_drops, content_days=tenant.log_content_days or 0,
+                         **attribution.model_dump())
     share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
     # The record and its queue entry in one transaction: a job is never recorded but not queued.
     await state.store.create(job_id, tenant.id, chat, wire, options,

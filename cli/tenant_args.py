@@ -10,9 +10,10 @@ MAX_DAYS = 366  # as the admin API's usage endpoint
 # Command-line option of each TenantLimits field, and the type of the numeric ones ("none" clears them).
 OPTIONS = {"rate_limit": "--rate-limit", "tpm_limit": "--tpm", "max_concurrent": "--max-concurrent",
            "budget_usd": "--budget-usd", "budget_period": "--budget-period", "weight": "--weight",
-           "max_running": "--max-running", "name": "NAME"}
+           "max_running": "--max-running", "log_content_days": "--log-content-days", "name": "NAME"}
 NUMBERS: dict[str, type[int] | type[float]] = {"rate_limit": int, "tpm_limit": int, "max_concurrent": int,
-                                               "budget_usd": float, "weight": int, "max_running": int}
+                                               "budget_usd": float, "weight": int, "max_running": int,
+                                               "log_content_days": int}
 LIMIT_HELP = (
     ("rate_limit", "N", "requests per minute"),
     ("tpm_limit", "N", "tokens per minute"),
@@ -21,6 +22,7 @@ LIMIT_HELP = (
     ("budget_period", "PERIOD", "monthly, weekly, daily or none"),
     ("weight", "N", "share of workers among tenants with queued jobs (1-1000, default 1)"),
     ("max_running", "N", "jobs running at once; more wait in the queue (>= 1)"),
+    ("log_content_days", "DAYS", "keep prompt and answer text this many days (1-365; default: never)"),
 )
 
 

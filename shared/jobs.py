@@ -69,6 +69,7 @@ class JobRecord(BaseModel):
     key_id: str | None = None
     end_user: str | None = None
     tags: dict[str, str] = {}
+    content_days: int = 0
 
     @property
     def endpoint(self) -> Endpoint:
@@ -96,6 +97,8 @@ class JobOptions(BaseModel):
     key_id: str | None = None
     end_user: str | None = None
     tags: dict[str, str] = {}
+    # The tenant's `log_content_days`: keep the prompt and answer text this many days (0: never stored).
+    content_days: int = 0
 
 
 class JobOutcome(BaseModel):
@@ -238,6 +241,7 @@ def _to_hash(record: JobRecord) -> dict[str, str]:
         "callback_url": record.callback_url or "", "priority": record.priority.value,
         "drop_params": ",".join(record.drop_params), "key_id": record.key_id or "",
         "end_user": record.end_user or "", "tags": json.dumps(record.tags) if record.tags else "",
+        "content_days": str(record.content_days),
     }
 
 
@@ -343,18 +347,25 @@ def _terminal_event(outcome: JobOutcome) -> tuple[EventKind, dict[str, object]]:
 
 
 def usage_row(record: JobRecord, outcome: JobOutcome, latency_ms: int) -> dict[str, object]:
-    """The usage record of one job, as the usage writer inserts it (one row per job id)."""
-    return {
+    """The usage record of one job, as the usage writer inserts it (one row per job id); with the request and
+    answer text when the tenant opted in (`content_days`), which the writer stores apart (request_content)."""
+    now = time.time()
+    row: dict[str, object] = {
         "request_id": record.id, "tenant_id": record.tenant_id, "public_model": record.request.model,
         "provider": outcome.provider or "", "model": outcome.model or "",
         "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
         "cost_usd": outcome.cost_usd, "latency_ms": latency_ms, "status": outcome.status.value,
         "error_code": str(outcome.error.get("code")) if outcome.error else None,
         "fallback_used": outcome.fallback_used, "cache_hit": False, "saved_cost_usd": 0.0,
-        "cached_prompt_tokens": outcome.cached_prompt_tokens, "created_at": time.time(),
+        "cached_prompt_tokens": outcome.cached_prompt_tokens, "created_at": now,
         "dropped_params": ",".join(_dropped(outcome)), "endpoint": record.endpoint.value,
         "key_id": record.key_id, "end_user": record.end_user, "tags": record.tags,
     }
+    if record.content_days > 0:
+        row["content"] = {"request": record.request.model_dump(mode="json", exclude_none=True),
+                          "answer": outcome.completion.content if outcome.completion else "",
+                          "expires_at": now + record.content_days * 86_400}
+    return row
 
 
 def _dropped(outcome: JobOutcome) -> list[str]:

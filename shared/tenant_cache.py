@@ -28,6 +28,7 @@ class TenantSnapshot(BaseModel):
     weight: int | None = None
     max_running: int | None = None
     key_id: str | None = None  # the api_keys row that authenticated this request (issue 15)
+    log_content_days: int | None = None  # opt-in: keep prompt and answer text this many days (issue 15)
 
     @classmethod
     def of(cls, tenant: Tenant) -> "TenantSnapshot":

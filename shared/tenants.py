@@ -42,6 +42,7 @@ DISPLAY_PREFIX_LENGTH = 12
 
 BudgetPeriod = Literal["monthly", "weekly", "daily", "none"]
 MAX_WEIGHT = 1000
+MAX_CONTENT_DAYS = 365
 
 
 class TenantLimits(BaseModel):
@@ -60,6 +61,9 @@ class TenantLimits(BaseModel):
     weight: int | None = Field(default=None, ge=1, le=MAX_WEIGHT, strict=True,
                                description="share of workers among busy tenants (default 1)")
     max_running: int | None = Field(default=None, ge=1, strict=True, description="jobs running at once")
+    # Opt-in request log content (issue 15): keep each request's prompt and answer text this many days.
+    log_content_days: int | None = Field(default=None, ge=1, le=MAX_CONTENT_DAYS, strict=True,
+                                         description="days prompt and answer text are kept (unset: never stored)")
 
 
 def parse_limits(data: Mapping[str, object], what: str = "tenant limits") -> TenantLimits:

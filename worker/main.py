@@ -108,7 +108,8 @@ def _usage_sink(database_url: str) -> tuple[InsertRows, PruneRows, Callable[[], 
     from shared.db.usage import insert_usage
 
     engine = create_engine(database_url)
-    return lambda rows: insert_usage(engine, rows), lambda before: prune_usage(engine, before), engine.dispose
+    return (lambda rows: insert_usage(engine, rows), lambda before, now: prune_usage(engine, before, now),
+            engine.dispose)
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:

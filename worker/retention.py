@@ -1,5 +1,6 @@
 """The request log's retention: every `usage_prune_interval_s` one worker (whichever takes the Redis marker
-first) deletes the usage records older than `usage_retention_days`. Runs beside the usage writer, off the
+first) deletes the usage records older than `usage_retention_days` and the opt-in request content past its
+tenant's own retention. Runs beside the usage writer, off the
 job path; a failed prune is logged and tried again next interval."""
 
 import asyncio
@@ -14,19 +15,19 @@ from shared.keys import USAGE_PRUNE_KEY
 
 logger = logging.getLogger(__name__)
 
-PruneRows = Callable[[datetime], Awaitable[int]]
+PruneRows = Callable[[datetime | None, datetime], Awaitable[int]]
+"""(usage records created before this, or None to keep them; request content expired at this time)"""
 
 
 async def prune_once(redis: Redis, prune: PruneRows, *, retention_days: int, interval_s: float,
                      now: datetime) -> int | None:
-    """Prune if no other worker did this interval; how many records went, or None when it was not our turn."""
-    if retention_days <= 0:
-        return None
+    """Prune if no other worker did this interval; how many rows went, or None when it was not our turn.
+    Request content has its own expiry (each tenant's `log_content_days`), pruned even when usage is kept."""
     if not await redis.set(USAGE_PRUNE_KEY, "1", nx=True, px=max(1, int(interval_s * 1000))):
         return None
-    removed = await prune(now - timedelta(days=retention_days))
+    removed = await prune(now - timedelta(days=retention_days) if retention_days > 0 else None, now)
     if removed:
-        logger.info("pruned %d usage records older than %d days", removed, retention_days)
+        logger.info("pruned %d usage records and expired request contents", removed)
     return removed
 
 

@@ -135,7 +135,8 @@ def render_tenant(tenant: Tenant) -> dict[str, object]:
         "id": tenant.id, "object": "tenant", "name": tenant.name, "rate_limit": tenant.rate_limit,
         "tpm_limit": tenant.tpm_limit, "max_concurrent": tenant.max_concurrent, "budget_usd": tenant.budget_usd,
         "budget_period": tenant.budget_period, "weight": tenant.weight, "max_running": tenant.max_running,
-        "disabled": tenant.disabled, "created_at": tenant.created_at.isoformat(),
+        "disabled": tenant.disabled, "log_content_days": tenant.log_content_days,
+        "created_at": tenant.created_at.isoformat(),
     }
 
 

@@ -6,8 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from api.deps import SessionDep, TenantDep
+from api.routes.schemas import JobId
 from api.usage_query import PageLimit, ReportQuery, answer_request_log, answer_usage, log_filters, report_query
-from shared.db.request_log import RequestLogFilters
+from shared.db.request_log import RequestLogFilters, read_request_entry
+from shared.db.tables import utc_now
 
 router = APIRouter(prefix="/api/v1", tags=["gateway"])
 
@@ -25,3 +27,9 @@ async def list_own_requests(tenant: TenantDep, session: SessionDep,
                             limit: PageLimit = 50, cursor: str | None = None) -> dict[str, object]:
     """The calling tenant's request log, newest first; `next_cursor` pages to older entries."""
     return await answer_request_log(session, tenant.id, filters, limit, cursor)
+
+
+@router.get("/requests/{request_id}")
+async def read_own_request(request_id: JobId, tenant: TenantDep, session: SessionDep) -> dict[str, object]:
+    """One entry of the calling tenant's request log, with its prompt and answer text if the tenant opted in."""
+    return (await read_request_entry(session, tenant.id, request_id, utc_now())).model_dump(mode="json")

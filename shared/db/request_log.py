@@ -2,24 +2,26 @@
 table, which already holds exactly one row per such request (its `request_id` is the job id, or `hit_...` for a
 cache hit); a second table would double every write for the same facts. Filtered and paged newest first by
 an opaque cursor for the admin API and the tenant's own API; `prune_usage` enforces the retention period.
-No prompt or answer text is kept here."""
+Prompt and answer text only for a tenant that opted in (`log_content_days`), in `request_content`, which
+expires on its own."""
 
 import base64
 import binascii
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, delete, type_coerce
+from sqlalchemy import ColumnElement, Delete, delete, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db.tables import UsageRecord
-from shared.errors import InvalidRequest
+from shared.db.tables import RequestContent, UsageRecord
+from shared.errors import InvalidRequest, NotFound
 
-__all__ = ["MAX_PAGE", "PRUNE_BATCH", "RequestLogEntry", "RequestLogFilters", "RequestLogPage", "prune_usage",
-           "read_request_log"]
+__all__ = ["MAX_PAGE", "PRUNE_BATCH", "RequestContentPublic", "RequestLogDetail", "RequestLogEntry",
+           "RequestLogFilters", "RequestLogPage", "prune_usage", "read_request_entry", "read_request_log"]
 
 MAX_PAGE = 500
 PRUNE_BATCH = 10_000  # rows per DELETE: a long prune never holds one huge lock on the usage table
@@ -69,6 +71,18 @@ class RequestLogEntry(BaseModel):
                    fallback_used=row.fallback_used)
 
 
+class RequestContentPublic(BaseModel):
+    request: dict[str, Any]  # as the job ran it: the gateway's internal request model
+    answer: str
+    expires_at: datetime
+
+
+class RequestLogDetail(RequestLogEntry):
+    """One entry with its prompt and answer text: None unless the tenant opted in (and it has not expired)."""
+
+    content: RequestContentPublic | None = None
+
+
 class RequestLogPage(BaseModel):
     object: str = "list"
     data: list[RequestLogEntry]
@@ -92,13 +106,36 @@ async def read_request_log(session: AsyncSession, tenant_id: str, filters: Reque
                           next_cursor=_encode_cursor(page[-1].id) if more and page[-1].id is not None else None)
 
 
-async def prune_usage(engine: AsyncEngine, before: datetime) -> int:
-    """Delete usage records (the request log) created before `before`, in batches; how many went."""
+async def read_request_entry(session: AsyncSession, tenant_id: str, request_id: str, now: datetime) -> RequestLogDetail:
+    """One entry of the tenant's request log, with its content when stored; NotFound for another tenant's."""
+    row = (await session.exec(select(UsageRecord).where(col(UsageRecord.request_id) == request_id,
+                                                        col(UsageRecord.tenant_id) == tenant_id))).first()
+    if row is None:
+        raise NotFound(f"No request {request_id!r} in this tenant's request log")
+    content = await session.get(RequestContent, request_id)
+    stored = content is not None and content.tenant_id == tenant_id and content.expires_at > now
+    public = RequestContentPublic(request=content.request, answer=content.answer, expires_at=content.expires_at) \
+        if stored and content is not None else None
+    return RequestLogDetail(**RequestLogEntry.of(row).model_dump(), content=public)
+
+
+async def prune_usage(engine: AsyncEngine, usage_before: datetime | None, now: datetime) -> int:
+    """Delete usage records (the request log) created before `usage_before` (None keeps them) and request
+    content expired at `now`, in batches; how many rows went."""
+    removed = 0
+    if usage_before is not None:
+        usage = select(UsageRecord.id).where(col(UsageRecord.created_at) < usage_before).limit(PRUNE_BATCH)
+        removed = await _delete_all(engine, delete(UsageRecord).where(col(UsageRecord.id).in_(usage)))
+    content = select(RequestContent.request_id).where(col(RequestContent.expires_at) < now).limit(PRUNE_BATCH)
+    return removed + await _delete_all(engine, delete(RequestContent).where(
+        col(RequestContent.request_id).in_(content)))
+
+
+async def _delete_all(engine: AsyncEngine, statement: Delete) -> int:
     removed = 0
     while True:
-        oldest = select(UsageRecord.id).where(col(UsageRecord.created_at) < before).limit(PRUNE_BATCH)
         async with engine.begin() as connection:
-            result = await connection.execute(delete(UsageRecord).where(col(UsageRecord.id).in_(oldest)))
+            result = await connection.execute(statement)
         removed += result.rowcount
         if result.rowcount < PRUNE_BATCH:
             return removed

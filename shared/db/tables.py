@@ -10,7 +10,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-__all__ = ["NAMING_CONVENTION", "ApiKey", "Tenant", "UTCDateTime", "UsageRecord", "utc_now"]
+__all__ = ["NAMING_CONVENTION", "TAGS_TYPE", "ApiKey", "RequestContent", "Tenant", "UTCDateTime", "UsageRecord",
+           "utc_now"]
 
 # Deterministic constraint names let Alembic (and SQLite batch mode) find constraints again later.
 NAMING_CONVENTION: dict[str, str] = {
@@ -25,7 +26,7 @@ SQLModel.metadata.naming_convention = NAMING_CONVENTION
 
 
 # JSON on SQLite (the embedded mode; filtered with json_extract), JSONB on PostgreSQL so a GIN index serves
-# `tags @> {...}` filters.
+# `tags @> {...}` filters. Also the type of stored request content.
 TAGS_TYPE = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -73,6 +74,8 @@ class Tenant(SQLModel, table=True):
     max_running: int | None = Field(default=None)
     disabled: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    log_content_days: int | None = Field(default=None)
+    """Days each request's prompt and answer text are kept (`RequestContent`); None: never stored."""
 
 
 class ApiKey(SQLModel, table=True):
@@ -126,3 +129,20 @@ class UsageRecord(SQLModel, table=True):
         Index("ix_usage_record_tenant_user", "tenant_id", "end_user"),
         Index("ix_usage_record_tags", "tags", postgresql_using="gin"),
     )
+
+
+class RequestContent(SQLModel, table=True):
+    """The prompt and answer text of one request, kept only for a tenant that opted in (`log_content_days`)
+    and deleted at `expires_at`. Apart from the usage table, so the request log stays small and its
+    retention is the tenant's own."""
+
+    __tablename__ = "request_content"
+
+    request_id: str = Field(primary_key=True, max_length=64)
+    tenant_id: str = Field(index=True, max_length=32)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(TAGS_TYPE, nullable=False))
+    """The request as the job ran it (the gateway's internal model, as JSON)."""
+    answer: str = Field(default="")
+    """The answer's text; empty for a failed request or an answer without text (embeddings)."""

@@ -3,12 +3,13 @@ writer applies before inserting it. Kept free of SQLAlchemy and SQLModel on purp
 sink (shared/db/pg_usage.py) writes rows over plain asyncpg and must not load them (~30 MiB per process),
 while `insert_usage` (shared/db/usage.py) uses the same rules, so both backends store identical values."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from shared.endpoint import Endpoint
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "USAGE_COLUMNS", "normalise_usage_row"]
+__all__ = ["CONTENT_COLUMNS", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "USAGE_COLUMNS", "content_rows",
+           "normalise_usage_row"]
 
 REQUIRED_COLUMNS = (
     "request_id", "tenant_id", "public_model", "provider", "model", "prompt_tokens", "completion_tokens",
@@ -20,6 +21,8 @@ OPTIONAL_COLUMNS = ("error_code", "fallback_used", "cache_hit", "saved_cost_usd"
 # Every key of a normalised row, in this order.
 USAGE_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 ENDPOINTS = frozenset(endpoint.value for endpoint in Endpoint)
+# The request_content table (opt-in prompt and answer text), in this order.
+CONTENT_COLUMNS = ("request_id", "tenant_id", "created_at", "expires_at", "request", "answer")
 
 
 def _created_at(value: object) -> datetime:
@@ -87,3 +90,22 @@ def normalise_usage_row(row: Mapping[str, object], now: datetime) -> dict[str, o
     created = row.get("created_at")
     values["created_at"] = now if created is None else _created_at(created)
     return values
+
+
+def content_rows(rows: Sequence[Mapping[str, object]], now: datetime) -> list[dict[str, object]]:
+    """The request_content rows of the usage rows that carry `content` (a tenant that opted in, see
+    `shared.jobs.usage_row`): {"request": {...}, "answer": "...", "expires_at": epoch seconds}."""
+    found: list[dict[str, object]] = []
+    for row in rows:
+        content = row.get("content")
+        if content is None:
+            continue
+        if not isinstance(content, Mapping) or not isinstance(content.get("request"), dict) \
+                or not isinstance(content.get("answer"), str):
+            raise ValueError(f"usage row {row.get('request_id')!r} has malformed content")
+        created = row.get("created_at")
+        found.append({"request_id": row["request_id"], "tenant_id": row["tenant_id"],
+                      "created_at": now if created is None else _created_at(created),
+                      "expires_at": _created_at(content.get("expires_at")), "request": content["request"],
+                      "answer": content["answer"]})
+    return found

@@ -18,10 +18,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import alembic_config, migrate
 from shared.db.pg_usage import PgUsageSink
-from shared.db.request_log import RequestLogFilters, prune_usage, read_request_log
+from shared.db.request_log import RequestLogFilters, prune_usage, read_request_entry, read_request_log
 from shared.db.usage import insert_usage, usage_report
 from shared.db.usage_groups import UsageFilters, grouped_usage, parse_group_by, parse_tag_filters, usage_csv
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, NotFound
 from tests.shared.db_support import BACKENDS, POSTGRES_URL, database_url, migrated_engine, reset_database, usage_row
 
 NOW = datetime.now(UTC)
@@ -185,10 +185,11 @@ async def test_request_log_refuses_a_forged_cursor(session: AsyncSession) -> Non
 
 
 async def test_prune_usage_removes_only_older_rows(engine: AsyncEngine, session: AsyncSession) -> None:
-    assert await prune_usage(engine, NOW - timedelta(hours=1)) == 1
+    assert await prune_usage(engine, NOW - timedelta(hours=1), NOW) == 1
     page = await read_request_log(session, "ten_a", RequestLogFilters(), limit=10, cursor=None)
     assert [entry.id for entry in page.data] == ["j3", "j2", "j1"]
-    assert await prune_usage(engine, NOW - timedelta(hours=1)) == 0
+    assert await prune_usage(engine, NOW - timedelta(hours=1), NOW) == 0
+    assert await prune_usage(engine, None, NOW) == 0
 
 
 async def test_pg_sink_prune_removes_only_older_rows(tmp_path: Path) -> None:
@@ -196,10 +197,48 @@ async def test_pg_sink_prune_removes_only_older_rows(tmp_path: Path) -> None:
         await insert_usage(engine, ROWS)
         sink = PgUsageSink(POSTGRES_URL)
         try:
-            assert await sink.prune(NOW - timedelta(hours=1)) == 1
-            assert await sink.prune(NOW - timedelta(hours=1)) == 0
+            assert await sink.prune(NOW - timedelta(hours=1), NOW) == 1
+            assert await sink.prune(NOW - timedelta(hours=1), NOW) == 0
         finally:
             await sink.close()
         async with create_session_factory(engine)() as session:
             report = await grouped_usage(session, "ten_a", 30, [], UsageFilters())
     assert report.totals.requests == 3
+
+
+def _with_content(request_id: str, expires_at: datetime) -> dict[str, object]:
+    return {**usage_row(request_id, created_at=NOW), "content": {
+        "request": {"model": "gpt-4o", "messages": [{"role": "user", "content": "secret plan"}]},
+        "answer": "an answer", "expires_at": expires_at.timestamp()}}
+
+
+async def _write_with(engine: AsyncEngine, writer: str, rows: list[dict[str, object]]) -> None:
+    if writer == "insert_usage":
+        assert await insert_usage(engine, rows) == len(rows)
+        return
+    sink = PgUsageSink(POSTGRES_URL)
+    try:
+        assert await sink.insert(rows) == len(rows)
+    finally:
+        await sink.close()
+
+
+@pytest.mark.parametrize(("backend", "writer"), [("postgres", "insert_usage"), ("sqlite", "insert_usage"),
+                                                 ("postgres", "pg_sink")])
+async def test_opted_in_content_is_stored_read_back_and_expires(backend: str, writer: str, tmp_path: Path) -> None:
+    async with migrated_engine(backend, tmp_path) as engine:
+        await _write_with(engine, writer, [_with_content("c1", NOW + timedelta(days=1)),
+                                           _with_content("c2", NOW - timedelta(seconds=1)),
+                                           {**usage_row("plain", created_at=NOW)}])
+        async with create_session_factory(engine)() as session:
+            kept = await read_request_entry(session, "ten_a", "c1", NOW)
+            assert kept.content is not None and kept.content.answer == "an answer"
+            assert kept.content.request["messages"][0]["content"] == "secret plan"
+            assert (await read_request_entry(session, "ten_a", "c2", NOW)).content is None  # expired
+            assert (await read_request_entry(session, "ten_a", "plain", NOW)).content is None
+            with pytest.raises(NotFound):
+                await read_request_entry(session, "ten_b", "c1", NOW)
+        assert await prune_usage(engine, None, NOW) == 1  # c2's content; every usage row is kept
+        async with engine.connect() as connection:
+            stored = await connection.execute(text("SELECT request_id FROM request_content"))
+            assert [row[0] for row in stored] == ["c1"]

@@ -4,6 +4,8 @@ job record in Redis and land on the usage row the worker writes, for a success a
 import json
 from typing import Any
 
+import pytest
+
 from shared.config import Settings
 from shared.jobs import JobOptions, JobStore
 from shared.keys import USAGE_STREAM
@@ -70,3 +72,23 @@ async def test_usage_row_of_a_failed_job_carries_attribution() -> None:
     assert await run_completion(ctx, "job_1") == "failed"
     row = await _usage_row(deps)
     assert (row["status"], row["key_id"], row["tags"]) == ("failed", "key_ci", {"team": "search", "env": "prod"})
+
+
+async def test_usage_row_carries_no_text_unless_the_tenant_opted_in() -> None:
+    ctx, deps = _context()
+    await deps.store.create("job_1", "ten_1", ASK, WireFormat.OPENAI, ATTRIBUTED)
+    assert await run_completion(ctx, "job_1") == "succeeded"
+    assert "content" not in await _usage_row(deps)
+
+
+async def test_usage_row_carries_prompt_and_answer_for_a_tenant_that_opted_in() -> None:
+    ctx, deps = _context()
+    await deps.store.create("job_1", "ten_1", ASK, WireFormat.OPENAI,
+                            ATTRIBUTED.model_copy(update={"content_days": 7}))
+    assert await run_completion(ctx, "job_1") == "succeeded"
+    row = await _usage_row(deps)
+    content = row["content"]
+    assert isinstance(content, dict)
+    assert content["request"]["messages"][0]["content"] == [{"type": "text", "text": "hi"}]
+    assert content["answer"] == "an answer"
+    assert content["expires_at"] == pytest.approx(float(str(row["created_at"])) + 7 * 86_400)

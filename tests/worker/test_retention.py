@@ -15,11 +15,13 @@ NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 
 class Pruner:
     def __init__(self, fail_first: bool = False) -> None:
-        self.cutoffs: list[datetime] = []
+        self.cutoffs: list[datetime | None] = []
+        self.nows: list[datetime] = []
         self.fail_first = fail_first
 
-    async def __call__(self, before: datetime) -> int:
-        self.cutoffs.append(before)
+    async def __call__(self, usage_before: datetime | None, now: datetime) -> int:
+        self.cutoffs.append(usage_before)
+        self.nows.append(now)
         if self.fail_first and len(self.cutoffs) == 1:
             raise ConnectionError("database down")
         return 3
@@ -28,7 +30,7 @@ class Pruner:
 async def test_prune_once_deletes_records_older_than_the_retention() -> None:
     pruner = Pruner()
     removed = await prune_once(make_fake_redis(), pruner, retention_days=40, interval_s=60, now=NOW)
-    assert removed == 3 and pruner.cutoffs == [NOW - timedelta(days=40)]
+    assert removed == 3 and pruner.cutoffs == [NOW - timedelta(days=40)] and pruner.nows == [NOW]
 
 
 async def test_prune_once_runs_on_one_worker_per_interval() -> None:
@@ -38,10 +40,10 @@ async def test_prune_once_runs_on_one_worker_per_interval() -> None:
     assert second.cutoffs == []
 
 
-async def test_prune_once_keeps_everything_when_retention_is_zero() -> None:
+async def test_prune_once_keeps_usage_but_expires_content_when_retention_is_zero() -> None:
     pruner = Pruner()
-    assert await prune_once(make_fake_redis(), pruner, retention_days=0, interval_s=60, now=NOW) is None
-    assert pruner.cutoffs == []
+    assert await prune_once(make_fake_redis(), pruner, retention_days=0, interval_s=60, now=NOW) == 3
+    assert pruner.cutoffs == [None] and pruner.nows == [NOW]
 
 
 async def test_prune_periodically_retries_after_a_failed_prune() -> None:
