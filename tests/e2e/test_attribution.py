@@ -180,3 +180,39 @@ async def test_reports_refuse_an_unknown_group_by(http: httpx.AsyncClient, team:
                               headers={"Authorization": f"Bearer {team.key_a}"})
     assert response.status_code == 400
     assert "group_by" in response.json()["error"]["message"]
+
+
+async def _logged(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> dict:
+    for _ in range(100):
+        response = await http.get(path, headers=headers)
+        if response.status_code == 200:
+            return dict(response.json())
+        assert response.status_code == 404, response.text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} never appeared")
+
+
+@pytest.mark.parametrize("opted_in", [True, False])
+async def test_request_content_is_stored_only_for_a_tenant_that_opted_in(http: httpx.AsyncClient, team: Team,
+                                                                         opted_in: bool) -> None:
+    if opted_in:
+        patched = await http.patch(f"/api/v1/admin/tenants/{team.tenant_id}", json={"log_content_days": 1},
+                                   headers=ADMIN)
+        assert patched.status_code == 200 and patched.json()["log_content_days"] == 1
+    own = {"Authorization": f"Bearer {team.own_key}"}
+    answered = await http.post("/v1/chat/completions", headers=own, json={
+        "model": "fake-openai", "messages": [{"role": "user", "content": "the secret plan"}]})
+    assert answered.status_code == 200, answered.text
+    job_id = answered.headers["x-gateway-job-id"]
+    entry = await _logged(http, f"/api/v1/requests/{job_id}", own)
+    admin = await _logged(http, f"/api/v1/admin/tenants/{team.tenant_id}/requests/{job_id}", ADMIN)
+    assert entry == admin and entry["id"] == job_id
+    if not opted_in:
+        assert entry["content"] is None
+        return
+    assert entry["content"]["request"]["messages"][0]["content"] == [{"type": "text", "text": "the secret plan"}]
+    assert entry["content"]["answer"] == answered.json()["choices"][0]["message"]["content"]
+    stranger = await http.post("/api/v1/admin/tenants", json={"name": f"s-{uuid.uuid4().hex[:8]}"}, headers=ADMIN)
+    hidden = await http.get(f"/api/v1/requests/{job_id}",
+                            headers={"Authorization": f"Bearer {stranger.json()['api_key']}"})
+    assert hidden.status_code == 404
