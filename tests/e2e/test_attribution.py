@@ -132,6 +132,11 @@ async def test_request_log_filters_by_key_and_status_and_pages(gateway: Gateway,
             break
     assert seen == [entry["id"] for entry in entries]
     assert all(entry["latency_ms"] >= 0 and entry["endpoint"] == "chat" for entry in entries)
+    # The second request repeats the first's body apart from `user`/`metadata` (not in the cache key): a cache
+    # hit, recorded with its own attribution, not the first request's.
+    bob = [entry for entry in entries if entry["user"] == "bob"]
+    assert [(e["cache_hit"], e["key_id"], e["tags"], e["cost_usd"]) for e in bob] == [
+        (True, "key_a", {"team": "search"}, 0.0)]
 
 
 @pytest.mark.parametrize("how", ["format", "accept"])
