@@ -28,6 +28,15 @@ from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import run_migrations
 from shared.db.tables import Tenant
 from shared.db.usage import UsageReport, UsageTotals, usage_report
+from shared.db.usage_groups import (
+    MEASURES,
+    GroupedUsage,
+    UsageFilters,
+    grouped_usage,
+    parse_group_by,
+    parse_tag_filters,
+    usage_csv,
+)
 from shared.errors import GatewayError, InvalidRequest
 from shared.redis import create_redis
 from shared.tenant_cache import TenantCache
@@ -232,8 +241,15 @@ async def _usage(args: argparse.Namespace, session: AsyncSession) -> Outcome:
     if not 1 <= args.days <= MAX_DAYS:
         raise InvalidRequest(f"--days must be between 1 and {MAX_DAYS}, not {args.days}")
     tenant = await get_tenant(session, args.tenant_id)
-    report = await usage_report(session, tenant.id, args.days)
-    return Outcome(_report_text(tenant, report), report.model_dump(mode="json"))
+    group_by = parse_group_by(args.group_by)
+    filters = UsageFilters(day=args.day, model=args.model, provider=args.provider, endpoint=args.endpoint,
+                           status=args.status, key=args.key, user=args.user, tags=parse_tag_filters(args.tag))
+    if not group_by and not args.csv and filters == UsageFilters():
+        report = await usage_report(session, tenant.id, args.days)
+        return Outcome(_report_text(tenant, report), report.model_dump(mode="json"))
+    grouped = await grouped_usage(session, tenant.id, args.days, group_by or (["day"] if args.csv else []), filters)
+    text = usage_csv(grouped).rstrip("\n") if args.csv else _grouped_text(tenant, grouped)
+    return Outcome(text, grouped.model_dump(mode="json"))
 
 
 ACTIONS: dict[str, Action] = {
@@ -269,6 +285,18 @@ def _report_text(tenant: Tenant, report: UsageReport) -> str:
     for title, key, rows in sections:
         body = render_table((key, *USAGE_COLUMNS), [[name, *_usage_row(row)] for name, row in rows])
         parts.append(f"{title}\n{body if rows else '(no usage)'}")
+    return "\n\n".join(parts)
+
+
+def _grouped_text(tenant: Tenant, report: GroupedUsage) -> str:
+    columns = [name for name in MEASURES if name != "cost_micros"]
+    rows = [[group[name] for name in (*report.group_by, *columns)] for group in report.groups]
+    totals = report.totals.model_dump()
+    parts = [f"Usage of tenant {tenant.id} ({tenant.name}) over the last {report.days} days (UTC)",
+             "Totals\n" + render_table(columns, [[totals[name] for name in columns]])]
+    if report.group_by:
+        body = render_table((*report.group_by, *columns), rows) if rows else "(no usage)"
+        parts.append(f"By {', '.join(report.group_by)}\n{body}")
     return "\n\n".join(parts)
 
 

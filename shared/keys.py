@@ -7,6 +7,7 @@ __all__ = [
     "PREFIX",
     "USAGE_DEAD_STREAM",
     "USAGE_GROUP",
+    "USAGE_PRUNE_KEY",
     "USAGE_STREAM",
     "USAGE_WRITERS_KEY",
     "WEBHOOK_DEAD_STREAM",
@@ -41,6 +42,7 @@ USAGE_GROUP = "usage-writers"
 USAGE_DEAD_STREAM = f"{PREFIX}:usage:dead"
 # Sorted set: each usage writer (a worker id) scored by when it last completed a flush (ms).
 USAGE_WRITERS_KEY = f"{PREFIX}:usage:writers"
+USAGE_PRUNE_KEY = f"{PREFIX}:usage:prune"  # held by the one worker pruning old usage records this interval
 WORKERS_KEY = f"{PREFIX}:workers"
 # Count of auth-cache invalidations: a snapshot loaded before one is not cached (shared/tenant_cache.py).
 AUTH_GENERATION_KEY = f"{PREFIX}:auth-generation"

@@ -55,6 +55,7 @@ class TenantSnapshot(BaseModel):
     allowed_models: list[str] | None = None
     key_id: str | None = None  # the api_keys row that authenticated this request (issue 15)
     key: KeyScope = Field(default_factory=KeyScope)
+    log_content_days: int | None = None  # opt-in: keep prompt and answer text this many days (issue 15)
 
     @classmethod
     def of(cls, tenant: Tenant, key: ApiKey | None = None) -> "TenantSnapshot":

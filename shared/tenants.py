@@ -46,6 +46,7 @@ SCOPE_FIELDS = ("expires_at", "allowed_models", "allowed_endpoints", "rate_limit
 
 BudgetPeriod = Literal["monthly", "weekly", "daily", "none"]
 MAX_WEIGHT = 1000
+MAX_CONTENT_DAYS = 365
 
 
 class TenantLimits(BaseModel):
@@ -73,6 +74,9 @@ class TenantLimits(BaseModel):
         if value is not None and any(not item.strip() or len(item) > 200 for item in value):
             raise ValueError("each model name or glob must be 1 to 200 characters")
         return value
+    # Opt-in request log content (issue 15): keep each request's prompt and answer text this many days.
+    log_content_days: int | None = Field(default=None, ge=1, le=MAX_CONTENT_DAYS, strict=True,
+                                         description="days prompt and answer text are kept (unset: never stored)")
 
 
 def parse_limits(data: Mapping[str, object], what: str = "tenant limits") -> TenantLimits:

@@ -1,5 +1,5 @@
 """Admin API, guarded by `ADMIN_API_KEY`: create, list, read, update the limits of, disable and enable
-tenants, rotate a tenant's key (the plain key is shown once), and read a tenant's usage. Every change to a
+tenants, rotate a tenant's key (the plain key is shown once); usage reads are in admin_usage.py. Every change to a
 tenant drops its cached snapshot, so it applies at once in every API process; a change of budget also drops
 its spend counters, which the next request seeds from the usage records of the new period."""
 
@@ -15,7 +15,6 @@ from api.deps import AdminDep, SessionDep, StateDep
 from api.routes.schemas import TenantId
 from shared.budget import reset_budget_counters
 from shared.db.tables import Tenant
-from shared.db.usage import usage_report
 from shared.errors import InvalidRequest
 from shared.json_input import loads_strict
 from shared.tenants import (
@@ -131,22 +130,13 @@ async def rotate_tenant_key(tenant_id: TenantId, session: SessionDep, state: Sta
     return {**render_tenant(await get_tenant(session, tenant_id)), "api_key": api_key}
 
 
-@router.get("/tenants/{tenant_id}/usage")
-async def read_tenant_usage(
-    tenant_id: TenantId, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 30
-) -> dict[str, object]:
-    """Totals and breakdowns by day, model, provider and endpoint over the last `days` days."""
-    await get_tenant(session, tenant_id)
-    report = await usage_report(session, tenant_id, days)
-    return report.model_dump(mode="json")
-
-
 def render_tenant(tenant: Tenant) -> dict[str, object]:
     return {
         "id": tenant.id, "object": "tenant", "name": tenant.name, "rate_limit": tenant.rate_limit,
         "tpm_limit": tenant.tpm_limit, "max_concurrent": tenant.max_concurrent, "budget_usd": tenant.budget_usd,
         "budget_period": tenant.budget_period, "weight": tenant.weight, "max_running": tenant.max_running,
         "allowed_models": tenant.allowed_models, "disabled": tenant.disabled,
+        "log_content_days": tenant.log_content_days,
         "created_at": tenant.created_at.isoformat(),
     }
 

@@ -4,12 +4,14 @@ Only portable column types are used so the same schema runs on PostgreSQL and on
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, Column, DateTime, Index
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-__all__ = ["NAMING_CONVENTION", "ApiKey", "Tenant", "UTCDateTime", "UsageRecord", "utc_now"]
+__all__ = ["NAMING_CONVENTION", "TAGS_TYPE", "ApiKey", "RequestContent", "Tenant", "UTCDateTime", "UsageRecord",
+           "utc_now"]
 
 # Deterministic constraint names let Alembic (and SQLite batch mode) find constraints again later.
 NAMING_CONVENTION: dict[str, str] = {
@@ -21,6 +23,11 @@ NAMING_CONVENTION: dict[str, str] = {
 }
 # Must be set before the tables below are declared: names are assigned when constraints attach.
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
+
+# JSON on SQLite (the embedded mode; filtered with json_extract), JSONB on PostgreSQL so a GIN index serves
+# `tags @> {...}` filters. Also the type of stored request content.
+TAGS_TYPE = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utc_now() -> datetime:
@@ -69,6 +76,8 @@ class Tenant(SQLModel, table=True):
     allowed_models: list[str] | None = Field(default=None, sa_type=JSON)
     disabled: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    log_content_days: int | None = Field(default=None)
+    """Days each request's prompt and answer text are kept (`RequestContent`); None: never stored."""
 
 
 class ApiKey(SQLModel, table=True):
@@ -123,3 +132,32 @@ class UsageRecord(SQLModel, table=True):
     endpoint: str = Field(default="chat", max_length=16)
     """The kind of provider call (`shared.endpoint.Endpoint`): chat, embeddings, completions, count_tokens."""
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    key_id: str | None = Field(default=None, max_length=64)
+    """The API key that authenticated the request (issue 15); None for rows from before key ids."""
+    end_user: str | None = Field(default=None, max_length=256)
+    """The client's end user: `x-gateway-user`, else the request's `user` / `metadata.user_id`."""
+    tags: dict[str, str] = Field(default_factory=dict, sa_column=Column(TAGS_TYPE, nullable=False, server_default="{}"))
+    """Tag key -> value (`x-gateway-tags`, OpenAI `metadata`): JSONB with a GIN index on PostgreSQL."""
+
+    __table_args__ = (
+        Index("ix_usage_record_tenant_key", "tenant_id", "key_id"),
+        Index("ix_usage_record_tenant_user", "tenant_id", "end_user"),
+        Index("ix_usage_record_tags", "tags", postgresql_using="gin"),
+    )
+
+
+class RequestContent(SQLModel, table=True):
+    """The prompt and answer text of one request, kept only for a tenant that opted in (`log_content_days`)
+    and deleted at `expires_at`. Apart from the usage table, so the request log stays small and its
+    retention is the tenant's own."""
+
+    __tablename__ = "request_content"
+
+    request_id: str = Field(primary_key=True, max_length=64)
+    tenant_id: str = Field(index=True, max_length=32)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(TAGS_TYPE, nullable=False))
+    """The request as the job ran it (the gateway's internal model, as JSON)."""
+    answer: str = Field(default="")
+    """The answer's text; empty for a failed request or an answer without text (embeddings)."""
