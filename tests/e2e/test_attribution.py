@@ -9,7 +9,6 @@ put in the API's auth cache with its `key_id`, exactly what `current_tenant` cac
 import asyncio
 import csv
 import io
-import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -17,11 +16,8 @@ import anthropic
 import httpx
 import openai
 import pytest
-import redis.asyncio as aioredis
 
-from shared.tenant_cache import TenantCache, TenantSnapshot
-from shared.tenants import KEY_PREFIX, hash_key
-from tests.e2e.conftest import ADMIN_KEY, REDIS_URL, Gateway
+from tests.e2e.conftest import ADMIN_KEY, Gateway
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 ASK = [{"role": "user", "content": "hi"}]
@@ -30,28 +26,28 @@ ASK = [{"role": "user", "content": "hi"}]
 @dataclass
 class Team:
     tenant_id: str
-    own_key: str  # the tenant's key as created (no key id on this branch)
+    own_key: str  # the tenant's key as created: its `default` key
     key_a: str
     key_b: str
+    ids: dict[str, str]  # "own", "a", "b" -> the key's id, as usage records carry it
 
 
 @pytest.fixture
 async def team(http: httpx.AsyncClient) -> Team:
+    """A tenant with its default key and two more named keys, made through the admin keys API."""
     created = await http.post("/api/v1/admin/tenants", json={"name": f"team-{uuid.uuid4().hex[:10]}"},
                               headers=ADMIN)
     assert created.status_code == 201, created.text
     body = created.json()
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = []
-        for key_id in ("key_a", "key_b"):
-            plain = KEY_PREFIX + secrets.token_urlsafe(24)
-            snapshot = TenantSnapshot(id=body["id"], name=body["name"], key_id=key_id)
-            await TenantCache(client, ttl_s=600).put(hash_key(plain), snapshot)
-            keys.append(plain)
-    finally:
-        await client.aclose()
-    return Team(body["id"], body["api_key"], *keys)
+    keys_path = f"/api/v1/admin/tenants/{body['id']}/keys"
+    listed = (await http.get(keys_path, headers=ADMIN)).json()["data"]
+    ids, plains = {"own": listed[0]["id"]}, []
+    for name in ("a", "b"):
+        made = await http.post(keys_path, json={"name": f"key-{name}"}, headers=ADMIN)
+        assert made.status_code == 201, made.text
+        ids[name] = made.json()["id"]
+        plains.append(made.json()["api_key"])
+    return Team(body["id"], body["api_key"], *plains, ids=ids)
 
 
 def _openai(gateway: Gateway, key: str) -> openai.AsyncOpenAI:
@@ -96,7 +92,8 @@ async def test_reports_by_key_user_and_tag_add_up_exactly_to_the_tenant_total(
     own = {"Authorization": f"Bearer {team.own_key}"}
     total = (await http.get("/api/v1/usage", headers=own)).json()["totals"]
     assert total["requests"] == 6 and total["failed"] == 1
-    expected = {"key": {"key_a": 2, "key_b": 3, None: 1}, "user": {"alice": 2, "bob": 1, "carol": 1, None: 2},
+    expected = {"key": {team.ids["a"]: 2, team.ids["b"]: 3, team.ids["own"]: 1},
+                "user": {"alice": 2, "bob": 1, "carol": 1, None: 2},
                 "tag:team": {"search": 2, "ads": 3, None: 1}}
     for group_by, counts in expected.items():
         report = (await http.get("/api/v1/usage", params={"group_by": group_by}, headers=own)).json()
@@ -109,18 +106,18 @@ async def test_reports_by_key_user_and_tag_add_up_exactly_to_the_tenant_total(
     admin = (await http.get(f"/api/v1/admin/tenants/{team.tenant_id}/usage",
                             params={"group_by": "key,user", "tag": "team=ads"}, headers=ADMIN)).json()
     assert [(g["key"], g["user"], g["requests"]) for g in admin["groups"]] == [
-        ("key_b", "alice", 1), ("key_b", "carol", 1), ("key_b", None, 1)]
+        (team.ids["b"], "alice", 1), (team.ids["b"], "carol", 1), (team.ids["b"], None, 1)]
 
 
 async def test_request_log_filters_by_key_and_status_and_pages(gateway: Gateway, http: httpx.AsyncClient,
                                                                team: Team) -> None:
     await _send_traffic(gateway, team)
     entries = await _request_log(http, team, 6)
-    failed = await _request_log(http, team, 1, key="key_b", status="failed")
+    failed = await _request_log(http, team, 1, key=team.ids["b"], status="failed")
     assert len(failed) == 1
     assert failed[0]["model"] == "reject-400" and failed[0]["error_code"] and failed[0]["tags"] == {"team": "ads"}
-    assert {e["id"] for e in await _request_log(http, team, 2, key="key_a")} == {
-        e["id"] for e in entries if e["key_id"] == "key_a"}
+    assert {e["id"] for e in await _request_log(http, team, 2, key=team.ids["a"])} == {
+        e["id"] for e in entries if e["key_id"] == team.ids["a"]}
     own = {"Authorization": f"Bearer {team.key_a}"}
     seen, cursor = [], None
     while True:
@@ -136,7 +133,7 @@ async def test_request_log_filters_by_key_and_status_and_pages(gateway: Gateway,
     # hit, recorded with its own attribution, not the first request's.
     bob = [entry for entry in entries if entry["user"] == "bob"]
     assert [(e["cache_hit"], e["key_id"], e["tags"], e["cost_usd"]) for e in bob] == [
-        (True, "key_a", {"team": "search"}, 0.0)]
+        (True, team.ids["a"], {"team": "search"}, 0.0)]
 
 
 @pytest.mark.parametrize("how", ["format", "accept"])
