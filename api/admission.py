@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.endpoint_requests import JobRequest, estimate_input_tokens, most_output_tokens
 from shared.errors import GatewayError, RateLimited, ServiceUnavailable
 from shared.fair_queue import Priority
-from shared.limits import Admission, AdmissionResult, Budget, KeyLimits, LimitRequest, admit, seed_budget
+from shared.limits import Admission, AdmissionResult, Budget, KeyLimits, LimitRequest, admit
 from shared.metrics import BUDGET_REJECTIONS, BUDGET_USED_RATIO, RATE_LIMIT_REJECTIONS
 from shared.models import ChatRequest
 from shared.pricing import PriceTable
@@ -98,15 +98,15 @@ def key_limits(tenant: TenantSnapshot, *, full: bool) -> KeyLimits | None:
 
 
 async def _admit_seeded(state: AppState, request: LimitRequest, now: datetime) -> AdmissionResult:
-    """Admission, seeding the tenant's and then the key's spend counter of the period first when missing.
-    A key's counter starts at zero: usage records do not say which key spent (TODO(issue 15): seed it from
-    them once they carry the key id), so a key's spend counts from its first budgeted request of the period."""
+    """Admission, seeding the tenant's and then the key's spend counter of the period first when missing, each
+    from its own usage records (the key's carry its id)."""
     result = await admit(state.redis, request, now)
     for _ in range(2):
         if result.budget_unseeded and request.budget is not None:
             await seed_spend(state.redis, state.sessions, request.tenant_id, request.budget.period, now)
         elif result.key_budget_unseeded and request.key is not None and request.key.budget is not None:
-            await seed_budget(state.redis, request.key.key_id, request.key.budget.period, now, 0.0)
+            await seed_spend(state.redis, state.sessions, request.tenant_id, request.key.budget.period, now,
+                             key_id=request.key.key_id)
         else:
             return result
         result = await admit(state.redis, request, now)

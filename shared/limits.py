@@ -227,11 +227,12 @@ def spend_keys(tenant_id: str, now: datetime) -> list[str]:
     return [spend_key(tenant_id, budget_period(period, now)[0]) for period in PERIODS]
 
 
-async def open_seed(redis: Redis, tenant_id: str, period: str, now: datetime) -> SeedTicket:
-    """Start seeding the period's spend counter, or join a seed under way (a seeder that died is finished by
-    the next). From here on, settlements add to the counter; admission waits for the seed to close."""
+async def open_seed(redis: Redis, owner: str, period: str, now: datetime) -> SeedTicket:
+    """Start seeding the period's spend counter of `owner` (a tenant id, or an API key id: settle_fn.lua notes
+    late settlements on both), or join a seed under way (a seeder that died is finished by the next). From
+    here on, settlements add to the counter; admission waits for the seed to close."""
     period_id, reset_at = budget_period(period, now)
-    key = spend_key(tenant_id, period_id)
+    key = spend_key(owner, period_id)
     reply = await SEED_OPEN.run(redis, [key, USAGE_STREAM], [uuid.uuid4().hex, _budget_ttl_s(now, reset_at)])
     state, token, last_id = (_text(part) for part in _items(reply, "seed_open.lua"))
     return SeedTicket(key=key, token=token, last_usage_id=last_id, ready=state == "ready")
@@ -254,9 +255,9 @@ async def close_seed(redis: Redis, ticket: SeedTicket, spent_micros: int, late: 
     return None if committed < 0 else committed == 1
 
 
-async def seed_budget(redis: Redis, tenant_id: str, period: str, now: datetime, spent_usd: float) -> None:
+async def seed_budget(redis: Redis, owner: str, period: str, now: datetime, spent_usd: float) -> None:
     """Seed a period's spend counter with a known amount (tests and tools; the API reads the usage records)."""
-    ticket = await open_seed(redis, tenant_id, period, now)
+    ticket = await open_seed(redis, owner, period, now)
     if not ticket.ready:
         await close_seed(redis, ticket, math.ceil(spent_usd * 1_000_000), None)
 

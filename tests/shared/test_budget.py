@@ -17,7 +17,15 @@ from shared.budget import reset_budget_counters, seed_spend
 from shared.db.engine import create_session_factory
 from shared.db.usage import insert_usage
 from shared.keys import USAGE_STREAM, spend_key
-from shared.limits import Budget, LimitRequest, admit, budget_period, open_seed, queue_settlement
+from shared.limits import (
+    Budget,
+    KeyLimits,
+    LimitRequest,
+    admit,
+    budget_period,
+    open_seed,
+    queue_settlement,
+)
 from tests.shared.db_support import BACKENDS, migrated_engine, usage_row
 
 REDIS_URL = "redis://127.0.0.1:6379/5"
@@ -39,8 +47,9 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 async def _streamed(client: redis.asyncio.Redis, request_id: str, tenant: str, cost_usd: float,
-                    created: datetime) -> None:
-    row = {"request_id": request_id, "tenant_id": tenant, "cost_usd": cost_usd, "created_at": created.timestamp()}
+                    created: datetime, key_id: str | None = None) -> None:
+    row = {"request_id": request_id, "tenant_id": tenant, "cost_usd": cost_usd, "created_at": created.timestamp(),
+           "key_id": key_id}
     await client.xadd(USAGE_STREAM, {"row": json.dumps(row)})
 
 
@@ -113,3 +122,55 @@ async def test_seed_reads_a_long_usage_stream_in_pages(client: redis.asyncio.Red
     await seed_spend(client, create_session_factory(engine), tenant, "monthly", now)
     assert await _spent(client, tenant, now) == 1250 * 1000
     assert time.monotonic() - started < 10
+
+
+async def test_key_seed_counts_only_that_keys_records_in_database_and_stream_once(
+        client: redis.asyncio.Redis, engine: AsyncEngine) -> None:
+    tenant, now = f"ten_{uuid.uuid4().hex[:8]}", datetime.now(UTC)
+    key, other = f"key_{uuid.uuid4().hex[:8]}", f"key_{uuid.uuid4().hex[:8]}"
+    last_month = now.replace(day=1) - timedelta(days=2)
+    await insert_usage(engine, [
+        usage_row("k-db", tenant_id=tenant, key_id=key, cost_usd=0.25, created_at=now),
+        usage_row("k-both", tenant_id=tenant, key_id=key, cost_usd=0.125, created_at=now),
+        usage_row("k-last-month", tenant_id=tenant, key_id=key, cost_usd=5.0, created_at=last_month),
+        usage_row("other-key", tenant_id=tenant, key_id=other, cost_usd=7.0, created_at=now),
+        usage_row("no-key", tenant_id=tenant, cost_usd=11.0, created_at=now),
+        usage_row("other-tenant", tenant_id="ten_other", key_id=key, cost_usd=13.0, created_at=now),
+    ])
+    await _streamed(client, "k-both", tenant, 0.125, now, key)
+    await _streamed(client, "k-unwritten", tenant, 0.0625, now, key)
+    await _streamed(client, "other-unwritten", tenant, 2.0, now, other)
+    await _streamed(client, "no-key-unwritten", tenant, 4.0, now)
+    await _streamed(client, "k-stream-last-month", tenant, 3.0, last_month, key)
+    sessions = create_session_factory(engine)
+    await seed_spend(client, sessions, tenant, "monthly", now, key_id=key)
+    assert await _spent(client, key, now) == 437_500
+    assert await client.exists(spend_key(tenant, budget_period("monthly", now)[0])) == 0  # the key's seed only
+    await seed_spend(client, sessions, tenant, "monthly", now)  # the tenant's counts every key's and none
+    assert await _spent(client, tenant, now) == 437_500 + 7_000_000 + 11_000_000 + 2_000_000 + 4_000_000
+
+
+async def test_key_seed_does_not_count_twice_a_job_of_the_key_settled_while_it_ran(
+        client: redis.asyncio.Redis, engine: AsyncEngine) -> None:
+    tenant, now = f"ten_{uuid.uuid4().hex[:8]}", datetime.now(UTC)
+    key = f"key_{uuid.uuid4().hex[:8]}"
+    await insert_usage(engine, [usage_row("before", tenant_id=tenant, key_id=key, cost_usd=0.25, created_at=now)])
+    await open_seed(client, key, "monthly", now)  # a seeder of the key's counter that has not finished
+    request = LimitRequest(tenant_id=tenant, job_id="during", rpm_limit=0, tpm_limit=0, tokens=0,
+                           concurrency_limit=0, concurrency_expiry_s=60, budget=None, reserve_usd=0.5,
+                           key=KeyLimits(key_id=key, rpm_limit=1000))
+    admission = (await admit(client, request, now)).admission
+    assert admission is not None and admission.key_id == key
+    async with client.pipeline(transaction=True) as pipe:
+        queue_settlement(pipe, admission, "during", tokens_used=10, cost_usd=0.5, now=now)
+        await pipe.execute()
+    assert await client.hget(spend_key(key, budget_period("monthly", now)[0]), "late:during") == b"1"
+    await _streamed(client, "during", tenant, 0.5, now, key)
+    await insert_usage(engine, [usage_row("during", tenant_id=tenant, key_id=key, cost_usd=0.5, created_at=now)])
+    await client.delete(USAGE_STREAM)
+    await seed_spend(client, create_session_factory(engine), tenant, "monthly", now, key_id=key)
+    assert await _spent(client, key, now) == 750_000
+    key_budget = KeyLimits(key_id=key, budget=Budget(1.0, "monthly"))
+    refused = await admit(client, LimitRequest(**{**request.__dict__, "job_id": "next", "key": key_budget,
+                                                  "reserve_usd": 0.3}), now)
+    assert refused.reason == "key_budget" and refused.budget_used_micros == 750_000
