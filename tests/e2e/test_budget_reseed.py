@@ -1,12 +1,19 @@
 """Budget counters follow budget changes (issue 12, item 8): spend made while a tenant had no budget, or under
 another period, and requests still running when the budget is set, all count against the budget an admin
-sets, through the real API, worker, Redis and PostgreSQL."""
+sets, through the real API, worker, Redis and PostgreSQL. An API key's own counter, lost from Redis, is seeded
+again from that key's usage records (issue 15), so its budget still holds."""
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
 
 import httpx
+import redis.asyncio
 
-from tests.e2e.conftest import ADMIN_KEY
+from shared.keys import spend_key
+from shared.limits import budget_period, spend_keys
+from tests.e2e.conftest import ADMIN_KEY, REDIS_URL
+from tests.e2e.test_keys import issue_key
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 # 1 prompt token at $2.50/M and the fake provider's 8 answer tokens at $10/M: $0.0000825 a request.
@@ -83,3 +90,40 @@ async def test_budget_set_while_requests_run_counts_their_reservations(http: htt
                 break
             await asyncio.sleep(0.05)
         assert status == "succeeded"
+
+
+async def test_key_budget_holds_after_its_counter_is_lost(http: httpx.AsyncClient, make_tenant) -> None:
+    # Seen before the fix: a key's lost counter was seeded at 0, so the key could spend its budget again.
+    tenant_id, _ = await make_tenant(budget_usd=10.0)
+    small = await issue_key(http, tenant_id, budget_usd=0.0003, budget_period="daily")
+    other = await issue_key(http, tenant_id)
+    await _spend(http, str(other["api_key"]), 2)  # the tenant's, not the small key's: its seed leaves it out
+    small_headers = {"X-API-Key": str(small["api_key"])}
+    spent_micros, refused = 0, None
+    for _ in range(8):
+        response = await http.post("/v1/chat/completions", json=_fresh(), headers=small_headers)
+        if response.status_code != 200:
+            refused = response
+            break
+        spent_micros += round(float(response.headers["x-gateway-cost-usd"]) * 1_000_000)
+    assert refused is not None and refused.status_code == 402, refused and refused.text
+    assert spent_micros > 0
+    connection = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        assert await connection.delete(*spend_keys(str(small["id"]), datetime.now(UTC))) >= 1
+        again = await http.post("/v1/chat/completions", json=_fresh(), headers=small_headers)
+        assert again.status_code == 402, again.text
+        error = again.json()["error"]
+        assert error["code"] == "budget_exceeded" and "API key" in error["message"], error
+        counter = spend_key(str(small["id"]), budget_period("daily", datetime.now(UTC))[0])
+        seeded = int(await connection.hget(counter, "spent") or -1)
+        assert abs(seeded - spent_micros) <= 8, (seeded, spent_micros)  # each record rounded up to a micro-dollar
+    finally:
+        await connection.aclose()
+    response = await http.post("/v1/chat/completions", json=_fresh(), headers={"X-API-Key": str(other["api_key"])})
+    assert response.status_code == 200, response.text
+
+
+def _fresh() -> dict[str, object]:
+    """A priced request with a new prompt each time: a cache hit would cost nothing."""
+    return {**PRICED, "messages": [{"role": "user", "content": uuid.uuid4().hex}]}
