@@ -71,10 +71,11 @@ async def seed_spend(redis: Redis, sessions: async_sessionmaker[AsyncSession], t
     await close_seed(redis, ticket, streamed_micros + recorded_micros, None)
 
 
-async def reset_budget_counters(redis: Redis, tenant_id: str, now: datetime) -> None:
-    """Drop the tenant's spend counters of the current periods: the next request with a budget seeds its
-    period's from the usage records, whatever was counted before (a changed budget or period starts right)."""
-    await redis.delete(*spend_keys(tenant_id, now))
+async def reset_budget_counters(redis: Redis, owner: str, now: datetime) -> None:
+    """Drop the spend counters of the current periods of a tenant, or of an API key (`owner`: its id): the next
+    request with a budget seeds its period's from the usage records, whatever was counted before (a changed
+    budget or period starts right)."""
+    await redis.delete(*spend_keys(owner, now))
 
 
 async def _stream_spend(redis: Redis, ticket: SeedTicket, scope: SpendScope,

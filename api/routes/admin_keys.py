@@ -1,8 +1,9 @@
 """Admin API for a tenant's named API keys (issue 15): issue (the plain key is shown once), list, read, change
 the scopes of, and revoke. Every change drops the tenant's cached snapshots, so it applies to the next request
-of every API process. A key's spend is counted in Redis under its id (api/admission.py)."""
+of every API process. A key's spend is counted in Redis under its id (api/admission.py), and recounted from its
+usage records after a change of its budget."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -12,6 +13,7 @@ from api.body import read_json_object
 from api.deps import AdminDep, SessionDep, StateDep
 from api.routes.schemas import RESOURCE_ID_PATTERN, TenantId
 from shared.api_keys import KeyCreate, KeyScopes, create_key, get_key, list_keys, parse_key, revoke_key, update_key
+from shared.budget import reset_budget_counters
 from shared.db.tables import ApiKey
 
 router = APIRouter(prefix="/api/v1/admin/tenants/{tenant_id}/keys", tags=["admin"], dependencies=[AdminDep])
@@ -55,8 +57,11 @@ async def update_tenant_key(tenant_id: TenantId, key_id: KeyId, request: Request
     changes = parse_key(await read_json_object(request, state.settings.max_body_bytes), KeyScopes)
     key = await update_key(session, tenant_id, key_id, changes)
     # audit: key.update
-    # The key's spend counters stay: usage records cannot recount a key's spend (they do not name the key).
     await state.tenant_cache.invalidate_tenant(tenant_id)
+    # Spend made while the key had no budget did not reach its counters: the next budgeted request seeds them
+    # from the key's usage records (they carry its id), as for the tenant's (api/routes/admin.py).
+    if changes.model_fields_set & {"budget_usd", "budget_period"}:
+        await reset_budget_counters(state.redis, key_id, datetime.now(UTC))
     return render_key(key)
 
 

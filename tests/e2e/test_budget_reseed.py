@@ -127,3 +127,18 @@ async def test_key_budget_holds_after_its_counter_is_lost(http: httpx.AsyncClien
 def _fresh() -> dict[str, object]:
     """A priced request with a new prompt each time: a cache hit would cost nothing."""
     return {**PRICED, "messages": [{"role": "user", "content": uuid.uuid4().hex}]}
+
+
+async def test_key_budget_removed_and_set_again_counts_spend_made_meanwhile(
+        http: httpx.AsyncClient, make_tenant) -> None:
+    # Without the reset, the key's counter from before kept counting only what was spent under a budget.
+    tenant_id, _ = await make_tenant()
+    key = await issue_key(http, tenant_id, budget_usd=1.0, budget_period="monthly")
+    path = f"/api/v1/admin/tenants/{tenant_id}/keys/{key['id']}"
+    spent = await _spend(http, str(key["api_key"]), 1)
+    assert (await http.patch(path, json={"budget_usd": None}, headers=ADMIN)).status_code == 200
+    spent += await _spend(http, str(key["api_key"]), 5)
+    assert (await http.patch(path, json={"budget_usd": round(spent * 0.7, 9)}, headers=ADMIN)).status_code == 200
+    refused = await _next(http, str(key["api_key"]))
+    assert refused.status_code == 402, refused.text
+    assert "API key" in refused.json()["error"]["message"]
