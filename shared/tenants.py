@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -213,12 +213,14 @@ async def rotate_key(session: AsyncSession, tenant_id: str) -> str:
 
 
 async def authenticate(session: AsyncSession, plain_key: str) -> Tenant | None:
-    """The tenant owning this active key, disabled or not (the caller decides); None if unknown or revoked."""
+    """The tenant owning this active key, disabled or not (the caller decides); None if unknown, revoked or
+    expired (the console's sign-in; the API's own check, which says why a key fails, is shared.api_keys)."""
     if not plain_key.startswith(KEY_PREFIX):
         return None
     statement = (
         select(Tenant)
         .join(ApiKey, col(ApiKey.tenant_id) == col(Tenant.id))
-        .where(col(ApiKey.key_hash) == hash_key(plain_key), col(ApiKey.revoked_at).is_(None))
+        .where(col(ApiKey.key_hash) == hash_key(plain_key), col(ApiKey.revoked_at).is_(None),
+               or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > utc_now()))
     )
     return (await session.exec(statement)).first()
