@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
+from shared.budget import seed_spend
 from shared.budget_alerts import (
     check_budget_alerts,
     create_budget_alert,
@@ -126,3 +127,13 @@ async def test_budget_change_starts_thresholds_afresh_and_mirror_follows_the_dat
     assert not await raw.exists(budget_alerts_key(tenant_id))
     await raw.hset(spend_key(tenant_id, PERIOD_ID), "spent", 2_000_000)
     assert await check_budget_alerts(raw, tenant_id, NOW) == []
+
+
+async def test_a_seed_rebuilds_a_lost_mirror(raw: redis.asyncio.Redis, tenant: tuple[str, object]) -> None:
+    tenant_id, sessions = tenant
+    await raw.flushdb()  # Redis lost its data: counters and the mirror are gone
+    await seed_spend(raw, sessions, tenant_id, "monthly", NOW)  # type: ignore[arg-type]
+    mirror = await raw.hgetall(budget_alerts_key(tenant_id))
+    assert mirror[b"budget_micros"] == b"1000000" and mirror[b"period"] == b"monthly"
+    await raw.hset(spend_key(tenant_id, PERIOD_ID), "spent", 500_000)
+    assert len(await check_budget_alerts(raw, tenant_id, NOW)) == 1
