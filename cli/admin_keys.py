@@ -14,15 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cli.tables import render_pairs, render_table
 from shared.admin_keys import create_admin_key, get_admin_key, list_admin_keys, render_admin_key, revoke_admin_key
-from shared.audit import record_admin_action
+from shared.audit import CLI_ACTOR, record_admin_action
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import run_migrations
 from shared.errors import GatewayError
 
-__all__ = ["CLI_ACTOR", "run"]
+__all__ = ["run"]
 
-CLI_ACTOR = "cli"
 COLUMNS = ("id", "name", "role", "key_prefix", "created_at")
 
 Result = tuple[str, object]

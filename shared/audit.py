@@ -13,11 +13,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db.tables import AuditEntry
 
-__all__ = ["SECRET_FIELDS", "AuditFilter", "AuditPage", "list_audit", "record_admin_action", "render_entry"]
+__all__ = [
+    "CLI_ACTOR",
+    "SECRET_FIELDS",
+    "AuditFilter",
+    "AuditPage",
+    "list_audit",
+    "record_admin_action",
+    "render_entry",
+]
 
 # Whatever a caller passes, these never go into the log: plain keys are shown once, hashes are credentials too.
 SECRET_FIELDS = frozenset({"api_key", "key", "key_hash", "secret", "password", "token"})
 MAX_PAGE = 500
+CLI_ACTOR = "cli"  # the actor of changes made with `llm-gateway` straight on the database
 
 
 @dataclass(frozen=True)

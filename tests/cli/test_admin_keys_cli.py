@@ -49,3 +49,33 @@ def test_admin_keys_create_list_delete(db: str) -> None:
     assert audit[2][1] == key["id"]
     assert_one_line_error(run_cli("admin-keys", "delete", key["id"], database_url=db), "not found")
     assert_one_line_error(run_cli("admin-keys", "create", "bootstrap", database_url=db), "bootstrap")
+
+
+async def _tenant_audit(db: str) -> list[tuple[str, str, object, object]]:
+    engine = create_engine(db)
+    try:
+        async with create_session_factory(engine)() as session:
+            page = await list_audit(session, AuditFilter(actor="cli", target_type="tenant"), limit=20, before_id=None)
+    finally:
+        await engine.dispose()
+    return [(e.action, e.target_id, e.before, e.after) for e in reversed(page.entries)]
+
+
+def test_tenant_commands_are_audited_as_cli(db: str) -> None:
+    created = run_cli("tenants", "create", "acme", "--json", database_url=db)
+    assert created.returncode == 0, created.stderr
+    tenant = json.loads(created.stdout)
+    for args in (("update", tenant["id"], "--tpm", "500"), ("disable", tenant["id"]), ("enable", tenant["id"]),
+                 ("rotate-key", tenant["id"], "--json")):
+        result = run_cli("tenants", *args, database_url=db)
+        assert result.returncode == 0, result.stderr
+    new_key = json.loads(result.stdout)["api_key"]
+    assert run_cli("tenants", "disable", "ten_missing", database_url=db).returncode == 2
+    audit = asyncio.run(_tenant_audit(db))
+    assert [(action, target) for action, target, _, _ in audit] == [
+        (action, tenant["id"]) for action in
+        ("tenant.created", "tenant.updated", "tenant.disabled", "tenant.enabled", "tenant.key_rotated")]
+    _, _, before, after = audit[1]
+    assert json.loads(str(before))["tpm_limit"] is None and json.loads(str(after))["tpm_limit"] == 500
+    assert json.loads(str(audit[4][3])) == {"key_prefix": new_key[:12]}
+    assert all(tenant["api_key"] not in str(row) and new_key not in str(row) for row in audit)
