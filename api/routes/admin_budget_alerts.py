@@ -47,6 +47,25 @@ CREATE_BODY = {"requestBody": {"required": True,
 async def create_budget_alert_route(tenant_id: TenantId, request: Request, session: SessionDep, state: StateDep,
                                     actor: AdminActorDep) -> JSONResponse:
     """Register a webhook for the tenant's budget thresholds (default 50, 80 and 100 %)."""
+    return await add_alert(tenant_id, request, session, state, actor.id)
+
+
+@router.get("")
+async def read_budget_alerts(tenant_id: TenantId, session: SessionDep) -> dict[str, object]:
+    await get_tenant(session, tenant_id)
+    return await render_alerts(session, tenant_id)
+
+
+@router.delete("/{alert_id}")
+async def delete_budget_alert_route(tenant_id: TenantId, alert_id: AlertId, session: SessionDep, state: StateDep,
+                                    actor: AdminActorDep) -> dict[str, object]:
+    return await remove_alert(tenant_id, alert_id, session, state, actor.id)
+
+
+async def add_alert(tenant_id: str, request: Request, session: SessionDep, state: StateDep,
+                    actor_id: str) -> JSONResponse:
+    """Validate, store and audit a new alert in one transaction, then mirror the tenant's alerts to Redis
+    (also the tenant's own route, api/routes/budget_alerts.py)."""
     try:
         body = BudgetAlertCreate.model_validate(await read_json_object(request, state.settings.max_body_bytes))
     except ValidationError as exc:
@@ -55,25 +74,22 @@ async def create_budget_alert_route(tenant_id: TenantId, request: Request, sessi
     alert = await create_budget_alert(session, tenant_id, body.url, thresholds,
                                       allow_private=state.settings.webhooks_allow_private)
     rendered = render_budget_alert(alert)
-    await record_admin_action(session, actor=actor.id, action="budget_alert.created", target_type="budget_alert",
+    await record_admin_action(session, actor=actor_id, action="budget_alert.created", target_type="budget_alert",
                               target_id=alert.id, before=None, after=rendered)
     await session.commit()
     await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC))
     return JSONResponse(rendered, status_code=201)
 
 
-@router.get("")
-async def read_budget_alerts(tenant_id: TenantId, session: SessionDep) -> dict[str, object]:
-    await get_tenant(session, tenant_id)
+async def render_alerts(session: SessionDep, tenant_id: str) -> dict[str, object]:
     alerts = await list_budget_alerts(session, tenant_id)
     return {"object": "list", "data": [render_budget_alert(alert) for alert in alerts]}
 
 
-@router.delete("/{alert_id}")
-async def delete_budget_alert_route(tenant_id: TenantId, alert_id: AlertId, session: SessionDep, state: StateDep,
-                                    actor: AdminActorDep) -> dict[str, object]:
+async def remove_alert(tenant_id: str, alert_id: str, session: SessionDep, state: StateDep,
+                       actor_id: str) -> dict[str, object]:
     alert = await delete_budget_alert(session, tenant_id, alert_id)
-    await record_admin_action(session, actor=actor.id, action="budget_alert.deleted", target_type="budget_alert",
+    await record_admin_action(session, actor=actor_id, action="budget_alert.deleted", target_type="budget_alert",
                               target_id=alert_id, before=render_budget_alert(alert), after=None)
     await session.commit()
     await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC))
