@@ -2,37 +2,28 @@
 (e.g. 50, 80, 100), sent once per threshold per budget period over the job webhooks' signed delivery.
 
 The admin API stores alerts in the database and mirrors them, with the tenant's budget, into one Redis hash
-(`mirror_budget_alerts`, after every change of alerts or budget). The worker calls `check_budget_alerts` after a
-job's settlement has added its cost to the spend counter; shared/lua/budget_alert.lua decides atomically which
-thresholds are newly reached, so concurrent jobs on many workers crossing one threshold send it once. `key_id`
+(`mirror_budget_alerts`, after every change of alerts or budget, and at every spend seed). The worker checks
+them (shared/budget_alert_check.py, which needs no database) after a job's settlement. `key_id`
 on an alert is reserved for per-key budgets (issue 15): alerts with one are stored but not yet checked."""
 
 import json
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from redis.asyncio import Redis
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.budget_alert_check import ALERT_PREFIX
 from shared.db.tables import BudgetAlert, Tenant
 from shared.errors import InvalidRequest, NotFound
-from shared.keys import (
-    WEBHOOK_STREAM,
-    budget_alerts_fired_key,
-    budget_alerts_key,
-    spend_key,
-    webhook_event_key,
-)
+from shared.keys import budget_alerts_fired_key, budget_alerts_key
 from shared.limits import budget_period
-from shared.scripts import LuaScript, lua_source
 from shared.webhooks import validate_callback_url
 
 __all__ = [
-    "EVENT_TTL_S",
     "MAX_ALERTS",
     "MAX_THRESHOLDS",
-    "check_budget_alerts",
     "create_budget_alert",
     "delete_budget_alert",
     "list_budget_alerts",
@@ -41,13 +32,9 @@ __all__ = [
     "render_budget_alert",
 ]
 
-CHECK = LuaScript(lua_source("budget_alert.lua"))
 MAX_THRESHOLDS = 10
 MAX_PERCENT = 1000  # past 100 %: spend can overshoot a budget by the last jobs' actual cost, or a lowered budget
 MAX_ALERTS = 20  # per tenant, so one settlement's check stays small
-EVENT_TTL_S = 7 * 86_400  # an alert's body outlives every retry of its delivery (WEBHOOK_RETRY_MAX_S caps each)
-FIRED_GRACE = timedelta(days=7)
-ALERT_PREFIX = "alert:"
 
 
 def parse_thresholds(values: object) -> list[int]:
@@ -116,30 +103,6 @@ async def mirror_budget_alerts(redis: Redis, session: AsyncSession, tenant_id: s
         if budget_changed and tenant is not None:
             pipe.delete(budget_alerts_fired_key(tenant_id, budget_period(tenant.budget_period, now)[0]))
         await pipe.execute()
-
-
-async def check_budget_alerts(redis: Redis, tenant_id: str, now: datetime) -> list[str]:
-    """Queue the webhook of every threshold the tenant's spend has reached and that was not sent yet in this
-    period; the event ids queued (the worker calls this after settling a job that cost something)."""
-    raw: dict[bytes, bytes] = await redis.hgetall(budget_alerts_key(tenant_id))  # type: ignore[misc]
-    mirror = {k.decode(): v.decode() for k, v in raw.items()}
-    if "budget_micros" not in mirror:
-        return []
-    period = mirror["period"]
-    period_id, reset_at = budget_period(period, now)
-    fired_ttl_s = int(((reset_at - now) if reset_at else timedelta(days=365)).total_seconds()
-                      + FIRED_GRACE.total_seconds())
-    fields = {"object": "budget.alert", "tenant_id": tenant_id, "period": period, "period_id": period_id,
-              "budget_usd": int(mirror["budget_micros"]) / 1_000_000, "created_at": now.isoformat()}
-    args: list[object] = [mirror["budget_micros"], fired_ttl_s, webhook_event_key(""), EVENT_TTL_S,
-                          json.dumps(fields)]
-    for name, value in sorted(mirror.items()):
-        if name.startswith(ALERT_PREFIX):
-            alert = json.loads(value)
-            args += [name.removeprefix(ALERT_PREFIX), alert["url"], alert["thresholds"]]
-    keys = [spend_key(tenant_id, period_id), budget_alerts_fired_key(tenant_id, period_id), WEBHOOK_STREAM]
-    sent = await CHECK.run(redis, keys, args)
-    return [item.decode() if isinstance(item, bytes) else str(item) for item in sent] if isinstance(sent, list) else []
 
 
 def _new_id() -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from shared.budget_alerts import check_budget_alerts
+from shared.budget_alert_check import check_budget_alerts
 from shared.cache import Chunk
 from shared.endpoint_requests import estimate_input_tokens
 from shared.errors import GatewayError, ModelNotFound

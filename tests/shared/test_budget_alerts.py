@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio
 
 from shared.budget import seed_spend
+from shared.budget_alert_check import check_budget_alerts
 from shared.budget_alerts import (
-    check_budget_alerts,
     create_budget_alert,
     delete_budget_alert,
     mirror_budget_alerts,
