@@ -15,6 +15,7 @@ from shared.db.tables import AuditEntry
 
 __all__ = [
     "CLI_ACTOR",
+    "CONSOLE_ACTOR",
     "SECRET_FIELDS",
     "AuditFilter",
     "AuditPage",
@@ -27,6 +28,7 @@ __all__ = [
 SECRET_FIELDS = frozenset({"api_key", "key", "key_hash", "secret", "password", "token"})
 MAX_PAGE = 500
 CLI_ACTOR = "cli"  # the actor of changes made with `llm-gateway` straight on the database
+CONSOLE_ACTOR = "console"  # an admin session of the console (signed in with ADMIN_API_KEY)
 
 
 @dataclass(frozen=True)
