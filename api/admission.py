@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from api.admission_hold import AdmissionHold
 from api.budget_refusal import Reserved, budget_refusal
 from api.deps import AppState
+from shared.api_keys import check_model_access
 from shared.budget import seed_spend
 from shared.config import Settings
 from shared.endpoint_requests import JobRequest, estimate_input_tokens, most_output_tokens
 from shared.errors import GatewayError, RateLimited, ServiceUnavailable
 from shared.fair_queue import Priority
-from shared.limits import Admission, AdmissionResult, Budget, LimitRequest, admit
+from shared.limits import Admission, AdmissionResult, Budget, KeyLimits, LimitRequest, admit, seed_budget
 from shared.metrics import BUDGET_REJECTIONS, BUDGET_USED_RATIO, RATE_LIMIT_REJECTIONS
 from shared.models import ChatRequest
 from shared.pricing import PriceTable
@@ -33,7 +34,12 @@ MESSAGES = {
     "tokens": "Rate limit reached: {limit} tokens per minute",
     "concurrency": "Too many requests in flight for this tenant",
     "tokens_too_large": "This request needs more tokens than the tenant's tokens-per-minute limit allows",
+    "key_requests": "Rate limit of this API key reached: {limit} requests per minute",
+    "key_tokens": "Rate limit of this API key reached: {limit} tokens per minute",
+    "key_concurrency": "Too many requests in flight for this API key",
+    "key_tokens_too_large": "This request needs more tokens than this API key's tokens-per-minute limit allows",
 }
+KEY_REASON_PREFIX = "key_"  # the admission script's reasons for a refusal by the key's own limits (issue 15)
 
 
 async def admit_request(
@@ -45,6 +51,7 @@ async def admit_request(
     concurrency slot, no budget, as no provider is called for it. With `priority`, the request will queue
     a job of that class, and is refused when the queue is too deep for it. `hold` is given what admission
     took the moment Redis grants it, so a failure of any later step gives it back."""
+    check_model_access(tenant, request.model)
     settings = state.settings
     rpm = tenant.rate_limit if tenant.rate_limit is not None else settings.default_rate_limit
     prompt = estimate_input_tokens(request)  # text, tools, images, documents, audio (shared/estimate.py)
@@ -61,15 +68,14 @@ async def admit_request(
         queue_keys=(state.queue.fair.ready[Priority.INTERACTIVE], state.queue.fair.ready[Priority.BATCH])
         if full and priority is not None else None,
         queue_limit=queue_limit(settings, priority) if full and priority is not None else 0,
+        key=key_limits(tenant, full=full),
     )
     now = datetime.now(UTC)
-    result = await admit(state.redis, limit_request, now)
-    if result.budget_unseeded and budget is not None:
-        await seed_spend(state.redis, state.sessions, tenant.id, budget.period, now)
-        result = await admit(state.redis, limit_request, now)
+    result = await _admit_seeded(state, limit_request, now)
     if hold is not None and full and result.allowed:
         hold.take(result.admission)
-    if budget is not None and result.budget_used_usd is not None and budget.limit_usd > 0:
+    if budget is not None and result.budget_used_usd is not None and budget.limit_usd > 0 \
+            and not result.reason.startswith(KEY_REASON_PREFIX):
         BUDGET_USED_RATIO.labels(tenant.id).set(result.budget_used_usd / budget.limit_usd)
     headers = ratelimit_headers(result, rpm, tenant.tpm_limit if full else None)
     if not result.allowed and result.reason == "queue_full" and priority is not None:
@@ -77,6 +83,34 @@ async def admit_request(
     if not result.allowed:
         raise _refusal(state, result, rpm, tenant, now, headers, reserved)
     return (result.admission if full else None), headers
+
+
+def key_limits(tenant: TenantSnapshot, *, full: bool) -> KeyLimits | None:
+    """The authenticating key's own limits, when it has any (issue 15). As for the tenant, a request that calls
+    no provider (`full=False`) counts as a request only."""
+    scope = tenant.key
+    if tenant.key_id is None or not scope.limited:
+        return None
+    budget = Budget(scope.budget_usd, scope.budget_period) if full and scope.budget_usd is not None else None
+    return KeyLimits(key_id=tenant.key_id, rpm_limit=scope.rate_limit or 0,
+                     tpm_limit=(scope.tpm_limit or 0) if full else 0,
+                     concurrency_limit=(scope.max_concurrent or 0) if full else 0, budget=budget)
+
+
+async def _admit_seeded(state: AppState, request: LimitRequest, now: datetime) -> AdmissionResult:
+    """Admission, seeding the tenant's and then the key's spend counter of the period first when missing.
+    A key's counter starts at zero: usage records do not say which key spent (TODO(issue 15): seed it from
+    them once they carry the key id), so a key's spend counts from its first budgeted request of the period."""
+    result = await admit(state.redis, request, now)
+    for _ in range(2):
+        if result.budget_unseeded and request.budget is not None:
+            await seed_spend(state.redis, state.sessions, request.tenant_id, request.budget.period, now)
+        elif result.key_budget_unseeded and request.key is not None and request.key.budget is not None:
+            await seed_budget(state.redis, request.key.key_id, request.key.budget.period, now, 0.0)
+        else:
+            return result
+        result = await admit(state.redis, request, now)
+    return result
 
 
 def _worst_case(request: JobRequest, prompt: int,
@@ -131,14 +165,20 @@ def ratelimit_headers(result: AdmissionResult, rpm: int, tpm: int | None) -> dic
 
 def _refusal(state: AppState, result: AdmissionResult, rpm: int, tenant: TenantSnapshot, now: datetime,
              headers: dict[str, str], reserved: Reserved) -> GatewayError:
-    if result.reason == "budget":
+    reason = result.reason.removeprefix(KEY_REASON_PREFIX)
+    by_key = reason != result.reason
+    if reason == "budget":
         BUDGET_REJECTIONS.labels(tenant.id).inc()
-        error: GatewayError = budget_refusal(tenant, reserved, state.prices, result.budget_used_micros, now)
+        owner = tenant.model_copy(update={"budget_usd": tenant.key.budget_usd,
+                                          "budget_period": tenant.key.budget_period}) if by_key else tenant
+        error: GatewayError = budget_refusal(owner, reserved, state.prices, result.budget_used_micros, now,
+                                             whose="API key's" if by_key else "tenant's")
     else:
         RATE_LIMIT_REJECTIONS.labels(tenant.id, result.reason).inc()
-        limit = rpm if result.reason == "requests" else tenant.tpm_limit
-        message = MESSAGES.get(result.reason, "Rate limit reached").format(limit=limit)
-        retry_after = result.retry_after_s if result.reason != "tokens_too_large" else None
-        error = RateLimited(message, retry_after_s=retry_after, code=f"{result.reason}_limit_exceeded")
+        limits = {"requests": tenant.key.rate_limit, "tokens": tenant.key.tpm_limit} if by_key else {
+            "requests": rpm, "tokens": tenant.tpm_limit}
+        message = MESSAGES.get(result.reason, "Rate limit reached").format(limit=limits.get(reason))
+        retry_after = result.retry_after_s if reason != "tokens_too_large" else None
+        error = RateLimited(message, retry_after_s=retry_after, code=f"{reason}_limit_exceeded")
     error.headers = headers
     return error

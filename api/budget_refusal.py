@@ -33,8 +33,9 @@ class Reserved:
 
 
 def budget_refusal(tenant: TenantSnapshot, reserved: Reserved, prices: PriceTable, used_micros: int | None,
-                   now: datetime) -> BudgetExceeded:
-    """`used_micros`: spent in the period plus held by requests in flight, when the refusal happened."""
+                   now: datetime, whose: str = "tenant's") -> BudgetExceeded:
+    """`used_micros`: spent in the period plus held by requests in flight, when the refusal happened. `whose`
+    budget it is: the tenant's, or its API key's (issue 15; `tenant` then carries the key's budget)."""
     budget = Budget(tenant.budget_usd or 0.0, tenant.budget_period)
     _, reset_at = budget_period(budget.period, now)
     when = reset_at.strftime("%Y-%m-%dT%H:%M:%SZ") if reset_at else None
@@ -46,10 +47,12 @@ def budget_refusal(tenant: TenantSnapshot, reserved: Reserved, prices: PriceTabl
     if fits < 1 and (available <= 0 or not isinstance(request, EmbeddingRequest)):
         resets = f"; it resets at {when}" if when else "; it does not reset (period 'none')"
         return BudgetExceeded(
-            f"Budget of ${budget.limit_usd:.2f} for this {budget.period} period is exhausted{resets}", reset_at=when)
+            f"Budget of ${budget.limit_usd:.2f} for this {budget.period} period is exhausted{resets}"
+            + ("" if whose == "tenant's" else " (this API key's own budget; the tenant's other keys may still work)"),
+            reset_at=when)
     resets = f"it resets at {when}" if when else "it does not reset (period 'none')"
     rest = " (the rest is spent, or held by requests in flight)" if available < budget.limit_micros else ""
-    message = (f"{_worst_case_text(reserved)}, more than the ${available / 1_000_000:.6f} left of this tenant's "
+    message = (f"{_worst_case_text(reserved)}, more than the ${available / 1_000_000:.6f} left of this {whose} "
                f"${budget.limit_usd:.2f} {budget.period} budget{rest}; {_fitting_text(request, fits)}, or wait: "
                f"{resets}")
     return BudgetExceeded(message, reset_at=when)

@@ -5,6 +5,7 @@ reads). Routes declare these; tests override them."""
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated
 
 from arq.connections import ArqRedis
@@ -14,16 +15,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.request_context import request_context
 from shared.admin_keys import BOOTSTRAP_ACTOR, authenticate_admin
+from shared.api_keys import authenticate_key, endpoint_for_path
 from shared.cache import ResponseCache
 from shared.config import Settings
 from shared.errors import AuthenticationFailed, PermissionDenied
 from shared.jobs import JobStore
+from shared.key_usage import note_key_used
 from shared.metrics import MetricLabels
 from shared.pricing import PriceTable
 from shared.queue import JobQueue
 from shared.routing_table import RoutingTable
 from shared.tenant_cache import TenantCache, TenantSnapshot
-from shared.tenants import KEY_PREFIX, authenticate, hash_key
+from shared.tenants import KEY_PREFIX, hash_key
 from shared.token_count import TokenCounter
 
 
@@ -73,7 +76,8 @@ def presented_key(request: Request) -> str | None:
 
 
 async def current_tenant(request: Request, state: StateDep) -> TenantSnapshot:
-    """The key's tenant, from the Redis cache or else the database (then cached)."""
+    """The key's tenant and scopes, from the Redis cache or else the database (then cached); refuses an
+    expired key (401), a disabled tenant and a route outside the key's endpoints (403)."""
     key = presented_key(request)
     if key is None:
         raise AuthenticationFailed("Missing API key: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
@@ -82,12 +86,28 @@ async def current_tenant(request: Request, state: StateDep) -> TenantSnapshot:
     key_hash = hash_key(key)
     tenant = await state.tenant_cache.get(key_hash)
     if tenant is None:
+        generation = await state.tenant_cache.generation()
         tenant = await _load_tenant(state, key)
-        await state.tenant_cache.put(key_hash, tenant)
+        await state.tenant_cache.put(key_hash, tenant, generation)
+    now = datetime.now(UTC)
+    if tenant.key.expires_at is not None and tenant.key.expires_at <= now:
+        raise AuthenticationFailed(f"This API key expired at {tenant.key.expires_at.isoformat()}",
+                                   code="expired_api_key")
     if tenant.disabled:
         raise PermissionDenied("This tenant is disabled")
+    _check_endpoint(tenant, request.url.path)
+    if tenant.key_id is not None:
+        await note_key_used(state.redis, state.sessions, tenant.key_id, now)
     request_context(request).tenant_id = tenant.id
     return tenant
+
+
+def _check_endpoint(tenant: TenantSnapshot, path: str) -> None:
+    allowed = tenant.key.allowed_endpoints
+    endpoint = endpoint_for_path(path)
+    if allowed is not None and endpoint is not None and endpoint not in allowed:
+        raise PermissionDenied(f"This API key may not call the '{endpoint}' endpoint (it may call: "
+                               f"{', '.join(allowed) or 'none'})", code="endpoint_not_allowed")
 
 
 TenantDep = Annotated[TenantSnapshot, Depends(current_tenant)]
@@ -95,10 +115,10 @@ TenantDep = Annotated[TenantSnapshot, Depends(current_tenant)]
 
 async def _load_tenant(state: AppState, key: str) -> TenantSnapshot:
     async with state.sessions() as session:
-        tenant = await authenticate(session, key)
-    if tenant is None:
+        found = await authenticate_key(session, key)
+    if found is None:
         raise AuthenticationFailed("Invalid API key")
-    return TenantSnapshot.of(tenant)
+    return TenantSnapshot.of(*found)
 
 
 @dataclass(frozen=True)

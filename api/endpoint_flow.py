@@ -60,4 +60,5 @@ async def record_shared(state: AppState, http: Request, tenant: TenantSnapshot, 
     context.provider, context.provider_s = result.completion.provider, result.provider_s
     if submission.shared:
         await record_cache_hit(state, tenant, call, CachedAnswer(completion=result.completion, chunks=[],
-                                                                 cost_usd=result.cost_usd))
+                                                                 cost_usd=result.cost_usd),
+                               submission.attribution)

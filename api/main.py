@@ -23,6 +23,8 @@ from api.routes import (
     admin_audit,
     admin_budget_alerts,
     admin_credentials,
+    admin_keys,
+    admin_usage,
     admin_webhooks,
     budget_alerts,
     chat,
@@ -81,7 +83,7 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
     modules = (chat, messages, count_tokens, models, completions, openai_responses, embeddings, legacy_completions,
-               jobs, usage, admin, admin_webhooks, admin_credentials, admin_audit,
+               jobs, usage, admin, admin_keys, admin_usage, admin_webhooks, admin_credentials, admin_audit,
                admin_budget_alerts, budget_alerts, health)
     for module in modules:
         app.include_router(module.router)

@@ -39,7 +39,7 @@ async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
         context.provider, context.provider_s = result.completion.provider, result.provider_s
         if submission.shared:
             await record_cache_hit(state, tenant, chat, CachedAnswer(
-                completion=result.completion, chunks=[], cost_usd=result.cost_usd))
+                completion=result.completion, chunks=[], cost_usd=result.cost_usd), submission.attribution)
 
     owns_job = not (submission.shared or submission.replayed)
     if chat.stream:

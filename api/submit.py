@@ -19,9 +19,11 @@ from api.admission import admit_request
 from api.admission_hold import AdmissionHold, hold_admission
 from api.deps import AppState
 from api.request_context import request_context
+from shared.api_keys import check_model_access
+from shared.attribution import Attribution, build_attribution
 from shared.cache import CachedAnswer, cache_digest
 from shared.endpoint import Endpoint
-from shared.endpoint_requests import JobRequest, endpoint_of
+from shared.endpoint_requests import CountTokensRequest, JobRequest, endpoint_of
 from shared.errors import InvalidRequest, ModelNotFound, ServiceUnavailable, UnsupportedParameter
 from shared.fair_queue import Priority, TenantShare, parse_priority
 from shared.idempotency import Claim, IdempotencyStore, body_fingerprint, parse_key, route_flavour
@@ -49,6 +51,7 @@ class Submission:
     shared: bool = False
     replayed: bool = False  # a repeat of an Idempotency-Key: the first request's job, not admitted again
     headers: dict[str, str] = field(default_factory=dict)
+    attribution: Attribution = field(default_factory=Attribution)  # whom the usage record bills (issue 15)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: J
     """Run the whole submission; `body` is None for requests that are never cached (submitted jobs).
     With an `Idempotency-Key` (shared/idempotency.py), a repeat gets the first request's job without being
     admitted or billed again, and the request never reads the cache, so its key always names a job."""
+    check_model_access(tenant, chat.model)  # before anything else: a model outside the scopes is never served
     claim = await _claim_idempotency_key(state, http, tenant, options.idempotency_body or body or {})
     if claim is None:
         return await _submit(state, http, tenant, chat, wire, body, options, read_cache=True)
@@ -116,8 +120,9 @@ async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     betas = chat.betas if isinstance(chat, ChatRequest) else []
     policy = _cache_policy(state, http, tenant, wire, body, client_drops, betas, endpoint_of(chat))
     policy = policy if read_cache else replace(policy, read=False)
+    attribution = request_attribution(http, tenant, chat)  # over-limit tags are refused before admission
     try:
-        reused = await _reuse(state, tenant, chat, targets, policy)
+        reused = await _reuse(state, tenant, chat, targets, policy, attribution)
         if reused is not None:
             return _with_headers(reused, drop_headers)
         job_id = f"job_{uuid.uuid4().hex}"
@@ -125,10 +130,17 @@ async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
         # took is given back (api/admission_hold.py).
         async with hold_admission(state, job_id) as hold:
             submission = await _admit_and_create(state, http, tenant, chat, wire, targets, policy, priority, hold,
-                                                 client_drops, options.callback_url)
+                                                 client_drops, options.callback_url, attribution)
             return _with_headers(submission, drop_headers)
     except RedisError as exc:
         raise ServiceUnavailable("The job queue is unavailable") from exc
+
+
+def request_attribution(http: Request, tenant: TenantSnapshot, chat: JobRequest) -> Attribution:
+    """The key, end user and tags the request's usage record carries (shared/attribution.py)."""
+    metadata = chat.metadata if isinstance(chat, ChatRequest) else None
+    user = None if isinstance(chat, CountTokensRequest) else chat.user
+    return build_attribution(http.headers, tenant.key_id, user, metadata)
 
 
 def requested_drop_params(http: Request) -> list[str]:
@@ -189,7 +201,8 @@ def _with_headers(submission: Submission, headers: dict[str, str]) -> Submission
 
 async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapshot, chat: JobRequest,
                             wire: WireFormat, targets: list[Target], policy: CachePolicy, priority: Priority,
-                            hold: AdmissionHold, client_drops: list[str], callback_url: str | None) -> Submission:
+                            hold: AdmissionHold, client_drops: list[str], callback_url: str | None,
+                            attribution: Attribution) -> Submission:
     job_id = hold.job_id
     admission, headers = await admit_request(state, tenant, chat, targets, job_id, full=True, priority=priority,
                                              hold=hold)
@@ -199,23 +212,25 @@ async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapsh
         leader = await state.cache.claim(policy.digest, job_id, state.settings.request_timeout_s)
         if leader is not None:  # an identical request got there first: follow it (the hold frees our admission)
             await state.store.add_follower(leader)
-            return Submission(job_id=leader, shared=True, headers={**headers, "x-cache": "MISS"})
+            return Submission(job_id=leader, shared=True, headers={**headers, "x-cache": "MISS"},
+                              attribution=attribution)
         leads = True
     options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
                          cache_leader=leads, admission=admission,
                          request_id=request_context(http).request_id, callback_url=callback_url, priority=priority,
-                         drop_params=client_drops)
+                         drop_params=client_drops, content_days=tenant.log_content_days or 0,
+                         **attribution.model_dump())
     share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
     # The record and its queue entry in one transaction: a job is never recorded but not queued.
     await state.store.create(job_id, tenant.id, chat, wire, options,
                              enqueue=lambda pipe, record: state.queue.enqueue_on(pipe, record, share=share))
     hold.hand_over()
     cache_header = {"x-cache": "MISS"} if policy.digest or policy.bypassed else {}
-    return Submission(job_id=job_id, headers={**headers, **cache_header})
+    return Submission(job_id=job_id, headers={**headers, **cache_header}, attribution=attribution)
 
 
 async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: JobRequest, answer: CachedAnswer,
-                           *, status: str = "succeeded") -> None:
+                           attribution: Attribution, *, status: str = "succeeded") -> None:
     """A usage record for an answer served without calling a provider: free, with the cost it saved."""
     usage = answer.completion.usage
     row = {
@@ -225,6 +240,7 @@ async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: JobReq
         "cost_usd": 0.0, "saved_cost_usd": answer.cost_usd, "latency_ms": 0, "status": status,
         "cache_hit": True, "fallback_used": False, "created_at": time.time(),
         "dropped_params": ",".join(answer.completion.dropped_params), "endpoint": endpoint_of(chat).value,
+        **attribution.model_dump(),
     }
     await state.redis.xadd(USAGE_STREAM, {"row": json.dumps(row)}, maxlen=1_000_000, approximate=True)
 
@@ -289,7 +305,7 @@ def _requested_ttl(raw: str | None, default_s: int) -> int:
 
 
 async def _reuse(state: AppState, tenant: TenantSnapshot, chat: JobRequest, targets: list[Target],
-                 policy: CachePolicy) -> Submission | None:
+                 policy: CachePolicy, attribution: Attribution) -> Submission | None:
     """A stored answer, or the job of an identical request in flight; either costs one request, no more."""
     if policy.digest is None or not policy.read:
         return None
@@ -300,7 +316,8 @@ async def _reuse(state: AppState, tenant: TenantSnapshot, chat: JobRequest, targ
         return None
     _, headers = await admit_request(state, tenant, chat, targets, f"hit_{uuid.uuid4().hex}", full=False)
     if hit is not None:
-        await record_cache_hit(state, tenant, chat, hit)
-        return Submission(job_id="", hit=hit, headers={**headers, "x-cache": "HIT"})
+        await record_cache_hit(state, tenant, chat, hit, attribution)
+        return Submission(job_id="", hit=hit, headers={**headers, "x-cache": "HIT"}, attribution=attribution)
     await state.store.add_follower(str(leader))
-    return Submission(job_id=str(leader), shared=True, headers={**headers, "x-cache": "MISS"})
+    return Submission(job_id=str(leader), shared=True, headers={**headers, "x-cache": "MISS"},
+                      attribution=attribution)

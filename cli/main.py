@@ -1,6 +1,6 @@
 """The `llm-gateway` command: the composition root, and the one module that may import both `api` and
 `worker` (for the embedded single-process mode). Each subcommand only wires existing pieces together;
-`tenants` and `usage` live in `cli.tenants`."""
+`tenants` and `usage` live in `cli.tenants`, `keys` in `cli.keys`."""
 
 import argparse
 import asyncio
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from cli.admin_key_args import add_parsers as add_admin_key_parsers
+from cli.key_args import add_key_parsers
 from cli.tenant_args import add_parsers as add_tenant_parsers
 from shared.config import Settings
 from shared.logs import configure_logging
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Alembic announces each plugin it loads at INFO, now that commands import it after logging is set up.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     handler = {"serve": _serve, "worker": _worker, "migrate": _migrate, "fake-provider": _fake_provider,
-               "tenants": _tenants, "usage": _tenants, "admin-keys": _admin_keys}
+               "tenants": _tenants, "usage": _tenants, "keys": _keys, "admin-keys": _admin_keys}
     return handler[args.command](args, settings)
 
 
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--fail-model", action="append", default=[], metavar="MODEL=STATUS")
     add_tenant_parsers(sub)
     add_admin_key_parsers(sub)
+    add_key_parsers(sub)
     return parser
 
 
@@ -74,6 +76,12 @@ def _tenants(args: argparse.Namespace, settings: Settings) -> int:
 
 def _admin_keys(args: argparse.Namespace, settings: Settings) -> int:
     from cli.admin_keys import run
+
+    return run(args, settings)
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.keys import run
 
     return run(args, settings)
 

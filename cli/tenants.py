@@ -30,6 +30,15 @@ from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import run_migrations
 from shared.db.tables import Tenant
 from shared.db.usage import UsageReport, UsageTotals, usage_report
+from shared.db.usage_groups import (
+    MEASURES,
+    GroupedUsage,
+    UsageFilters,
+    grouped_usage,
+    parse_group_by,
+    parse_tag_filters,
+    usage_csv,
+)
 from shared.errors import GatewayError, InvalidRequest
 from shared.redis import create_redis
 from shared.tenant_cache import TenantCache
@@ -43,7 +52,7 @@ from shared.tenants import (
     update_tenant,
 )
 
-__all__ = ["run"]
+__all__ = ["Outcome", "run", "run_action"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +85,13 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one `tenants` or `usage` command; 0 on success, 1 if done but the cache was not dropped, else 2."""
+    return run_action(_usage if args.command == "usage" else ACTIONS[args.action], args, settings)
+
+
+def run_action(action: Action, args: argparse.Namespace, settings: Settings) -> int:
+    """Run one command's action on the database (`llm-gateway keys` shares this too)."""
     # Migration progress is INFO noise here; the command's own output is what the operator wants.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    action = _usage if args.command == "usage" else ACTIONS[args.action]
     try:
         if settings.resolved_database_url.startswith("sqlite"):
             run_migrations(settings.resolved_database_url)
@@ -145,6 +158,8 @@ def _where(settings: Settings) -> str:
 
 
 def _option_value(field: str, text: str) -> object:
+    if field == "allowed_models":
+        return None if text.strip().lower() == "none" else [item.strip() for item in text.split(",") if item.strip()]
     kind = NUMBERS.get(field)
     if kind is None:
         return text
@@ -237,7 +252,8 @@ async def _rotate_key(args: argparse.Namespace, session: AsyncSession) -> Outcom
     api_key = await rotate_key(session, args.tenant_id, commit=False)
     await _audit(session, "tenant.key_rotated", args.tenant_id, None, {"key_prefix": api_key[:12]})
     tenant = await get_tenant(session, args.tenant_id)
-    text = f"{_tenant_text(tenant, api_key)}\n\nEvery earlier key is revoked. The new key is shown only this once."
+    text = (f"{_tenant_text(tenant, api_key)}\n\nThe earlier 'default' key is revoked (other named keys are "
+            "unchanged). The new key is shown only this once.")
     return Outcome(text, {**render_tenant(tenant), "api_key": api_key}, changed=tenant.id)
 
 
@@ -245,8 +261,15 @@ async def _usage(args: argparse.Namespace, session: AsyncSession) -> Outcome:
     if not 1 <= args.days <= MAX_DAYS:
         raise InvalidRequest(f"--days must be between 1 and {MAX_DAYS}, not {args.days}")
     tenant = await get_tenant(session, args.tenant_id)
-    report = await usage_report(session, tenant.id, args.days)
-    return Outcome(_report_text(tenant, report), report.model_dump(mode="json"))
+    group_by = parse_group_by(args.group_by)
+    filters = UsageFilters(day=args.day, model=args.model, provider=args.provider, endpoint=args.endpoint,
+                           status=args.status, key=args.key, user=args.user, tags=parse_tag_filters(args.tag))
+    if not group_by and not args.csv and filters == UsageFilters():
+        report = await usage_report(session, tenant.id, args.days)
+        return Outcome(_report_text(tenant, report), report.model_dump(mode="json"))
+    grouped = await grouped_usage(session, tenant.id, args.days, group_by or (["day"] if args.csv else []), filters)
+    text = usage_csv(grouped).rstrip("\n") if args.csv else _grouped_text(tenant, grouped)
+    return Outcome(text, grouped.model_dump(mode="json"))
 
 
 ACTIONS: dict[str, Action] = {
@@ -282,6 +305,18 @@ def _report_text(tenant: Tenant, report: UsageReport) -> str:
     for title, key, rows in sections:
         body = render_table((key, *USAGE_COLUMNS), [[name, *_usage_row(row)] for name, row in rows])
         parts.append(f"{title}\n{body if rows else '(no usage)'}")
+    return "\n\n".join(parts)
+
+
+def _grouped_text(tenant: Tenant, report: GroupedUsage) -> str:
+    columns = [name for name in MEASURES if name != "cost_micros"]
+    rows = [[group[name] for name in (*report.group_by, *columns)] for group in report.groups]
+    totals = report.totals.model_dump()
+    parts = [f"Usage of tenant {tenant.id} ({tenant.name}) over the last {report.days} days (UTC)",
+             "Totals\n" + render_table(columns, [[totals[name] for name in columns]])]
+    if report.group_by:
+        body = render_table((*report.group_by, *columns), rows) if rows else "(no usage)"
+        parts.append(f"By {', '.join(report.group_by)}\n{body}")
     return "\n\n".join(parts)
 
 

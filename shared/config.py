@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     usage_batch_size: int = Field(default=500, ge=1)
     worker_drain_s: int = Field(default=25, ge=0)
     usage_flush_interval_s: float = Field(default=1.0, gt=0)
+    # The request log is the usage table (shared/db/request_log.py): records older than this are pruned
+    # (0 keeps them forever). At least 32 days, so a monthly budget is always seeded from its whole period.
+    usage_retention_days: int = Field(default=400, ge=0)
+    usage_prune_interval_s: float = Field(default=3600.0, gt=0)
     # Fair scheduling (shared/fair_queue.py): a batch job waiting longer than this is served as interactive.
     batch_max_wait_s: float = Field(default=30.0, gt=0)
     # Backpressure: with more jobs waiting than this, new batch jobs get 503 queue_full (0: never refuse).
@@ -132,6 +136,13 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("usage_retention_days")
+    @classmethod
+    def _check_retention(cls, value: int) -> int:
+        if 0 < value < 32:
+            raise ValueError("USAGE_RETENTION_DAYS must be 0 (keep) or at least 32: budgets are seeded from a month")
         return value
 
     @field_validator("database_url")

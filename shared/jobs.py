@@ -66,6 +66,10 @@ class JobRecord(BaseModel):
     callback_url: str | None = None
     priority: Priority = Priority.INTERACTIVE  # records from before priorities were all served first-come
     drop_params: list[str] = []
+    key_id: str | None = None
+    end_user: str | None = None
+    tags: dict[str, str] = {}
+    content_days: int = 0
 
     @property
     def endpoint(self) -> Endpoint:
@@ -89,6 +93,12 @@ class JobOptions(BaseModel):
     # Parameters the client allows a target to drop when it cannot honour them (`x-gateway-drop-params`);
     # the worker adds the route's `drop_params` (shared/wire/capabilities.py says what a target honours).
     drop_params: list[str] = []
+    # Attribution (shared/attribution.py): copied onto the usage row, so spend is reported by key, user, tag.
+    key_id: str | None = None
+    end_user: str | None = None
+    tags: dict[str, str] = {}
+    # The tenant's `log_content_days`: keep the prompt and answer text this many days (0: never stored).
+    content_days: int = 0
 
 
 class JobOutcome(BaseModel):
@@ -229,13 +239,15 @@ def _to_hash(record: JobRecord) -> dict[str, str]:
         "cache_leader": "1" if record.cache_leader else "0", "request_id": record.request_id or "",
         "admission": record.admission.model_dump_json() if record.admission else "",
         "callback_url": record.callback_url or "", "priority": record.priority.value,
-        "drop_params": ",".join(record.drop_params),
+        "drop_params": ",".join(record.drop_params), "key_id": record.key_id or "",
+        "end_user": record.end_user or "", "tags": json.dumps(record.tags) if record.tags else "",
+        "content_days": str(record.content_days),
     }
 
 
 def _from_hash(fields: dict[str, str]) -> JobRecord:
     data: dict[str, Any] = {k: v for k, v in fields.items() if k != "cancel_requested"}
-    for name in ("request", "result", "error", "admission"):
+    for name in ("request", "result", "error", "admission", "tags"):
         if data.get(name):
             data[name] = json.loads(data[name])
         else:
@@ -246,6 +258,8 @@ def _from_hash(fields: dict[str, str]) -> JobRecord:
     data["request_id"] = data.get("request_id") or None
     data["callback_url"] = data.get("callback_url") or None
     data["drop_params"] = [name for name in data.get("drop_params", "").split(",") if name]
+    data["key_id"] = data.get("key_id") or None
+    data["end_user"] = data.get("end_user") or None
     return JobRecord.model_validate(data)
 
 
@@ -333,17 +347,25 @@ def _terminal_event(outcome: JobOutcome) -> tuple[EventKind, dict[str, object]]:
 
 
 def usage_row(record: JobRecord, outcome: JobOutcome, latency_ms: int) -> dict[str, object]:
-    """The usage record of one job, as the usage writer inserts it (one row per job id)."""
-    return {
+    """The usage record of one job, as the usage writer inserts it (one row per job id); with the request and
+    answer text when the tenant opted in (`content_days`), which the writer stores apart (request_content)."""
+    now = time.time()
+    row: dict[str, object] = {
         "request_id": record.id, "tenant_id": record.tenant_id, "public_model": record.request.model,
         "provider": outcome.provider or "", "model": outcome.model or "",
         "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
         "cost_usd": outcome.cost_usd, "latency_ms": latency_ms, "status": outcome.status.value,
         "error_code": str(outcome.error.get("code")) if outcome.error else None,
         "fallback_used": outcome.fallback_used, "cache_hit": False, "saved_cost_usd": 0.0,
-        "cached_prompt_tokens": outcome.cached_prompt_tokens, "created_at": time.time(),
+        "cached_prompt_tokens": outcome.cached_prompt_tokens, "created_at": now,
         "dropped_params": ",".join(_dropped(outcome)), "endpoint": record.endpoint.value,
+        "key_id": record.key_id, "end_user": record.end_user, "tags": record.tags,
     }
+    if record.content_days > 0:
+        row["content"] = {"request": record.request.model_dump(mode="json", exclude_none=True),
+                          "answer": outcome.completion.content if outcome.completion else "",
+                          "expires_at": now + record.content_days * 86_400}
+    return row
 
 
 def _dropped(outcome: JobOutcome) -> list[str]:

@@ -3,9 +3,11 @@ arq's own keys (`arq:*`) are arq's business; only `arq:abort` is named here beca
 
 __all__ = [
     "ARQ_ABORT_KEY",
+    "AUTH_GENERATION_KEY",
     "PREFIX",
     "USAGE_DEAD_STREAM",
     "USAGE_GROUP",
+    "USAGE_PRUNE_KEY",
     "USAGE_STREAM",
     "USAGE_WRITERS_KEY",
     "WEBHOOK_DEAD_STREAM",
@@ -26,6 +28,7 @@ __all__ = [
     "idempotency_key",
     "job_events_key",
     "job_key",
+    "key_used_key",
     "rpm_key",
     "spend_key",
     "tenant_auth_index_key",
@@ -42,7 +45,10 @@ USAGE_GROUP = "usage-writers"
 USAGE_DEAD_STREAM = f"{PREFIX}:usage:dead"
 # Sorted set: each usage writer (a worker id) scored by when it last completed a flush (ms).
 USAGE_WRITERS_KEY = f"{PREFIX}:usage:writers"
+USAGE_PRUNE_KEY = f"{PREFIX}:usage:prune"  # held by the one worker pruning old usage records this interval
 WORKERS_KEY = f"{PREFIX}:workers"
+# Count of auth-cache invalidations: a snapshot loaded before one is not cached (shared/tenant_cache.py).
+AUTH_GENERATION_KEY = f"{PREFIX}:auth-generation"
 # Webhook deliveries: a job's end adds one to the stream (in its terminal commit); senders move it into the
 # retry schedule (sorted set scored by when the next attempt is due) and dead-letter what cannot be delivered.
 WEBHOOK_STREAM = f"{PREFIX}:webhooks"
@@ -151,3 +157,6 @@ def budget_alerts_fired_key(tenant_id: str, period_id: str) -> str:
 def webhook_event_key(event_id: str) -> str:
     """The JSON body of a webhook that is not a job's (a budget alert), read by the sender at each attempt."""
     return f"{PREFIX}:webhook-event:{event_id}"
+def key_used_key(key_id: str) -> str:
+    """Marker that an API key's `last_used_at` was written within the last minute (shared/key_usage.py)."""
+    return f"{PREFIX}:key-used:{key_id}"

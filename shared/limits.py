@@ -39,6 +39,7 @@ __all__ = [
     "Admission",
     "AdmissionResult",
     "Budget",
+    "KeyLimits",
     "LimitRequest",
     "SeedTicket",
     "admit",
@@ -57,7 +58,7 @@ ADMIT = LuaScript(lua_source("admit.lua"))
 SEED_OPEN = LuaScript(lua_source("seed_open.lua"))
 SEED_CLOSE = LuaScript(lua_source("seed_close.lua"))
 SETTLE_SCRIPT = lua_source("settle_fn.lua", "settle.lua")
-SETTLE_KEYS, SETTLE_ARGS = 9, 5
+SETTLE_KEYS, SETTLE_ARGS = 18, 7
 BUDGET_GRACE = timedelta(days=7)
 PERIODS = ("daily", "weekly", "monthly", "none")
 # The reservation of a request whose cost has no known bound: more than any budget (at most $1e9, 1e15 micros).
@@ -75,6 +76,9 @@ class Admission(BaseModel):
     concurrency: bool = False
     reserved_micros: int = 0
     budgeted: bool = False
+    # The API key whose own counters the admission moved (issue 15); None for records from before keys had them.
+    key_id: str | None = None
+    key_tokens_estimated: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,17 @@ class Budget:
     @property
     def limit_micros(self) -> int:
         return int(self.limit_usd * 1_000_000)
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    """An API key's own limits, counted under its id inside the tenant's (0: none of that kind)."""
+
+    key_id: str
+    rpm_limit: int = 0
+    tpm_limit: int = 0
+    concurrency_limit: int = 0
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,7 @@ class LimitRequest:
     # Backpressure: refuse ('queue_full') when these two ready sets hold `queue_limit` jobs (0: never).
     queue_keys: tuple[str, str] | None = None
     queue_limit: int = 0
+    key: KeyLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,7 @@ class AdmissionResult:
     tpm_reset_s: float
     budget_unseeded: bool
     admission: Admission
+    key_budget_unseeded: bool = False
     budget_used_micros: int | None = None
 
     @property
@@ -159,30 +176,50 @@ def period_start(period: str, now: datetime) -> datetime | None:
 
 async def admit(redis: Redis, request: LimitRequest, now: datetime) -> AdmissionResult:
     """Run the admission script. Every request with a cost records a hold (the reservation in flight),
-    budget or not, so that a budget set while it runs counts it."""
-    period_id, _ = budget_period(request.budget.period if request.budget else "none", now)
-    key_spend = spend_key(request.tenant_id, period_id)
+    budget or not, so that a budget set while it runs counts it; so does its API key's."""
+    spend = _spend_of(request.tenant_id, request.budget, now)
     reserve_micros = _micros(request.reserve_usd)
     now_ms = int(now.timestamp() * 1000)
-    keys = [rpm_key(request.tenant_id), tpm_key(request.tenant_id), tpm_sum_key(request.tenant_id),
-            concurrency_key(request.tenant_id), key_spend, *(request.queue_keys or (key_spend, key_spend)),
+    keys = [*_owner_keys(request.tenant_id, spend)[:5], *(request.queue_keys or (spend, spend)),
             budget_holds_key(request.tenant_id), budget_holds_sum_key(request.tenant_id)]
+    key = request.key
+    keys += _owner_keys(key.key_id, _spend_of(key.key_id, key.budget, now)) if key else keys[:7]
     args = [now_ms, request.rpm_limit, request.tpm_limit, request.tokens, request.concurrency_limit, request.job_id,
             int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
-            reserve_micros, int(request.hold_expiry_s * 1000), request.queue_limit if request.queue_keys else 0]
+            reserve_micros, int(request.hold_expiry_s * 1000), request.queue_limit if request.queue_keys else 0,
+            *_key_args(key)]
     reply = _items(await ADMIT.run(redis, keys, args), "admit.lua")
     allowed, reason, wait_ms, rpm_rem, rpm_reset, tpm_rem, tpm_reset, budget_state, budget_used = reply
     admission = Admission(
         tenant_id=request.tenant_id, tokens_estimated=request.tokens if request.tpm_limit else 0,
         tpm_limit=request.tpm_limit, concurrency=request.concurrency_limit > 0,
-        reserved_micros=reserve_micros, budgeted=request.budget is not None,
+        reserved_micros=reserve_micros, budgeted=request.budget is not None or bool(key and key.budget),
+        key_id=key.key_id if key else None, key_tokens_estimated=request.tokens if key and key.tpm_limit else 0,
     )
     return AdmissionResult(
         allowed=bool(allowed), reason=_text(reason), retry_after_s=_int(wait_ms) / 1000,
         rpm_remaining=_int(rpm_rem), rpm_reset_s=_int(rpm_reset) / 1000, tpm_remaining=_int(tpm_rem),
         tpm_reset_s=_int(tpm_reset) / 1000, budget_unseeded=_text(budget_state) == "missing", admission=admission,
         budget_used_micros=_int(budget_used) if _int(budget_used) >= 0 else None,
+        key_budget_unseeded=_text(budget_state) == "key_missing",
     )
+
+
+def _spend_of(owner: str, budget: Budget | None, now: datetime) -> str:
+    return spend_key(owner, budget_period(budget.period if budget else "none", now)[0])
+
+
+def _owner_keys(owner: str, spend: str) -> list[str]:
+    """An owner's (tenant's or key's) counters in admit.lua's order: requests, tokens, token sum, slots, spend,
+    holds, holds sum."""
+    return [rpm_key(owner), tpm_key(owner), tpm_sum_key(owner), concurrency_key(owner), spend,
+            budget_holds_key(owner), budget_holds_sum_key(owner)]
+
+
+def _key_args(key: KeyLimits | None) -> list[int]:
+    if key is None:
+        return [0, 0, 0, 0, -1]
+    return [1, key.rpm_limit, key.tpm_limit, key.concurrency_limit, key.budget.limit_micros if key.budget else -1]
 
 
 def spend_keys(tenant_id: str, now: datetime) -> list[str]:
@@ -236,13 +273,19 @@ def queue_settlement(pipe: Pipeline, admission: Admission, job_id: str, *, token
 def settlement_call(admission: Admission, job_id: str, *, tokens_used: int, cost_usd: float,
                     now: datetime | None = None) -> tuple[list[str], list[str | int]]:
     """The keys and arguments of `settle` (shared/lua/settle_fn.lua), also passed inside finish.lua. The cost
-    counts as spent in the periods `now` falls in."""
+    counts as spent in the periods `now` falls in, by the tenant and by the key its admission counted."""
     actual_micros = math.ceil(cost_usd * 1_000_000) if cost_usd > 0 else 0
-    tenant = admission.tenant_id
-    keys = [tpm_key(tenant), tpm_sum_key(tenant), concurrency_key(tenant), budget_holds_key(tenant),
-            budget_holds_sum_key(tenant), *spend_keys(tenant, now or datetime.now(UTC))]
-    args: list[str | int] = [job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros, actual_micros]
+    when = now or datetime.now(UTC)
+    keys = _settled_keys(admission.tenant_id, when)
+    keys += _settled_keys(admission.key_id, when) if admission.key_id else keys
+    args: list[str | int] = [job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros, actual_micros,
+                             1 if admission.key_id else 0, admission.key_tokens_estimated]
     return keys, args
+
+
+def _settled_keys(owner: str, now: datetime) -> list[str]:
+    return [tpm_key(owner), tpm_sum_key(owner), concurrency_key(owner), budget_holds_key(owner),
+            budget_holds_sum_key(owner), *spend_keys(owner, now)]
 
 
 def _micros(usd: float | None) -> int:

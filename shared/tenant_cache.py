@@ -1,21 +1,46 @@
 """Authenticated tenants cached in Redis, so a request needs no database round trip and completions go on
 while PostgreSQL is down. Every change to a tenant or its keys must call `invalidate_tenant`, which drops
-all of its cached keys at once across every API process."""
+all of its cached keys at once across every API process. There is no per-process copy: every request reads
+Redis, so a revocation or a scope change applies to the next request of every API process (issue 15).
+A snapshot describes one key: its tenant's identity, status and limits, and the key's own scopes."""
 
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
-from shared.db.tables import Tenant
-from shared.keys import auth_cache_key, tenant_auth_index_key
+from shared.db.tables import ApiKey, Tenant
+from shared.keys import AUTH_GENERATION_KEY, auth_cache_key, tenant_auth_index_key
+from shared.scripts import LuaScript
 
-__all__ = ["TenantCache", "TenantSnapshot"]
+__all__ = ["KeyScope", "TenantCache", "TenantSnapshot"]
+
+
+class KeyScope(BaseModel):
+    """The authenticating key's own scopes and limits (None: unrestricted, only the tenant's apply)."""
+
+    name: str = "default"
+    expires_at: datetime | None = None
+    allowed_models: list[str] | None = None
+    allowed_endpoints: list[str] | None = None
+    rate_limit: int | None = None
+    tpm_limit: int | None = None
+    max_concurrent: int | None = None
+    budget_usd: float | None = None
+    budget_period: str = "monthly"
+
+    @property
+    def limited(self) -> bool:
+        """Whether the key has a limit or budget of its own to count in Redis."""
+        return any(value is not None for value in (self.rate_limit, self.tpm_limit, self.max_concurrent,
+                                                   self.budget_usd))
 
 
 class TenantSnapshot(BaseModel):
-    """What a request needs to know about its tenant: identity, status and limits."""
+    """What a request needs to know about its tenant (identity, status, limits, model allow-list) and about
+    the key that authenticated it."""
 
     id: str
     name: str
@@ -27,10 +52,29 @@ class TenantSnapshot(BaseModel):
     budget_period: str = "monthly"
     weight: int | None = None
     max_running: int | None = None
+    allowed_models: list[str] | None = None
+    key_id: str | None = None  # the api_keys row that authenticated this request (issue 15)
+    key: KeyScope = Field(default_factory=KeyScope)
+    log_content_days: int | None = None  # opt-in: keep prompt and answer text this many days (issue 15)
 
     @classmethod
-    def of(cls, tenant: Tenant) -> "TenantSnapshot":
-        return cls.model_validate(tenant.model_dump())
+    def of(cls, tenant: Tenant, key: ApiKey | None = None) -> "TenantSnapshot":
+        snapshot = cls.model_validate(tenant.model_dump())
+        if key is not None:
+            snapshot.key_id = key.id
+            snapshot.key = KeyScope.model_validate(key.model_dump(include=set(KeyScope.model_fields)))
+        return snapshot
+
+
+# Stores a snapshot only if no invalidation happened since the caller read the generation before its
+# database lookup: a lookup that raced a revocation must not cache what the revocation removed.
+PUT_IF_CURRENT = LuaScript("""
+if ARGV[4] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[4] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+""")
 
 
 class TenantCache:
@@ -42,18 +86,23 @@ class TenantCache:
         raw = await self._redis.get(auth_cache_key(key_hash))
         return TenantSnapshot.model_validate_json(raw) if raw else None
 
-    async def put(self, key_hash: str, tenant: TenantSnapshot) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(auth_cache_key(key_hash), tenant.model_dump_json(), ex=self._ttl_s)
-            pipe.sadd(tenant_auth_index_key(tenant.id), key_hash)
-            pipe.expire(tenant_auth_index_key(tenant.id), self._ttl_s)
-            await pipe.execute()
+    async def generation(self) -> str:
+        """The count of invalidations so far; read before a database lookup and give it to `put`."""
+        raw = await self._redis.get(AUTH_GENERATION_KEY)
+        return raw.decode() if isinstance(raw, bytes) else str(raw or "0")
+
+    async def put(self, key_hash: str, tenant: TenantSnapshot, generation: str | None = None) -> bool:
+        """Cache a snapshot; with `generation`, only if no invalidation happened since it was read."""
+        keys = [auth_cache_key(key_hash), tenant_auth_index_key(tenant.id), AUTH_GENERATION_KEY]
+        args: list[object] = [tenant.model_dump_json(), key_hash, self._ttl_s, generation or ""]
+        return bool(await PUT_IF_CURRENT.run(self._redis, keys, args))
 
     async def invalidate_tenant(self, tenant_id: str) -> None:
         index = tenant_auth_index_key(tenant_id)
         # redis-py's asyncio client shares the sync client's annotations (`Awaitable[set] | set`).
         hashes = await cast("Awaitable[set[bytes]]", self._redis.smembers(index))
         async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(AUTH_GENERATION_KEY)
             for key_hash in hashes:
                 pipe.delete(auth_cache_key(key_hash.decode()))
             pipe.delete(index)

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -28,6 +28,7 @@ __all__ = [
     "get_tenant",
     "hash_key",
     "list_tenants",
+    "new_api_key",
     "parse_limits",
     "rotate_key",
     "set_tenant_disabled",
@@ -38,10 +39,14 @@ __all__ = [
 KEY_PREFIX = "gw-"
 MAX_NAME_LENGTH = 100
 DISPLAY_PREFIX_LENGTH = 12
+DEFAULT_KEY_NAME = "default"  # the key a tenant is created with; `rotate_key` replaces it (issue 15)
+SCOPE_FIELDS = ("expires_at", "allowed_models", "allowed_endpoints", "rate_limit", "tpm_limit", "max_concurrent",
+                "budget_usd", "budget_period")
 
 
 BudgetPeriod = Literal["monthly", "weekly", "daily", "none"]
 MAX_WEIGHT = 1000
+MAX_CONTENT_DAYS = 365
 
 
 class TenantLimits(BaseModel):
@@ -60,6 +65,18 @@ class TenantLimits(BaseModel):
     weight: int | None = Field(default=None, ge=1, le=MAX_WEIGHT, strict=True,
                                description="share of workers among busy tenants (default 1)")
     max_running: int | None = Field(default=None, ge=1, strict=True, description="jobs running at once")
+    # Model names or fnmatch globs the tenant may call (issue 15); None: every routed model.
+    allowed_models: list[str] | None = Field(default=None, max_length=100)
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _patterns(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not item.strip() or len(item) > 200 for item in value):
+            raise ValueError("each model name or glob must be 1 to 200 characters")
+        return value
+    # Opt-in request log content (issue 15): keep each request's prompt and answer text this many days.
+    log_content_days: int | None = Field(default=None, ge=1, le=MAX_CONTENT_DAYS, strict=True,
+                                         description="days prompt and answer text are kept (unset: never stored)")
 
 
 def parse_limits(data: Mapping[str, object], what: str = "tenant limits") -> TenantLimits:
@@ -88,13 +105,15 @@ def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(8)
 
 
-def _new_api_key(tenant_id: str) -> tuple[ApiKey, str]:
+def new_api_key(tenant_id: str, name: str = DEFAULT_KEY_NAME) -> tuple[ApiKey, str]:
+    """A new key row (not yet added to a session) and its plain key."""
     plain = generate_key()
     row = ApiKey(
         id=_new_id("key_"),
         tenant_id=tenant_id,
         key_hash=hash_key(plain),
         key_prefix=plain[:DISPLAY_PREFIX_LENGTH],
+        name=name,
     )
     return row, plain
 
@@ -122,7 +141,7 @@ async def create_tenant(
     if rate_limit is not None:
         values["rate_limit"] = rate_limit
     tenant = Tenant(id=_new_id("ten_"), name=name, **values)
-    key, plain = _new_api_key(tenant.id)
+    key, plain = new_api_key(tenant.id)
     try:
         # Insert the tenant first: the key's foreign key needs it, and the ORM does not know the link.
         session.add(tenant)
@@ -172,15 +191,23 @@ async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantLi
 
 
 async def rotate_key(session: AsyncSession, tenant_id: str, *, commit: bool = True) -> str:
-    """Revoke every active key of the tenant, issue a new one and commit (or only flush); returns the new
-    plain key."""
+    """Replace the tenant's `default` key: revoke it and issue a new one with the same scopes, and commit (or
+    only flush); returns the new plain key. The tenant's other named keys are left alone (issue 15)."""
     await get_tenant(session, tenant_id)
+    old = (await session.exec(
+        select(ApiKey).where(col(ApiKey.tenant_id) == tenant_id, col(ApiKey.name) == DEFAULT_KEY_NAME,
+                             col(ApiKey.revoked_at).is_(None)).order_by(col(ApiKey.created_at).desc())
+    )).first()
     await session.exec(
         update(ApiKey)
-        .where(col(ApiKey.tenant_id) == tenant_id, col(ApiKey.revoked_at).is_(None))
+        .where(col(ApiKey.tenant_id) == tenant_id, col(ApiKey.name) == DEFAULT_KEY_NAME,
+               col(ApiKey.revoked_at).is_(None))
         .values(revoked_at=utc_now())
     )
-    key, plain = _new_api_key(tenant_id)
+    key, plain = new_api_key(tenant_id)
+    if old is not None:
+        for field in SCOPE_FIELDS:
+            setattr(key, field, getattr(old, field))
     session.add(key)
     await (session.commit() if commit else session.flush())
     return plain

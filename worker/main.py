@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -33,6 +33,7 @@ from worker.gateway_worker import START_PUSHES_SCORE, GatewayWorker
 from worker.jobs import run_completion
 from worker.lease import lease_score
 from worker.providers import aclose_providers, build_providers
+from worker.retention import PruneRows, prune_periodically
 from worker.routing import RetryPolicy, Router
 from worker.usage_writer import InsertRows, UsageWriter
 from worker.webhooks import WebhookSender
@@ -94,25 +95,28 @@ async def _run(settings: Settings) -> None:
         await worker.close()
 
 
-def _usage_sink(database_url: str) -> tuple[InsertRows, Callable[[], Awaitable[None]]]:
-    """The usage writer's insert and how to close it. PostgreSQL: a small plain asyncpg pool, so the worker
-    never loads SQLAlchemy and SQLModel (~30 MiB). SQLite (embedded mode, where the API in this process has
-    loaded them already): the SQLAlchemy engine and `insert_usage`, imported only here."""
+def _usage_sink(database_url: str) -> tuple[InsertRows, PruneRows, Callable[[], Awaitable[None]]]:
+    """The usage writer's insert, the retention's prune and how to close them. PostgreSQL: a small plain
+    asyncpg pool, so the worker never loads SQLAlchemy and SQLModel (~30 MiB). SQLite (embedded mode, where
+    the API in this process has loaded them already): the SQLAlchemy engine, `insert_usage` and
+    `prune_usage`, imported only here."""
     if is_postgres_url(database_url):
         sink = PgUsageSink(database_url)
-        return sink.insert, sink.close
+        return sink.insert, sink.prune, sink.close
     from shared.db.engine import create_engine
+    from shared.db.request_log import prune_usage
     from shared.db.usage import insert_usage
 
     engine = create_engine(database_url)
-    return lambda rows: insert_usage(engine, rows), engine.dispose
+    return (lambda rows: insert_usage(engine, rows), lambda before, now: prune_usage(engine, before, now),
+            engine.dispose)
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     redis: ArqRedis = ctx["redis"]
     worker_id = f"worker-{uuid.uuid4().hex[:12]}"
-    insert_rows, close_usage_sink = _usage_sink(settings.resolved_database_url)
+    insert_rows, prune_rows, close_usage_sink = _usage_sink(settings.resolved_database_url)
     routing_table, prices = load_routing_table(settings), load_price_table(settings)
     labels = metric_labels(routing_table, prices.models())
     providers = build_providers(settings, settings.secret_from_env, routing_table.providers())
@@ -135,6 +139,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     background = [
         asyncio.create_task(writer.run(stop), name="usage-writer"),
         asyncio.create_task(_heartbeat(redis, worker_id, settings.worker_heartbeat_s, stop), name="heartbeat"),
+        asyncio.create_task(prune_periodically(
+            redis, prune_rows, retention_days=settings.usage_retention_days,
+            interval_s=settings.usage_prune_interval_s, stop=stop, clock=lambda: datetime.now(UTC)),
+            name="usage-retention"),
     ]
     if settings.webhook_secret:  # without a secret the API accepts no callback URLs: nothing to send
         sender = WebhookSender(redis, deps.store, settings, consumer=worker_id)

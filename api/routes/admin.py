@@ -1,5 +1,5 @@
 """Admin API, guarded by `ADMIN_API_KEY`: create, list, read, update the limits of, disable and enable
-tenants, rotate a tenant's key (the plain key is shown once), and read a tenant's usage. Every change to a
+tenants, rotate a tenant's key (the plain key is shown once); usage reads are in admin_usage.py. Every change to a
 tenant drops its cached snapshot, so it applies at once in every API process; a change of budget also drops
 its spend counters, which the next request seeds from the usage records of the new period."""
 
@@ -17,7 +17,6 @@ from shared.audit import record_admin_action
 from shared.budget import reset_budget_counters
 from shared.budget_alerts import mirror_budget_alerts
 from shared.db.tables import Tenant
-from shared.db.usage import usage_report
 from shared.errors import InvalidRequest
 from shared.json_input import loads_strict
 from shared.tenants import (
@@ -133,7 +132,7 @@ async def enable_tenant(tenant_id: TenantId, session: SessionDep, state: StateDe
 @router.post("/tenants/{tenant_id}/rotate-key")
 async def rotate_tenant_key(tenant_id: TenantId, session: SessionDep, state: StateDep,
                             actor: AdminActorDep) -> dict[str, object]:
-    """Revoke the tenant's keys and issue a new one, shown only in this answer."""
+    """Replace the tenant's `default` key (other named keys stay), the new one shown only in this answer."""
     api_key = await rotate_key(session, tenant_id, commit=False)
     # The key itself never enters the log: only that a rotation happened, with its display prefix.
     await _audit(session, actor, "tenant.key_rotated", tenant_id, None, {"key_prefix": api_key[:12]})
@@ -142,22 +141,14 @@ async def rotate_tenant_key(tenant_id: TenantId, session: SessionDep, state: Sta
     return {**render_tenant(await get_tenant(session, tenant_id)), "api_key": api_key}
 
 
-@router.get("/tenants/{tenant_id}/usage")
-async def read_tenant_usage(
-    tenant_id: TenantId, session: SessionDep, days: Annotated[int, Query(ge=1, le=366)] = 30
-) -> dict[str, object]:
-    """Totals and breakdowns by day, model, provider and endpoint over the last `days` days."""
-    await get_tenant(session, tenant_id)
-    report = await usage_report(session, tenant_id, days)
-    return report.model_dump(mode="json")
-
-
 def render_tenant(tenant: Tenant) -> dict[str, object]:
     return {
         "id": tenant.id, "object": "tenant", "name": tenant.name, "rate_limit": tenant.rate_limit,
         "tpm_limit": tenant.tpm_limit, "max_concurrent": tenant.max_concurrent, "budget_usd": tenant.budget_usd,
         "budget_period": tenant.budget_period, "weight": tenant.weight, "max_running": tenant.max_running,
-        "disabled": tenant.disabled, "created_at": tenant.created_at.isoformat(),
+        "allowed_models": tenant.allowed_models, "disabled": tenant.disabled,
+        "log_content_days": tenant.log_content_days,
+        "created_at": tenant.created_at.isoformat(),
     }
 
 

@@ -60,18 +60,19 @@ async def read_admin_keys(session: SessionDep) -> dict[str, object]:
     return {"object": "list", "data": [render_admin_key(row) for row in await list_admin_keys(session)]}
 
 
-@router.get("/{key_id}")
-async def read_admin_key(key_id: AdminKeyId, session: SessionDep) -> dict[str, object]:
-    return render_admin_key(await get_admin_key(session, key_id))
+@router.get("/{admin_key_id}")
+async def read_admin_key(admin_key_id: AdminKeyId, session: SessionDep) -> dict[str, object]:
+    return render_admin_key(await get_admin_key(session, admin_key_id))
 
 
-@router.delete("/{key_id}")
-async def delete_admin_key(key_id: AdminKeyId, session: SessionDep, actor: AdminActorDep) -> dict[str, object]:
+@router.delete("/{admin_key_id}")
+async def delete_admin_key(admin_key_id: AdminKeyId, session: SessionDep,
+                           actor: AdminActorDep) -> dict[str, object]:
     """Revoke an admin key: it is refused from the next request on (admin keys are not cached)."""
-    row = await get_admin_key(session, key_id)
+    row = await get_admin_key(session, admin_key_id)
     before = render_admin_key(row)
-    await revoke_admin_key(session, key_id)
+    await revoke_admin_key(session, admin_key_id)
     await record_admin_action(session, actor=actor.id, action="admin_key.deleted", target_type="admin_key",
-                              target_id=key_id, before=before, after=None)
+                              target_id=admin_key_id, before=before, after=None)
     await session.commit()
-    return {"id": key_id, "object": "admin_key", "deleted": True}
+    return {"id": admin_key_id, "object": "admin_key", "deleted": True}

@@ -18,6 +18,8 @@ from api.relay import wait_for_result
 from api.request_context import request_context
 from api.submit import DROPPED_HEADER, first_eligible, requested_drop_params
 from api.wire_routes import AnthropicRoute
+from shared.api_keys import check_model_access
+from shared.attribution import build_attribution
 from shared.endpoint import TokenCountOutput
 from shared.endpoint_requests import CountTokensRequest
 from shared.errors import GatewayError, ModelNotFound, ServiceUnavailable
@@ -37,6 +39,7 @@ async def count_message_tokens(request: Request, state: StateDep, tenant: Tenant
     """Count the input tokens of a Messages request (Anthropic format) on the route's first eligible target."""
     body = await read_json_object(request, state.settings.max_body_bytes)
     chat = parse_count_request(body, request.headers)
+    check_model_access(tenant, chat.model)
     request_context(request).model = state.metric_labels.model(chat.model)
     targets = state.routing_table.targets_for(chat.model)
     if not targets:
@@ -62,8 +65,10 @@ async def count_by_worker(state: AppState, http: Request, tenant: TenantSnapshot
     the same queue, fairness, retries and fallback (across the route's Anthropic targets); no admission
     hold, as it holds no tokens, budget or slot."""
     job_id = f"job_{uuid.uuid4().hex}"
+    # The key and the two attribution headers; a count request has no `user` (Anthropic refuses `metadata`).
+    attribution = build_attribution(http.headers, tenant.key_id, None, None)
     options = JobOptions(request_id=request_context(http).request_id, priority=Priority.INTERACTIVE,
-                         drop_params=client_drops)
+                         drop_params=client_drops, **attribution.model_dump())
     share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
     try:
         await state.store.create(job_id, tenant.id, CountTokensRequest(request=chat), WireFormat.ANTHROPIC, options,

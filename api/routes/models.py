@@ -1,4 +1,5 @@
-"""The model list and model lookup both SDKs call at `/v1/models`: the public model names this gateway routes.
+"""The model list and model lookup both SDKs call at `/v1/models`: the public model names this gateway routes
+that the caller's tenant and key may call (issue 15; another routed name is 403 `model_not_allowed`).
 An OpenAI client (`client.models.list()` / `retrieve(id)`) gets OpenAI's model objects; an Anthropic client,
 known by its `anthropic-version` header, gets Anthropic's (`type: model`, `display_name`, cursor pages),
 errors included (api.wire_routes.ClientChosenRoute). A model name may contain `/` and `:`; the SDKs send `/`
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import StateDep, TenantDep
 from api.wire_routes import ClientChosenRoute
+from shared.api_keys import check_model_access, visible_models
 from shared.errors import InvalidRequest, ModelNotFound
 from shared.models import WireFormat
 
@@ -23,7 +25,7 @@ LIMIT_DIGITS = re.compile(r"[0-9]{1,4}")  # ASCII digits only, and few: int() ne
 @router.get("/v1/models")
 async def list_models(request: Request, state: StateDep, tenant: TenantDep) -> dict[str, object]:
     """The public model names clients may ask for (Anthropic's clients page through them)."""
-    names = state.routing_table.public_models()
+    names = visible_models(tenant, state.routing_table.public_models())
     if ClientChosenRoute.format_for(request) is WireFormat.ANTHROPIC:
         return anthropic_page(names, request)
     return {"object": "list", "data": [openai_model(name) for name in names]}
@@ -34,6 +36,7 @@ async def retrieve_model(model_id: str, request: Request, state: StateDep, tenan
     """One routed public model; any other name is 404 `model_not_found`."""
     if model_id not in state.routing_table.public_models() and not state.routing_table.targets_for(model_id):
         raise ModelNotFound(f"The model '{model_id}' does not exist or is not routed by this gateway")
+    check_model_access(tenant, model_id)
     if ClientChosenRoute.format_for(request) is WireFormat.ANTHROPIC:
         return anthropic_model(model_id)
     return openai_model(model_id)

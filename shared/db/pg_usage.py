@@ -13,22 +13,23 @@ type or out of range (asyncpg.DataError is re-raised as ValueError), which the u
 delays the batch."""
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
 
-from shared.db.usage_rows import USAGE_COLUMNS, normalise_usage_row
+from shared.db.usage_rows import CONTENT_COLUMNS, USAGE_COLUMNS, content_rows, normalise_usage_row
 
 __all__ = ["COLUMN_TYPES", "PgUsageSink", "asyncpg_dsn", "is_postgres_url"]
 
-# The PostgreSQL type of each column (migrations 0001, 0002, 0004 and 0005): the array type each parameter is cast to.
+# The PostgreSQL type of each column (migrations 0001, 0002, 0004, 0005, 0007): each parameter's array type.
 COLUMN_TYPES: dict[str, str] = {
     "request_id": "text", "tenant_id": "text", "public_model": "text", "provider": "text", "model": "text",
     "prompt_tokens": "int4", "completion_tokens": "int4", "cost_usd": "float8", "latency_ms": "int4",
     "status": "text", "error_code": "text", "fallback_used": "bool", "cache_hit": "bool",
     "saved_cost_usd": "float8", "cached_prompt_tokens": "int4", "dropped_params": "text",
-    "endpoint": "text", "created_at": "timestamptz",
+    "endpoint": "text", "created_at": "timestamptz", "key_id": "text", "end_user": "text", "tags": "jsonb",
 }
 if set(COLUMN_TYPES) != set(USAGE_COLUMNS):  # a column added to one list only is a bug: fail at import
     raise RuntimeError("pg_usage.COLUMN_TYPES and usage_rows.USAGE_COLUMNS disagree")
@@ -36,6 +37,15 @@ if set(COLUMN_TYPES) != set(USAGE_COLUMNS):  # a column added to one list only i
 # Built from the constant column lists above, never from input: the values travel as bind parameters.
 _UNNEST_ARGS = ", ".join(f"${i}::{COLUMN_TYPES[c]}[]" for i, c in enumerate(USAGE_COLUMNS, 1))
 INSERT_SQL = f"INSERT INTO usage_record ({', '.join(USAGE_COLUMNS)}) SELECT * FROM unnest({_UNNEST_ARGS}) ON CONFLICT (request_id) DO NOTHING"  # noqa: E501  # nosec B608
+CONTENT_TYPES = {"request_id": "text", "tenant_id": "text", "created_at": "timestamptz",
+                 "expires_at": "timestamptz", "request": "jsonb", "answer": "text"}
+_CONTENT_ARGS = ", ".join(f"${i}::{CONTENT_TYPES[c]}[]" for i, c in enumerate(CONTENT_COLUMNS, 1))
+CONTENT_SQL = f"INSERT INTO request_content ({', '.join(CONTENT_COLUMNS)}) SELECT * FROM unnest({_CONTENT_ARGS}) ON CONFLICT (request_id) DO NOTHING"  # noqa: E501  # nosec B608
+PRUNE_SQL = ("DELETE FROM usage_record WHERE id IN "
+             "(SELECT id FROM usage_record WHERE created_at < $1 LIMIT $2)")
+PRUNE_CONTENT_SQL = ("DELETE FROM request_content WHERE request_id IN "
+                     "(SELECT request_id FROM request_content WHERE expires_at < $1 LIMIT $2)")
+PRUNE_BATCH = 10_000  # rows per DELETE, as shared/db/request_log.py: no single huge lock on the table
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
@@ -68,6 +78,22 @@ def _columns(rows: Sequence[Mapping[str, object]]) -> list[list[object]]:
     columns = [[value[name] for value in values] for name in USAGE_COLUMNS]
     created_at = columns[USAGE_COLUMNS.index("created_at")]
     created_at[:] = [_as_utc(value) for value in created_at]  # type: ignore[arg-type]
+    tags = columns[USAGE_COLUMNS.index("tags")]
+    tags[:] = [json.dumps(value) for value in tags]  # asyncpg takes jsonb as its JSON text
+    return columns
+
+
+def _content_columns(rows: Sequence[Mapping[str, object]]) -> list[list[object]] | None:
+    """The request_content rows (shared/db/usage_rows.py `content_rows`) one list per column; None if none."""
+    contents = content_rows(rows, datetime.now(UTC))
+    if not contents:
+        return None
+    columns = [[content[name] for content in contents] for name in CONTENT_COLUMNS]
+    for name in ("created_at", "expires_at"):
+        column = columns[CONTENT_COLUMNS.index(name)]
+        column[:] = [_as_utc(value) for value in column]  # type: ignore[arg-type]
+    requests = columns[CONTENT_COLUMNS.index("request")]
+    requests[:] = [json.dumps(value) for value in requests]
     return columns
 
 
@@ -110,15 +136,34 @@ class PgUsageSink:
         if not rows:
             return 0
         columns = _columns(rows)  # a malformed row raises here, before any connection is used
+        contents = _content_columns(rows)
         pool = await self._get_pool()
         try:
-            status = await pool.execute(INSERT_SQL, *columns)
+            if contents is None:
+                status = await pool.execute(INSERT_SQL, *columns)
+            else:  # opt-in prompt and answer text, in the same transaction as its usage row
+                async with pool.acquire() as connection, connection.transaction():
+                    status = await connection.execute(INSERT_SQL, *columns)
+                    await connection.execute(CONTENT_SQL, *contents)
         except asyncpg.DataError as exc:
             # A value asyncpg cannot encode (a string for an integer) or that PostgreSQL rejects (SQLSTATE
             # class 22: out of range, a NUL byte): the rows are at fault, not the database. As a ValueError the
             # usage writer finds and sets aside the bad row instead of retrying the batch forever.
             raise ValueError(f"usage batch has a value the database rejects: {exc}") from exc
         return _inserted_count(status)
+
+    async def prune(self, usage_before: datetime | None, now: datetime) -> int:
+        """Delete usage records created before `usage_before` (the request log's retention; None keeps them)
+        and request content expired at `now`, in batches; how many rows went."""
+        pool = await self._get_pool()
+        removed = 0
+        for sql, cutoff in ((PRUNE_SQL, usage_before), (PRUNE_CONTENT_SQL, now)):
+            while cutoff is not None:
+                deleted = int((await pool.execute(sql, _as_utc(cutoff), PRUNE_BATCH)).split()[-1])
+                removed += deleted
+                if deleted < PRUNE_BATCH:
+                    break
+        return removed
 
     async def close(self) -> None:
         """Close the pool, waiting for a running insert to finish; later inserts raise."""

@@ -5,17 +5,20 @@ Only portable column types are used so the same schema runs on PostgreSQL and on
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import JSON, Column, DateTime, Index
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 __all__ = [
     "NAMING_CONVENTION",
+    "TAGS_TYPE",
     "AdminKey",
     "ApiKey",
     "AuditEntry",
     "BudgetAlert",
+    "RequestContent",
     "Tenant",
     "UTCDateTime",
     "UsageRecord",
@@ -32,6 +35,11 @@ NAMING_CONVENTION: dict[str, str] = {
 }
 # Must be set before the tables below are declared: names are assigned when constraints attach.
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
+
+# JSON on SQLite (the embedded mode; filtered with json_extract), JSONB on PostgreSQL so a GIN index serves
+# `tags @> {...}` filters. Also the type of stored request content.
+TAGS_TYPE = JSON().with_variant(JSONB(), "postgresql")
 
 
 def utc_now() -> datetime:
@@ -76,12 +84,18 @@ class Tenant(SQLModel, table=True):
     budget_period: str = Field(default="monthly", max_length=16)
     weight: int | None = Field(default=None)
     max_running: int | None = Field(default=None)
+    # Model names or fnmatch globs this tenant may call; None: every routed model (issue 15).
+    allowed_models: list[str] | None = Field(default=None, sa_type=JSON)
     disabled: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    log_content_days: int | None = Field(default=None)
+    """Days each request's prompt and answer text are kept (`RequestContent`); None: never stored."""
 
 
 class ApiKey(SQLModel, table=True):
-    """A tenant's API key, stored only as the SHA-256 hex of the plain key; `key_prefix` is for display."""
+    """A tenant's API key, stored only as the SHA-256 hex of the plain key; `key_prefix` is for display.
+    A tenant has any number of named keys (issue 15), each with optional scopes: the models and endpoints it
+    may call (None: all) and limits of its own that apply inside the tenant's."""
 
     __tablename__ = "api_key"
 
@@ -89,8 +103,19 @@ class ApiKey(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenant.id", ondelete="CASCADE", index=True, max_length=32)
     key_hash: str = Field(unique=True, index=True, max_length=64)
     key_prefix: str = Field(max_length=12)
+    name: str = Field(default="default", max_length=100)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Written at most once a minute per key (shared/key_usage.py), not on every request.
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    allowed_models: list[str] | None = Field(default=None, sa_type=JSON)
+    allowed_endpoints: list[str] | None = Field(default=None, sa_type=JSON)
+    rate_limit: int | None = Field(default=None)
+    tpm_limit: int | None = Field(default=None)
+    max_concurrent: int | None = Field(default=None)
+    budget_usd: float | None = Field(default=None)
+    budget_period: str = Field(default="monthly", max_length=16)
 
 
 class UsageRecord(SQLModel, table=True):
@@ -119,6 +144,35 @@ class UsageRecord(SQLModel, table=True):
     endpoint: str = Field(default="chat", max_length=16)
     """The kind of provider call (`shared.endpoint.Endpoint`): chat, embeddings, completions, count_tokens."""
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    key_id: str | None = Field(default=None, max_length=64)
+    """The API key that authenticated the request (issue 15); None for rows from before key ids."""
+    end_user: str | None = Field(default=None, max_length=256)
+    """The client's end user: `x-gateway-user`, else the request's `user` / `metadata.user_id`."""
+    tags: dict[str, str] = Field(default_factory=dict, sa_column=Column(TAGS_TYPE, nullable=False, server_default="{}"))
+    """Tag key -> value (`x-gateway-tags`, OpenAI `metadata`): JSONB with a GIN index on PostgreSQL."""
+
+    __table_args__ = (
+        Index("ix_usage_record_tenant_key", "tenant_id", "key_id"),
+        Index("ix_usage_record_tenant_user", "tenant_id", "end_user"),
+        Index("ix_usage_record_tags", "tags", postgresql_using="gin"),
+    )
+
+
+class RequestContent(SQLModel, table=True):
+    """The prompt and answer text of one request, kept only for a tenant that opted in (`log_content_days`)
+    and deleted at `expires_at`. Apart from the usage table, so the request log stays small and its
+    retention is the tenant's own."""
+
+    __tablename__ = "request_content"
+
+    request_id: str = Field(primary_key=True, max_length=64)
+    tenant_id: str = Field(index=True, max_length=32)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(TAGS_TYPE, nullable=False))
+    """The request as the job ran it (the gateway's internal model, as JSON)."""
+    answer: str = Field(default="")
+    """The answer's text; empty for a failed request or an answer without text (embeddings)."""
 
 
 class AdminKey(SQLModel, table=True):

@@ -13,8 +13,8 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
-from shared.db.tables import UsageRecord, utc_now
-from shared.db.usage_rows import normalise_usage_row
+from shared.db.tables import RequestContent, UsageRecord, utc_now
+from shared.db.usage_rows import content_rows, normalise_usage_row
 from shared.errors import InvalidRequest
 
 __all__ = [
@@ -74,7 +74,7 @@ async def insert_usage(engine: AsyncEngine, rows: Sequence[Mapping[str, object]]
     if not rows:
         return 0
     dialect = engine.dialect.name
-    insert: Callable[[type[UsageRecord]], postgresql.Insert | sqlite.Insert]
+    insert: Callable[[type[UsageRecord] | type[RequestContent]], postgresql.Insert | sqlite.Insert]
     if dialect == "postgresql":
         insert = postgresql.insert
     elif dialect == "sqlite":
@@ -83,6 +83,7 @@ async def insert_usage(engine: AsyncEngine, rows: Sequence[Mapping[str, object]]
         raise ValueError(f"unsupported database dialect {dialect!r}")
     now = utc_now()
     values = [normalise_usage_row(row, now) for row in rows]
+    contents = content_rows(rows, now)
     # One statement executed for many parameter sets: compiled once and cached, where a multi-row VALUES
     # is compiled afresh per batch (measured: ~2k rows/s and 0.3 s of blocked event loop per 500 rows).
     # RETURNING tells which rows were really written, so a redelivered batch counts 0.
@@ -93,6 +94,9 @@ async def insert_usage(engine: AsyncEngine, rows: Sequence[Mapping[str, object]]
     )
     async with engine.begin() as connection:
         result = await connection.execute(statement, values)
+        if contents:  # opt-in prompt and answer text, in the same transaction as its usage row
+            await connection.execute(insert(RequestContent).on_conflict_do_nothing(index_elements=["request_id"]),
+                                     contents)
         return len(result.all())
 
 

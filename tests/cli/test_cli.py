@@ -89,7 +89,7 @@ def test_tenants_list_prints_a_table_or_the_admin_api_json(db: str) -> None:
 def test_tenants_get_prints_one_tenant(db: str) -> None:
     tenant = create(db, "acme", "--budget-usd", "3")
     text = run_cli("tenants", "get", str(tenant["id"]), database_url=db)
-    assert text.returncode == 0 and f"id:             {tenant['id']}" in text.stdout
+    assert text.returncode == 0 and f"id:               {tenant['id']}" in text.stdout
     assert json.loads(run_cli("tenants", "get", str(tenant["id"]), "--json", database_url=db).stdout)[
         "budget_usd"] == 3.0
 
@@ -149,7 +149,7 @@ def test_tenants_disable_and_enable_round_trip(db: str) -> None:
     disabled = json.loads(run_cli("tenants", "disable", tenant_id, "--json", database_url=db).stdout)
     assert disabled["disabled"] is True
     enabled = run_cli("tenants", "enable", tenant_id, database_url=db)
-    assert enabled.returncode == 0 and "disabled:       no" in enabled.stdout
+    assert enabled.returncode == 0 and "disabled:         no" in enabled.stdout
 
 
 async def test_tenants_rotate_key_revokes_the_old_key(db: str) -> None:
@@ -215,7 +215,7 @@ def test_tenants_unreachable_database_exits_2() -> None:
 def test_tenants_update_with_redis_down_saves_and_warns(db: str) -> None:
     tenant_id = str(create(db)["id"])
     result = run_cli("tenants", "update", tenant_id, "--tpm", "7", database_url=db, redis_url=CLOSED_REDIS_URL)
-    assert result.returncode == 1 and "tpm_limit:      7" in result.stdout
+    assert result.returncode == 1 and "tpm_limit:        7" in result.stdout
     assert "warning" in result.stderr and "AUTH_CACHE_TTL_S" in result.stderr and "Traceback" not in result.stderr
     assert json.loads(run_cli("tenants", "get", tenant_id, "--json", database_url=db).stdout)["tpm_limit"] == 7
 

@@ -226,7 +226,7 @@ async def test_create_tenant_without_limits_has_none(session: AsyncSession) -> N
     tenant, _ = await create_tenant(session, "acme")
     assert limits_of(tenant) == {"rate_limit": None, "tpm_limit": None, "max_concurrent": None,
                                  "budget_usd": None, "budget_period": "monthly", "weight": None,
-                                 "max_running": None}
+                                 "max_running": None, "allowed_models": None, "log_content_days": None}
 
 
 async def test_update_tenant_applies_only_fields_set(

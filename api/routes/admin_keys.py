@@ -1,0 +1,86 @@
+"""Admin API for a tenant's named API keys (issue 15): issue (the plain key is shown once), list, read, change
+the scopes of, and revoke. Every change drops the tenant's cached snapshots, so it applies to the next request
+of every API process. A key's spend is counted in Redis under its id (api/admission.py)."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.body import read_json_object
+from api.deps import SessionDep, StateDep, ViewerDep
+from api.routes.schemas import RESOURCE_ID_PATTERN, TenantId
+from shared.api_keys import KeyCreate, KeyScopes, create_key, get_key, list_keys, parse_key, revoke_key, update_key
+from shared.db.tables import ApiKey
+
+router = APIRouter(prefix="/api/v1/admin/tenants/{tenant_id}/keys", tags=["admin"],
+                   dependencies=[ViewerDep])  # reads: any admin key; writes: the admin role (api/deps.py)
+
+KeyId = Annotated[str, Path(pattern=RESOURCE_ID_PATTERN, description="an API key id (`key_...`)")]
+CREATE_BODY = {"requestBody": {"required": True,
+                               "content": {"application/json": {"schema": KeyCreate.model_json_schema()}}}}
+SCOPES_BODY = {"requestBody": {"required": True,
+                               "content": {"application/json": {"schema": KeyScopes.model_json_schema()}}}}
+
+
+@router.post("", status_code=201, openapi_extra=CREATE_BODY)
+async def create_tenant_key(tenant_id: TenantId, request: Request, session: SessionDep,
+                            state: StateDep) -> JSONResponse:
+    """Issue a named key with optional scopes; the answer holds the plain key, shown only once."""
+    params = parse_key(await read_json_object(request, state.settings.max_body_bytes), KeyCreate)
+    key, plain = await create_key(session, tenant_id, params)
+    # audit: key.create
+    return JSONResponse({**render_key(key), "api_key": plain}, status_code=201)
+
+
+@router.get("")
+async def read_tenant_keys(  # viewer-readable
+    tenant_id: TenantId, session: SessionDep, include_revoked: Annotated[bool, Query()] = False,
+) -> dict[str, object]:
+    keys = await list_keys(session, tenant_id, include_revoked=include_revoked)
+    return {"object": "list", "data": [render_key(key) for key in keys]}
+
+
+@router.get("/{key_id}")
+async def read_tenant_key(  # viewer-readable
+    tenant_id: TenantId, key_id: KeyId, session: SessionDep,
+) -> dict[str, object]:
+    return render_key(await get_key(session, tenant_id, key_id))
+
+
+@router.patch("/{key_id}", openapi_extra=SCOPES_BODY)
+async def update_tenant_key(tenant_id: TenantId, key_id: KeyId, request: Request, session: SessionDep,
+                            state: StateDep) -> dict[str, object]:
+    """Change a key's scopes: only the fields in the body change, and `null` removes a restriction."""
+    changes = parse_key(await read_json_object(request, state.settings.max_body_bytes), KeyScopes)
+    key = await update_key(session, tenant_id, key_id, changes)
+    # audit: key.update
+    # The key's spend counters stay: usage records cannot recount a key's spend (they do not name the key).
+    await state.tenant_cache.invalidate_tenant(tenant_id)
+    return render_key(key)
+
+
+@router.delete("/{key_id}")
+async def revoke_tenant_key(tenant_id: TenantId, key_id: KeyId, session: SessionDep,
+                            state: StateDep) -> dict[str, object]:
+    """Revoke a key: 401 from the next request on, in every API process."""
+    key = await revoke_key(session, tenant_id, key_id)
+    # audit: key.revoke
+    await state.tenant_cache.invalidate_tenant(tenant_id)
+    return render_key(key)
+
+
+def render_key(key: ApiKey) -> dict[str, object]:
+    """A key as the admin API and the CLI show it: never its hash, only the prefix of the plain key."""
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": key.id, "object": "api_key", "tenant_id": key.tenant_id, "name": key.name, "prefix": key.key_prefix,
+        "created_at": when(key.created_at), "expires_at": when(key.expires_at),
+        "last_used_at": when(key.last_used_at), "revoked_at": when(key.revoked_at),
+        "allowed_models": key.allowed_models, "allowed_endpoints": key.allowed_endpoints,
+        "rate_limit": key.rate_limit, "tpm_limit": key.tpm_limit, "max_concurrent": key.max_concurrent,
+        "budget_usd": key.budget_usd, "budget_period": key.budget_period,
+    }

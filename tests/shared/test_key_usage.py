@@ -1,0 +1,65 @@
+"""`last_used_at` of API keys (issue 15): written at most once a minute per key, gated by a Redis marker, in the
+background; a database outage only leaves it stale. fakeredis and a SQLite file."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import fakeredis
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db.engine import create_engine, create_session_factory
+from shared.db.migrate import migrate
+from shared.db.tables import ApiKey
+from shared.key_usage import note_key_used, write_last_used
+from shared.keys import key_used_key
+from shared.tenants import create_tenant
+
+NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
+    await migrate(url)
+    engine = create_engine(url)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+async def _key(sessions: async_sessionmaker[AsyncSession]) -> ApiKey:
+    async with sessions() as session:
+        tenant, _ = await create_tenant(session, "acme")
+        return (await session.exec(select(ApiKey).where(col(ApiKey.tenant_id) == tenant.id))).one()
+
+
+async def _last_used(sessions: async_sessionmaker[AsyncSession], key_id: str) -> datetime | None:
+    async with sessions() as session:
+        row = await session.get(ApiKey, key_id)
+        assert row is not None
+        return row.last_used_at
+
+
+async def test_note_key_used_writes_once_a_minute(sessions: async_sessionmaker[AsyncSession]) -> None:
+    redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    key = await _key(sessions)
+    assert await note_key_used(redis, sessions, key.id, NOW) is True
+    assert await note_key_used(redis, sessions, key.id, NOW + timedelta(seconds=5)) is False
+    for _ in range(50):
+        if await _last_used(sessions, key.id) is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert await _last_used(sessions, key.id) == NOW
+    assert 0 < await redis.ttl(key_used_key(key.id)) <= 60
+
+
+async def test_write_last_used_survives_a_database_outage() -> None:
+    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    try:
+        assert await write_last_used(create_session_factory(engine), "key_x", NOW) is False
+    finally:
+        await engine.dispose()
