@@ -1,5 +1,6 @@
 """FastAPI dependencies: the per-app state built by the lifespan, DB sessions, and authentication of tenants
-(`X-API-Key` or `Authorization: Bearer`) and of the admin key. Routes declare these; tests override them."""
+(`X-API-Key` or `Authorization: Bearer`) and of admin credentials with their role (`admin` writes, `viewer`
+reads). Routes declare these; tests override them."""
 
 import hmac
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.request_context import request_context
+from shared.admin_keys import BOOTSTRAP_ACTOR, authenticate_admin
 from shared.api_keys import authenticate_key, endpoint_for_path
 from shared.cache import ResponseCache
 from shared.config import Settings
@@ -119,15 +121,50 @@ async def _load_tenant(state: AppState, key: str) -> TenantSnapshot:
     return TenantSnapshot.of(*found)
 
 
-async def require_admin(request: Request, state: StateDep) -> None:
+@dataclass(frozen=True)
+class AdminActor:
+    """Who is calling the admin API: an admin key's id, name and role, or the bootstrap admin (ADMIN_API_KEY),
+    whose id and name are `bootstrap`. The id is the audit log's `actor`."""
+
+    id: str
+    name: str
+    role: str
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BOOTSTRAP = AdminActor(id=BOOTSTRAP_ACTOR, name=BOOTSTRAP_ACTOR, role="admin")
+
+
+async def current_admin(request: Request, state: StateDep) -> AdminActor:
+    """Any admin credential, for the admin API's reads. A viewer is refused on any other method here already,
+    so a write route guarded only by this dependency still cannot be reached by a viewer."""
     configured = state.settings.admin_api_key
     if not configured:
         raise PermissionDenied("The admin API is disabled: set ADMIN_API_KEY to enable it")
     key = presented_key(request)
     if key is None:
         raise AuthenticationFailed("Missing admin key: send it as 'X-API-Key' or 'Authorization: Bearer'")
-    if not hmac.compare_digest(key.encode(), configured.encode()):
+    if hmac.compare_digest(key.encode(), configured.encode()):
+        return BOOTSTRAP
+    # Looked up at every request (no cache): admin traffic is light and a deleted key must stop at once.
+    async with state.sessions() as session:
+        row = await authenticate_admin(session, key)
+    if row is None:
         raise AuthenticationFailed("Invalid admin key")
+    actor = AdminActor(id=row.id, name=row.name, role=row.role)
+    if actor.role != "admin" and request.method not in READ_METHODS:
+        raise PermissionDenied(VIEWER_REFUSAL)
+    return actor
 
 
+async def require_admin(actor: Annotated[AdminActor, Depends(current_admin)]) -> AdminActor:
+    """An admin credential with the `admin` role, for the admin API's writes."""
+    if actor.role != "admin":
+        raise PermissionDenied(VIEWER_REFUSAL)
+    return actor
+
+
+VIEWER_REFUSAL = "This admin key has the 'viewer' role: it may read the admin API but not change anything"
 AdminDep = Depends(require_admin)
+ViewerDep = Depends(current_admin)
+AdminActorDep = Annotated[AdminActor, Depends(require_admin)]

@@ -20,9 +20,13 @@ from api.metrics import serve_api_metrics
 from api.middleware import GatewayMiddleware
 from api.routes import (
     admin,
+    admin_audit,
+    admin_budget_alerts,
+    admin_credentials,
     admin_keys,
     admin_usage,
     admin_webhooks,
+    budget_alerts,
     chat,
     completions,
     console_auth,
@@ -79,7 +83,8 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
 
     app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
     modules = (chat, messages, count_tokens, models, completions, openai_responses, embeddings, legacy_completions,
-               jobs, usage, admin, admin_keys, admin_usage, admin_webhooks, health)
+               jobs, usage, admin, admin_keys, admin_usage, admin_webhooks, admin_credentials, admin_audit,
+               admin_budget_alerts, budget_alerts, health)
     for module in modules:
         app.include_router(module.router)
     install_error_handlers(app, RouteFormats.of(route for module in modules for route in module.router.routes))

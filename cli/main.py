@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from cli.admin_key_args import add_parsers as add_admin_key_parsers
 from cli.key_args import add_key_parsers
 from cli.tenant_args import add_parsers as add_tenant_parsers
 from shared.config import Settings
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Alembic announces each plugin it loads at INFO, now that commands import it after logging is set up.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     handler = {"serve": _serve, "worker": _worker, "migrate": _migrate, "fake-provider": _fake_provider,
-               "tenants": _tenants, "usage": _tenants, "keys": _keys}
+               "tenants": _tenants, "usage": _tenants, "keys": _keys, "admin-keys": _admin_keys}
     return handler[args.command](args, settings)
 
 
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--fail-status", type=int, default=503)
     fake.add_argument("--fail-model", action="append", default=[], metavar="MODEL=STATUS")
     add_tenant_parsers(sub)
+    add_admin_key_parsers(sub)
     add_key_parsers(sub)
     return parser
 
@@ -68,6 +70,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _tenants(args: argparse.Namespace, settings: Settings) -> int:
     from cli.tenants import run
+
+    return run(args, settings)
+
+
+def _admin_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.admin_keys import run
 
     return run(args, settings)
 

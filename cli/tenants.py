@@ -2,7 +2,8 @@
 on the database, answering what the admin API would (`--json` prints the admin API's own JSON). After a
 change the tenant's cached snapshot is dropped from Redis so it applies at once in every API process (and
 after a change of budget, its spend counters, which the next request then seeds from the usage records).
-`cli.main` registers the parsers (cli/tenant_args.py) and calls `run`; errors print one line and exit 2."""
+Each change is audited (actor `cli`) in its transaction. `cli.main` registers the parsers (cli/tenant_args.py)
+and calls `run`; errors print one line and exit 2."""
 
 import argparse
 import asyncio
@@ -22,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.routes.admin import TenantCreate, render_tenant
 from cli.tables import render_pairs, render_table
 from cli.tenant_args import MAX_DAYS, NUMBERS, OPTIONS, PROG
+from shared.audit import CLI_ACTOR, record_admin_action
 from shared.budget import reset_budget_counters
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
@@ -190,7 +192,8 @@ def _given_limits(args: argparse.Namespace) -> dict[str, object]:
 async def _create(args: argparse.Namespace, session: AsyncSession) -> Outcome:
     params = _validated(TenantCreate, {"name": args.name, **_given_limits(args)})
     limits = TenantLimits.model_validate(params.model_dump(exclude={"name"}, exclude_unset=True))
-    tenant, api_key = await create_tenant(session, params.name, limits=limits)
+    tenant, api_key = await create_tenant(session, params.name, limits=limits, commit=False)
+    await _audit(session, "tenant.created", tenant.id, None, render_tenant(tenant))
     text = f"{_tenant_text(tenant, api_key)}\n\nThe API key is shown only this once: store it now."
     return Outcome(text, {**render_tenant(tenant), "api_key": api_key})
 
@@ -214,23 +217,40 @@ async def _update(args: argparse.Namespace, session: AsyncSession) -> Outcome:
     if not changes.model_fields_set:
         options = ", ".join(OPTIONS[field] for field in TenantLimits.model_fields)
         raise InvalidRequest(f"nothing to update: give at least one of {options}")
-    tenant = await update_tenant(session, args.tenant_id, changes)
+    before = render_tenant(await get_tenant(session, args.tenant_id))
+    tenant = await update_tenant(session, args.tenant_id, changes, commit=False)
+    await _audit(session, "tenant.updated", tenant.id, before, render_tenant(tenant))
     return Outcome(_tenant_text(tenant), render_tenant(tenant), changed=tenant.id,
                    budget_changed=bool(changes.model_fields_set & BUDGET_FIELDS))
 
 
 async def _disable(args: argparse.Namespace, session: AsyncSession) -> Outcome:
-    tenant = await set_tenant_disabled(session, args.tenant_id, True)
-    return Outcome(_tenant_text(tenant), render_tenant(tenant), changed=tenant.id)
+    return await _set_disabled(session, args.tenant_id, True)
 
 
 async def _enable(args: argparse.Namespace, session: AsyncSession) -> Outcome:
-    tenant = await set_tenant_disabled(session, args.tenant_id, False)
+    return await _set_disabled(session, args.tenant_id, False)
+
+
+async def _set_disabled(session: AsyncSession, tenant_id: str, disabled: bool) -> Outcome:
+    before = render_tenant(await get_tenant(session, tenant_id))
+    tenant = await set_tenant_disabled(session, tenant_id, disabled, commit=False)
+    await _audit(session, "tenant.disabled" if disabled else "tenant.enabled", tenant.id, before,
+                 render_tenant(tenant))
     return Outcome(_tenant_text(tenant), render_tenant(tenant), changed=tenant.id)
 
 
+async def _audit(session: AsyncSession, action: str, tenant_id: str, before: dict[str, object] | None,
+                 after: dict[str, object] | None) -> None:
+    """Record the change as the `cli` actor and commit both together (shared/audit.py)."""
+    await record_admin_action(session, actor=CLI_ACTOR, action=action, target_type="tenant", target_id=tenant_id,
+                              before=before, after=after)
+    await session.commit()
+
+
 async def _rotate_key(args: argparse.Namespace, session: AsyncSession) -> Outcome:
-    api_key = await rotate_key(session, args.tenant_id)
+    api_key = await rotate_key(session, args.tenant_id, commit=False)
+    await _audit(session, "tenant.key_rotated", args.tenant_id, None, {"key_prefix": api_key[:12]})
     tenant = await get_tenant(session, args.tenant_id)
     text = (f"{_tenant_text(tenant, api_key)}\n\nThe earlier 'default' key is revoked (other named keys are "
             "unchanged). The new key is shown only this once.")

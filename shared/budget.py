@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.budget_alerts import mirror_budget_alerts
 from shared.db.tables import UsageRecord
 from shared.keys import USAGE_STREAM
 from shared.limits import SeedTicket, close_seed, late_settlements, open_seed, period_start, spend_keys
@@ -60,6 +61,14 @@ async def seed_spend(redis: Redis, sessions: async_sessionmaker[AsyncSession], t
     ticket = await open_seed(redis, scope.owner, period, now)
     if ticket.ready:
         return
+    await _count_into(redis, sessions, ticket, tenant_id, period, now)
+    # A seed means a new period, a changed budget or lost Redis data: the budget-alert mirror is refreshed too.
+    async with sessions() as session:
+        await mirror_budget_alerts(redis, session, tenant_id, now)
+
+
+async def _count_into(redis: Redis, sessions: async_sessionmaker[AsyncSession], ticket: SeedTicket, tenant_id: str,
+                      period: str, now: datetime) -> None:
     start = period_start(period, now)
     streamed_micros, streamed_ids = await _stream_spend(redis, ticket, scope, start)
     for _ in range(SEED_ATTEMPTS):

@@ -17,6 +17,8 @@ __all__ = [
     "WORKERS_KEY",
     "auth_cache_key",
     "breaker_key",
+    "budget_alerts_fired_key",
+    "budget_alerts_key",
     "budget_holds_key",
     "budget_holds_sum_key",
     "cache_entry_key",
@@ -33,6 +35,7 @@ __all__ = [
     "tenant_jobs_key",
     "tpm_key",
     "tpm_sum_key",
+    "webhook_event_key",
 ]
 
 PREFIX = "gw"
@@ -140,6 +143,20 @@ def doorbell_channel(queue_name: str) -> str:
     return f"{PREFIX}:doorbell:{queue_name}"
 
 
+def budget_alerts_key(tenant_id: str) -> str:
+    """Hash: the tenant's budget (`budget_micros`, `period`) and its alert webhooks (`alert:<id>`), mirrored from
+    the database by the admin API for the worker's threshold check (shared/budget_alerts.py)."""
+    return f"{PREFIX}:budget-alerts:{tenant_id}"
+
+
+def budget_alerts_fired_key(tenant_id: str, period_id: str) -> str:
+    """Set of `<alert id>:<percent>` already sent in this budget period: each is sent once per period."""
+    return f"{PREFIX}:budget-alerts-fired:{tenant_id}:{period_id}"
+
+
+def webhook_event_key(event_id: str) -> str:
+    """The JSON body of a webhook that is not a job's (a budget alert), read by the sender at each attempt."""
+    return f"{PREFIX}:webhook-event:{event_id}"
 def key_used_key(key_id: str) -> str:
     """Marker that an API key's `last_used_at` was written within the last minute (shared/key_usage.py)."""
     return f"{PREFIX}:key-used:{key_id}"

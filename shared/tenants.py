@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -126,10 +126,12 @@ def _checked_name(name: str) -> str:
 
 
 async def create_tenant(
-    session: AsyncSession, name: str, rate_limit: int | None = None, *, limits: TenantLimits | None = None
+    session: AsyncSession, name: str, rate_limit: int | None = None, *, limits: TenantLimits | None = None,
+    commit: bool = True,
 ) -> tuple[Tenant, str]:
-    """Create a tenant with one API key and commit; returns the tenant and the plain key (shown only now).
-    `rate_limit`, when given, wins over `limits.rate_limit`."""
+    """Create a tenant with one API key and commit (or only flush, for a caller that audits the change in the
+    same transaction); returns the tenant and the plain key (shown only now). `rate_limit`, when given, wins
+    over `limits.rate_limit`."""
     name = _checked_name(name)
     if rate_limit is not None and rate_limit < 0:
         raise InvalidRequest("rate_limit must be >= 0")
@@ -145,12 +147,13 @@ async def create_tenant(
         session.add(tenant)
         await session.flush()
         session.add(key)
-        await session.commit()
+        await (session.commit() if commit else session.flush())
     except IntegrityError as exc:
         # Two concurrent creates with one name both pass the check above; the unique constraint decides.
         await session.rollback()
         raise Conflict(f"a tenant named {name!r} already exists") from exc
-    await session.refresh(tenant)
+    if commit:
+        await session.refresh(tenant)
     return tenant, plain
 
 
@@ -168,30 +171,28 @@ async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
     return tenant
 
 
-async def set_tenant_disabled(session: AsyncSession, tenant_id: str, disabled: bool) -> Tenant:
-    """Disable or re-enable a tenant and commit; raises NotFound."""
+async def set_tenant_disabled(session: AsyncSession, tenant_id: str, disabled: bool, *,
+                              commit: bool = True) -> Tenant:
+    """Disable or re-enable a tenant and commit (or only flush); raises NotFound."""
     tenant = await get_tenant(session, tenant_id)
     tenant.disabled = disabled
     session.add(tenant)
-    await session.commit()
-    await session.refresh(tenant)
-    return tenant
+    return await _saved(session, tenant, commit)
 
 
-async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantLimits) -> Tenant:
-    """Apply the limits set explicitly in `changes` and commit; raises NotFound."""
+async def update_tenant(session: AsyncSession, tenant_id: str, changes: TenantLimits, *,
+                        commit: bool = True) -> Tenant:
+    """Apply the limits set explicitly in `changes` and commit (or only flush); raises NotFound."""
     tenant = await get_tenant(session, tenant_id)
     for field in changes.model_fields_set:
         setattr(tenant, field, getattr(changes, field))
     session.add(tenant)
-    await session.commit()
-    await session.refresh(tenant)
-    return tenant
+    return await _saved(session, tenant, commit)
 
 
-async def rotate_key(session: AsyncSession, tenant_id: str) -> str:
-    """Replace the tenant's `default` key: revoke it and issue a new one with the same scopes, and commit;
-    returns the new plain key. The tenant's other named keys are left alone (issue 15)."""
+async def rotate_key(session: AsyncSession, tenant_id: str, *, commit: bool = True) -> str:
+    """Replace the tenant's `default` key: revoke it and issue a new one with the same scopes, and commit (or
+    only flush); returns the new plain key. The tenant's other named keys are left alone (issue 15)."""
     await get_tenant(session, tenant_id)
     old = (await session.exec(
         select(ApiKey).where(col(ApiKey.tenant_id) == tenant_id, col(ApiKey.name) == DEFAULT_KEY_NAME,
@@ -208,17 +209,29 @@ async def rotate_key(session: AsyncSession, tenant_id: str) -> str:
         for field in SCOPE_FIELDS:
             setattr(key, field, getattr(old, field))
     session.add(key)
-    await session.commit()
+    await (session.commit() if commit else session.flush())
     return plain
 
 
 async def authenticate(session: AsyncSession, plain_key: str) -> Tenant | None:
-    """The tenant owning this active key, disabled or not (the caller decides); None if unknown or revoked."""
+    """The tenant owning this active key, disabled or not (the caller decides); None if unknown, revoked or
+    expired (the console's sign-in; the API's own check, which says why a key fails, is shared.api_keys)."""
     if not plain_key.startswith(KEY_PREFIX):
         return None
     statement = (
         select(Tenant)
         .join(ApiKey, col(ApiKey.tenant_id) == col(Tenant.id))
-        .where(col(ApiKey.key_hash) == hash_key(plain_key), col(ApiKey.revoked_at).is_(None))
+        .where(col(ApiKey.key_hash) == hash_key(plain_key), col(ApiKey.revoked_at).is_(None),
+               or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > utc_now()))
     )
     return (await session.exec(statement)).first()
+
+
+async def _saved(session: AsyncSession, tenant: Tenant, commit: bool) -> Tenant:
+    """Commit and reload the tenant, or only flush it (the caller commits, after auditing the change)."""
+    if not commit:
+        await session.flush()
+        return tenant
+    await session.commit()
+    await session.refresh(tenant)
+    return tenant

@@ -20,6 +20,7 @@ from shared.errors import InvalidRequest
 __all__ = [
     "ATTEMPT_HEADER",
     "EVENT_ID_HEADER",
+    "EVENT_ID_PREFIX",
     "MAX_CALLBACK_URL_CHARS",
     "SIGNATURE_HEADER",
     "Delivery",
@@ -33,6 +34,8 @@ __all__ = [
 MAX_CALLBACK_URL_CHARS = 2048
 SIGNATURE_HEADER = "X-Gateway-Signature"
 EVENT_ID_HEADER = "X-Gateway-Event-Id"
+# Deliveries whose id starts so carry an event's stored body (budget alerts), not a job's.
+EVENT_ID_PREFIX = "evt_"
 ATTEMPT_HEADER = "X-Gateway-Delivery-Attempt"
 DEFAULT_TOLERANCE_S = 300
 JITTER = 0.2  # each retry delay is the exponential one ±20%, so failed deliveries do not retry in lockstep

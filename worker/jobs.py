@@ -7,8 +7,12 @@ import logging
 import time
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
+
+from shared.budget_alert_check import check_budget_alerts
 from shared.cache import Chunk
 from shared.endpoint_requests import estimate_input_tokens
 from shared.errors import GatewayError, ModelNotFound
@@ -196,6 +200,8 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
         logger.info("job %s had already ended; outcome of this attempt dropped", record.id)
         return
     await settle_job_response(deps.redis, record, outcome)  # a Responses job's stored response; else no-op
+    if outcome.cost_usd > 0:
+        await _check_budget_alerts(deps, record.tenant_id)
     _count(deps, record, outcome)
     logger.info("job %s", outcome.status.value, extra={
         "tenant_id": record.tenant_id, "model": record.request.model, "provider": outcome.provider,
@@ -203,6 +209,18 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
         "completion_tokens": outcome.completion_tokens, "cost_usd": outcome.cost_usd, "latency_ms": row["latency_ms"],
         "fallback_used": outcome.fallback_used, "error_code": row["error_code"],
     })
+
+
+async def _check_budget_alerts(deps: WorkerDeps, tenant_id: str) -> None:
+    """Send the budget thresholds this job's cost made the tenant reach (once each per period, whichever
+    worker settles first). A failure here must not fail a finished job: the next settlement checks again."""
+    try:
+        sent = await check_budget_alerts(deps.redis, tenant_id, datetime.now(UTC))
+    except RedisError as exc:
+        logger.warning("budget alert check for tenant %s failed: %s", tenant_id, type(exc).__name__)
+        return
+    for event_id in sent:
+        logger.info("budget alert %s queued", event_id, extra={"tenant_id": tenant_id})
 
 
 def _count(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome) -> None:

@@ -9,7 +9,8 @@ webhook_claim.lua), so two senders never attempt one delivery at once and a send
 leaves it to the others; a stopping sender hands its in-flight deliveries back at once. The schedule lives
 in Redis, so retries survive worker restarts.
 
-An attempt POSTs the job as `GET /api/v1/jobs/{id}` renders it, signed (shared/webhooks.py). 2xx is
+An attempt POSTs the job as `GET /api/v1/jobs/{id}` renders it, or an event's stored body (a budget alert,
+queued by shared/lua/budget_alert.lua under an `evt_` id), signed (shared/webhooks.py). 2xx is
 delivered; 408, 429, 5xx and network errors are retried with exponential backoff and jitter up to
 WEBHOOK_MAX_ATTEMPTS; any other status (4xx, and 3xx: redirects are not followed) is a permanent failure.
 Permanent and exhausted failures go to the `gw:webhooks:dead` stream. Unless WEBHOOK_ALLOW_PRIVATE, each
@@ -35,13 +36,14 @@ from redis.typing import EncodableT, FieldT
 from shared.config import Settings
 from shared.job_view import render_job
 from shared.jobs import JobStore
-from shared.keys import WEBHOOK_DEAD_STREAM, WEBHOOK_GROUP, WEBHOOK_RETRY_KEY, WEBHOOK_STREAM
+from shared.keys import WEBHOOK_DEAD_STREAM, WEBHOOK_GROUP, WEBHOOK_RETRY_KEY, WEBHOOK_STREAM, webhook_event_key
 from shared.metrics import WEBHOOK_DELIVERIES
 from shared.redis import is_missing_group
 from shared.scripts import LuaScript, lua_source
 from shared.webhooks import (
     ATTEMPT_HEADER,
     EVENT_ID_HEADER,
+    EVENT_ID_PREFIX,
     SIGNATURE_HEADER,
     Delivery,
     is_public_address,
@@ -230,11 +232,11 @@ class WebhookSender:
             logger.exception("webhook delivery of job %s could not be settled", delivery.job_id)
 
     async def attempt(self, delivery: Delivery) -> Attempt:
-        """POST the job to its callback URL once; classify the answer. The body is never read."""
-        record = await self._store.get(delivery.job_id)
-        if record is None:
-            return Attempt("rejected", "the job no longer exists (JOB_TTL_S)")
-        body = json.dumps(render_job(record), separators=(",", ":")).encode()
+        """POST the job (or the event, such as a budget alert) to its URL once; classify the answer. The
+        answer's body is never read."""
+        body = await self._body(delivery.job_id)
+        if body is None:
+            return Attempt("rejected", "the job or event no longer exists (JOB_TTL_S)")
         try:
             url, headers, extensions = await self._target(delivery.url)
         except RefusedTarget as exc:
@@ -242,7 +244,7 @@ class WebhookSender:
         except OSError as exc:  # DNS failure: may be transient
             return Attempt("retry", f"could not resolve the host: {exc}")
         headers.update({"content-type": "application/json", SIGNATURE_HEADER: sign(self._secret, body),
-                        EVENT_ID_HEADER: record.id, ATTEMPT_HEADER: str(delivery.attempt)})
+                        EVENT_ID_HEADER: delivery.job_id, ATTEMPT_HEADER: str(delivery.attempt)})
         if self._http is None:
             raise RuntimeError("webhook sender used before start()")
         try:
@@ -257,6 +259,15 @@ class WebhookSender:
             seconds = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None
             return Attempt("retry", f"HTTP {status}", retry_after_s=seconds)
         return Attempt("rejected", f"HTTP {status}")
+
+    async def _body(self, ident: str) -> bytes | None:
+        """What a delivery sends: an event's stored body (shared/budget_alerts.py), or the job as
+        `GET /api/v1/jobs/{id}` renders it; None when it expired."""
+        if ident.startswith(EVENT_ID_PREFIX):
+            stored = await self._redis.get(webhook_event_key(ident))
+            return stored.encode() if isinstance(stored, str) else stored
+        record = await self._store.get(ident)
+        return None if record is None else json.dumps(render_job(record), separators=(",", ":")).encode()
 
     async def _target(self, url: str) -> tuple[str, dict[str, str], dict[str, object]]:
         """The URL to connect to, with the Host header and TLS name to send: the callback URL itself when

@@ -11,12 +11,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import or_
 from sqlmodel import col, select
 
 from api.deps import AppState, StateDep
 from shared.config import PLACEHOLDER_SECRETS, Settings
 from shared.console_sessions import ConsoleSession, close_session, load_session
-from shared.db.tables import ApiKey, Tenant
+from shared.db.tables import ApiKey, Tenant, utc_now
 from shared.errors import PermissionDenied, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ async def _credential_works(state: AppState, config: ConsoleConfig, session: Con
         select(Tenant.id)
         .join(ApiKey, col(ApiKey.tenant_id) == col(Tenant.id))
         .where(col(ApiKey.key_hash) == session.credential, col(ApiKey.revoked_at).is_(None),
+               or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > utc_now()),
                col(Tenant.disabled).is_(False), col(Tenant.id) == session.tenant_id)
     )
     async with state.sessions() as db:

@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, ValidationError
 
 from api.body import read_body, read_json_object
-from api.deps import AdminDep, SessionDep, StateDep
+from api.deps import AdminActorDep, SessionDep, StateDep, ViewerDep
 from api.routes.schemas import TenantId
+from shared.audit import record_admin_action
 from shared.budget import reset_budget_counters
+from shared.budget_alerts import mirror_budget_alerts
 from shared.db.tables import Tenant
 from shared.errors import InvalidRequest
 from shared.json_input import loads_strict
@@ -29,7 +31,7 @@ from shared.tenants import (
 from shared.tenants import create_tenant as create_tenant_record
 from shared.tenants import update_tenant as update_tenant_record
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[ViewerDep])
 
 
 MAX_INT_LIMIT = 2**31 - 1  # the database's INTEGER columns; more failed in PostgreSQL (found by fuzzing)
@@ -64,6 +66,7 @@ async def create_tenant(
     request: Request,
     session: SessionDep,
     state: StateDep,
+    actor: AdminActorDep,
     name: Annotated[str | None, Query()] = None,
     rate_limit: Annotated[int | None, Query()] = None,
     tpm_limit: Annotated[int | None, Query()] = None,
@@ -80,7 +83,9 @@ async def create_tenant(
     body = await read_body(request, state.settings.max_body_bytes, state.settings.body_read_timeout_s)
     params = await _tenant_params(body, {key: value for key, value in query.items() if value is not None})
     limits = TenantLimits.model_validate(params.model_dump(exclude={"name"}, exclude_unset=True))
-    tenant, api_key = await create_tenant_record(session, params.name, limits=limits)
+    tenant, api_key = await create_tenant_record(session, params.name, limits=limits, commit=False)
+    await _audit(session, actor, "tenant.created", tenant.id, None, render_tenant(tenant))
+    await session.commit()
     return JSONResponse({**render_tenant(tenant), "api_key": api_key}, status_code=201)
 
 
@@ -96,36 +101,42 @@ async def read_tenant(tenant_id: TenantId, session: SessionDep) -> dict[str, obj
 
 @router.patch("/tenants/{tenant_id}", openapi_extra=LIMITS_BODY)
 async def update_tenant(
-    tenant_id: TenantId, request: Request, session: SessionDep, state: StateDep
+    tenant_id: TenantId, request: Request, session: SessionDep, state: StateDep, actor: AdminActorDep
 ) -> dict[str, object]:
     """Change a tenant's limits: only the fields in the body change, and `null` removes a limit."""
     changes = _bounded_limits(await read_json_object(request, state.settings.max_body_bytes))
-    tenant = await update_tenant_record(session, tenant_id, changes)
+    before = render_tenant(await get_tenant(session, tenant_id))
+    tenant = await update_tenant_record(session, tenant_id, changes, commit=False)
+    await _audit(session, actor, "tenant.updated", tenant_id, before, render_tenant(tenant))
+    await session.commit()
     await state.tenant_cache.invalidate_tenant(tenant_id)
     if changes.model_fields_set & {"budget_usd", "budget_period"}:
         await reset_budget_counters(state.redis, tenant_id, datetime.now(UTC))
+        await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), budget_changed=True)
     return render_tenant(tenant)
 
 
 @router.post("/tenants/{tenant_id}/disable")
-async def disable_tenant(tenant_id: TenantId, session: SessionDep, state: StateDep) -> dict[str, object]:
+async def disable_tenant(tenant_id: TenantId, session: SessionDep, state: StateDep,
+                         actor: AdminActorDep) -> dict[str, object]:
     """Disable a tenant: its keys get 403 from the next request on, in every API process."""
-    tenant = await set_tenant_disabled(session, tenant_id, True)
-    await state.tenant_cache.invalidate_tenant(tenant_id)
-    return render_tenant(tenant)
+    return await _set_disabled(session, state, actor, tenant_id, True)
 
 
 @router.post("/tenants/{tenant_id}/enable")
-async def enable_tenant(tenant_id: TenantId, session: SessionDep, state: StateDep) -> dict[str, object]:
-    tenant = await set_tenant_disabled(session, tenant_id, False)
-    await state.tenant_cache.invalidate_tenant(tenant_id)
-    return render_tenant(tenant)
+async def enable_tenant(tenant_id: TenantId, session: SessionDep, state: StateDep,
+                        actor: AdminActorDep) -> dict[str, object]:
+    return await _set_disabled(session, state, actor, tenant_id, False)
 
 
 @router.post("/tenants/{tenant_id}/rotate-key")
-async def rotate_tenant_key(tenant_id: TenantId, session: SessionDep, state: StateDep) -> dict[str, object]:
+async def rotate_tenant_key(tenant_id: TenantId, session: SessionDep, state: StateDep,
+                            actor: AdminActorDep) -> dict[str, object]:
     """Replace the tenant's `default` key (other named keys stay), the new one shown only in this answer."""
-    api_key = await rotate_key(session, tenant_id)
+    api_key = await rotate_key(session, tenant_id, commit=False)
+    # The key itself never enters the log: only that a rotation happened, with its display prefix.
+    await _audit(session, actor, "tenant.key_rotated", tenant_id, None, {"key_prefix": api_key[:12]})
+    await session.commit()
     await state.tenant_cache.invalidate_tenant(tenant_id)
     return {**render_tenant(await get_tenant(session, tenant_id)), "api_key": api_key}
 
@@ -139,6 +150,23 @@ def render_tenant(tenant: Tenant) -> dict[str, object]:
         "log_content_days": tenant.log_content_days,
         "created_at": tenant.created_at.isoformat(),
     }
+
+
+async def _set_disabled(session: SessionDep, state: StateDep, actor: AdminActorDep, tenant_id: str,
+                        disabled: bool) -> dict[str, object]:
+    before = render_tenant(await get_tenant(session, tenant_id))
+    tenant = await set_tenant_disabled(session, tenant_id, disabled, commit=False)
+    after = render_tenant(tenant)
+    await _audit(session, actor, "tenant.disabled" if disabled else "tenant.enabled", tenant_id, before, after)
+    await session.commit()
+    await state.tenant_cache.invalidate_tenant(tenant_id)
+    return after
+
+
+async def _audit(session: SessionDep, actor: AdminActorDep, action: str, tenant_id: str,
+                 before: dict[str, object] | None, after: dict[str, object] | None) -> None:
+    await record_admin_action(session, actor=actor.id, action=action, target_type="tenant", target_id=tenant_id,
+                              before=before, after=after)
 
 
 def _bounded_limits(data: dict[str, object]) -> BoundedLimits:

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.body import read_json_object
-from api.deps import AdminDep, SessionDep, StateDep
+from api.deps import SessionDep, StateDep, ViewerDep
 from api.routes.schemas import RESOURCE_ID_PATTERN, TenantId
 from shared.api_keys import KeyCreate, KeyScopes, create_key, get_key, list_keys, parse_key, revoke_key, update_key
 from shared.budget import reset_budget_counters
 from shared.db.tables import ApiKey
 
-router = APIRouter(prefix="/api/v1/admin/tenants/{tenant_id}/keys", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api/v1/admin/tenants/{tenant_id}/keys", tags=["admin"],
+                   dependencies=[ViewerDep])  # reads: any admin key; writes: the admin role (api/deps.py)
 
 KeyId = Annotated[str, Path(pattern=RESOURCE_ID_PATTERN, description="an API key id (`key_...`)")]
 CREATE_BODY = {"requestBody": {"required": True,

@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from api.deps import AdminDep, SessionDep
+from api.deps import AdminDep, SessionDep, ViewerDep
 from api.routes.schemas import JobId, TenantId
 from api.usage_query import PageLimit, ReportQuery, answer_request_log, answer_usage, log_filters, report_query
 from shared.db.request_log import RequestLogFilters, read_request_entry
 from shared.db.tables import utc_now
 from shared.tenants import get_tenant
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[ViewerDep])
 
 
 # viewer-readable
@@ -38,7 +38,7 @@ async def list_tenant_requests(tenant_id: TenantId, session: SessionDep,
 
 
 # admin only, not viewer-readable: the answer may hold a tenant's prompt and answer text
-@router.get("/tenants/{tenant_id}/requests/{request_id}")
+@router.get("/tenants/{tenant_id}/requests/{request_id}", dependencies=[AdminDep])
 async def read_tenant_request(tenant_id: TenantId, request_id: JobId, session: SessionDep) -> dict[str, object]:
     """One entry of the tenant's request log, with its prompt and answer text if the tenant opted in."""
     await get_tenant(session, tenant_id)

@@ -1,6 +1,6 @@
-"""Admin API for webhooks, guarded by `ADMIN_API_KEY`: the deliveries that were dead-lettered (refused for good
-by the receiver, or failed on every attempt), and sending chosen ones again once the receiver is fixed
-(shared/webhook_dead.py)."""
+"""Admin API for webhooks (reads: any admin key; redelivery: the `admin` role, audited): the deliveries that
+were dead-lettered (refused for good by the receiver, or failed on every attempt), and sending chosen ones
+again once the receiver is fixed (shared/webhook_dead.py)."""
 
 from typing import Annotated
 
@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from api.body import read_json_object
-from api.deps import AdminDep, StateDep
+from api.deps import AdminActorDep, SessionDep, StateDep, ViewerDep
+from shared.audit import record_admin_action
 from shared.errors import InvalidRequest
 from shared.tenants import validation_problems
 from shared.webhook_dead import MAX_REDELIVER, list_dead, redeliver
 
-router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["admin"], dependencies=[ViewerDep])
 
 
 class Redeliver(BaseModel):
@@ -37,7 +38,8 @@ async def read_dead_letters(
 
 
 @router.post("/dead/redeliver", openapi_extra=REDELIVER_BODY)
-async def redeliver_dead_letters(request: Request, state: StateDep) -> dict[str, object]:
+async def redeliver_dead_letters(request: Request, state: StateDep, session: SessionDep,
+                                 actor: AdminActorDep) -> dict[str, object]:
     """Send these dead letters again, each as a first attempt due now (with the usual retries); ids no longer
     in the dead-letter stream (redelivered already, or trimmed) are listed as `not_found`."""
     try:
@@ -45,4 +47,9 @@ async def redeliver_dead_letters(request: Request, state: StateDep) -> dict[str,
     except ValidationError as exc:
         raise InvalidRequest(f"Invalid redelivery: {validation_problems(exc)}") from exc
     moved, missing = await redeliver(state.redis, body.ids)
+    # The move is in Redis, so it cannot share a transaction with the entry: it is recorded right after.
+    await record_admin_action(session, actor=actor.id, action="webhooks.redelivered", target_type="webhook",
+                              target_id="dead-letters", before=None,
+                              after={"redelivered": moved, "not_found": missing})
+    await session.commit()
     return {"redelivered": moved, "not_found": missing}

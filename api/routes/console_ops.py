@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api.console.auth import SessionUser, checked_form, require_all_tenants
 from api.console.pages import ConsoleRoute, render
 from api.deps import SessionDep, StateDep
+from shared.audit import CONSOLE_ACTOR, record_admin_action
 from shared.breaker_state import read_breakers
 from shared.console_stats import recent_problems
 from shared.errors import InvalidRequest
@@ -41,7 +42,7 @@ async def read_webhooks(request: Request, user: SessionUser, state: StateDep,
 
 
 @router.post("/webhooks/redeliver")
-async def redeliver_webhooks(request: Request, user: SessionUser, state: StateDep) -> Response:
+async def redeliver_webhooks(request: Request, user: SessionUser, state: StateDep, db: SessionDep) -> Response:
     """Send the ticked dead letters again (each as a first attempt due now)."""
     require_all_tenants(user)
     await checked_form(request, user)
@@ -49,6 +50,9 @@ async def redeliver_webhooks(request: Request, user: SessionUser, state: StateDe
     if not ids or len(ids) > MAX_REDELIVER:
         raise InvalidRequest(f"Tick between 1 and {MAX_REDELIVER} dead letters to send again")
     moved, missing = await redeliver(state.redis, ids)
+    await record_admin_action(db, actor=CONSOLE_ACTOR, action="webhooks.redelivered", target_type="webhook",
+                              target_id="dead-letters", before=None, after={"redelivered": moved, "not_found": missing})
+    await db.commit()
     notice = f"Sent again: {len(moved)}." + (f" No longer dead-lettered: {len(missing)}." if missing else "")
     return await _webhooks_page(request, user, state, None, notice)
 

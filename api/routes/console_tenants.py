@@ -1,6 +1,7 @@
 """Console pages for tenants: the list, creating one (its API key shown once, with a copy button), a tenant's
 page with its limits, budget and weight, and disabling or enabling it. Changes go through the same shared
-functions and cache invalidation as the admin API (api/routes/admin.py); a tenant session sees its own tenant."""
+functions, cache invalidation and audit log (actor `console`) as the admin API (api/routes/admin.py); a tenant
+session sees its own tenant."""
 
 from datetime import UTC, datetime
 
@@ -11,8 +12,11 @@ from api.console.auth import SessionUser, checked_form
 from api.console.forms import limits_from_form, tenant_from_form
 from api.console.pages import ConsoleRoute, render
 from api.deps import AppState, SessionDep, StateDep
+from api.routes.admin import render_tenant
 from api.routes.schemas import TenantId
+from shared.audit import CONSOLE_ACTOR, record_admin_action
 from shared.budget import reset_budget_counters
+from shared.budget_alerts import mirror_budget_alerts
 from shared.console_sessions import ConsoleSession
 from shared.db.tables import Tenant
 from shared.errors import NotFound
@@ -37,7 +41,8 @@ async def create_tenant(request: Request, user: SessionUser, db: SessionDep) -> 
     form = await checked_form(request, user)
     params = tenant_from_form(form)
     limits = TenantLimits.model_validate(params.model_dump(exclude={"name"}, exclude_unset=True))
-    tenant, api_key = await create_tenant_record(db, params.name, limits=limits)
+    tenant, api_key = await create_tenant_record(db, params.name, limits=limits, commit=False)
+    await _audit(db, "tenant.created", tenant.id, None, render_tenant(tenant))
     return render(request, "tenant.html", user, status=201, active="tenants", tenant=tenant, api_key=api_key,
                   periods=PERIODS)
 
@@ -55,12 +60,14 @@ async def update_tenant(tenant_id: TenantId, request: Request, user: SessionUser
                         state: StateDep) -> Response:
     """Replace the tenant's limits with the form's (an empty field removes that limit)."""
     changes = limits_from_form(await checked_form(request, user))
-    before = await get_tenant(db, tenant_id)
-    budget_before = (before.budget_usd, before.budget_period)
-    tenant = await update_tenant_record(db, tenant_id, changes)
+    before = render_tenant(await get_tenant(db, tenant_id))
+    budget_before = (before["budget_usd"], before["budget_period"])
+    tenant = await update_tenant_record(db, tenant_id, changes, commit=False)
+    await _audit(db, "tenant.updated", tenant_id, before, render_tenant(tenant))
     await state.tenant_cache.invalidate_tenant(tenant_id)
     if (tenant.budget_usd, tenant.budget_period) != budget_before:  # recounted from the usage records, as the API does
         await reset_budget_counters(state.redis, tenant_id, datetime.now(UTC))
+        await mirror_budget_alerts(state.redis, db, tenant_id, datetime.now(UTC), budget_changed=True)
     return RedirectResponse(f"/console/tenants/{tenant_id}?saved=1", status_code=303)
 
 
@@ -79,9 +86,20 @@ async def enable_tenant(tenant_id: TenantId, request: Request, user: SessionUser
 async def _set_disabled(tenant_id: str, request: Request, user: ConsoleSession, db: SessionDep, state: AppState,
                         disabled: bool) -> Response:
     await checked_form(request, user)
-    await set_tenant_disabled(db, tenant_id, disabled)
+    before = render_tenant(await get_tenant(db, tenant_id))
+    tenant = await set_tenant_disabled(db, tenant_id, disabled, commit=False)
+    await _audit(db, "tenant.disabled" if disabled else "tenant.enabled", tenant_id, before, render_tenant(tenant))
     await state.tenant_cache.invalidate_tenant(tenant_id)
     return RedirectResponse(f"/console/tenants/{tenant_id}?saved=1", status_code=303)
+
+
+async def _audit(db: SessionDep, action: str, tenant_id: str, before: dict[str, object] | None,
+                 after: dict[str, object]) -> None:
+    """Record the change (shared/audit.py) and commit it with the change. Only an admin session changes
+    tenants, and it signed in with ADMIN_API_KEY."""
+    await record_admin_action(db, actor=CONSOLE_ACTOR, action=action, target_type="tenant", target_id=tenant_id,
+                              before=before, after=after)
+    await db.commit()
 
 
 async def _visible(db: SessionDep, user: ConsoleSession, tenant_id: str) -> Tenant:

@@ -1,4 +1,5 @@
-"""The gateway's database tables: tenants, their API keys and one usage record per finished job.
+"""The gateway's database tables: tenants, their API keys, one usage record per finished job, and governance
+(admin keys with roles, the audit log of admin actions, budget-alert webhooks).
 Only portable column types are used so the same schema runs on PostgreSQL and on embedded SQLite."""
 
 from datetime import UTC, datetime
@@ -10,8 +11,19 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-__all__ = ["NAMING_CONVENTION", "TAGS_TYPE", "ApiKey", "RequestContent", "Tenant", "UTCDateTime", "UsageRecord",
-           "utc_now"]
+__all__ = [
+    "NAMING_CONVENTION",
+    "TAGS_TYPE",
+    "AdminKey",
+    "ApiKey",
+    "AuditEntry",
+    "BudgetAlert",
+    "RequestContent",
+    "Tenant",
+    "UTCDateTime",
+    "UsageRecord",
+    "utc_now",
+]
 
 # Deterministic constraint names let Alembic (and SQLite batch mode) find constraints again later.
 NAMING_CONVENTION: dict[str, str] = {
@@ -161,3 +173,50 @@ class RequestContent(SQLModel, table=True):
     """The request as the job ran it (the gateway's internal model, as JSON)."""
     answer: str = Field(default="")
     """The answer's text; empty for a failed request or an answer without text (embeddings)."""
+
+
+class AdminKey(SQLModel, table=True):
+    """A credential for the admin API with a role (`admin` may write, `viewer` only reads); stored, like
+    tenant keys, only as the SHA-256 hex of the plain key. Deleting one stamps `revoked_at`, so the audit
+    log's actor ids keep meaning something."""
+
+    __tablename__ = "admin_key"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=100, index=True)
+    role: str = Field(max_length=16)
+    key_hash: str = Field(unique=True, index=True, max_length=64)
+    key_prefix: str = Field(max_length=12)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One admin action: who (`actor`: an admin key's id, or `bootstrap` for ADMIN_API_KEY), what (`action`
+    on `target_type`/`target_id`), the target before and after as JSON text (never a secret), and when."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=100, index=True)
+    action: str = Field(max_length=64, index=True)
+    target_type: str = Field(max_length=32)
+    target_id: str = Field(max_length=100, index=True)
+    before: str | None = Field(default=None)
+    after: str | None = Field(default=None)
+
+
+class BudgetAlert(SQLModel, table=True):
+    """A webhook called once per threshold (percent of the budget) per budget period. `key_id` is None for
+    the tenant's budget; it is there so per-key budgets (issue 15) can have alerts of their own."""
+
+    __tablename__ = "budget_alert"
+
+    id: str = Field(primary_key=True, max_length=32)
+    tenant_id: str = Field(foreign_key="tenant.id", ondelete="CASCADE", index=True, max_length=32)
+    key_id: str | None = Field(default=None, max_length=32)
+    url: str = Field(max_length=2048)
+    thresholds: str = Field(max_length=200)
+    """Percentages of the budget, ascending and comma-separated, e.g. `50,80,100`."""
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

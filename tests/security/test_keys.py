@@ -4,7 +4,7 @@ cache), compared in constant time, never logged, and revoked at once in every AP
 How keys are compared: a tenant key is never compared with a stored key. Its SHA-256 is computed and looked
 up (Redis `gw:auth:<hash>`, else an indexed equality on `api_key.key_hash`), so any timing difference depends
 on the hash, which an attacker cannot steer towards a valid key's hash. The one secret compared directly, the
-admin key, goes through `hmac.compare_digest` (api/deps.py `require_admin`)."""
+admin key, goes through `hmac.compare_digest` (api/deps.py `current_admin`)."""
 
 import hashlib
 import inspect
@@ -32,7 +32,7 @@ def test_keys_are_generated_with_secrets_and_carry_256_random_bits() -> None:
 
 
 def test_keys_are_compared_by_hash_lookup_and_admin_key_with_compare_digest() -> None:
-    assert "hmac.compare_digest" in inspect.getsource(api.deps.require_admin)
+    assert "hmac.compare_digest" in inspect.getsource(api.deps.current_admin)
     assert "hash_key(key)" in inspect.getsource(api.deps.current_tenant)
     assert "ApiKey.key_hash) == hash_key(plain_key)" in inspect.getsource(shared.tenants.authenticate)
     assert hash_key("gw-x") == hashlib.sha256(b"gw-x").hexdigest()

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db.engine import create_session_factory
-from shared.db.tables import ApiKey
+from shared.db.tables import ApiKey, utc_now
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.tenants import (
     TenantLimits,
@@ -278,3 +278,17 @@ def test_parse_limits_keeps_only_given_fields_set() -> None:
     limits = parse_limits({"budget_usd": None, "max_concurrent": 2})
     assert limits.model_fields_set == {"budget_usd", "max_concurrent"}
     assert parse_limits({"budget_usd": 5}).budget_usd == 5.0
+
+
+async def test_authenticate_refuses_an_expired_key(session: AsyncSession) -> None:
+    """The console's sign-in uses `authenticate`: a key past its `expires_at` (issue 15) opens no session."""
+    tenant, plain = await create_tenant(session, "expiring")
+    key = (await session.exec(select(ApiKey).where(col(ApiKey.tenant_id) == tenant.id))).one()
+    key.expires_at = utc_now() - timedelta(seconds=1)
+    session.add(key)
+    await session.commit()
+    assert await authenticate(session, plain) is None
+    key.expires_at = utc_now() + timedelta(hours=1)
+    session.add(key)
+    await session.commit()
+    assert await authenticate(session, plain) is not None
