@@ -61,14 +61,16 @@ async def seed_spend(redis: Redis, sessions: async_sessionmaker[AsyncSession], t
     ticket = await open_seed(redis, scope.owner, period, now)
     if ticket.ready:
         return
-    await _count_into(redis, sessions, ticket, tenant_id, period, now)
+    await _count_into(redis, sessions, ticket, scope, period, now)
+    if key_id is not None:
+        return  # budget alerts are the tenant's: a key's seed leaves the tenant's counter as it was
     # A seed means a new period, a changed budget or lost Redis data: the budget-alert mirror is refreshed too.
     async with sessions() as session:
         await mirror_budget_alerts(redis, session, tenant_id, now)
 
 
-async def _count_into(redis: Redis, sessions: async_sessionmaker[AsyncSession], ticket: SeedTicket, tenant_id: str,
-                      period: str, now: datetime) -> None:
+async def _count_into(redis: Redis, sessions: async_sessionmaker[AsyncSession], ticket: SeedTicket,
+                      scope: SpendScope, period: str, now: datetime) -> None:
     start = period_start(period, now)
     streamed_micros, streamed_ids = await _stream_spend(redis, ticket, scope, start)
     for _ in range(SEED_ATTEMPTS):
