@@ -67,7 +67,8 @@ def _key_text(data: dict[str, object]) -> str:
 
 async def _create(args: argparse.Namespace, session: AsyncSession) -> Outcome:
     params = _validated(KeyCreate, {"name": args.name, **_given(args)})
-    assert isinstance(params, KeyCreate)  # validated with KeyCreate just above
+    if not isinstance(params, KeyCreate):  # validated with KeyCreate just above: a bug if not
+        raise TypeError("key parameters were not validated as KeyCreate")
     key, plain = await create_key(session, args.tenant_id, params)
     data = {**render_key(key), "api_key": plain}
     return Outcome(f"{_key_text(data)}\n\nThe API key is shown only this once: store it now.", data)

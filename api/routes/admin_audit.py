@@ -24,7 +24,7 @@ async def read_audit_log(
     since: Annotated[datetime | None, Query(description="ISO 8601; entries at or after")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601; entries before")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(ge=1, description="the previous page's `next_cursor`")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="the previous page's `next_cursor`")] = None,
 ) -> dict[str, object]:
     """Audit entries matching every filter given, newest first; page with `next_cursor` as `before`."""
     where = AuditFilter(action=action, target_type=target_type, target_id=target_id, actor=actor,

@@ -6,7 +6,6 @@ Prompt and answer text only for a tenant that opted in (`log_content_days`), in 
 expires on its own."""
 
 import base64
-import binascii
 from datetime import datetime
 from typing import Any
 
@@ -163,11 +162,13 @@ def _encode_cursor(row_id: int) -> str:
 
 
 def _cursor_id(cursor: str) -> int:
+    """The row id a cursor names; 400 for anything this API did not return: non-ASCII text (base64 refuses it
+    with a ValueError), bad base64, or an id outside the id column's int64 range (the database would fail)."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = text.partition(":")
-        if prefix == "rl" and number.isascii() and number.isdigit():
+        if prefix == "rl" and number.isascii() and number.isdigit() and len(number) <= 18:
             return int(number)
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
         pass
     raise InvalidRequest("cursor is not one this API returned", code="invalid_cursor")
