@@ -102,7 +102,7 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "404": "Unknown path, model, job or tenant",
     "405": "Method not allowed on this path",
     "408": "The request body was not received in time (BODY_READ_TIMEOUT_S)",
-    "409": "Conflict: the tenant name is taken, or the job has already ended",
+    "409": "Conflict: the tenant or key name is taken, or the job has already ended",
     "413": "The request body is larger than MAX_BODY_BYTES",
     "429": "Rate limited (the tenant's limits, or every provider's)",
     "500": "Unexpected internal error",
@@ -126,7 +126,8 @@ SSE_CONTENT = {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}}
 
 
 def error_statuses(path: str) -> tuple[str, ...]:
-    conflicts = path.endswith("/cancel") or path == "/api/v1/admin/tenants"  # an ended job; a taken name
+    # an ended job; a taken tenant name; a taken name of a tenant's active key (issue 15)
+    conflicts = path.endswith("/cancel") or path in ("/api/v1/admin/tenants", "/api/v1/admin/tenants/{tenant_id}/keys")
     extra = COMPLETION_ERRORS if path in COMPLETION_PATHS else ("409",) if conflicts else ()
     return tuple(sorted({*COMMON_ERRORS, *extra}))
 
