@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[ViewerD
 
 
 # viewer-readable
-@router.get("/tenants/{tenant_id}/usage")
+@router.get("/tenants/{tenant_id}/usage", responses={200: {"content": {"application/json": {}, "text/csv": {}}}})
 async def read_tenant_usage(tenant_id: TenantId, session: SessionDep,
                             query: Annotated[ReportQuery, Depends(report_query)]) -> Response:
     """Totals and breakdowns by day, model, provider and endpoint over the last `days` days; `group_by`

@@ -14,7 +14,7 @@ from shared.db.tables import utc_now
 router = APIRouter(prefix="/api/v1", tags=["gateway"])
 
 
-@router.get("/usage")
+@router.get("/usage", responses={200: {"content": {"application/json": {}, "text/csv": {}}}})
 async def read_own_usage(tenant: TenantDep, session: SessionDep,
                          query: Annotated[ReportQuery, Depends(report_query)]) -> Response:
     """The calling tenant's totals and breakdowns; `group_by` and filters give grouped totals, `format=csv` CSV."""
