@@ -8,11 +8,11 @@ import argparse
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.routes.admin_keys import render_key
 from cli.key_args import KEY_OPTIONS
 from cli.tables import render_pairs, render_table
 from cli.tenants import Action, Outcome, run_action
-from shared.api_keys import KeyCreate, KeyScopes, create_key, list_keys, revoke_key, update_key
+from shared.api_keys import KeyCreate, KeyScopes, create_key, list_keys, render_key, revoke_key, update_key
+from shared.audit import CLI_ACTOR
 from shared.config import Settings
 from shared.errors import InvalidRequest
 from shared.tenants import validation_problems
@@ -69,7 +69,7 @@ async def _create(args: argparse.Namespace, session: AsyncSession) -> Outcome:
     params = _validated(KeyCreate, {"name": args.name, **_given(args)})
     if not isinstance(params, KeyCreate):  # validated with KeyCreate just above: a bug if not
         raise TypeError("key parameters were not validated as KeyCreate")
-    key, plain = await create_key(session, args.tenant_id, params)
+    key, plain = await create_key(session, args.tenant_id, params, actor=CLI_ACTOR)
     data = {**render_key(key), "api_key": plain}
     return Outcome(f"{_key_text(data)}\n\nThe API key is shown only this once: store it now.", data)
 
@@ -85,12 +85,12 @@ async def _update(args: argparse.Namespace, session: AsyncSession) -> Outcome:
     if not changes.model_fields_set:
         options = ", ".join(option for option, _, _ in KEY_OPTIONS.values())
         raise InvalidRequest(f"nothing to update: give at least one of {options}")
-    key = await update_key(session, args.tenant_id, args.key_id, changes)
+    key = await update_key(session, args.tenant_id, args.key_id, changes, actor=CLI_ACTOR)
     return Outcome(_key_text(render_key(key)), render_key(key), changed=key.tenant_id)
 
 
 async def _revoke(args: argparse.Namespace, session: AsyncSession) -> Outcome:
-    key = await revoke_key(session, args.tenant_id, args.key_id)
+    key = await revoke_key(session, args.tenant_id, args.key_id, actor=CLI_ACTOR)
     return Outcome(_key_text(render_key(key)), render_key(key), changed=key.tenant_id)
 
 

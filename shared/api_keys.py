@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.audit import record_admin_action
 from shared.db.tables import ApiKey, Tenant, utc_now
 from shared.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from shared.tenant_cache import TenantSnapshot
@@ -31,6 +32,7 @@ __all__ = [
     "list_keys",
     "model_allowed",
     "parse_key",
+    "render_key",
     "revoke_key",
     "update_key",
     "visible_models",
@@ -115,8 +117,10 @@ def endpoint_for_path(path: str) -> str | None:
     return None
 
 
-async def create_key(session: AsyncSession, tenant_id: str, params: KeyCreate) -> tuple[ApiKey, str]:
-    """Issue a named key with its scopes and commit; returns it and the plain key (shown only now)."""
+async def create_key(session: AsyncSession, tenant_id: str, params: KeyCreate, *, actor: str
+                     ) -> tuple[ApiKey, str]:
+    """Issue a named key with its scopes and commit it with its audit entry (by `actor`); returns the key and the
+    plain key (shown only now)."""
     await get_tenant(session, tenant_id)
     await _check_name_free(session, tenant_id, params.name)
     row, plain = new_api_key(tenant_id, params.name)
@@ -124,6 +128,8 @@ async def create_key(session: AsyncSession, tenant_id: str, params: KeyCreate) -
         setattr(row, field, value)
     session.add(row)
     try:
+        await session.flush()
+        await _audit(session, actor, "key.created", row, None)
         await session.commit()
     except IntegrityError as exc:  # pragma: no cover - a 256-bit hash collision
         await session.rollback()
@@ -149,22 +155,31 @@ async def get_key(session: AsyncSession, tenant_id: str, key_id: str) -> ApiKey:
     return key
 
 
-async def update_key(session: AsyncSession, tenant_id: str, key_id: str, changes: KeyScopes) -> ApiKey:
-    """Apply the scopes set explicitly in `changes` to an active key and commit; NotFound for a revoked one."""
+async def update_key(session: AsyncSession, tenant_id: str, key_id: str, changes: KeyScopes, *,
+                     actor: str) -> ApiKey:
+    """Apply the scopes set explicitly in `changes` to an active key and commit it with its audit entry (by
+    `actor`); NotFound for a revoked one."""
     key = await _active_key(session, tenant_id, key_id)
+    before = render_key(key)
     for field in changes.model_fields_set:
         setattr(key, field, getattr(changes, field))
     session.add(key)
+    await session.flush()
+    await _audit(session, actor, "key.updated", key, before)
     await session.commit()
     await session.refresh(key)
     return key
 
 
-async def revoke_key(session: AsyncSession, tenant_id: str, key_id: str) -> ApiKey:
-    """Revoke an active key and commit; NotFound when it is unknown or already revoked."""
+async def revoke_key(session: AsyncSession, tenant_id: str, key_id: str, *, actor: str) -> ApiKey:
+    """Revoke an active key and commit it with its audit entry (by `actor`); NotFound when it is unknown or
+    already revoked."""
     key = await _active_key(session, tenant_id, key_id)
+    before = render_key(key)
     key.revoked_at = utc_now()
     session.add(key)
+    await session.flush()
+    await _audit(session, actor, "key.revoked", key, before)
     await session.commit()
     await session.refresh(key)
     return key
@@ -179,6 +194,32 @@ async def authenticate_key(session: AsyncSession, plain_key: str) -> tuple[Tenan
     )
     row = (await session.exec(statement)).first()
     return (row[0], row[1]) if row is not None else None
+
+
+def render_key(key: ApiKey) -> dict[str, object]:
+    """A key as the admin API, the CLI and the audit log show it: never its hash, only the plain key's prefix."""
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": key.id, "object": "api_key", "tenant_id": key.tenant_id, "name": key.name, "prefix": key.key_prefix,
+        "created_at": when(key.created_at), "expires_at": when(key.expires_at),
+        "last_used_at": when(key.last_used_at), "revoked_at": when(key.revoked_at),
+        "allowed_models": key.allowed_models, "allowed_endpoints": key.allowed_endpoints,
+        "rate_limit": key.rate_limit, "tpm_limit": key.tpm_limit, "max_concurrent": key.max_concurrent,
+        "budget_usd": key.budget_usd, "budget_period": key.budget_period,
+    }
+
+
+async def _audit(session: AsyncSession, actor: str, action: str, key: ApiKey,
+                 before: dict[str, object] | None) -> None:
+    """The change's audit entry, in its transaction. `last_used_at` is left out: it moves with traffic, not
+    with the change, and would show a difference nobody made."""
+    def state(data: dict[str, object] | None) -> dict[str, object] | None:
+        return None if data is None else {name: value for name, value in data.items() if name != "last_used_at"}
+
+    await record_admin_action(session, actor=actor, action=action, target_type="api_key", target_id=key.id,
+                              before=state(before), after=state(render_key(key)))
 
 
 async def _active_key(session: AsyncSession, tenant_id: str, key_id: str) -> ApiKey:

@@ -10,11 +10,20 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.body import read_json_object
-from api.deps import SessionDep, StateDep, ViewerDep
+from api.deps import AdminActorDep, SessionDep, StateDep, ViewerDep
 from api.routes.schemas import RESOURCE_ID_PATTERN, TenantId
-from shared.api_keys import KeyCreate, KeyScopes, create_key, get_key, list_keys, parse_key, revoke_key, update_key
+from shared.api_keys import (
+    KeyCreate,
+    KeyScopes,
+    create_key,
+    get_key,
+    list_keys,
+    parse_key,
+    render_key,
+    revoke_key,
+    update_key,
+)
 from shared.budget import reset_budget_counters
-from shared.db.tables import ApiKey
 
 router = APIRouter(prefix="/api/v1/admin/tenants/{tenant_id}/keys", tags=["admin"],
                    dependencies=[ViewerDep])  # reads: any admin key; writes: the admin role (api/deps.py)
@@ -28,11 +37,10 @@ SCOPES_BODY = {"requestBody": {"required": True,
 
 @router.post("", status_code=201, openapi_extra=CREATE_BODY)
 async def create_tenant_key(tenant_id: TenantId, request: Request, session: SessionDep,
-                            state: StateDep) -> JSONResponse:
+                            state: StateDep, actor: AdminActorDep) -> JSONResponse:
     """Issue a named key with optional scopes; the answer holds the plain key, shown only once."""
     params = parse_key(await read_json_object(request, state.settings.max_body_bytes), KeyCreate)
-    key, plain = await create_key(session, tenant_id, params)
-    # audit: key.create
+    key, plain = await create_key(session, tenant_id, params, actor=actor.id)
     return JSONResponse({**render_key(key), "api_key": plain}, status_code=201)
 
 
@@ -53,11 +61,10 @@ async def read_tenant_key(  # viewer-readable
 
 @router.patch("/{key_id}", openapi_extra=SCOPES_BODY)
 async def update_tenant_key(tenant_id: TenantId, key_id: KeyId, request: Request, session: SessionDep,
-                            state: StateDep) -> dict[str, object]:
+                            state: StateDep, actor: AdminActorDep) -> dict[str, object]:
     """Change a key's scopes: only the fields in the body change, and `null` removes a restriction."""
     changes = parse_key(await read_json_object(request, state.settings.max_body_bytes), KeyScopes)
-    key = await update_key(session, tenant_id, key_id, changes)
-    # audit: key.update
+    key = await update_key(session, tenant_id, key_id, changes, actor=actor.id)
     await state.tenant_cache.invalidate_tenant(tenant_id)
     # Spend made while the key had no budget did not reach its counters: the next budgeted request seeds them
     # from the key's usage records (they carry its id), as for the tenant's (api/routes/admin.py).
@@ -68,24 +75,8 @@ async def update_tenant_key(tenant_id: TenantId, key_id: KeyId, request: Request
 
 @router.delete("/{key_id}")
 async def revoke_tenant_key(tenant_id: TenantId, key_id: KeyId, session: SessionDep,
-                            state: StateDep) -> dict[str, object]:
+                            state: StateDep, actor: AdminActorDep) -> dict[str, object]:
     """Revoke a key: 401 from the next request on, in every API process."""
-    key = await revoke_key(session, tenant_id, key_id)
-    # audit: key.revoke
+    key = await revoke_key(session, tenant_id, key_id, actor=actor.id)
     await state.tenant_cache.invalidate_tenant(tenant_id)
     return render_key(key)
-
-
-def render_key(key: ApiKey) -> dict[str, object]:
-    """A key as the admin API and the CLI show it: never its hash, only the prefix of the plain key."""
-    def when(value: datetime | None) -> str | None:
-        return value.isoformat() if value is not None else None
-
-    return {
-        "id": key.id, "object": "api_key", "tenant_id": key.tenant_id, "name": key.name, "prefix": key.key_prefix,
-        "created_at": when(key.created_at), "expires_at": when(key.expires_at),
-        "last_used_at": when(key.last_used_at), "revoked_at": when(key.revoked_at),
-        "allowed_models": key.allowed_models, "allowed_endpoints": key.allowed_endpoints,
-        "rate_limit": key.rate_limit, "tpm_limit": key.tpm_limit, "max_concurrent": key.max_concurrent,
-        "budget_usd": key.budget_usd, "budget_period": key.budget_period,
-    }

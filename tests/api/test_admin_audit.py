@@ -52,6 +52,11 @@ async def test_every_admin_action_is_audited_with_before_and_after(http: httpx.A
     await ok(await http.post(f"/api/v1/admin/tenants/{tid}/disable", headers=by_ops))
     await ok(await http.post(f"/api/v1/admin/tenants/{tid}/enable", headers=by_ops))
     rotated = await ok(await http.post(f"/api/v1/admin/tenants/{tid}/rotate-key", headers=by_ops))
+    key = await ok(await http.post(f"/api/v1/admin/tenants/{tid}/keys", json={"name": "ci", "rate_limit": 5},
+                                   headers=by_ops), 201)
+    await ok(await http.patch(f"/api/v1/admin/tenants/{tid}/keys/{key['id']}",
+                              json={"allowed_models": ["gpt-4o*"], "rate_limit": None}, headers=by_ops))
+    await ok(await http.delete(f"/api/v1/admin/tenants/{tid}/keys/{key['id']}", headers=by_ops))
     alert = await ok(await http.post(f"/api/v1/admin/tenants/{tid}/budget-alerts",
                                      json={"url": "http://127.0.0.1:9/hook", "thresholds": [80, 50]},
                                      headers=by_ops), 201)
@@ -66,6 +71,7 @@ async def test_every_admin_action_is_audited_with_before_and_after(http: httpx.A
     assert [(e["action"], e["actor"]) for e in log] == [
         ("admin_key.created", "bootstrap"), ("tenant.created", ops["id"]), ("tenant.updated", ops["id"]),
         ("tenant.disabled", ops["id"]), ("tenant.enabled", ops["id"]), ("tenant.key_rotated", ops["id"]),
+        ("key.created", ops["id"]), ("key.updated", ops["id"]), ("key.revoked", ops["id"]),
         ("budget_alert.created", ops["id"]), ("budget_alert.deleted", ops["id"]),
         ("webhooks.redelivered", ops["id"]), ("admin_key.deleted", "bootstrap"),
     ]
@@ -79,12 +85,20 @@ async def test_every_admin_action_is_audited_with_before_and_after(http: httpx.A
         == (False, True)
     assert by_action["tenant.enabled"]["after"]["disabled"] is False
     assert by_action["tenant.key_rotated"]["after"] == {"key_prefix": rotated["api_key"][:12]}
+    created, changed, revoked = by_action["key.created"], by_action["key.updated"], by_action["key.revoked"]
+    assert {e["target_type"] for e in (created, changed, revoked)} == {"api_key"}
+    assert {e["target_id"] for e in (created, changed, revoked)} == {key["id"]}
+    assert created["before"] is None and created["after"]["name"] == "ci" and created["after"]["rate_limit"] == 5
+    assert (changed["before"]["allowed_models"], changed["after"]["allowed_models"]) == (None, ["gpt-4o*"])
+    assert (changed["before"]["rate_limit"], changed["after"]["rate_limit"]) == (5, None)
+    assert (revoked["before"]["revoked_at"], revoked["after"]["revoked_at"]) == (None, revoked["after"]["revoked_at"])
+    assert revoked["after"]["revoked_at"] is not None
     assert by_action["budget_alert.created"]["after"]["thresholds"] == [50, 80]
     assert by_action["budget_alert.deleted"]["before"]["id"] == alert["id"]
     assert by_action["webhooks.redelivered"]["after"] == {"redelivered": [dead], "not_found": []}
     assert by_action["admin_key.deleted"]["before"]["name"] == "ops" and by_action["admin_key.deleted"]["after"] is None
     dump = json.dumps(log)
-    for secret in (tenant["api_key"], rotated["api_key"], ops["api_key"]):
+    for secret in (tenant["api_key"], rotated["api_key"], ops["api_key"], key["api_key"]):
         assert secret not in dump and hash_key(secret) not in dump
 
 

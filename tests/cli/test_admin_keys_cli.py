@@ -79,3 +79,30 @@ def test_tenant_commands_are_audited_as_cli(db: str) -> None:
     assert json.loads(str(before))["tpm_limit"] is None and json.loads(str(after))["tpm_limit"] == 500
     assert json.loads(str(audit[4][3])) == {"key_prefix": new_key[:12]}
     assert all(tenant["api_key"] not in str(row) and new_key not in str(row) for row in audit)
+
+
+async def _key_audit(db: str) -> list[tuple[str, str, object, object]]:
+    engine = create_engine(db)
+    try:
+        async with create_session_factory(engine)() as session:
+            page = await list_audit(session, AuditFilter(actor="cli", target_type="api_key"), limit=20,
+                                    before_id=None)
+    finally:
+        await engine.dispose()
+    return [(e.action, e.target_id, e.before, e.after) for e in reversed(page.entries)]
+
+
+def test_key_commands_are_audited_as_cli(db: str) -> None:
+    tenant = json.loads(run_cli("tenants", "create", "acme", "--json", database_url=db).stdout)
+    created = run_cli("keys", "create", tenant["id"], "ci", "--rate-limit", "5", "--json", database_url=db)
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    for args in (("update", tenant["id"], key["id"], "--rate-limit", "none"), ("revoke", tenant["id"], key["id"])):
+        result = run_cli("keys", *args, database_url=db)
+        assert result.returncode == 0, result.stderr
+    audit = asyncio.run(_key_audit(db))
+    assert [(action, target) for action, target, _, _ in audit] == [
+        ("key.created", key["id"]), ("key.updated", key["id"]), ("key.revoked", key["id"])]
+    _, _, before, after = audit[1]
+    assert json.loads(str(before))["rate_limit"] == 5 and json.loads(str(after))["rate_limit"] is None
+    assert all(key["api_key"] not in str(row) for row in audit)

@@ -53,7 +53,7 @@ async def test_create_key_authenticates_with_its_scopes(session: AsyncSession) -
     expiry = datetime.now(UTC) + timedelta(days=1)
     key, plain = await create_key(session, tenant.id, KeyCreate(
         name="ci", allowed_models=["gpt-4o*"], allowed_endpoints=["jobs"], rate_limit=5, budget_usd=1.5,
-        budget_period="daily", expires_at=expiry))
+        budget_period="daily", expires_at=expiry), actor="test")
     assert plain.startswith("gw-") and plain != default and key.key_hash == hash_key(plain)
     found = await authenticate_key(session, plain)
     assert found is not None
@@ -77,36 +77,36 @@ async def test_default_key_has_no_scopes(session: AsyncSession) -> None:
 
 async def test_create_key_refuses_a_name_in_use_until_revoked(session: AsyncSession) -> None:
     tenant, _ = await create_tenant(session, "acme")
-    first, _ = await create_key(session, tenant.id, KeyCreate(name="ci"))
+    first, _ = await create_key(session, tenant.id, KeyCreate(name="ci"), actor="test")
     with pytest.raises(Conflict, match="already has an active key named 'ci'"):
-        await create_key(session, tenant.id, KeyCreate(name="ci"))
-    await revoke_key(session, tenant.id, first.id)
-    second, _ = await create_key(session, tenant.id, KeyCreate(name="ci"))
+        await create_key(session, tenant.id, KeyCreate(name="ci"), actor="test")
+    await revoke_key(session, tenant.id, first.id, actor="test")
+    second, _ = await create_key(session, tenant.id, KeyCreate(name="ci"), actor="test")
     assert second.id != first.id
 
 
 async def test_create_key_for_missing_tenant_raises_not_found(session: AsyncSession) -> None:
     with pytest.raises(NotFound):
-        await create_key(session, "ten_missing", KeyCreate(name="ci"))
+        await create_key(session, "ten_missing", KeyCreate(name="ci"), actor="test")
 
 
 async def test_revoke_key_stops_only_that_key(session: AsyncSession) -> None:
     tenant, default = await create_tenant(session, "acme")
-    key, plain = await create_key(session, tenant.id, KeyCreate(name="ci"))
-    revoked = await revoke_key(session, tenant.id, key.id)
+    key, plain = await create_key(session, tenant.id, KeyCreate(name="ci"), actor="test")
+    revoked = await revoke_key(session, tenant.id, key.id, actor="test")
     assert revoked.revoked_at is not None
     assert await authenticate_key(session, plain) is None
     assert await authenticate_key(session, default) is not None
     with pytest.raises(NotFound, match="revoked"):
-        await revoke_key(session, tenant.id, key.id)
+        await revoke_key(session, tenant.id, key.id, actor="test")
     with pytest.raises(NotFound, match="revoked"):
-        await update_key(session, tenant.id, key.id, KeyScopes(rate_limit=1))
+        await update_key(session, tenant.id, key.id, KeyScopes(rate_limit=1), actor="test")
 
 
 async def test_list_keys_hides_revoked_unless_asked(session: AsyncSession) -> None:
     tenant, _ = await create_tenant(session, "acme")
-    key, _ = await create_key(session, tenant.id, KeyCreate(name="ci"))
-    await revoke_key(session, tenant.id, key.id)
+    key, _ = await create_key(session, tenant.id, KeyCreate(name="ci"), actor="test")
+    await revoke_key(session, tenant.id, key.id, actor="test")
     assert [row.name for row in await list_keys(session, tenant.id)] == ["default"]
     assert [row.name for row in await list_keys(session, tenant.id, include_revoked=True)] == ["default", "ci"]
 
@@ -114,23 +114,24 @@ async def test_list_keys_hides_revoked_unless_asked(session: AsyncSession) -> No
 async def test_get_key_of_another_tenant_raises_not_found(session: AsyncSession) -> None:
     tenant, _ = await create_tenant(session, "acme")
     other, _ = await create_tenant(session, "other")
-    key, _ = await create_key(session, tenant.id, KeyCreate(name="ci"))
+    key, _ = await create_key(session, tenant.id, KeyCreate(name="ci"), actor="test")
     with pytest.raises(NotFound):
         await get_key(session, other.id, key.id)
 
 
 async def test_update_key_changes_only_the_fields_given(session: AsyncSession) -> None:
     tenant, _ = await create_tenant(session, "acme")
-    key, _ = await create_key(session, tenant.id, KeyCreate(name="ci", rate_limit=5, allowed_models=["a"]))
-    updated = await update_key(session, tenant.id, key.id, parse_key({"allowed_models": None}, KeyScopes))
+    params = KeyCreate(name="ci", rate_limit=5, allowed_models=["a"])
+    key, _ = await create_key(session, tenant.id, params, actor="test")
+    updated = await update_key(session, tenant.id, key.id, parse_key({"allowed_models": None}, KeyScopes), actor="test")
     assert updated.allowed_models is None and updated.rate_limit == 5
 
 
 async def test_rotate_key_replaces_only_the_default_key_keeping_its_scopes(session: AsyncSession) -> None:
     tenant, default = await create_tenant(session, "acme")
     default_row = (await list_keys(session, tenant.id))[0]
-    await update_key(session, tenant.id, default_row.id, KeyScopes(allowed_models=["a*"]))
-    _, named = await create_key(session, tenant.id, KeyCreate(name="ci"))
+    await update_key(session, tenant.id, default_row.id, KeyScopes(allowed_models=["a*"]), actor="test")
+    _, named = await create_key(session, tenant.id, KeyCreate(name="ci"), actor="test")
     rotated = await rotate_key(session, tenant.id)
     assert await authenticate_key(session, default) is None
     assert await authenticate_key(session, named) is not None
