@@ -91,6 +91,9 @@ async def test_console_admin_issues_a_scoped_key_sees_its_request_and_revokes_it
     await expect(row).to_contain_text("1,000 requests/min")
     await expect(row).to_contain_text("Budget $5.00 monthly")
     await console_gateway.screenshot(page, "key-created")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390  # readable at a phone's width
+    await page.set_viewport_size({"width": 1280, "height": 900})
     answered = await _chat(console_gateway.base_url, secret)
     assert answered.status_code == 200, answered.text
     async with httpx.AsyncClient(base_url=console_gateway.base_url, timeout=10) as http:
