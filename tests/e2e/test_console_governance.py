@@ -76,6 +76,36 @@ async def _wait_for_row(page: Page, url: str, text: str) -> None:
     raise AssertionError(f"no request log row with {text!r} at {url}")
 
 
+async def _open_in_request_log(page: Page, console_gateway: ConsoleGateway, tenant_id: str, name: str) -> None:
+    """Filter the request log by the tenant and the key, find the key's one request and open it."""
+    await page.goto(f"/console/requests?tenant_id={tenant_id}")
+    await page.locator("select[name=key]").select_option(label=name)
+    await page.get_by_role("button", name="Show").click()
+    await _wait_for_row(page, page.url, "console-fast")
+    await expect(page.locator("#requests tbody tr")).to_have_count(1)
+    await expect(page.locator("#requests tbody tr")).to_contain_text(name)
+    await console_gateway.screenshot(page, "requests")
+    await page.locator("#requests tbody tr a").first.click()
+    await expect(page.locator("#request-status")).to_have_text("succeeded")
+    await expect(page.locator("#request-facts")).to_contain_text(name)
+    await console_gateway.screenshot(page, "request")
+
+
+async def _revoke_in_console(page: Page, console_gateway: ConsoleGateway, tenant_id: str, name: str) -> str:
+    """Revoke the key through its confirmation page; returns its id."""
+    await page.goto(f"/console/tenants/{tenant_id}/keys")
+    revoke = page.get_by_role("link", name=f"Revoke the key {name}")
+    key_id = re.search(r"/keys/([^/]+)/revoke$", await revoke.get_attribute("href") or "")
+    assert key_id, await page.content()
+    await revoke.click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    await console_gateway.screenshot(page, "key-revoke")
+    await page.get_by_role("button", name="Revoke key").click()
+    await expect(page.get_by_role("status")).to_contain_text("Key revoked")
+    await expect(page.locator("#keys tbody tr", has_text=name)).to_contain_text("revoked")
+    return key_id.group(1)
+
+
 async def test_console_admin_issues_a_scoped_key_sees_its_request_and_revokes_it(
     context: BrowserContext, console_gateway: ConsoleGateway
 ) -> None:
@@ -101,36 +131,17 @@ async def test_console_admin_issues_a_scoped_key_sees_its_request_and_revokes_it
                                   json={"model": "console-fast", "max_tokens": 5, "messages": CHAT})
     assert outside.status_code == 403 and "endpoint" in outside.text  # the scopes the form set apply
 
-    await page.goto(f"/console/requests?tenant_id={tenant_id}")
-    await page.locator("select[name=key]").select_option(label=name)
-    await page.get_by_role("button", name="Show").click()
-    await _wait_for_row(page, page.url, "console-fast")
-    await expect(page.locator("#requests tbody tr")).to_have_count(1)
-    await expect(page.locator("#requests tbody tr")).to_contain_text(name)
-    await console_gateway.screenshot(page, "requests")
-    await page.locator("#requests tbody tr a").first.click()
-    await expect(page.locator("#request-status")).to_have_text("succeeded")
-    await expect(page.locator("#request-facts")).to_contain_text(name)
-    await console_gateway.screenshot(page, "request")
+    await _open_in_request_log(page, console_gateway, tenant_id, name)
 
     await page.goto(f"/console/usage?tenant_id={tenant_id}&days=7")
     today_bar = page.locator("figure", has_text="Requests").locator("rect.bar").last
     assert await today_bar.get_attribute("data-value") == "1"
 
-    await page.goto(f"/console/tenants/{tenant_id}/keys")
-    revoke = page.get_by_role("link", name=f"Revoke the key {name}")
-    key_id = re.search(r"/keys/([^/]+)/revoke$", await revoke.get_attribute("href") or "")
-    assert key_id, await page.content()
-    await revoke.click()
-    await expect(page.get_by_role("heading", level=1)).to_contain_text(name)
-    await console_gateway.screenshot(page, "key-revoke")
-    await page.get_by_role("button", name="Revoke key").click()
-    await expect(page.get_by_role("status")).to_contain_text("Key revoked")
-    await expect(page.locator("#keys tbody tr", has_text=name)).to_contain_text("revoked")
+    key_id = await _revoke_in_console(page, console_gateway, tenant_id, name)
     refused = await _chat(console_gateway.base_url, secret)
     assert refused.status_code == 401, refused.text
 
-    await page.goto(f"/console/audit?target_id={key_id.group(1)}")
+    await page.goto(f"/console/audit?target_id={key_id}")
     rows = page.locator("#audit tbody tr")
     await expect(rows).to_have_count(2)
     await expect(rows.nth(0)).to_contain_text("console key.revoked api_key")
