@@ -29,9 +29,12 @@ from api.routes import (
     budget_alerts,
     chat,
     completions,
+    console_audit,
     console_auth,
     console_jobs,
+    console_keys,
     console_ops,
+    console_requests,
     console_tenants,
     console_usage,
     count_tokens,
@@ -97,7 +100,8 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
 def _add_console(app: FastAPI, settings: Settings) -> None:
     """The admin console (docs/CONSOLE.md): its pages, its static files, and its security headers."""
     app.state.console = build_console_config(settings)
-    for module in (console_auth, console_usage, console_tenants, console_jobs, console_ops):
+    for module in (console_auth, console_usage, console_tenants, console_keys, console_requests, console_jobs,
+                   console_ops, console_audit):
         app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="console-static")
     app.add_middleware(ConsoleHeadersMiddleware)

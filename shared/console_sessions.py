@@ -10,13 +10,14 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from shared.audit import CONSOLE_ACTOR
 from shared.keys import PREFIX
 
 __all__ = ["ConsoleSession", "Role", "close_session", "load_session", "open_session"]
 
 Role = Literal["admin", "viewer", "tenant"]
-"""`admin` (the admin key) and `viewer` see every tenant; `viewer` arrives with scoped admin keys (issue 15) and
-may not write. `tenant` (a tenant's API key) sees its own tenant only."""
+"""`admin` (ADMIN_API_KEY, or a named admin key with that role) and `viewer` (a named admin key with the viewer
+role) see every tenant; a viewer may not write. `tenant` (a tenant's API key) sees its own tenant only."""
 
 WRITE_ROLES: frozenset[str] = frozenset({"admin"})
 
@@ -29,6 +30,7 @@ class ConsoleSession:
     credential: str  # a digest of the key signed in with, checked again on every request (never the key)
     csrf_token: str
     expires_at: float  # unix seconds
+    admin_key_id: str | None = None  # the named admin key signed in with; None for ADMIN_API_KEY and tenants
 
     @property
     def can_write(self) -> bool:
@@ -39,16 +41,23 @@ class ConsoleSession:
     def sees_all_tenants(self) -> bool:
         return self.tenant_id is None
 
+    @property
+    def audit_actor(self) -> str:
+        """Who the audit log names for this session's changes: a named admin key's id, as the admin API does;
+        `console` for ADMIN_API_KEY."""
+        return self.admin_key_id or CONSOLE_ACTOR
+
 
 def session_key(session_id: str) -> str:
     return f"{PREFIX}:console:session:{session_id}"
 
 
 async def open_session(redis: Redis, *, role: Role, tenant_id: str | None, credential: str,
-                       ttl_s: int) -> ConsoleSession:
+                       ttl_s: int, admin_key_id: str | None = None) -> ConsoleSession:
     """A new session with its own CSRF token, stored until `ttl_s` from now (an absolute, not sliding, expiry)."""
     session = ConsoleSession(id=secrets.token_urlsafe(32), role=role, tenant_id=tenant_id, credential=credential,
-                             csrf_token=secrets.token_urlsafe(32), expires_at=time.time() + ttl_s)
+                             csrf_token=secrets.token_urlsafe(32), expires_at=time.time() + ttl_s,
+                             admin_key_id=admin_key_id)
     await redis.set(session_key(session.id), json.dumps(asdict(session)), ex=ttl_s)
     return session
 

@@ -13,12 +13,14 @@ from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import or_
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import AppState, StateDep
 from shared.config import PLACEHOLDER_SECRETS, Settings
 from shared.console_sessions import ConsoleSession, close_session, load_session
-from shared.db.tables import ApiKey, Tenant, utc_now
-from shared.errors import PermissionDenied, ServiceUnavailable
+from shared.db.tables import AdminKey, ApiKey, Tenant, utc_now
+from shared.errors import NotFound, PermissionDenied, ServiceUnavailable
+from shared.tenants import get_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,14 @@ def require_all_tenants(session: ConsoleSession) -> None:
         raise PermissionDenied("This page is for the gateway's operators; a tenant session sees its own tenant")
 
 
+async def visible_tenant(db: AsyncSession, session: ConsoleSession, tenant_id: str) -> Tenant:
+    """The tenant, if this session may see it: an operator any, a tenant session its own. Another tenant is
+    indistinguishable from a missing one (404), as in the API."""
+    if not session.sees_all_tenants and tenant_id != session.tenant_id:
+        raise NotFound(f"tenant {tenant_id!r} not found")
+    return await get_tenant(db, tenant_id)
+
+
 def check_csrf(request: Request, expected: str, submitted: object) -> None:
     """A POST must come from the console's own pages: same origin (when the browser says), and the form's token
     equal to the session's (or, at sign-in, the login cookie's)."""
@@ -138,9 +148,26 @@ async def checked_form(request: Request, session: ConsoleSession, *, admin_only:
 
 
 async def _credential_works(state: AppState, config: ConsoleConfig, session: ConsoleSession) -> bool:
+    admin_key = state.settings.admin_api_key
+    if session.admin_key_id is not None:
+        # As in the admin API (api/deps.py), named admin keys work only while ADMIN_API_KEY is set.
+        return bool(admin_key) and await _admin_key_works(state, session)
     if session.role in ("admin", "viewer"):
-        admin_key = state.settings.admin_api_key
         return bool(admin_key) and hmac.compare_digest(session.credential, admin_credential(config, admin_key or ""))
+    return await _tenant_key_works(state, session)
+
+
+async def _admin_key_works(state: AppState, session: ConsoleSession) -> bool:
+    """The named admin key is still there, unrevoked, with the role the session was opened with (a deleted key
+    ends its sessions at their next request)."""
+    statement = select(AdminKey.id).where(
+        col(AdminKey.id) == session.admin_key_id, col(AdminKey.key_hash) == session.credential,
+        col(AdminKey.role) == session.role, col(AdminKey.revoked_at).is_(None))
+    async with state.sessions() as db:
+        return (await db.exec(statement)).first() is not None
+
+
+async def _tenant_key_works(state: AppState, session: ConsoleSession) -> bool:
     statement = (
         select(Tenant.id)
         .join(ApiKey, col(ApiKey.tenant_id) == col(Tenant.id))

@@ -2,6 +2,7 @@
 text are always text), number and time formatting, and `ConsoleRoute`, which turns a missing sign-in into a
 redirect and a gateway error into an HTML page with the error's status instead of the API's JSON."""
 
+import json
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +22,9 @@ from shared.errors import GatewayError
 
 PACKAGE_DIR = Path(__file__).parent
 NAVIGATION = [("overview", "/console/"), ("tenants", "/console/tenants"), ("usage", "/console/usage"),
-              ("jobs", "/console/jobs"), ("routes", "/console/routes"), ("webhooks", "/console/webhooks")]
-OPERATOR_PAGES = frozenset({"routes", "webhooks"})
+              ("requests", "/console/requests"), ("jobs", "/console/jobs"), ("routes", "/console/routes"),
+              ("webhooks", "/console/webhooks"), ("audit", "/console/audit")]
+OPERATOR_PAGES = frozenset({"routes", "webhooks", "audit"})
 
 
 def format_money(value: float | None) -> str:
@@ -48,10 +50,15 @@ def iso_time(value: datetime | float | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
+def pretty_json(value: object) -> str:
+    """Indented JSON for a `<pre>` (autoescaping still applies: this is text, not markup)."""
+    return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(PACKAGE_DIR / "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters.update(money=format_money, count=format_count, iso=iso_time)
+    env.filters.update(money=format_money, count=format_count, iso=iso_time, pretty_json=pretty_json)
     return env
 
 

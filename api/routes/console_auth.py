@@ -1,6 +1,7 @@
-"""Console sign-in and sign-out. The admin key opens an `admin` session (scoped admin roles arrive with issue
-15); a tenant's API key opens a `tenant` session that sees only that tenant. The form is protected by a
-double-submit token (there is no session yet); sign-out by the session's own CSRF token."""
+"""Console sign-in and sign-out. ADMIN_API_KEY opens an `admin` session; a named admin key (shared/admin_keys.py)
+a session with its role, `admin` or `viewer`; a tenant's API key a `tenant` session that sees only that tenant.
+The form is protected by a double-submit token (there is no session yet); sign-out by the session's own CSRF
+token."""
 
 import hmac
 import secrets
@@ -23,7 +24,8 @@ from api.console.auth import (
 )
 from api.console.pages import ConsoleRoute, render
 from api.deps import AppState, StateDep
-from shared.console_sessions import ConsoleSession, close_session, open_session
+from shared.admin_keys import ADMIN_KEY_PREFIX, authenticate_admin
+from shared.console_sessions import ConsoleSession, Role, close_session, open_session
 from shared.errors import AuthenticationFailed, PermissionDenied
 from shared.tenants import authenticate, hash_key
 
@@ -82,6 +84,8 @@ async def _open(state: AppState, config: ConsoleConfig, key: str) -> ConsoleSess
     if admin_key and hmac.compare_digest(key.encode(), admin_key.encode()):
         return await open_session(state.redis, role="admin", tenant_id=None,
                                   credential=admin_credential(config, admin_key), ttl_s=ttl_s)
+    if key.startswith(ADMIN_KEY_PREFIX):
+        return await _open_named_admin(state, config, key)
     async with state.sessions() as db:
         tenant = await authenticate(db, key)
     if tenant is None:
@@ -90,6 +94,20 @@ async def _open(state: AppState, config: ConsoleConfig, key: str) -> ConsoleSess
         raise PermissionDenied("This tenant is disabled")
     return await open_session(state.redis, role="tenant", tenant_id=tenant.id, credential=hash_key(key),
                               ttl_s=ttl_s)
+
+
+async def _open_named_admin(state: AppState, config: ConsoleConfig, key: str) -> ConsoleSession:
+    """A named admin key opens a session with its role, while ADMIN_API_KEY is set (as the admin API requires);
+    the session keeps the key's hash and id, to check it again on every request and to name it in the audit log."""
+    found = None
+    if state.settings.admin_api_key:
+        async with state.sessions() as db:
+            found = await authenticate_admin(db, key)
+    if found is None:
+        raise AuthenticationFailed("That admin key is unknown or has been deleted")
+    role: Role = "admin" if found.role == "admin" else "viewer"
+    return await open_session(state.redis, role=role, tenant_id=None, credential=found.key_hash,
+                              ttl_s=config.session_ttl_s, admin_key_id=found.id)
 
 
 def _safe_next(target: str) -> str:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from api.console.auth import SessionUser, checked_form, require_all_tenants
 from api.console.pages import ConsoleRoute, render
 from api.deps import SessionDep, StateDep
-from shared.audit import CONSOLE_ACTOR, record_admin_action
+from shared.audit import record_admin_action
 from shared.breaker_state import read_breakers
 from shared.console_stats import recent_problems
 from shared.errors import InvalidRequest
@@ -50,7 +50,7 @@ async def redeliver_webhooks(request: Request, user: SessionUser, state: StateDe
     if not ids or len(ids) > MAX_REDELIVER:
         raise InvalidRequest(f"Tick between 1 and {MAX_REDELIVER} dead letters to send again")
     moved, missing = await redeliver(state.redis, ids)
-    await record_admin_action(db, actor=CONSOLE_ACTOR, action="webhooks.redelivered", target_type="webhook",
+    await record_admin_action(db, actor=user.audit_actor, action="webhooks.redelivered", target_type="webhook",
                               target_id="dead-letters", before=None, after={"redelivered": moved, "not_found": missing})
     await db.commit()
     notice = f"Sent again: {len(moved)}." + (f" No longer dead-lettered: {len(missing)}." if missing else "")

@@ -89,12 +89,15 @@ class RequestLogPage(BaseModel):
     next_cursor: str | None  # pass as `cursor` for the next (older) page
 
 
-async def read_request_log(session: AsyncSession, tenant_id: str, filters: RequestLogFilters, *,
+async def read_request_log(session: AsyncSession, tenant_id: str | None, filters: RequestLogFilters, *,
                            limit: int, cursor: str | None) -> RequestLogPage:
-    """The tenant's entries matching `filters`, newest first (in the order they were stored)."""
+    """The tenant's entries matching `filters`, newest first (in the order they were stored); every tenant's
+    for None (the console's operators)."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidRequest(f"limit must be from 1 to {MAX_PAGE}")
-    statement = select(UsageRecord).where(col(UsageRecord.tenant_id) == tenant_id)
+    statement = select(UsageRecord)
+    if tenant_id is not None:
+        statement = statement.where(col(UsageRecord.tenant_id) == tenant_id)
     for clause in _clauses(filters, session.get_bind().dialect.name):
         statement = statement.where(clause)
     if cursor is not None:

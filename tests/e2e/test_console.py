@@ -255,7 +255,7 @@ async def test_console_is_readable_at_phone_width(context: BrowserContext, conso
     page = await context.new_page()
     await page.set_viewport_size({"width": 390, "height": 844})
     await sign_in(page, console_gateway.admin_key)
-    for path in ("/console/", "/console/tenants", "/console/usage"):
+    for path in ("/console/", "/console/tenants", "/console/usage", "/console/requests", "/console/audit"):
         await page.goto(path)
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (path, width)

@@ -167,6 +167,12 @@ async def test_request_log_filters_by_key_and_status(session: AsyncSession) -> N
     assert [(e.id, e.error_code, e.key_id) for e in failed.data] == [("j3", "upstream_error", "key_b")]
 
 
+async def test_request_log_without_a_tenant_lists_every_tenants_requests(session: AsyncSession) -> None:
+    """The console's operators read the whole gateway's log; filters still apply."""
+    page = await read_request_log(session, None, RequestLogFilters(tags={"team": "search"}), limit=10, cursor=None)
+    assert [(entry.id, entry.tenant_id) for entry in page.data] == [("x1", "ten_b"), ("j2", "ten_a"), ("j1", "ten_a")]
+
+
 async def test_request_log_pages_by_cursor_without_gaps_or_repeats(session: AsyncSession) -> None:
     seen: list[str] = []
     cursor = None

@@ -1,0 +1,142 @@
+"""The console's governance rules in process (tests/e2e/test_console_governance.py drives them in a browser):
+named admin keys sign in with their role, a viewer's session renders no write form and every write is refused,
+a deleted admin key ends its sessions, changes are audited under the key's id, bad key forms are 400 pages,
+and the audit log is for operators only."""
+
+import re
+
+import httpx
+
+from shared.admin_keys import create_admin_key
+from shared.db.engine import create_engine, create_session_factory
+from tests.api.conftest import REDIS_URL, app_client, make_tenant_key
+from tests.api.test_console import ADMIN, SECRET, _sign_in
+
+ADMIN_HEADERS = {"X-API-Key": ADMIN}
+POST_FORM = re.compile(r'<form[^>]*method="post"[^>]*action="([^"]+)"')
+
+
+async def _admin_key(client: httpx.AsyncClient, role: str) -> tuple[str, str]:
+    created = await client.post("/api/v1/admin/keys", json={"name": f"console-{role}", "role": role},
+                                headers=ADMIN_HEADERS)
+    assert created.status_code == 201, created.text
+    return created.json()["id"], created.json()["api_key"]
+
+
+async def _csrf(client: httpx.AsyncClient, path: str = "/console/tenants") -> str:
+    page = await client.get(path)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token, page.text
+    return token.group(1)
+
+
+async def _tenant_id(client: httpx.AsyncClient, key: str) -> str:
+    return str((await client.get("/api/v1/usage", headers={"X-API-Key": key})).json()["tenant_id"])
+
+
+async def test_console_named_admin_key_changes_are_audited_as_its_id(sqlite_url: str, clean_redis: str) -> None:
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        key_id, plain = await _admin_key(client, "admin")
+        assert (await _sign_in(client, plain)).status_code == 303
+        token = await _csrf(client)
+        created = await client.post("/console/tenants", data={"name": "by-named-admin", "csrf_token": token})
+        assert created.status_code == 201, created.text
+        tenant_id = re.search(r"ten_[0-9a-f]+", created.text)
+        assert tenant_id
+        issued = await client.post(f"/console/tenants/{tenant_id.group(0)}/keys",
+                                   data={"name": "svc", "allowed_models": "console-*, gpt-4o",
+                                         "allowed_endpoints": "chat", "rate_limit": "1,000", "csrf_token": token})
+        assert issued.status_code == 201, issued.text
+        audit = (await client.get("/api/v1/admin/audit", params={"actor": key_id}, headers=ADMIN_HEADERS)).json()
+    assert [entry["action"] for entry in audit["data"]] == ["key.created", "tenant.created"]
+    key = audit["data"][0]["after"]
+    assert key["allowed_models"] == ["console-*", "gpt-4o"] and key["allowed_endpoints"] == ["chat"]
+    assert key["rate_limit"] == 1000 and key["expires_at"] is None
+
+
+async def test_console_viewer_session_shows_no_write_form_and_is_refused_every_write(
+    sqlite_url: str, clean_redis: str
+) -> None:
+    tenant_key = await make_tenant_key(sqlite_url)
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        tenant_id = await _tenant_id(client, tenant_key)
+        _, plain = await _admin_key(client, "viewer")
+        assert (await _sign_in(client, plain)).status_code == 303
+        for path in ("/console/", "/console/tenants", f"/console/tenants/{tenant_id}",
+                     f"/console/tenants/{tenant_id}/keys", "/console/requests", "/console/audit",
+                     "/console/webhooks"):
+            page = await client.get(path)
+            assert page.status_code == 200, path
+            assert POST_FORM.findall(page.text) == ["/console/logout"], path
+        token = await _csrf(client)
+        refused = await client.post(f"/console/tenants/{tenant_id}/keys", data={"name": "x", "csrf_token": token})
+        confirm = await client.get(f"/console/tenants/{tenant_id}/keys/key_x/revoke")
+        keys = (await client.get(f"/api/v1/admin/tenants/{tenant_id}/keys", headers=ADMIN_HEADERS)).json()
+    assert refused.status_code == 403 and "may read but not change" in refused.text
+    assert confirm.status_code == 403
+    assert [key["name"] for key in keys["data"]] == ["default"]
+
+
+async def test_console_session_ends_when_its_admin_key_is_deleted(sqlite_url: str, clean_redis: str) -> None:
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        key_id, plain = await _admin_key(client, "admin")
+        await _sign_in(client, plain)
+        assert (await client.get("/console/audit")).status_code == 200
+        deleted = await client.delete(f"/api/v1/admin/keys/{key_id}", headers=ADMIN_HEADERS)
+        assert deleted.status_code == 200
+        after = await client.get("/console/audit")
+        again = await _sign_in(client, plain)
+    assert after.status_code == 303 and after.headers["location"].startswith("/console/login")
+    assert again.status_code == 401 and "unknown or has been deleted" in again.text
+
+
+async def test_console_named_admin_key_is_refused_while_the_admin_api_is_disabled(
+    sqlite_url: str, clean_redis: str
+) -> None:
+    engine = create_engine(sqlite_url)
+    try:
+        async with create_session_factory(engine)() as db:
+            _, plain = await create_admin_key(db, "orphan", "admin")
+            await db.commit()
+    finally:
+        await engine.dispose()
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, secret_key=SECRET) as client:
+        refused = await _sign_in(client, plain)
+    assert refused.status_code == 401 and "gw_console=" not in refused.headers.get("set-cookie", "")
+
+
+async def test_console_key_form_with_bad_scopes_is_a_400_page(sqlite_url: str, clean_redis: str) -> None:
+    tenant_key = await make_tenant_key(sqlite_url)
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        tenant_id = await _tenant_id(client, tenant_key)
+        await _sign_in(client, ADMIN)
+        token = await _csrf(client)
+        path = f"/console/tenants/{tenant_id}/keys"
+        answers = [await client.post(path, data={"csrf_token": token, **form}) for form in (
+            {"name": "<script>"}, {"name": "ok", "rate_limit": "many"}, {"name": "ok", "expires_at": "soon"},
+            {"name": "ok", "allowed_endpoints": "telepathy"}, {"name": "ok", "budget_usd": "-1"})]
+        taken = await client.post(path, data={"csrf_token": token, "name": "default"})
+    assert [answer.status_code for answer in answers] == [400] * 5
+    assert "Invalid API key" in answers[1].text and "is not a time" in answers[2].text
+    assert "unknown endpoint" in answers[3].text
+    assert taken.status_code == 409 and "already has an active key named" in taken.text
+
+
+async def test_console_audit_and_other_tenants_requests_are_hidden_from_a_tenant_session(
+    sqlite_url: str, clean_redis: str
+) -> None:
+    tenant_key = await make_tenant_key(sqlite_url)
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        other = (await client.post("/api/v1/admin/tenants", json={"name": "other"}, headers=ADMIN_HEADERS)).json()
+        await _sign_in(client, tenant_key)
+        audit = await client.get("/console/audit")
+        other_log = await client.get("/console/requests", params={"tenant_id": other["id"]})
+        other_keys = await client.get(f"/console/tenants/{other['id']}/keys")
+        own_keys = await client.get(f"/console/tenants/{await _tenant_id(client, tenant_key)}/keys")
+    assert audit.status_code == 403 and other_log.status_code == 404 and other_keys.status_code == 404
+    assert own_keys.status_code == 200 and POST_FORM.findall(own_keys.text) == ["/console/logout"]
