@@ -14,8 +14,8 @@ from shared.api_keys import KeyCreate, parse_key
 from shared.errors import InvalidRequest
 from shared.tenants import parse_limits, validation_problems
 
-INT_FIELDS = ("rate_limit", "tpm_limit", "max_concurrent", "weight", "max_running")
-LIMIT_FIELDS = (*INT_FIELDS, "budget_usd", "budget_period")
+INT_FIELDS = ("rate_limit", "tpm_limit", "max_concurrent", "weight", "max_running", "log_content_days")
+LIMIT_FIELDS = (*INT_FIELDS, "budget_usd", "budget_period", "allowed_models")
 PERIODS = ("monthly", "weekly", "daily", "none")  # shared.tenants.BudgetPeriod, in the order a form offers them
 KEY_INT_FIELDS = ("rate_limit", "tpm_limit", "max_concurrent")
 PATTERN_SEPARATORS = re.compile(r"[,\s]+")
@@ -48,8 +48,7 @@ def key_from_form(form: Mapping[str, object], endpoints: list[str]) -> KeyCreate
     period = _text(form, "budget_period").strip()
     if period:
         data["budget_period"] = period
-    models = [item for item in PATTERN_SEPARATORS.split(_text(form, "allowed_models")) if item]
-    data["allowed_models"] = models or None
+    data["allowed_models"] = _patterns(form)
     data["allowed_endpoints"] = endpoints or None
     data["expires_at"] = parse_utc_time(_text(form, "expires_at"), "expires_at")
     return parse_key(data, KeyCreate)
@@ -76,7 +75,13 @@ def _limit_values(form: Mapping[str, object]) -> dict[str, object]:
     period = _text(form, "budget_period").strip()
     if period:
         data["budget_period"] = period
+    data["allowed_models"] = _patterns(form)
     return data
+
+
+def _patterns(form: Mapping[str, object]) -> list[str] | None:
+    """Model names or globs, separated by commas or lines; none given: no restriction."""
+    return [item for item in PATTERN_SEPARATORS.split(_text(form, "allowed_models")) if item] or None
 
 
 def _number(form: Mapping[str, object], name: str, kind: type[int] | type[float],

@@ -140,3 +140,30 @@ async def test_console_audit_and_other_tenants_requests_are_hidden_from_a_tenant
         own_keys = await client.get(f"/console/tenants/{await _tenant_id(client, tenant_key)}/keys")
     assert audit.status_code == 403 and other_log.status_code == 404 and other_keys.status_code == 404
     assert own_keys.status_code == 200 and POST_FORM.findall(own_keys.text) == ["/console/logout"]
+
+
+async def test_console_tenant_form_sets_and_clears_its_allow_list_and_content_days(
+    sqlite_url: str, clean_redis: str
+) -> None:
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        assert (await _sign_in(client, ADMIN)).status_code == 303
+        token = await _csrf(client)
+        created = await client.post("/console/tenants", data={"name": "scoped", "csrf_token": token})
+        tenant_id = re.search(r"ten_[0-9a-f]+", created.text)
+        assert created.status_code == 201 and tenant_id
+        path = f"/console/tenants/{tenant_id.group(0)}"
+        saved = await client.post(path, data={"allowed_models": "gpt-4o*\nclaude-*", "log_content_days": "7",
+                                              "budget_period": "monthly", "csrf_token": token})
+        assert saved.status_code in (200, 303), saved.text
+        tenant = (await client.get(f"/api/v1/admin/tenants/{tenant_id.group(0)}", headers=ADMIN_HEADERS)).json()
+        assert tenant["allowed_models"] == ["gpt-4o*", "claude-*"] and tenant["log_content_days"] == 7
+        page = (await client.get(path)).text
+        assert "gpt-4o*, claude-*" in page
+        bad = await client.post(path, data={"log_content_days": "9999", "csrf_token": token})
+        assert bad.status_code == 400 and "log_content_days" in bad.text
+        cleared = await client.post(path, data={"allowed_models": "", "budget_period": "monthly",
+                                                "csrf_token": token})
+        assert cleared.status_code in (200, 303), cleared.text
+        tenant = (await client.get(f"/api/v1/admin/tenants/{tenant_id.group(0)}", headers=ADMIN_HEADERS)).json()
+    assert tenant["allowed_models"] is None and tenant["log_content_days"] is None
