@@ -62,11 +62,10 @@ async def seed_spend(redis: Redis, sessions: async_sessionmaker[AsyncSession], t
     if ticket.ready:
         return
     await _count_into(redis, sessions, ticket, scope, period, now)
-    if key_id is not None:
-        return  # budget alerts are the tenant's: a key's seed leaves the tenant's counter as it was
-    # A seed means a new period, a changed budget or lost Redis data: the budget-alert mirror is refreshed too.
+    # A seed means a new period, a changed budget or lost Redis data: the owner's budget-alert mirror is
+    # refreshed too (the tenant's, or the key's own).
     async with sessions() as session:
-        await mirror_budget_alerts(redis, session, tenant_id, now)
+        await mirror_budget_alerts(redis, session, tenant_id, now, key_id=key_id)
 
 
 async def _count_into(redis: Redis, sessions: async_sessionmaker[AsyncSession], ticket: SeedTicket,

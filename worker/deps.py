@@ -9,6 +9,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from shared.budget_alert_check import SentLog
 from shared.config import Settings
 from shared.jobs import JobStore
 from shared.metrics import MetricLabels
@@ -30,6 +31,9 @@ class WorkerDeps:
     worker_id: str
     # Label values for model names (configured ones; anything else `other`): see shared.metrics.
     metric_labels: MetricLabels = field(default_factory=MetricLabels)
+    # The database's record of budget-alert thresholds sent (shared/budget_alert_check.py). None only where a
+    # worker is built without a database (unit tests of jobs): budget alerts are then not checked.
+    sent_log: SentLog | None = None
 
 
 def deps_from(ctx: dict[str, Any]) -> WorkerDeps:

@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from shared.budget_alert_check import check_budget_alerts
 from shared.cache import Chunk
 from shared.endpoint_requests import estimate_input_tokens
@@ -201,7 +199,7 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
         return
     await settle_job_response(deps.redis, record, outcome)  # a Responses job's stored response; else no-op
     if outcome.cost_usd > 0:
-        await _check_budget_alerts(deps, record.tenant_id)
+        await _check_budget_alerts(deps, record)
     _count(deps, record, outcome)
     logger.info("job %s", outcome.status.value, extra={
         "tenant_id": record.tenant_id, "model": record.request.model, "provider": outcome.provider,
@@ -211,16 +209,21 @@ async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, star
     })
 
 
-async def _check_budget_alerts(deps: WorkerDeps, tenant_id: str) -> None:
-    """Send the budget thresholds this job's cost made the tenant reach (once each per period, whichever
-    worker settles first). A failure here must not fail a finished job: the next settlement checks again."""
-    try:
-        sent = await check_budget_alerts(deps.redis, tenant_id, datetime.now(UTC))
-    except RedisError as exc:
-        logger.warning("budget alert check for tenant %s failed: %s", tenant_id, type(exc).__name__)
+async def _check_budget_alerts(deps: WorkerDeps, record: JobRecord) -> None:
+    """Send the budget thresholds this job's cost made its tenant, and its API key, reach (once each per
+    period, whichever worker settles first). A failure here must not fail a finished job: the next settlement
+    checks again."""
+    if deps.sent_log is None:
         return
-    for event_id in sent:
-        logger.info("budget alert %s queued", event_id, extra={"tenant_id": tenant_id})
+    now = datetime.now(UTC)
+    for key_id in [None] if record.key_id is None else [None, record.key_id]:
+        try:
+            sent = await check_budget_alerts(deps.redis, record.tenant_id, now, deps.sent_log, key_id=key_id)
+        except Exception as exc:  # Redis or the database unavailable: the job is done all the same
+            logger.warning("budget alert check for tenant %s failed: %s", record.tenant_id, type(exc).__name__)
+            continue
+        for event_id in sent:
+            logger.info("budget alert %s queued", event_id, extra={"tenant_id": record.tenant_id})
 
 
 def _count(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.worker import func
 
+from shared.budget_alert_check import SentLog
 from shared.config import Settings, get_settings
 from shared.db.pg_usage import PgUsageSink, is_postgres_url
 from shared.errors import GatewayError
@@ -95,28 +96,29 @@ async def _run(settings: Settings) -> None:
         await worker.close()
 
 
-def _usage_sink(database_url: str) -> tuple[InsertRows, PruneRows, Callable[[], Awaitable[None]]]:
-    """The usage writer's insert, the retention's prune and how to close them. PostgreSQL: a small plain
-    asyncpg pool, so the worker never loads SQLAlchemy and SQLModel (~30 MiB). SQLite (embedded mode, where
-    the API in this process has loaded them already): the SQLAlchemy engine, `insert_usage` and
-    `prune_usage`, imported only here."""
+def _usage_sink(database_url: str) -> tuple[InsertRows, PruneRows, SentLog, Callable[[], Awaitable[None]]]:
+    """The usage writer's insert, the retention's prune, the record of budget-alert thresholds sent, and how
+    to close them. PostgreSQL: a small plain asyncpg pool, so the worker never loads SQLAlchemy and SQLModel
+    (~30 MiB). SQLite (embedded mode, where the API in this process has loaded them already): the SQLAlchemy
+    engine, `insert_usage`, `prune_usage` and `SqlSentLog`, imported only here."""
     if is_postgres_url(database_url):
         sink = PgUsageSink(database_url)
-        return sink.insert, sink.prune, sink.close
+        return sink.insert, sink.prune, sink, sink.close
+    from shared.db.budget_alert_log import SqlSentLog
     from shared.db.engine import create_engine
     from shared.db.request_log import prune_usage
     from shared.db.usage import insert_usage
 
     engine = create_engine(database_url)
     return (lambda rows: insert_usage(engine, rows), lambda before, now: prune_usage(engine, before, now),
-            engine.dispose)
+            SqlSentLog(engine), engine.dispose)
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx.get("settings") or get_settings()
     redis: ArqRedis = ctx["redis"]
     worker_id = f"worker-{uuid.uuid4().hex[:12]}"
-    insert_rows, prune_rows, close_usage_sink = _usage_sink(settings.resolved_database_url)
+    insert_rows, prune_rows, sent_log, close_usage_sink = _usage_sink(settings.resolved_database_url)
     routing_table, prices = load_routing_table(settings), load_price_table(settings)
     labels = metric_labels(routing_table, prices.models())
     providers = build_providers(settings, settings.secret_from_env, routing_table.providers())
@@ -127,7 +129,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         settings=settings, redis=redis,
         store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen),
         routing_table=routing_table, router=Router(providers, breaker, policy),
-        prices=prices, worker_id=worker_id, metric_labels=labels,
+        prices=prices, worker_id=worker_id, metric_labels=labels, sent_log=sent_log,
     )
     metrics_server = None
     if not ctx.get("embedded"):  # embedded: the API's metrics port already shows this process's registry

@@ -1,6 +1,7 @@
 """Admin API for budget alerts (shared/budget_alerts.py): a tenant's webhooks called once per threshold (percent
-of its budget) per budget period. Reads take any admin key; creating and deleting take the `admin` role, are
-audited in the same transaction, and are mirrored to Redis after the commit for the workers' check."""
+of its budget, or with `key_id` of that API key's own budget) per budget period. Reads take any admin key;
+creating and deleting take the `admin` role, are audited in the same transaction, and are mirrored to Redis
+after the commit for the workers' check."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -37,6 +38,9 @@ class BudgetAlertCreate(BaseModel):
     url: str = Field(description="http(s) URL the signed alert is POSTed to")
     thresholds: list[int] = Field(default=[50, 80, 100], min_length=1, max_length=MAX_THRESHOLDS,
                                   description="percentages of the budget, 1 to 1000")
+    key_id: str | None = Field(default=None, pattern=RESOURCE_ID_PATTERN,
+                               description="an active API key of the tenant with a budget of its own: the alert "
+                                           "watches that key's budget and spend instead of the tenant's")
 
 
 CREATE_BODY = {"requestBody": {"required": True,
@@ -46,7 +50,7 @@ CREATE_BODY = {"requestBody": {"required": True,
 @router.post("", status_code=201, openapi_extra=CREATE_BODY)
 async def create_budget_alert_route(tenant_id: TenantId, request: Request, session: SessionDep, state: StateDep,
                                     actor: AdminActorDep) -> JSONResponse:
-    """Register a webhook for the tenant's budget thresholds (default 50, 80 and 100 %)."""
+    """Register a webhook for the tenant's (or one key's) budget thresholds (default 50, 80 and 100 %)."""
     return await add_alert(tenant_id, request, session, state, actor.id)
 
 
@@ -71,13 +75,13 @@ async def add_alert(tenant_id: str, request: Request, session: SessionDep, state
     except ValidationError as exc:
         raise InvalidRequest(f"Invalid budget alert: {validation_problems(exc)}") from exc
     thresholds = parse_thresholds(body.thresholds)
-    alert = await create_budget_alert(session, tenant_id, body.url, thresholds,
+    alert = await create_budget_alert(session, tenant_id, body.url, thresholds, key_id=body.key_id,
                                       allow_private=state.settings.webhooks_allow_private)
     rendered = render_budget_alert(alert)
     await record_admin_action(session, actor=actor_id, action="budget_alert.created", target_type="budget_alert",
                               target_id=alert.id, before=None, after=rendered)
     await session.commit()
-    await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC))
+    await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), key_id=body.key_id)
     return JSONResponse(rendered, status_code=201)
 
 
@@ -89,8 +93,9 @@ async def render_alerts(session: SessionDep, tenant_id: str) -> dict[str, object
 async def remove_alert(tenant_id: str, alert_id: str, session: SessionDep, state: StateDep,
                        actor_id: str) -> dict[str, object]:
     alert = await delete_budget_alert(session, tenant_id, alert_id)
+    key_id = alert.key_id
     await record_admin_action(session, actor=actor_id, action="budget_alert.deleted", target_type="budget_alert",
                               target_id=alert_id, before=render_budget_alert(alert), after=None)
     await session.commit()
-    await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC))
+    await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), key_id=key_id)
     return {"id": alert_id, "object": "budget_alert", "deleted": True}

@@ -1,7 +1,7 @@
 """Admin API for a tenant's named API keys (issue 15): issue (the plain key is shown once), list, read, change
 the scopes of, and revoke. Every change drops the tenant's cached snapshots, so it applies to the next request
 of every API process. A key's spend is counted in Redis under its id (api/admission.py), and recounted from its
-usage records after a change of its budget."""
+usage records after a change of its budget; its budget alerts' mirror follows its budget and its revocation."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -24,6 +24,7 @@ from shared.api_keys import (
     update_key,
 )
 from shared.budget import reset_budget_counters
+from shared.budget_alerts import mirror_budget_alerts
 
 router = APIRouter(prefix="/api/v1/admin/tenants/{tenant_id}/keys", tags=["admin"],
                    dependencies=[ViewerDep])  # reads: any admin key; writes: the admin role (api/deps.py)
@@ -70,6 +71,9 @@ async def update_tenant_key(tenant_id: TenantId, key_id: KeyId, request: Request
     # from the key's usage records (they carry its id), as for the tenant's (api/routes/admin.py).
     if changes.model_fields_set & {"budget_usd", "budget_period"}:
         await reset_budget_counters(state.redis, key_id, datetime.now(UTC))
+        # The key's budget alerts watch the new budget, their thresholds afresh (shared/budget_alerts.py).
+        await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), key_id=key_id,
+                                   budget_changed=True)
     return render_key(key)
 
 
@@ -79,4 +83,5 @@ async def revoke_tenant_key(tenant_id: TenantId, key_id: KeyId, session: Session
     """Revoke a key: 401 from the next request on, in every API process."""
     key = await revoke_key(session, tenant_id, key_id, actor=actor.id)
     await state.tenant_cache.invalidate_tenant(tenant_id)
+    await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), key_id=key_id)  # now silent
     return render_key(key)

@@ -1,5 +1,6 @@
 """A tenant's own budget alerts (`/api/v1/budget-alerts`): the same alerts as the admin API's, on the calling
-tenant only, so a team can hear about its spend without an admin. Changes are audited with the actor
+tenant only (its own budget, or with `key_id` one of its keys' budgets), so a team can hear about its spend
+without an admin. Changes are audited with the actor
 `tenant:<id>`; the work is api/routes/admin_budget_alerts.py's."""
 
 from fastapi import APIRouter, Request
@@ -14,7 +15,8 @@ router = APIRouter(prefix="/api/v1/budget-alerts", tags=["gateway"])
 @router.post("", status_code=201, openapi_extra=CREATE_BODY)
 async def create_own_budget_alert(tenant: TenantDep, request: Request, session: SessionDep,
                                   state: StateDep) -> JSONResponse:
-    """Register a webhook for the calling tenant's budget thresholds (default 50, 80 and 100 %)."""
+    """Register a webhook for the calling tenant's (or one of its keys') budget thresholds (default 50, 80
+    and 100 %)."""
     return await add_alert(tenant.id, request, session, state, _actor(tenant.id))
 
 

@@ -1,6 +1,7 @@
-"""The worker's usage sink on PostgreSQL: usage rows written over a small plain asyncpg pool.
+"""The worker's usage sink on PostgreSQL: usage rows written over a small plain asyncpg pool (and the record of
+budget-alert thresholds sent, the worker's only other use of the database).
 
-Why not `insert_usage` (shared/db/usage.py): the worker needs the database for nothing else, and loading
+Why not `insert_usage` (shared/db/usage.py): the worker needs the database for little else, and loading
 SQLAlchemy and SQLModel just for this insert cost the worker process ~30 MiB of its peak memory. The rows are
 checked and completed by the same code (shared/db/usage_rows.py), so both paths store identical values.
 
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from shared.budget_alert_check import SentThreshold
 from shared.db.usage_rows import CONTENT_COLUMNS, USAGE_COLUMNS, content_rows, normalise_usage_row
 
 __all__ = ["COLUMN_TYPES", "PgUsageSink", "asyncpg_dsn", "is_postgres_url"]
@@ -45,6 +47,13 @@ PRUNE_SQL = ("DELETE FROM usage_record WHERE id IN "
              "(SELECT id FROM usage_record WHERE created_at < $1 LIMIT $2)")
 PRUNE_CONTENT_SQL = ("DELETE FROM request_content WHERE request_id IN "
                      "(SELECT request_id FROM request_content WHERE expires_at < $1 LIMIT $2)")
+# Budget-alert thresholds sent (shared/budget_alert_check.py `SentLog`); the join skips an alert deleted meanwhile.
+SENT_SQL = ("SELECT alert_id, threshold_pct FROM budget_alert_sent WHERE alert_id = ANY($1::text[]) "
+            "AND period_id = $2 AND budget_micros = $3")
+RECORD_SENT_SQL = ("INSERT INTO budget_alert_sent (alert_id, period_id, threshold_pct, budget_micros, sent_at) "
+                   "SELECT s.alert_id, s.period_id, s.pct, s.budget, $5 FROM unnest($1::text[], $2::text[], "
+                   "$3::int4[], $4::int8[]) AS s(alert_id, period_id, pct, budget) "
+                   "JOIN budget_alert a ON a.id = s.alert_id ON CONFLICT DO NOTHING")
 PRUNE_BATCH = 10_000  # rows per DELETE, as shared/db/request_log.py: no single huge lock on the table
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -164,6 +173,22 @@ class PgUsageSink:
                 if deleted < PRUNE_BATCH:
                     break
         return removed
+
+    async def sent_thresholds(self, alert_ids: Sequence[str], period_id: str,
+                              budget_micros: int) -> list[SentThreshold]:
+        """The thresholds of these budget alerts sent in the period for this budget amount."""
+        pool = await self._get_pool()
+        rows = await pool.fetch(SENT_SQL, list(alert_ids), period_id, budget_micros)
+        return [SentThreshold(row["alert_id"], period_id, row["threshold_pct"], budget_micros) for row in rows]
+
+    async def record_thresholds(self, sent: Sequence[SentThreshold]) -> None:
+        """Record budget-alert thresholds sent, once each (one statement)."""
+        if not sent:
+            return
+        pool = await self._get_pool()
+        await pool.execute(RECORD_SENT_SQL, [item.alert_id for item in sent], [item.period_id for item in sent],
+                           [item.threshold_pct for item in sent], [item.budget_micros for item in sent],
+                           datetime.now(UTC))
 
     async def close(self) -> None:
         """Close the pool, waiting for a running insert to finish; later inserts raise."""

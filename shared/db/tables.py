@@ -5,7 +5,7 @@ Only portable column types are used so the same schema runs on PostgreSQL and on
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -18,6 +18,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "BudgetAlert",
+    "BudgetAlertSent",
     "RequestContent",
     "Tenant",
     "UTCDateTime",
@@ -208,8 +209,8 @@ class AuditEntry(SQLModel, table=True):
 
 
 class BudgetAlert(SQLModel, table=True):
-    """A webhook called once per threshold (percent of the budget) per budget period. `key_id` is None for
-    the tenant's budget; it is there so per-key budgets (issue 15) can have alerts of their own."""
+    """A webhook called once per threshold (percent of the budget) per budget period: of the tenant's budget
+    when `key_id` is None, else of that API key's own budget."""
 
     __tablename__ = "budget_alert"
 
@@ -220,3 +221,17 @@ class BudgetAlert(SQLModel, table=True):
     thresholds: str = Field(max_length=200)
     """Percentages of the budget, ascending and comma-separated, e.g. `50,80,100`."""
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class BudgetAlertSent(SQLModel, table=True):
+    """A threshold of an alert already sent in a budget period, for a budget amount: the durable copy of the
+    Redis set that makes each one go once, from which a worker restores that set when Redis lost it
+    (shared/budget_alert_check.py). Written by the worker that queued the webhook."""
+
+    __tablename__ = "budget_alert_sent"
+
+    alert_id: str = Field(foreign_key="budget_alert.id", ondelete="CASCADE", primary_key=True, max_length=32)
+    period_id: str = Field(primary_key=True, max_length=16)
+    threshold_pct: int = Field(primary_key=True)
+    budget_micros: int = Field(primary_key=True, sa_type=BigInteger)
+    sent_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

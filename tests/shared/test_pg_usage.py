@@ -1,6 +1,7 @@
 """The worker's asyncpg usage sink (shared/db/pg_usage.py) on the real Postgres, in a database of its own:
 it must behave exactly like `insert_usage` (same counts, same stored values, malformed rows rejected the same
-way), and importing the worker must not load SQLAlchemy or SQLModel, which is why the sink exists."""
+way), its record of budget-alert thresholds sent must agree with SQLAlchemy's (shared/db/budget_alert_log.py),
+and importing the worker must not load SQLAlchemy or SQLModel, which is why the sink exists."""
 
 import json
 import os
@@ -14,6 +15,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from shared.budget_alert_check import SentThreshold
+from shared.db.budget_alert_log import SqlSentLog
 from shared.db.engine import create_engine
 from shared.db.migrate import migrate
 from shared.db.pg_usage import PgUsageSink, asyncpg_dsn, is_postgres_url
@@ -213,6 +216,36 @@ async def test_usage_writer_sets_a_poison_row_aside_and_stores_the_rest(
     assert {r["request_id"] for r in await conn.fetch("SELECT request_id FROM usage_record")} == {"job_1", "job_3"}
     dead = await redis.xrange(USAGE_DEAD_STREAM)
     assert [json.loads(fields[b"row"])["request_id"] for _, fields in dead] == ["job_2"]
+
+
+async def test_sent_thresholds_are_recorded_once_and_read_back_as_by_sqlalchemy(
+        sink: PgUsageSink, conn: asyncpg.Connection) -> None:
+    await conn.execute("TRUNCATE tenant CASCADE")
+    await conn.execute("INSERT INTO tenant (id, name, budget_period, disabled, created_at, log_content_days) "
+                       "VALUES ('ten_a', 'a', 'monthly', false, now(), 0)")
+    await conn.execute("INSERT INTO budget_alert (id, tenant_id, url, thresholds, created_at) VALUES "
+                       "('bal_1', 'ten_a', 'https://h/1', '50,100', now()), "
+                       "('bal_2', 'ten_a', 'https://h/2', '80', now())")
+    engine = create_engine(URL)
+    try:
+        by_sqlalchemy = SqlSentLog(engine)
+        await sink.record_thresholds([SentThreshold("bal_1", "2026-12", 50, 1_000_000),
+                                      SentThreshold("bal_gone", "2026-12", 50, 1_000_000)])  # deleted: skipped
+        await by_sqlalchemy.record_thresholds([SentThreshold("bal_1", "2026-12", 50, 1_000_000),  # a repeat
+                                               SentThreshold("bal_2", "2026-12", 80, 1_000_000),
+                                               SentThreshold("bal_gone", "2026-12", 80, 1_000_000)])
+        await sink.record_thresholds([SentThreshold("bal_1", "2026-12", 100, 2_000_000)])
+        assert await conn.fetchval("SELECT count(*) FROM budget_alert_sent") == 3
+        for reader in (sink, by_sqlalchemy):
+            found = await reader.sent_thresholds(["bal_1", "bal_2"], "2026-12", 1_000_000)
+            assert sorted(found, key=lambda item: item.alert_id) == [
+                SentThreshold("bal_1", "2026-12", 50, 1_000_000), SentThreshold("bal_2", "2026-12", 80, 1_000_000)]
+            assert await reader.sent_thresholds(["bal_1"], "2027-01", 1_000_000) == []
+            assert await reader.sent_thresholds(["bal_1"], "2026-12", 2_000_000) == [
+                SentThreshold("bal_1", "2026-12", 100, 2_000_000)]
+    finally:
+        await engine.dispose()
+        await conn.execute("TRUNCATE tenant CASCADE")
 
 
 def test_importing_the_worker_loads_neither_sqlalchemy_nor_sqlmodel() -> None:
