@@ -86,7 +86,9 @@ async def _update(args: argparse.Namespace, session: AsyncSession) -> Outcome:
         options = ", ".join(option for option, _, _ in KEY_OPTIONS.values())
         raise InvalidRequest(f"nothing to update: give at least one of {options}")
     key = await update_key(session, args.tenant_id, args.key_id, changes, actor=CLI_ACTOR)
-    return Outcome(_key_text(render_key(key)), render_key(key), changed=key.tenant_id)
+    budget_changed = bool(changes.model_fields_set & {"budget_usd", "budget_period"})
+    return Outcome(_key_text(render_key(key)), render_key(key), changed=key.tenant_id, budget_changed=budget_changed,
+                   budget_key_id=key.id)
 
 
 async def _revoke(args: argparse.Namespace, session: AsyncSession) -> Outcome:

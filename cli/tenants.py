@@ -25,6 +25,7 @@ from cli.tables import render_pairs, render_table
 from cli.tenant_args import MAX_DAYS, NUMBERS, OPTIONS, PROG
 from shared.audit import CLI_ACTOR, record_admin_action
 from shared.budget import reset_budget_counters
+from shared.budget_alerts import mirror_budget_alerts
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import run_migrations
@@ -67,13 +68,15 @@ USAGE_COLUMNS = ("requests", "failed", "prompt_tokens", "completion_tokens", "co
 @dataclass
 class Outcome:
     """What a command prints: `text`, or `data` as JSON; `changed` names a tenant whose cache must go (and,
-    with `budget_changed`, whose budget counters must be seeded again)."""
+    with `budget_changed`, whose budget counters must be seeded again and budget alerts mirrored afresh: the
+    tenant's, or with `budget_key_id` that key's)."""
 
     text: str
     data: object
     changed: str | None = None
     warning: str | None = None
     budget_changed: bool = False
+    budget_key_id: str | None = None
 
 
 Action = Callable[[argparse.Namespace, AsyncSession], Awaitable[Outcome]]
@@ -115,23 +118,27 @@ async def _execute(action: Action, args: argparse.Namespace, settings: Settings)
     try:
         async with create_session_factory(engine)() as session:
             outcome = await action(args, session)
+            if outcome.changed is not None:
+                outcome.warning = await _drop_cached(settings, session, outcome)
     finally:
         await engine.dispose()
-    if outcome.changed is not None:
-        outcome.warning = await _drop_cached(settings, outcome.changed, budget_changed=outcome.budget_changed)
     return outcome
 
 
-async def _drop_cached(settings: Settings, tenant_id: str, *, budget_changed: bool = False) -> str | None:
-    """Drop the tenant's cached snapshot (and its spend counters after a budget change); a warning if Redis
-    cannot be reached (the change is saved)."""
-    if settings.resolved_redis_url is None:
+async def _drop_cached(settings: Settings, session: AsyncSession, outcome: Outcome) -> str | None:
+    """Drop the changed tenant's cached snapshot (after a budget change also the owner's spend counters, and
+    mirror its budget alerts, as the admin API does); a warning if Redis cannot be reached (the change is saved)."""
+    tenant_id = outcome.changed
+    if settings.resolved_redis_url is None or tenant_id is None:
         return None  # embedded mode: the only cache lives inside the serving process
     redis = create_redis(settings)
     try:
         await TenantCache(redis, ttl_s=settings.auth_cache_ttl_s).invalidate_tenant(tenant_id)
-        if budget_changed:
-            await reset_budget_counters(redis, tenant_id, datetime.now(UTC))
+        if outcome.budget_changed:
+            now = datetime.now(UTC)
+            await reset_budget_counters(redis, outcome.budget_key_id or tenant_id, now)
+            await mirror_budget_alerts(redis, session, tenant_id, now, key_id=outcome.budget_key_id,
+                                       budget_changed=True)
     except (RedisError, OSError) as error:
         return (f"saved, but the cached tenant could not be dropped from Redis ({_first_line(error)}); "
                 f"API processes apply the change within AUTH_CACHE_TTL_S={settings.auth_cache_ttl_s}s")

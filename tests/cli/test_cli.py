@@ -14,10 +14,11 @@ import asyncpg
 import pytest
 import redis.asyncio
 
+from shared.budget_alerts import create_budget_alert
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import migrate
 from shared.db.usage import insert_usage, usage_report
-from shared.keys import auth_cache_key
+from shared.keys import auth_cache_key, budget_alerts_key
 from shared.limits import PERIODS, seed_budget, spend_keys
 from shared.tenant_cache import TenantCache, TenantSnapshot
 from shared.tenants import authenticate, hash_key
@@ -283,5 +284,39 @@ async def test_tenants_update_of_budget_drops_its_spend_counters(postgres_url: s
             assert result.returncode == 0, result.stderr
             assert await client.exists(*spend_keys(tenant_id, now)) == (0 if dropped else 4)
     finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+async def test_keys_update_of_budget_drops_the_keys_counters_and_mirrors_its_alerts(postgres_url: str) -> None:
+    # As PATCH /api/v1/admin/tenants/{id}/keys/{key_id} does: the key's spend is seeded again from its usage
+    # records, and its budget alerts watch the new budget (the tenant's counters stay).
+    client = redis.asyncio.Redis.from_url(CLI_REDIS_URL)
+    await client.flushdb()
+    created = await asyncio.to_thread(run_cli, "tenants", "create", "acme", "--json", database_url=postgres_url,
+                                      redis_url=CLI_REDIS_URL)
+    tenant_id = json.loads(created.stdout)["id"]
+    key = json.loads((await asyncio.to_thread(
+        run_cli, "keys", "create", tenant_id, "ci", "--budget-usd", "1", "--json", database_url=postgres_url,
+        redis_url=CLI_REDIS_URL)).stdout)
+    engine = create_engine(postgres_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            await create_budget_alert(session, tenant_id, "http://127.0.0.1:9/hook", [50], allow_private=True,
+                                      key_id=key["id"])
+            await session.commit()
+        now = datetime.now(UTC)
+        for owner in (tenant_id, key["id"]):
+            for period in PERIODS:
+                await seed_budget(client, owner, period, now, spent_usd=0.5)
+        result = await asyncio.to_thread(run_cli, "keys", "update", tenant_id, key["id"], "--budget-usd", "2",
+                                         database_url=postgres_url, redis_url=CLI_REDIS_URL)
+        assert result.returncode == 0, result.stderr
+        assert await client.exists(*spend_keys(key["id"], now)) == 0
+        assert await client.exists(*spend_keys(tenant_id, now)) == 4
+        mirror = await client.hgetall(budget_alerts_key(key["id"]))  # type: ignore[misc]
+        assert mirror[b"budget_micros"] == b"2000000"
+    finally:
+        await engine.dispose()
         await client.flushdb()
         await client.aclose()
