@@ -36,7 +36,7 @@ XSS_NAME = "<script>alert(1)</script>"
 
 async def _create_tenant_in_form(page: Page, name: str) -> tuple[str, str]:
     await page.goto("/console/tenants")
-    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Name", exact=True).fill(name)
     await page.get_by_label("Requests per minute").fill("1,000")
     await page.get_by_role("button", name="Create tenant").click()
     key = (await page.locator("#new-key").text_content() or "").strip()
