@@ -7,8 +7,9 @@ are read with `git show <baseline>:...` and loaded as modules of their own (they
 `worker.providers._common` and `sse`). Per cell (adapter kind x plain/stream) the two alternate batch by
 batch over `--rounds`, each batch `--calls` calls at `--concurrency`, after a warm-up; the reading is this
 process's CPU (`time.process_time`) per call, median over rounds, and the upstream's TCP connections as `ss`
-sees them after the cell (ESTAB, and TIME-WAIT: connections this process opened and closed), which shows
-whether one SDK client keeps its connections alive across calls. Results in `--out`, markdown on stdout.
+sees them before and after the cell (ESTAB, and TIME-WAIT: connections this process closed) and the TIME-WAIT
+sockets each side's batches added (the connections it closed after use), which show whether one SDK client
+keeps its connections alive across calls. Results in `--out`, markdown on stdout.
 
 Run: `.venv/bin/python -m bench.provider_call [--baseline main] [--calls 1000] [--rounds 5] [--concurrency 1]`
 """
@@ -108,15 +109,19 @@ async def cell(sides: dict[str, Any], kind: str, mode: str, args: argparse.Names
         await batch(call, max(50, args.concurrency * 10), args.concurrency)
     before = connections(port)
     samples: dict[str, list[float]] = {name: [] for name in calls}
+    closed = dict.fromkeys(calls, 0)
     for round_no in range(args.rounds):
         order = list(calls) if round_no % 2 == 0 else list(reversed(calls))
         for name in order:
+            waiting = connections(port)["TIME-WAIT"]
             samples[name].append(await batch(calls[name], args.calls, args.concurrency))
+            closed[name] += max(0, connections(port)["TIME-WAIT"] - waiting)
     after = connections(port)
     result: dict[str, Any] = {"kind": kind, "mode": mode, "connections_before": before, "connections_after": after}
     for name, values in samples.items():
         result[name] = {"cpu_us_median": statistics.median(values) * 1e6,
-                        "cpu_us_rounds": [round(v * 1e6, 1) for v in values]}
+                        "cpu_us_rounds": [round(v * 1e6, 1) for v in values],
+                        "connections_closed": closed[name]}
     result["saved_pct"] = 100 * (1 - result["current"]["cpu_us_median"] / result["baseline"]["cpu_us_median"])
     return result
 
@@ -134,8 +139,8 @@ async def run(args: argparse.Namespace, upstream: str, work_dir: Path) -> list[d
             results.append(await cell(sides, kind, mode, args, port))
             row = results[-1]
             print(f"{kind} {mode}: baseline {row['baseline']['cpu_us_median']:.0f} us, current "
-                  f"{row['current']['cpu_us_median']:.0f} us ({row['saved_pct']:.0f} % less); upstream "
-                  f"connections after: {row['connections_after']}", flush=True)
+                  f"{row['current']['cpu_us_median']:.0f} us ({row['saved_pct']:.0f} % less); connections closed "
+                  f"{row['baseline']['connections_closed']} / {row['current']['connections_closed']}", flush=True)
         for provider in sides.values():
             await provider.aclose()
     return results
@@ -170,10 +175,12 @@ def main() -> None:
               "load_average_before": load_before, "load_average_after": load_average(), "cells": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n| call | baseline ({baseline}) us CPU | current ({commit}) us CPU | less |\n|---|---|---|---|")
+    print(f"\n| call | baseline ({baseline}) us CPU | current ({commit}) us CPU | less | connections closed |"
+          "\n|---|---|---|---|---|")
     for row in results:
         print(f"| {row['kind']} {row['mode']} | {row['baseline']['cpu_us_median']:.0f} | "
-              f"{row['current']['cpu_us_median']:.0f} | {row['saved_pct']:.0f} % |")
+              f"{row['current']['cpu_us_median']:.0f} | {row['saved_pct']:.0f} % | "
+              f"{row['baseline']['connections_closed']} / {row['current']['connections_closed']} |")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from shared.wire.anthropic_count import parse_count, render_count_request
 from worker.providers._common import (
     HTTP_ERRORS,
     HTTP_TIMEOUTS,
+    UPSTREAM_LIMITS,
     ClientPool,
     StreamTotals,
     error_message,
@@ -142,7 +143,8 @@ def _event(event: ServerSentEvent) -> dict[str, object]:
 
 def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
-        api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0
+        api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0,
+        http_client=anthropic.DefaultAsyncHttpxClient(limits=UPSTREAM_LIMITS),
     )
 
 

@@ -28,6 +28,7 @@ from shared.wire.openai_text_completions import (
 from worker.providers._common import (
     HTTP_ERRORS,
     HTTP_TIMEOUTS,
+    UPSTREAM_LIMITS,
     ClientPool,
     StreamTotals,
     error_message,
@@ -167,7 +168,8 @@ async def _drain(events: AsyncIterator[ServerSentEvent]) -> None:
 
 
 def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0)
+    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0,
+                              http_client=openai.DefaultAsyncHttpxClient(limits=UPSTREAM_LIMITS))
 
 
 @asynccontextmanager
