@@ -26,6 +26,7 @@ __all__ = [
     "HTTP_ERRORS",
     "HTTP_TIMEOUTS",
     "MISSING_KEY_PLACEHOLDER",
+    "UPSTREAM_LIMITS",
     "ClientPool",
     "StreamTotals",
     "error_message",
@@ -43,6 +44,13 @@ HTTP_TIMEOUTS: tuple[type[Exception], ...] = (httpx2.TimeoutException, httpx.Tim
 HTTP_ERRORS: tuple[type[Exception], ...] = (httpx2.HTTPError, httpx.HTTPError)
 
 ApiKeyLookup = Callable[[str], str | None]
+
+UPSTREAM_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=5.0)
+"""The pool of each SDK client (one per target). The SDKs' default keeps only 100 idle connections, so with more
+calls than that in flight to one target (a worker runs up to `WORKER_MAX_JOBS`, 200 by default) every call past
+the hundredth closed its connection after use and the next one opened a new one (bench/provider_call.py at c128:
+hundreds of connections opened and closed per thousand calls). Idle connections still close after 5 s, as
+httpcore's default."""
 
 
 class _Closable(Protocol):

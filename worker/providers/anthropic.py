@@ -2,18 +2,17 @@
 doing all translation. SDK retries are off (the gateway owns retries) and every SDK or transport failure
 leaves as a `shared.errors.UpstreamError`.
 
-The SDK still builds and sends every request (auth, base URL, timeouts, and its mapping of error statuses to
-`APIStatusError`), but through `with_raw_response` / `with_streaming_response`, so it never parses the body
-into pydantic models: the JSON goes straight to the wire translators, and streams are decoded by
-`worker.providers.sse`. That per-event model parsing was the largest CPU cost of a streaming worker."""
+The SDK client still builds and sends every request (auth, base URL, `anthropic-version`, timeouts, and its
+mapping of error statuses to `APIStatusError`), but through its own `post` with a body encoded once
+(`worker.providers.sdk_post`), so it never parses the body into pydantic models: the JSON goes straight to
+the wire translators, and streams are decoded by `worker.providers.sse`. That per-event model parsing was the
+largest CPU cost of a streaming worker."""
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
 
 import anthropic
-from anthropic import AsyncAPIResponse, AsyncStream
-from anthropic.types import Message, MessageTokensCount, RawMessageStreamEvent
 
 from shared.errors import UpstreamTimeout, UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, Usage
@@ -23,12 +22,14 @@ from shared.wire.anthropic_count import parse_count, render_count_request
 from worker.providers._common import (
     HTTP_ERRORS,
     HTTP_TIMEOUTS,
+    UPSTREAM_LIMITS,
     ClientPool,
     StreamTotals,
     error_message,
     json_object,
     status_error,
 )
+from worker.providers.sdk_post import post_json, stream_json
 from worker.providers.sse import ServerSentEvent, aiter_events
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicProvider"]
@@ -39,12 +40,8 @@ NAME = "anthropic"
 SKIPPED_EVENTS = frozenset({None, "ping"})
 """Events the SDK skips too: unnamed ones and keep-alive pings."""
 
-# The SDK's `create` as the adapter calls it: with keyword arguments that `shared.wire.anthropic.render_request`
-# builds as a `dict[str, object]` (JSON values, forwarded fields the SDK does not model, `extra_headers`), where
-# the SDK's overloads type each parameter with its own TypedDicts. So the calls are typed by their results.
-Create = Callable[..., Awaitable[AsyncAPIResponse[Message]]]
-Count = Callable[..., Awaitable[AsyncAPIResponse[MessageTokensCount]]]
-CreateStream = Callable[..., AbstractAsyncContextManager[AsyncAPIResponse[AsyncStream[RawMessageStreamEvent]]]]
+MESSAGES_PATH = "/v1/messages"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
 
 class AnthropicProvider:
@@ -73,18 +70,18 @@ class AnthropicProvider:
         client's `anthropic-beta` values travel in the rendered `extra_headers`."""
         client = self._clients.client_for(target)
         kwargs = render_request(request.model_copy(update={"stream": False}), target.model, drop=drop)
-        create: Create = client.messages.with_raw_response.create
         async with _map_errors():
-            raw = await create(**kwargs)
-        return parse_completion(json_object(NAME, raw.http_response.content, "response"), NAME)
+            response = await post_json(client.post, MESSAGES_PATH, kwargs)
+        return parse_completion(json_object(NAME, response.content, "response"), NAME)
 
     async def count_tokens(self, request: ChatRequest, target: Target, *, drop: frozenset[str]) -> int:
-        """Anthropic's own count (`messages.count_tokens`); the JSON goes to the wire module as for `complete`."""
+        """Anthropic's own count (`messages.count_tokens`'s endpoint); the JSON goes to the wire module as for
+        `complete`."""
         client = self._clients.client_for(target)
-        count: Count = client.messages.with_raw_response.count_tokens
+        arguments = render_count_request(request, target.model, drop=drop)
         async with _map_errors():
-            raw = await count(**render_count_request(request, target.model, drop=drop))
-        return parse_count(json_object(NAME, raw.http_response.content, "response"), NAME)
+            response = await post_json(client.post, COUNT_TOKENS_PATH, arguments)
+        return parse_count(json_object(NAME, response.content, "response"), NAME)
 
     async def stream(self, request: ChatRequest, target: Target, *,
                      drop: frozenset[str] = frozenset()) -> AsyncGenerator[Delta, None]:
@@ -96,12 +93,11 @@ class AnthropicProvider:
         totals = StreamTotals(NAME)
         parser = StreamParser()
         ending = Delta()
-        create: CreateStream = client.messages.with_streaming_response.create
         # The last two contexts close the HTTP stream however this generator ends (consumed, closed, cancelled).
         async with (
             _map_errors(),
-            create(**kwargs) as raw,
-            aclosing(aiter_events(raw.http_response.aiter_bytes())) as events,
+            stream_json(client.post, MESSAGES_PATH, kwargs) as response,
+            aclosing(aiter_events(response.aiter_bytes())) as events,
         ):
             async for event in events:
                 if event.event in SKIPPED_EVENTS:
@@ -147,7 +143,8 @@ def _event(event: ServerSentEvent) -> dict[str, object]:
 
 def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
-        api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0
+        api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0,
+        http_client=anthropic.DefaultAsyncHttpxClient(limits=UPSTREAM_LIMITS),
     )
 
 
