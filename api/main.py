@@ -53,6 +53,7 @@ from shared.cache import ResponseCache
 from shared.config import Settings, get_settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.jobs import JobStore
+from shared.key_usage import drain_key_use_writes
 from shared.logs import configure_logging
 from shared.metrics import mark_process_dead, metric_labels
 from shared.pricing import load_price_table
@@ -132,6 +133,7 @@ async def _open_state(settings: Settings, redis: ArqRedis | None, stack: AsyncEx
         stack.push_async_callback(redis.aclose)
     engine = create_engine(settings.resolved_database_url)
     stack.push_async_callback(engine.dispose)
+    stack.push_async_callback(drain_key_use_writes)  # runs first (last in): writes in flight need the engine
     routing_table, prices = load_routing_table(settings), load_price_table(settings)
     return AppState(
         settings=settings,

@@ -18,11 +18,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.db.tables import ApiKey
 from shared.keys import key_used_key
 
-__all__ = ["LAST_USED_RESOLUTION_S", "note_key_used", "write_last_used"]
+__all__ = ["LAST_USED_RESOLUTION_S", "drain_key_use_writes", "note_key_used", "write_last_used"]
 
 logger = logging.getLogger(__name__)
 
 LAST_USED_RESOLUTION_S = 60
+# How long a stopping API waits for the writes in flight before it closes the database engine.
+DRAIN_TIMEOUT_S = 5.0
 # Writes in flight: the event loop keeps only weak references to tasks.
 _PENDING: set[asyncio.Task[bool]] = set()
 
@@ -54,3 +56,19 @@ async def write_last_used(sessions: async_sessionmaker[AsyncSession], key_id: st
         logger.warning("could not record the last use of key %s: %s", key_id, type(exc).__name__)
         return False
     return True
+
+
+async def drain_key_use_writes(timeout_s: float = DRAIN_TIMEOUT_S) -> int:
+    """Wait (at most `timeout_s`) for the last-used writes in flight; the API's shutdown calls this before it
+    disposes of the engine. A write still running then would hold a connection the disposal cannot close (it
+    would be dropped unclosed when its event loop ends) and its time would be lost. Returns how many were
+    still running at the deadline (then cancelled)."""
+    pending = set(_PENDING)
+    if not pending:
+        return 0
+    _, late = await asyncio.wait(pending, timeout=timeout_s)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=1.0)  # let the cancelled ones roll back and return their connections
+    return len(late)

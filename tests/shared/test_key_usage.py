@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import migrate
 from shared.db.tables import ApiKey
-from shared.key_usage import note_key_used, write_last_used
+from shared.key_usage import drain_key_use_writes, note_key_used, write_last_used
 from shared.keys import key_used_key
 from shared.tenants import create_tenant
 
@@ -63,3 +63,32 @@ async def test_write_last_used_survives_a_database_outage() -> None:
         assert await write_last_used(create_session_factory(engine), "key_x", NOW) is False
     finally:
         await engine.dispose()
+
+
+async def test_drain_waits_for_the_write_in_flight(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """What the API's shutdown does before disposing of the engine: the background write finishes (its time is
+    stored, its connection returned to the pool) instead of being dropped with an unclosed connection."""
+    redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    key = await _key(sessions)
+    assert await note_key_used(redis, sessions, key.id, NOW) is True
+    assert await drain_key_use_writes() == 0  # none still running at the deadline
+    assert await _last_used(sessions, key.id) == NOW
+
+
+async def test_drain_cancels_a_write_that_outlasts_its_deadline() -> None:
+    redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    started = asyncio.Event()
+
+    class HangingSession:
+        async def __aenter__(self) -> "HangingSession":
+            started.set()
+            await asyncio.sleep(3600)
+            return self
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+    assert await note_key_used(redis, HangingSession, "key_hangs", NOW) is True  # type: ignore[arg-type]
+    await started.wait()
+    assert await drain_key_use_writes(timeout_s=0.05) == 1
+    assert await drain_key_use_writes(timeout_s=0.05) == 0  # the cancelled write is gone
