@@ -27,9 +27,15 @@ local function settle_owner(keys, base, job_id, estimated, used, reserved, actua
   if tonumber(reserved) > 0 and redis.call('ZREM', keys[base + 4], job_id .. ':' .. reserved) == 1 then
     redis.call('DECRBY', keys[base + 5], reserved)
   end
+  -- A spend counter exists only with its 'spent' field (seed_open.lua creates both), so one EXISTS of the four
+  -- says whether any is there: an owner without a budget (no counter seeded) costs one command, not four.
+  local present = 0
   if tonumber(actual) > 0 then
+    present = redis.call('EXISTS', keys[base + 6], keys[base + 7], keys[base + 8], keys[base + 9])
+  end
+  if present > 0 then
     for i = base + 6, base + 9 do
-      if redis.call('HEXISTS', keys[i], 'spent') == 1 then
+      if present == 4 or redis.call('EXISTS', keys[i]) == 1 then
         redis.call('HINCRBY', keys[i], 'spent', actual)
         if redis.call('HEXISTS', keys[i], 'seeding') == 1 then redis.call('HSET', keys[i], 'late:' .. job_id, 1) end
       end
