@@ -17,6 +17,7 @@ from shared.endpoint import Endpoint
 from shared.endpoint_requests import JobRequest, endpoint_of
 from shared.errors import GatewayError
 from shared.fair_queue import FairQueue, Priority
+from shared.finish_batch import FinishBatch
 from shared.keys import (
     ARQ_ABORT_KEY,
     USAGE_STREAM,
@@ -38,7 +39,6 @@ __all__ = ["CancelOutcome", "JobOptions", "JobOutcome", "JobRecord", "JobStore",
 
 USAGE_STREAM_MAXLEN = 1_000_000
 CLAIM = LuaScript(lua_source("claim.lua"))
-FINISH = LuaScript(lua_source("settle_fn.lua", "finish.lua"))
 
 
 class JobRecord(BaseModel):
@@ -134,6 +134,7 @@ class JobStore:
         self._ttl_s = ttl_s
         self._events_maxlen = events_maxlen
         self._fair = FairQueue(queue_name) if queue_name else None
+        self._finishes = FinishBatch(redis)  # ends in the same event-loop tick share one script call
 
     async def create(self, job_id: str, tenant_id: str, request: JobRequest, wire: WireFormat,
                      options: JobOptions | None = None, *,
@@ -188,7 +189,7 @@ class JobStore:
         else:
             keys += queue_end.keys(job_hash)
             args += [1, record.id, queue_end.drained_ttl_s]
-        committed = bool(await FINISH.run(self._redis, keys, args))
+        committed = bool(await self._finishes.run(keys, args))
         if queue_end is not None:
             queue_end.committed = True
         return committed
