@@ -209,14 +209,15 @@ class FairQueue:
         return result.picked, result.left
 
     async def pick_and_claim(self, redis: Redis, claim: Claim, *, free: int, lease_ms: int,
-                             batch_max_wait_ms: int, due_read_limit: int, batch_free: int | None = None) -> PickResult:
+                             batch_max_wait_ms: int, due_read_limit: int, batch_free: int | None = None,
+                             read_aborts: bool = True) -> PickResult:
         """`pick`, and in the same script each started job claimed for its attempt (arq's run_job read and the
-        record's claim), and arq's abort set read: a worker's poll in one round trip."""
+        record's claim), and (`read_aborts`) arq's abort set read: a worker's poll in one round trip."""
         return await self._pick(redis, claim, free=free, lease_ms=lease_ms, batch_max_wait_ms=batch_max_wait_ms,
-                                due_read_limit=due_read_limit, batch_free=batch_free)
+                                due_read_limit=due_read_limit, batch_free=batch_free, read_aborts=read_aborts)
 
     async def _pick(self, redis: Redis, claim: Claim | None, *, free: int, lease_ms: int, batch_max_wait_ms: int,
-                    due_read_limit: int, batch_free: int | None) -> PickResult:
+                    due_read_limit: int, batch_free: int | None, read_aborts: bool = False) -> PickResult:
         keys = [self.queue_name, self.ready[Priority.INTERACTIVE], self.ready[Priority.BATCH],
                 self.active[Priority.INTERACTIVE], self.active[Priority.BATCH], self.virtual_time,
                 self.batch_heads, self.shares, ARQ_ABORT_KEY]
@@ -224,7 +225,8 @@ class FairQueue:
                               self.run_prefix, job_key(""), job_key_prefix, due_read_limit,
                               free if batch_free is None else max(0, batch_free), 1 if claim else 0,
                               job_events_key(""), claim.worker_id if claim else "", claim.max_tries if claim else 0,
-                              claim.events_maxlen if claim else 0, claim.ttl_s if claim else 0, str(time.time())]
+                              claim.events_maxlen if claim else 0, claim.ttl_s if claim else 0, str(time.time()),
+                              1 if read_aborts else 0]
         reply = await PICK.run(redis, keys, args)
         if not isinstance(reply, list) or len(reply) != 3:
             raise RuntimeError(f"pick_jobs.lua answered {reply!r}")

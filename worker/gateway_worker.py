@@ -176,7 +176,8 @@ class GatewayWorker(Worker):
         if claim is None:
             picked, left = await self.fair.pick(self.pool, **options)
         else:
-            result = await self.fair.pick_and_claim(self.pool, claim, **options)
+            # With no job running here there is none to cancel: the abort set is not read (one command less).
+            result = await self.fair.pick_and_claim(self.pool, claim, read_aborts=self.job_counter > 0, **options)
             picked, left = result.picked, result.left
         if left:
             self._jobs_left_behind = True

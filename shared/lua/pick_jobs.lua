@@ -15,8 +15,8 @@
 -- one (the record counts every start), and unless the payload is gone ('expired'), a cancel was asked
 -- ('aborted') or the attempts are used up ('exhausted'), the record is marked running and the attempt's first
 -- event (start, or reset for a retry) is appended. A due job whose record is gone or ended is dropped here.
--- Also with `claim`, the ids in arq's abort set are returned, so the worker cancels aborted jobs in the same
--- round trip (arq's own poll reads them with a transaction of its own).
+-- Also with `claim` (and ARGV 18), the ids in arq's abort set are returned, so the worker cancels aborted jobs in
+-- the same round trip (arq's own poll reads them with a transaction of its own).
 --
 -- Commands are spent per poll, not per job, where they can be: the tenants' shares, the virtual time, the
 -- active tenants of a class and a tenant's next jobs are read once per call and stride scheduling runs on
@@ -28,7 +28,8 @@
 -- ARGV: 1 now_ms, 2 lease_ms, 3 free slots, 4 batch max wait ms, 5 in-progress key prefix,
 --       6 running-set key prefix, 7 job record key prefix, 8 arq job key prefix, 9 due read limit,
 --       10 batch_free (most batch jobs to start), 11 claim (1/0), 12 event stream key prefix, 13 worker id,
---       14 max tries, 15 event stream maxlen, 16 event stream ttl_s, 17 started_at (seconds, as text)
+--       14 max tries, 15 event stream maxlen, 16 event stream ttl_s, 17 started_at (seconds, as text),
+--       18 read the abort set (1/0: the worker runs no job, so none to cancel)
 -- Returns {jobs, jobs_left_waiting, aborts}. Each job is {job_id, score, tenant_id, class}, and with `claim`
 -- also {state, payload, attempt, record fields as before the claim (flat name/value list)}; class is 'due',
 -- 'interactive' or 'batch'; state is 'run', 'expired', 'aborted' or 'exhausted'.
@@ -346,5 +347,5 @@ for tenant, adds in pairs(run_adds) do
 end
 if #payload_dels > 0 then redis.call('DEL', unpack(payload_dels)) end
 local aborts = {}
-if claiming then aborts = redis.call('ZRANGE', KEYS[9], 0, -1) end
+if claiming and ARGV[18] == '1' then aborts = redis.call('ZRANGE', KEYS[9], 0, -1) end
 return {started, left, aborts}

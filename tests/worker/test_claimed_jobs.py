@@ -232,3 +232,30 @@ async def test_worker_ends_a_retry_cancelled_before_it_started(rig: Rig, worker:
     assert await rig.redis.zscore(ARQ_ABORT_KEY, job_id) is None
     assert await rig.redis.exists(job_key_prefix + job_id) == 0
     assert provider.calls == []  # never run
+
+
+class _Hanging(ScriptedProvider):
+    """Answers only when cancelled: a running job for the abort to stop."""
+
+    async def complete(self, request: Any, target: Target, *, drop: frozenset[str] = frozenset()) -> Any:
+        self.calls.append(target.model)
+        await asyncio.sleep(60)
+        raise AssertionError("the job was not aborted")
+
+
+async def test_worker_aborts_a_running_claimed_job(rig: Rig, worker: tuple[GatewayWorker, Any]) -> None:
+    gateway, _ = worker
+    hanging = _Hanging("openai", {})
+    gateway.ctx["deps"].router = Router({"openai": hanging}, CircuitBreaker(rig.redis, failure_threshold=100, open_s=1),
+                                        RetryPolicy(1, 0.0, 0.0))
+    job_id = await rig.submit()
+    for _ in range(300):
+        if hanging.calls:
+            break
+        await asyncio.sleep(0.01)
+    assert (await rig.store.request_cancel(job_id)).changed
+    await rig.queue.ring()  # as the API's cancel does: the poll reads the abort set with its pick
+    assert await _ended(rig, job_id) is JobStatus.CANCELLED
+    await asyncio.sleep(0.05)
+    assert await rig.redis.zscore(ARQ_ABORT_KEY, job_id) is None
+    assert await rig.redis.exists(in_progress_key_prefix + job_id, job_key_prefix + job_id) == 0
