@@ -1,12 +1,15 @@
 """arq's `Worker`, adapted for latency and recovery. Its poll loop waits on the doorbell (worker/doorbell.py)
 instead of a fixed sleep; a started job's claim is a short lease renewed while it runs (worker/lease.py)
-instead of arq's job-timeout-long in-progress mark; jobs are picked and started with one Lua script per poll
-(shared/lua/pick_jobs.lua: jobs due in arq's queue, then the tenants' fair queues, see shared/fair_queue.py)
-instead of arq's FIFO read and four round trips per job; the end of a job (in arq's own finish transaction)
-also drops it from its tenant's running set and counts it in the drain rate; and jobs arq ends without
-running them (retries exhausted, expired, aborted before start) end their records too. The overridden
-methods follow arq 0.26-0.28 (`Worker.main`, `_poll_iteration`, `start_jobs`, `finish_job`,
-`finish_failed_job`)."""
+instead of arq's job-timeout-long in-progress mark; jobs are picked, started and claimed for their attempt
+with one Lua script per poll (shared/lua/pick_jobs.lua: jobs due in arq's queue, then the tenants' fair
+queues, see shared/fair_queue.py), which also reads arq's abort set, instead of arq's FIFO read, abort read
+and two more round trips per job (worker/claimed_job.py runs such a job as arq's run_job would); a claimed
+job's end commits arq's end of it in its own end script (shared/lua/finish_fn.lua, with the ends of the
+other jobs of the same loop tick), so `finish_job` has nothing left to write; otherwise the end of a job (in
+arq's own finish transaction) also drops it from its tenant's running set and counts it in the drain rate;
+and jobs arq ends without running them (retries exhausted, expired, aborted before start) end their records
+too. The overridden methods follow arq 0.26-0.28 (`Worker.main`, `_poll_iteration`, `start_jobs`,
+`run_job`, `finish_job`, `finish_failed_job`)."""
 
 import asyncio
 import logging
