@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from shared.append_batch import AppendBatch
 from shared.cache import CachedAnswer, Chunk
 from shared.endpoint import Endpoint
 from shared.endpoint_requests import JobRequest, endpoint_of
@@ -135,6 +136,7 @@ class JobStore:
         self._events_maxlen = events_maxlen
         self._fair = FairQueue(queue_name) if queue_name else None
         self._finishes = FinishBatch(redis)  # ends in the same event-loop tick share one script call
+        self._appends = AppendBatch(redis, events_maxlen)  # and output appends one pipeline
 
     async def create(self, job_id: str, tenant_id: str, request: JobRequest, wire: WireFormat,
                      options: JobOptions | None = None, *,
@@ -193,6 +195,12 @@ class JobStore:
         if queue_end is not None:
             queue_end.committed = True
         return committed
+
+    async def append_output(self, job_id: str, kind: EventKind, data: dict[str, object], *,
+                            ttl_s: int | None) -> None:
+        """Append an output entry to a running job's stream, in one pipeline with the other appends of this
+        event-loop tick (shared/append_batch.py); with `ttl_s`, renew the stream's TTL too."""
+        await self._appends.append(job_id, kind, data, ttl_s=ttl_s)
 
     async def fail(self, job_id: str, error: GatewayError) -> bool:
         """End a job that died outside our code (arq expired it or gave up on retries); False if it had ended."""

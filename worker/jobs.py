@@ -22,7 +22,6 @@ from shared.queue_end import QueueEnd
 from shared.reservation import unsent_ceiling
 from shared.response_store import settle_job_response
 from shared.routing_table import Target
-from shared.streams import append_event
 from shared.wire.codec import codec_for
 from worker.claimed_job import CLAIMED_RECORD, QUEUE_END
 from worker.deps import WorkerDeps, deps_from
@@ -209,7 +208,7 @@ async def _append_output(deps: WorkerDeps, job_id: str, event: OutputEvent | Non
     if event is None:  # callers flush only when something is pending: this is a bug, not a provider's fault
         raise GatewayError("internal error: an empty stream output was flushed")
     kind, data = event
-    await append_event(deps.redis, job_id, kind, data, maxlen=deps.settings.event_stream_maxlen, ttl_s=ttl.due())
+    await deps.store.append_output(job_id, kind, data, ttl_s=ttl.due())
     return chunk_of(event)
 
 
