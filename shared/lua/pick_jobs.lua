@@ -199,8 +199,18 @@ local function virtual_time(class)
   return vt_of[class]
 end
 
+-- Byte order, as Redis orders members of equal score (Lua's `<` on strings follows the server's locale,
+-- which Redis sets from its environment, and may order names otherwise).
+local function name_less(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 local function before(a, b)  -- ZRANGE's order: pass, then tenant name
-  return a.pass < b.pass or (a.pass == b.pass and a.tenant < b.tenant)
+  return a.pass < b.pass or (a.pass == b.pass and a.tenant ~= b.tenant and name_less(a.tenant, b.tenant))
 end
 
 -- Takes the next job of candidate `c` (its FIFO copy read on first use): true when one was taken.
@@ -304,6 +314,7 @@ local function pick_class(ready, active, class, heads, limit)
     if #page == 2 * page_size then bound = {tenant = page[#page - 1], pass = tonumber(page[#page])} end
     if #page == 2 and #cands == 1 then cands[1].solo = true end  -- the class's only active tenant
     local crossed, open = false, false
+    local changed = false  -- a job taken or dropped, a tenant out of the class or capped
     while n < free and taken < limit do
       local best = nil
       for _, c in ipairs(cands) do
@@ -313,6 +324,7 @@ local function pick_class(ready, active, class, heads, limit)
       if bound ~= nil and before(bound, best) then crossed = true break end
       local weight, cap = share_of(best.tenant)
       if not best.heads then load_heads(best, ready, math.min(free - n, limit - taken)) end
+      changed = true
       if best.next > #best.heads then
         best.out, best.removed = true, true  -- its FIFO is empty (cancelled jobs): it leaves the class
       elseif at_cap(best.tenant, cap) then
@@ -338,6 +350,12 @@ local function pick_class(ready, active, class, heads, limit)
     if not crossed and bound == nil then
       -- Every active tenant was seen: none has a job left, or those left are at their cap.
       if ncapped > 0 then left = 1 end
+      return
+    end
+    if crossed and not changed then
+      -- A round that changed nothing would repeat itself: never expected (a page starts below its bound), but
+      -- a script that does not end blocks Redis, so stop and let the next poll go on.
+      left = 1
       return
     end
   end
