@@ -66,19 +66,10 @@ async def run_claimed(worker: "GatewayWorker", job: Picked) -> None:
     except SerializationError as e:
         logger.exception("deserializing job %s failed", job_id)
         return await failed(e)
-    if job.state == "aborted":
-        logger.info("%6.2fs ⊘ %s:%s aborted before start", (timestamp_ms() - enqueue_time_ms) / 1000, job_id,
-                    function_name)
-        return await failed(asyncio.CancelledError())
     function = worker.functions.get(function_name)
-    if function is None:
-        logger.warning("job %s, function %r not found", job_id, function_name)
-        return await failed(JobExecutionFailed(f"function {function_name!r} not found"))
-    if job.state == "exhausted":
-        max_tries = worker.max_tries if function.max_tries is None else function.max_tries
-        logger.warning("%6.2fs ! %s:%s max retries %d exceeded", (timestamp_ms() - enqueue_time_ms) / 1000, job_id,
-                       function_name, max_tries)
-        return await failed(JobExecutionFailed(f"max {max_tries} retries exceeded"))
+    refusal = _refusal(worker, job, function, function_name, enqueue_time_ms)
+    if refusal is not None or function is None:  # (no function is a refusal: the second test is for mypy)
+        return await failed(refusal or JobExecutionFailed(f"function {function_name!r} not found"))
 
     ref = f"{job_id}:{function_name}"
     queue_end = worker.queue_end(job)
@@ -99,6 +90,25 @@ async def run_claimed(worker: "GatewayWorker", job: Picked) -> None:
         await worker.on_job_end(ctx)
     await asyncio.shield(worker.finish_job(job_id, ended.finish, result_data, result_timeout_s, keep_forever,
                                            ended.incr_score, None))
+    if worker.after_job_end:
+        await worker.after_job_end(ctx)
+
+
+def _refusal(worker: "GatewayWorker", job: Picked, function: Any, function_name: str,
+             enqueue_time_ms: int) -> BaseException | None:
+    """Why arq's run_job would end the job before running it (aborted, unknown function, tries used up)."""
+    waited_s = (timestamp_ms() - enqueue_time_ms) / 1000
+    if job.state == "aborted":
+        logger.info("%6.2fs ⊘ %s:%s aborted before start", waited_s, job.job_id, function_name)
+        return asyncio.CancelledError()
+    if function is None:
+        logger.warning("job %s, function %r not found", job.job_id, function_name)
+        return JobExecutionFailed(f"function {function_name!r} not found")
+    if job.state == "exhausted":
+        max_tries = worker.max_tries if function.max_tries is None else function.max_tries
+        logger.warning("%6.2fs ! %s:%s max retries %d exceeded", waited_s, job.job_id, function_name, max_tries)
+        return JobExecutionFailed(f"max {max_tries} retries exceeded")
+    return None
 
 
 async def _call(worker: "GatewayWorker", job: Picked, ctx: dict[str, Any], function: Any, ref: str,
