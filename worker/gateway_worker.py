@@ -176,17 +176,17 @@ class GatewayWorker(Worker):
                    "batch_max_wait_ms": self._batch_max_wait_ms, "due_read_limit": max(free, self.queue_read_limit),
                    "batch_free": self.batch_slots - len(self.batch_jobs)}
         claim = self._claim()
+        aborts: list[str] = []
         if claim is None:
             picked, left = await self.fair.pick(self.pool, **options)
         else:
             # With no job running here there is none to cancel: the abort set is not read (one command less).
             result = await self.fair.pick_and_claim(self.pool, claim, read_aborts=self.job_counter > 0, **options)
-            picked, left = result.picked, result.left
+            picked, left, aborts = result.picked, result.left, result.aborts
         if left:
             self._jobs_left_behind = True
         await self._run_picked(picked, claimed=claim is not None)
-        if claim is not None:
-            self._cancel_tasks(result.aborts)
+        self._cancel_tasks(aborts)
         return claim is not None
 
     def _cancel_tasks(self, aborts: list[str]) -> None:
