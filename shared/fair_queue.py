@@ -22,20 +22,22 @@ transaction, and pruned by score, so a dead worker's jobs stop counting within o
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from shared.keys import PREFIX, job_key
+from shared.keys import ARQ_ABORT_KEY, PREFIX, job_events_key, job_key
 from shared.scripts import LuaScript, lua_source
 
 __all__ = [
     "DRAIN_WINDOW_S",
     "PICK",
+    "Claim",
     "FairQueue",
+    "PickResult",
     "Picked",
     "Priority",
     "TenantShare",
@@ -83,6 +85,31 @@ class Picked:
     # The class it was picked from, or "due": an interactive job already in arq's queue (a retry; a due batch
     # job is "batch", so it counts against the worker's batch slots).
     source: str = "interactive"
+    # With a claim (FairQueue.pick_and_claim): "run" (claimed: the record is running this attempt), or why it
+    # must end without running: "expired" (arq's payload is gone), "aborted" (a cancel was asked before it
+    # started), "exhausted" (its attempts are used up).
+    state: str = "run"
+    payload: bytes | None = None  # arq's job payload
+    attempt: int = 0
+    record: dict[str, str] | None = None  # the job record's fields as they were before the claim
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a pick needs to claim the jobs it starts for their attempt (pick_jobs.lua): the worker's id, arq's
+    max tries, and the job event stream's maxlen and TTL."""
+
+    worker_id: str
+    max_tries: int
+    events_maxlen: int
+    ttl_s: int
+
+
+@dataclass(frozen=True)
+class PickResult:
+    picked: list[Picked]
+    left: bool  # jobs were left waiting (for want of a slot, or at their tenant's cap)
+    aborts: list[str] = field(default_factory=list)  # arq's abort set, read in the same call when claiming
 
 
 class FairQueue:
@@ -173,22 +200,51 @@ class FairQueue:
 
     async def pick(self, redis: Redis, *, free: int, lease_ms: int, batch_max_wait_ms: int,
                    due_read_limit: int, batch_free: int | None = None) -> tuple[list[Picked], bool]:
-        """Claim up to `free` jobs for one worker in one round trip: jobs due in arq's queue first (retries,
+        """Start up to `free` jobs for one worker in one round trip: jobs due in arq's queue first (retries,
         jobs whose worker died), then the fair queue, with at most `batch_free` batch jobs (default: `free`).
-        Also says whether jobs were left waiting."""
+        Also says whether jobs were left waiting. The jobs are not claimed for their attempt (see
+        `pick_and_claim`)."""
+        result = await self._pick(redis, None, free=free, lease_ms=lease_ms, batch_max_wait_ms=batch_max_wait_ms,
+                                  due_read_limit=due_read_limit, batch_free=batch_free)
+        return result.picked, result.left
+
+    async def pick_and_claim(self, redis: Redis, claim: Claim, *, free: int, lease_ms: int,
+                             batch_max_wait_ms: int, due_read_limit: int, batch_free: int | None = None,
+                             read_aborts: bool = True) -> PickResult:
+        """`pick`, and in the same script each started job claimed for its attempt (arq's run_job read and the
+        record's claim), and (`read_aborts`) arq's abort set read: a worker's poll in one round trip."""
+        return await self._pick(redis, claim, free=free, lease_ms=lease_ms, batch_max_wait_ms=batch_max_wait_ms,
+                                due_read_limit=due_read_limit, batch_free=batch_free, read_aborts=read_aborts)
+
+    async def _pick(self, redis: Redis, claim: Claim | None, *, free: int, lease_ms: int, batch_max_wait_ms: int,
+                    due_read_limit: int, batch_free: int | None, read_aborts: bool = False) -> PickResult:
         keys = [self.queue_name, self.ready[Priority.INTERACTIVE], self.ready[Priority.BATCH],
                 self.active[Priority.INTERACTIVE], self.active[Priority.BATCH], self.virtual_time,
-                self.batch_heads, self.shares]
+                self.batch_heads, self.shares, ARQ_ABORT_KEY]
         args: list[object] = [int(time.time() * 1000), lease_ms, free, batch_max_wait_ms, in_progress_key_prefix,
                               self.run_prefix, job_key(""), job_key_prefix, due_read_limit,
-                              free if batch_free is None else max(0, batch_free)]
+                              free if batch_free is None else max(0, batch_free), 1 if claim else 0,
+                              job_events_key(""), claim.worker_id if claim else "", claim.max_tries if claim else 0,
+                              claim.events_maxlen if claim else 0, claim.ttl_s if claim else 0, str(time.time()),
+                              1 if read_aborts else 0]
         reply = await PICK.run(redis, keys, args)
-        if not isinstance(reply, list) or len(reply) != 2:
+        if not isinstance(reply, list) or len(reply) != 3:
             raise RuntimeError(f"pick_jobs.lua answered {reply!r}")
-        flat, left = reply
-        picked = [Picked(_text(flat[i]), int(float(_text(flat[i + 1]))), _text(flat[i + 2]), _text(flat[i + 3]))
-                  for i in range(0, len(flat), 4)]
-        return picked, int(left) > 0
+        jobs, left, aborts = reply
+        return PickResult([_picked(job) for job in jobs], int(left) > 0, [_text(job_id) for job_id in aborts])
+
+
+def _picked(job: list[object]) -> Picked:
+    job_id, score, tenant, source = (_text(part) for part in job[:4])
+    picked = Picked(job_id, int(float(score)), tenant, source)
+    if len(job) == 4:
+        return picked
+    state, payload, attempt, flat = job[4:8]
+    fields = flat if isinstance(flat, list) else []
+    record = {_text(fields[i]): _text(fields[i + 1]) for i in range(0, len(fields), 2)}
+    return Picked(job_id, picked.score, tenant, source, state=_text(state),
+                  payload=payload if isinstance(payload, bytes) and payload else None,
+                  attempt=int(_text(attempt)), record=record)
 
 
 def _text(value: object) -> str:

@@ -12,11 +12,13 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from shared.append_batch import AppendBatch
 from shared.cache import CachedAnswer, Chunk
 from shared.endpoint import Endpoint
 from shared.endpoint_requests import JobRequest, endpoint_of
 from shared.errors import GatewayError
 from shared.fair_queue import FairQueue, Priority
+from shared.finish_batch import FinishBatch
 from shared.keys import (
     ARQ_ABORT_KEY,
     USAGE_STREAM,
@@ -29,15 +31,15 @@ from shared.keys import (
 )
 from shared.limits import SETTLE_ARGS, SETTLE_KEYS, Admission, queue_settlement, settlement_call
 from shared.models import Completion, JobStatus, WireFormat
+from shared.queue_end import QUEUE_END_KEYS, QueueEnd
 from shared.redis import decode_hash
 from shared.scripts import LuaScript, lua_source
 from shared.streams import EventKind, add_event, encode_data
 
-__all__ = ["CancelOutcome", "JobOptions", "JobOutcome", "JobRecord", "JobStore", "usage_row"]
+__all__ = ["CancelOutcome", "JobOptions", "JobOutcome", "JobRecord", "JobStore", "claimed", "usage_row"]
 
 USAGE_STREAM_MAXLEN = 1_000_000
 CLAIM = LuaScript(lua_source("claim.lua"))
-FINISH = LuaScript(lua_source("settle_fn.lua", "finish.lua"))
 
 
 class JobRecord(BaseModel):
@@ -133,6 +135,8 @@ class JobStore:
         self._ttl_s = ttl_s
         self._events_maxlen = events_maxlen
         self._fair = FairQueue(queue_name) if queue_name else None
+        self._finishes = FinishBatch(redis)  # ends in the same event-loop tick share one script call
+        self._appends = AppendBatch(redis, events_maxlen)  # and output appends one pipeline
 
     async def create(self, job_id: str, tenant_id: str, request: JobRequest, wire: WireFormat,
                      options: JobOptions | None = None, *,
@@ -162,7 +166,8 @@ class JobStore:
 
     async def mark_running(self, job_id: str, attempt: int, worker_id: str) -> JobRecord | None:
         """Claim the job for an attempt; None when it is gone or already ended (e.g. cancelled while queued).
-        One script, so the check and the claim are atomic in a single round trip."""
+        One script, so the check and the claim are atomic in a single round trip. (A GatewayWorker claims its
+        jobs in its pick script instead, see `claimed`.)"""
         kind = EventKind.RESET if attempt > 1 else EventKind.START
         before = await CLAIM.run(self._redis, [job_key(job_id), job_events_key(job_id)], [
             attempt, time.time(), worker_id, kind.value, encode_data({"attempt": attempt}),
@@ -170,15 +175,32 @@ class JobStore:
         ])
         if not isinstance(before, list) or not before:
             return None
-        record = _from_hash(decode_hash(dict(zip(before[::2], before[1::2], strict=True))))
-        return record.model_copy(update={"status": JobStatus.RUNNING, "attempt": attempt, "worker_id": worker_id})
+        return claimed(decode_hash(dict(zip(before[::2], before[1::2], strict=True))), attempt, worker_id)
 
-    async def finish(self, record: JobRecord, outcome: JobOutcome, usage_row: dict[str, object]) -> bool:
+    async def finish(self, record: JobRecord, outcome: JobOutcome, usage_row: dict[str, object],
+                     queue_end: QueueEnd | None = None) -> bool:
         """Commit the terminal state, the terminal event, the usage record, the limits settlement and the
         cache entry at once; False if the job had already ended (a duplicate delivery), in which case
-        nothing is written and nothing billed twice."""
+        nothing is written and nothing billed twice. With `queue_end`, arq's end of the job commits in the same
+        script, in either case."""
         keys, args = _finish_call(record, outcome, usage_row, ttl_s=self._ttl_s, events_maxlen=self._events_maxlen)
-        return bool(await FINISH.run(self._redis, keys, args))
+        job_hash = keys[0]
+        if queue_end is None:
+            keys += [job_hash] * QUEUE_END_KEYS
+            args += [0, record.id, 0]
+        else:
+            keys += queue_end.keys(job_hash)
+            args += [1, record.id, queue_end.drained_ttl_s]
+        committed = bool(await self._finishes.run(keys, args))
+        if queue_end is not None:
+            queue_end.committed = True
+        return committed
+
+    async def append_output(self, job_id: str, kind: EventKind, data: dict[str, object], *,
+                            ttl_s: int | None) -> None:
+        """Append an output entry to a running job's stream, in one pipeline with the other appends of this
+        event-loop tick (shared/append_batch.py); with `ttl_s`, renew the stream's TTL too."""
+        await self._appends.append(job_id, kind, data, ttl_s=ttl_s)
 
     async def fail(self, job_id: str, error: GatewayError) -> bool:
         """End a job that died outside our code (arq expired it or gave up on retries); False if it had ended."""
@@ -228,6 +250,12 @@ class JobStore:
         # redis-py's asyncio client shares the sync client's annotations (`Awaitable[bytes | None] | ...`).
         flag = await cast("Awaitable[bytes | None]", self._redis.hget(job_key(job_id), "cancel_requested"))
         return flag == b"1"
+
+
+def claimed(fields: dict[str, str], attempt: int, worker_id: str) -> JobRecord:
+    """The record a claim returned (its fields before the claim), as it is now: running this attempt."""
+    record = _from_hash(fields)
+    return record.model_copy(update={"status": JobStatus.RUNNING, "attempt": attempt, "worker_id": worker_id})
 
 
 def _to_hash(record: JobRecord) -> dict[str, str]:

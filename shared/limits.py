@@ -79,6 +79,9 @@ class Admission(BaseModel):
     # The API key whose own counters the admission moved (issue 15); None for records from before keys had them.
     key_id: str | None = None
     key_tokens_estimated: int = 0
+    # Whether the key's concurrency slots counted this job; None in records from before this was kept (then its
+    # settlement frees a slot in any case, as it always did).
+    key_concurrency: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,7 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
         tpm_limit=request.tpm_limit, concurrency=request.concurrency_limit > 0,
         reserved_micros=reserve_micros, budgeted=request.budget is not None or bool(key and key.budget),
         key_id=key.key_id if key else None, key_tokens_estimated=request.tokens if key and key.tpm_limit else 0,
+        key_concurrency=bool(key and key.concurrency_limit > 0),
     )
     return AdmissionResult(
         allowed=bool(allowed), reason=_text(reason), retry_after_s=_int(wait_ms) / 1000,
@@ -277,16 +281,19 @@ def settlement_call(admission: Admission, job_id: str, *, tokens_used: int, cost
     counts as spent in the periods `now` falls in, by the tenant and by the key its admission counted."""
     actual_micros = math.ceil(cost_usd * 1_000_000) if cost_usd > 0 else 0
     when = now or datetime.now(UTC)
-    keys = _settled_keys(admission.tenant_id, when)
-    keys += _settled_keys(admission.key_id, when) if admission.key_id else keys
+    keys = _settled_keys(admission.tenant_id, when, admission.concurrency)
+    keys += _settled_keys(admission.key_id, when, admission.key_concurrency is not False) if admission.key_id else keys
     args: list[str | int] = [job_id, admission.tokens_estimated, tokens_used, admission.reserved_micros, actual_micros,
                              1 if admission.key_id else 0, admission.key_tokens_estimated]
     return keys, args
 
 
-def _settled_keys(owner: str, now: datetime) -> list[str]:
-    return [tpm_key(owner), tpm_sum_key(owner), concurrency_key(owner), budget_holds_key(owner),
-            budget_holds_sum_key(owner), *spend_keys(owner, now)]
+def _settled_keys(owner: str, now: datetime, slot_counted: bool) -> list[str]:
+    """An owner's keys in settle_fn.lua's order. A job its concurrency slots did not count (no limit when it was
+    admitted) passes the tokens log again in the slots' place: settle_fn.lua then has no slot to free."""
+    slots = concurrency_key(owner) if slot_counted else tpm_key(owner)
+    return [tpm_key(owner), tpm_sum_key(owner), slots, budget_holds_key(owner), budget_holds_sum_key(owner),
+            *spend_keys(owner, now)]
 
 
 def _micros(usd: float | None) -> int:

@@ -68,8 +68,14 @@ def encode_data(data: dict[str, object]) -> str:
 
 
 async def append_event(
-    redis: Redis, job_id: str, kind: EventKind, data: dict[str, object], *, maxlen: int, ttl_s: int
+    redis: Redis, job_id: str, kind: EventKind, data: dict[str, object], *, maxlen: int, ttl_s: int | None
 ) -> None:
+    """Append one event; with `ttl_s` None the stream keeps the TTL it has (set when the job was claimed), and
+    the append is one XADD."""
+    if ttl_s is None:
+        await redis.xadd(job_events_key(job_id), {"t": kind.value, "d": encode_data(data)}, maxlen=maxlen,
+                         approximate=True)
+        return
     async with redis.pipeline(transaction=False) as pipe:
         add_event(pipe, job_id, kind, data, maxlen=maxlen, ttl_s=ttl_s)
         await pipe.execute()

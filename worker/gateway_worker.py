@@ -1,12 +1,15 @@
 """arq's `Worker`, adapted for latency and recovery. Its poll loop waits on the doorbell (worker/doorbell.py)
 instead of a fixed sleep; a started job's claim is a short lease renewed while it runs (worker/lease.py)
-instead of arq's job-timeout-long in-progress mark; jobs are picked and started with one Lua script per poll
-(shared/lua/pick_jobs.lua: jobs due in arq's queue, then the tenants' fair queues, see shared/fair_queue.py)
-instead of arq's FIFO read and four round trips per job; the end of a job (in arq's own finish transaction)
-also drops it from its tenant's running set and counts it in the drain rate; and jobs arq ends without
-running them (retries exhausted, expired, aborted before start) end their records too. The overridden
-methods follow arq 0.26-0.28 (`Worker.main`, `_poll_iteration`, `start_jobs`, `finish_job`,
-`finish_failed_job`)."""
+instead of arq's job-timeout-long in-progress mark; jobs are picked, started and claimed for their attempt
+with one Lua script per poll (shared/lua/pick_jobs.lua: jobs due in arq's queue, then the tenants' fair
+queues, see shared/fair_queue.py), which also reads arq's abort set, instead of arq's FIFO read, abort read
+and two more round trips per job (worker/claimed_job.py runs such a job as arq's run_job would); a claimed
+job's end commits arq's end of it in its own end script (shared/lua/finish_fn.lua, with the ends of the
+other jobs of the same loop tick), so `finish_job` has nothing left to write; otherwise the end of a job (in
+arq's own finish transaction) also drops it from its tenant's running set and counts it in the drain rate;
+and jobs arq ends without running them (retries exhausted, expired, aborted before start) end their records
+too. The overridden methods follow arq 0.26-0.28 (`Worker.main`, `_poll_iteration`, `start_jobs`,
+`run_job`, `finish_job`, `finish_failed_job`)."""
 
 import asyncio
 import logging
@@ -19,7 +22,10 @@ from arq.utils import to_ms
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from shared.fair_queue import FairQueue, Picked
+from shared.fair_queue import DRAIN_BUCKET_TTL_S, Claim, FairQueue, Picked
+from shared.queue_end import QueueEnd
+from worker.claimed_job import run_claimed
+from worker.deps import WorkerDeps
 from worker.doorbell import RECONNECT_DELAY_S, Doorbell
 from worker.lease import LeaseKeeper
 
@@ -59,6 +65,8 @@ class GatewayWorker(Worker):
         self.leases: LeaseKeeper | None = None
         # Set when due jobs were left in the queue for want of a slot: the next freed slot polls again.
         self._jobs_left_behind = False
+        # arq's end of each claimed job that is running, committed by the job's own end script (finish_job).
+        self._queue_ends: dict[str, QueueEnd] = {}
 
     def leased_jobs(self) -> list[str]:
         """Jobs whose leases to renew: running and not being cancelled (a cancelled job is handed back or
@@ -131,13 +139,14 @@ class GatewayWorker(Worker):
             self.doorbell.ring()
 
     async def _poll_iteration(self) -> None:
-        """arq's poll, with its queue read and `start_jobs` replaced by one pick (`start_picked`)."""
+        """arq's poll, with its queue read, `start_jobs` and abort read replaced by one pick (`start_picked`)."""
+        aborts_read = False
         if self.allow_pick_jobs:
             if self.job_counter < self.max_jobs:
-                await self.start_picked()
+                aborts_read = await self.start_picked()
             else:
                 self._jobs_left_behind = True  # full: the next freed slot polls again
-        if self.allow_abort_jobs:
+        if self.allow_abort_jobs and not aborts_read:
             await self._cancel_aborted_jobs()
         for job_id, task in list(self.tasks.items()):
             if task.done():
@@ -145,23 +154,51 @@ class GatewayWorker(Worker):
                 task.result()  # errors in run_job propagate, as in arq
         await self.heart_beat()
 
-    async def start_picked(self) -> None:
+    def _claim(self) -> Claim | None:
+        """How the pick claims the jobs it starts: None before on_startup built the worker's deps (then arq's
+        run_job and the job's own claim do it)."""
+        deps = self.ctx.get("deps")
+        if not isinstance(deps, WorkerDeps):
+            return None
+        return Claim(worker_id=deps.worker_id, max_tries=self.max_tries,
+                     events_maxlen=deps.settings.event_stream_maxlen, ttl_s=deps.settings.job_ttl_s)
+
+    async def start_picked(self) -> bool:
         """Claim as many jobs as there are free slots in one script (pick_jobs.lua) and run them; jobs left
-        waiting are picked up by the poll that `slot_freed` rings."""
+        waiting are picked up by the poll that `slot_freed` rings. The same script reads arq's abort set;
+        True when it did (the aborted jobs are cancelled here)."""
         free = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
             free = min(free, self.max_burst_jobs - self._jobs_started())
         if free <= 0:
-            return
-        picked, left = await self.fair.pick(
-            self.pool, free=free, lease_ms=int(self.in_progress_timeout_s * 1000),
-            batch_max_wait_ms=self._batch_max_wait_ms, due_read_limit=max(free, self.queue_read_limit),
-            batch_free=self.batch_slots - len(self.batch_jobs))
+            return False
+        options = {"free": free, "lease_ms": int(self.in_progress_timeout_s * 1000),
+                   "batch_max_wait_ms": self._batch_max_wait_ms, "due_read_limit": max(free, self.queue_read_limit),
+                   "batch_free": self.batch_slots - len(self.batch_jobs)}
+        claim = self._claim()
+        aborts: list[str] = []
+        if claim is None:
+            picked, left = await self.fair.pick(self.pool, **options)
+        else:
+            # With no job running here there is none to cancel: the abort set is not read (one command less).
+            result = await self.fair.pick_and_claim(self.pool, claim, read_aborts=self.job_counter > 0, **options)
+            picked, left, aborts = result.picked, result.left, result.aborts
         if left:
             self._jobs_left_behind = True
-        await self._run_picked(picked)
+        await self._run_picked(picked, claimed=claim is not None)
+        self._cancel_tasks(aborts)
+        return claim is not None
 
-    async def _run_picked(self, picked: list[Picked]) -> None:
+    def _cancel_tasks(self, aborts: list[str]) -> None:
+        """arq's `_cancel_aborted_jobs` on the abort set the pick read (arq's own ZREM of the cancelled ids is
+        left to the jobs' end, which takes them out of the set)."""
+        for job_id in aborts:
+            task = self.job_tasks.get(job_id)
+            if task is not None and job_id not in self.aborting_tasks:
+                self.aborting_tasks.add(job_id)
+                task.cancel()
+
+    async def _run_picked(self, picked: list[Picked], *, claimed: bool = False) -> None:
         for job in picked:
             await self.sem.acquire()  # free: job_counter < max_jobs, and the semaphore holds max_jobs + 1
             self.job_counter += 1
@@ -169,9 +206,19 @@ class GatewayWorker(Worker):
                 self.job_tenants[job.job_id] = job.tenant_id
             if job.source == "batch":
                 self.batch_jobs.add(job.job_id)
-            task = self.loop.create_task(self.run_job(job.job_id, job.score))
+            run = run_claimed(self, job) if claimed else self.run_job(job.job_id, job.score)
+            task = self.loop.create_task(run)
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job.job_id] = task
+
+    def queue_end(self, job: Picked) -> QueueEnd:
+        """arq's end of a claimed job, for its end script to commit (then `finish_job` writes nothing)."""
+        end = QueueEnd(job_id=job.job_id, in_progress_key=in_progress_key_prefix + job.job_id,
+                       retry_key=retry_key_prefix + job.job_id, payload_key=job_key_prefix + job.job_id,
+                       queue_key=self.queue_name, abort_key=abort_jobs_ss, running_key=self._running_key(job.job_id),
+                       drained_prefix=self.fair.drained_prefix, drained_ttl_s=DRAIN_BUCKET_TTL_S)
+        self._queue_ends[job.job_id] = end
+        return end
 
     def _running_key(self, job_id: str) -> str | None:
         tenant = self.job_tenants.get(job_id)
@@ -180,7 +227,13 @@ class GatewayWorker(Worker):
     async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, result_timeout_s: float | None,
                          keep_result_forever: bool, incr_score: int | None, keep_in_progress: float | None) -> None:
         """arq's `finish_job`, plus in the same transaction: the job leaves its tenant's running set and, when
-        it is finished (not handed back for a retry), counts in the drain rate."""
+        it is finished (not handed back for a retry), counts in the drain rate. Nothing to write when the job's
+        end script committed all of it (a claimed job that ended through its own code)."""
+        queue_end = self._queue_ends.pop(job_id, None)
+        if queue_end is not None and queue_end.committed:
+            self.job_tenants.pop(job_id, None)
+            self.batch_jobs.discard(job_id)
+            return
         async with self.pool.pipeline(transaction=True) as tr:
             delete_keys = []
             in_progress_key = in_progress_key_prefix + job_id

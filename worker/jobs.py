@@ -14,19 +14,27 @@ from shared.budget_alert_check import check_budget_alerts
 from shared.cache import Chunk
 from shared.endpoint_requests import estimate_input_tokens
 from shared.errors import GatewayError, ModelNotFound
-from shared.jobs import JobOutcome, JobRecord, usage_row
+from shared.jobs import JobOutcome, JobRecord, claimed, usage_row
 from shared.logs import JOB_ID, REQUEST_ID
 from shared.metrics import COST_USD, FALLBACKS, JOBS, PROVIDER_DURATION, TIME_TO_FIRST_TOKEN, TOKENS
 from shared.models import ChatRequest, Completion, FinishReason, JobStatus, Usage
+from shared.queue_end import QueueEnd
 from shared.reservation import unsent_ceiling
 from shared.response_store import settle_job_response
 from shared.routing_table import Target
-from shared.streams import append_event
 from shared.wire.codec import codec_for
+from worker.claimed_job import CLAIMED_RECORD, QUEUE_END
 from worker.deps import WorkerDeps, deps_from
 from worker.endpoint_jobs import execute_endpoint
 from worker.routing import Served
-from worker.stream_output import FLUSH_INTERVAL_S, FLUSH_MAX_CHARS, OutputEvent, StreamOutput, chunk_of
+from worker.stream_output import (
+    FLUSH_INTERVAL_S,
+    FLUSH_MAX_CHARS,
+    OutputEvent,
+    StreamOutput,
+    TtlRenewal,
+    chunk_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +42,11 @@ logger = logging.getLogger(__name__)
 async def run_completion(ctx: dict[str, Any], job_id: str) -> str:
     deps = deps_from(ctx)
     JOB_ID.set(job_id)
-    record = await deps.store.mark_running(job_id, int(ctx.get("job_try", 1)), deps.worker_id)
+    record = await _claim(deps, ctx, job_id)
     if record is None:
         return "skipped"
+    queue_end = ctx.get(QUEUE_END)
+    queue_end = queue_end if isinstance(queue_end, QueueEnd) else None
     REQUEST_ID.set(record.request_id)
     started = time.monotonic()
     progress = _Progress()
@@ -44,7 +54,7 @@ async def run_completion(ctx: dict[str, Any], job_id: str) -> str:
         outcome = await _execute(deps, record, progress)
     except asyncio.CancelledError:
         if await deps.store.cancel_requested(job_id):
-            await asyncio.shield(_finish(deps, record, _cancelled(deps, record, progress), started))
+            await asyncio.shield(_finish(deps, record, _cancelled(deps, record, progress), started, queue_end))
         else:
             # Worker shutdown: arq re-queues the job; undo on_job_start's future score so it runs again now.
             await asyncio.shield(_requeue_now(deps, job_id))
@@ -55,8 +65,18 @@ async def run_completion(ctx: dict[str, Any], job_id: str) -> str:
         # The job's edge: anything unexpected becomes a failed job with a terminal event, never a hang.
         logger.exception("job %s crashed", job_id)
         outcome = JobOutcome(status=JobStatus.FAILED, error=GatewayError("internal error in worker").to_dict())
-    await _finish(deps, record, outcome, started)
+    await _finish(deps, record, outcome, started, queue_end)
     return outcome.status.value
+
+
+async def _claim(deps: WorkerDeps, ctx: dict[str, Any], job_id: str) -> JobRecord | None:
+    """The job's record, claimed for this attempt: by the worker's pick script already (its fields before the
+    claim are in the context), or here (arq's own worker)."""
+    attempt = int(ctx.get("job_try", 1))
+    fields = ctx.get(CLAIMED_RECORD)
+    if isinstance(fields, dict):
+        return claimed(fields, attempt, deps.worker_id)
+    return await deps.store.mark_running(job_id, attempt, deps.worker_id)
 
 
 async def _requeue_now(deps: WorkerDeps, job_id: str) -> None:
@@ -124,6 +144,7 @@ async def _stream(
     last_flush = float("-inf")  # the first output goes out at once
     served: Served | None = None
     ceiling: int | None = None
+    ttl = TtlRenewal(deps.settings.job_ttl_s)
     async with aclosing(deps.router.stream(request, targets, allow_drop=_allow_drop(deps, record))) as deltas:
         async for current, delta in deltas:
             if output is None:
@@ -132,11 +153,11 @@ async def _stream(
                 output = StreamOutput(current.target.provider)
             served = progress.served = current
             for ready in output.add(delta):
-                chunks.append(await _append_output(deps, record.id, ready))
+                chunks.append(await _append_output(deps, record.id, ready, ttl))
             progress.deltas = output.deltas
             now = time.monotonic()
             if output.has_pending and (now - last_flush >= FLUSH_INTERVAL_S or output.pending_chars >= FLUSH_MAX_CHARS):
-                chunks.append(await _append_output(deps, record.id, output.flush()))
+                chunks.append(await _append_output(deps, record.id, output.flush(), ttl))
                 last_flush = now
             if ceiling is not None and output.deltas >= ceiling:
                 # What the budget reserved is used up: end here, as the model does at its maximum, and bill
@@ -148,7 +169,7 @@ async def _stream(
     if output is None or served is None:
         raise GatewayError("the provider returned an empty stream")
     if output.has_pending:
-        chunks.append(await _append_output(deps, record.id, output.flush()))
+        chunks.append(await _append_output(deps, record.id, output.flush(), ttl))
     completion = output.completion(record.id, served.target.model)
     return completion.model_copy(update={"dropped_params": list(served.dropped_params)}), served
 
@@ -182,19 +203,20 @@ def _produced_usage(record: JobRecord, progress: _Progress) -> Usage:
     return Usage(prompt_tokens=estimate_input_tokens(record.request), completion_tokens=progress.deltas)
 
 
-async def _append_output(deps: WorkerDeps, job_id: str, event: OutputEvent | None) -> Chunk:
+async def _append_output(deps: WorkerDeps, job_id: str, event: OutputEvent | None, ttl: TtlRenewal) -> Chunk:
     """Append one output entry to the job's stream; returns it as the cache keeps it."""
     if event is None:  # callers flush only when something is pending: this is a bug, not a provider's fault
         raise GatewayError("internal error: an empty stream output was flushed")
     kind, data = event
-    await append_event(deps.redis, job_id, kind, data, maxlen=deps.settings.event_stream_maxlen,
-                       ttl_s=deps.settings.job_ttl_s)
+    await deps.store.append_output(job_id, kind, data, ttl_s=ttl.due())
     return chunk_of(event)
 
 
-async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, started: float) -> None:
+async def _finish(deps: WorkerDeps, record: JobRecord, outcome: JobOutcome, started: float,
+                  queue_end: QueueEnd | None = None) -> None:
+    """Commit the job's end (with arq's end of it, when the worker gave one: one script for both)."""
     row = usage_row(record, outcome, int((time.monotonic() - started) * 1000))
-    if not await deps.store.finish(record, outcome, row):
+    if not await deps.store.finish(record, outcome, row, queue_end):
         logger.info("job %s had already ended; outcome of this attempt dropped", record.id)
         return
     await settle_job_response(deps.redis, record, outcome)  # a Responses job's stored response; else no-op

@@ -7,6 +7,7 @@ structured deltas (rare: a handful per answer) take the slower general path. A n
 kind changes, a tool call's index changes, a thinking block is closed by its signature, or a redacted block
 comes, so order across kinds is kept and each entry renders as one piece of one output block."""
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,15 +16,38 @@ from shared.content import ContentPart, TextPart, ThinkingPart, ToolCallPart
 from shared.models import Completion, Delta, FinishReason, ToolCallDelta, Usage
 from shared.streams import EventKind
 
-__all__ = ["FLUSH_INTERVAL_S", "FLUSH_MAX_CHARS", "OutputEvent", "StreamOutput"]
+__all__ = ["FLUSH_INTERVAL_S", "FLUSH_MAX_CHARS", "OutputEvent", "StreamOutput", "TtlRenewal"]
 
 # A streaming job appends its pending output when this long has passed since its last append, or when this
 # much text waits: one Redis entry per few ms instead of one per token (worker.jobs, worker.text_completion_job).
 FLUSH_INTERVAL_S = 0.015
 FLUSH_MAX_CHARS = 512
 
+# An append renews the stream's TTL this often, in fractions of the TTL (see TtlRenewal).
+TTL_RENEW_FRACTION = 4
+
 OutputEvent = tuple[EventKind, dict[str, object]]
 _NONE: tuple[OutputEvent, ...] = ()
+
+
+class TtlRenewal:
+    """When an output append also renews the job stream's TTL. The claim set it (pick_jobs.lua) and the job's
+    end sets it again, so an append need not: one EXPIRE per append was a third of a streamed chunk's commands.
+    Only a job that streams for longer than a fraction of the TTL renews it, so its stream never expires while
+    it runs."""
+
+    def __init__(self, ttl_s: int) -> None:
+        self.ttl_s = ttl_s
+        self._every_s = ttl_s / TTL_RENEW_FRACTION
+        self._next = time.monotonic() + self._every_s
+
+    def due(self) -> int | None:
+        """The TTL to set with this append, or None."""
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + self._every_s
+        return self.ttl_s
 
 
 @dataclass
