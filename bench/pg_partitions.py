@@ -123,7 +123,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     print(table)
     info["load_average_at_end"] = os.getloadavg()
     return {"machine": info, "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "started": datetime.now(UTC).isoformat(), "load_s": round(load_s, 1),
+            "finished": datetime.now(UTC).isoformat(), "load_s": round(load_s, 1),
             "total_s": round(time.perf_counter() - started, 1), **summary, "markdown": table}
 
 
