@@ -1,7 +1,8 @@
 """The request log's retention: every `usage_prune_interval_s` one worker (whichever takes the Redis marker
 first) deletes the usage records older than `usage_retention_days` and the opt-in request content past its
-tenant's own retention. Runs beside the usage writer, off the
-job path; a failed prune is logged and tried again next interval."""
+tenant's own retention. On PostgreSQL the same pass keeps the usage table's monthly partitions created ahead
+and drops the months wholly past retention (shared/db/pg_partitions.py, called by `PgUsageSink.prune`).
+Runs beside the usage writer, off the job path; a failed prune is logged and tried again next interval."""
 
 import asyncio
 import contextlib

@@ -159,14 +159,14 @@ class UsageWriter:
         """Insert the batch; if a row is malformed, insert the good rows one by one and return the bad ones,
         so one poison entry is set aside for inspection instead of stalling billing forever."""
         try:
-            return await self._insert_rows([_row(fields) for _, fields in entries]), []
+            return await self._insert_rows([_row(entry_id, fields) for entry_id, fields in entries]), []
         except (ValueError, KeyError, TypeError):
             logger.warning("usage batch has a malformed row; inserting row by row")
         inserted = 0
         poison: list[Fields] = []
-        for _, fields in entries:
+        for entry_id, fields in entries:
             try:
-                inserted += await self._insert_rows([_row(fields)])
+                inserted += await self._insert_rows([_row(entry_id, fields)])
             except (ValueError, KeyError, TypeError):
                 poison.append(fields)
         return inserted, poison
@@ -185,11 +185,18 @@ class UsageWriter:
         return [(eid, f) for eid, f in reply[1] if f]
 
 
-def _row(fields: dict[bytes, bytes]) -> dict[str, object]:
+def _row(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, object]:
+    """The usage row of a stream entry. Its `created_at` must be the same on every delivery: the usage table's
+    idempotency key on PostgreSQL is (request_id, created_at) (partitioned by month, migration 0010). The
+    gateway's own entries carry it (set once, when the job's end is committed); an entry without one gets
+    the time its entry id records (milliseconds since the epoch, fixed when it was added), not the time of
+    this delivery."""
     row = json.loads(fields[b"row"])
     if not isinstance(row, dict):
         raise ValueError("usage entry is not a JSON object")
     created = row.get("created_at")
+    if created is None:
+        created = int(entry_id.split(b"-", 1)[0]) / 1000
     if isinstance(created, int | float):
         row["created_at"] = datetime.fromtimestamp(created, tz=UTC)
     return row

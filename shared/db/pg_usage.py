@@ -6,12 +6,14 @@ SQLAlchemy and SQLModel just for this insert cost the worker process ~30 MiB of 
 checked and completed by the same code (shared/db/usage_rows.py), so both paths store identical values.
 
 A batch is ONE statement: each column is sent as one array parameter and `unnest` turns the arrays back into
-rows, `ON CONFLICT (request_id) DO NOTHING` skips rows already stored (a redelivered batch inserts 0), and the
-command status ("INSERT 0 n") says how many were really written. A single statement is atomic, so a batch is
-stored entirely or not at all. Malformed rows raise ValueError or TypeError, also for values of the wrong
-type or out of range (asyncpg.DataError is re-raised as ValueError), which the usage writer
-(worker/usage_writer.py) sets aside as poison rows; connection failures raise other errors, so an outage only
-delays the batch."""
+rows, `ON CONFLICT (request_id, created_at) DO NOTHING` skips rows already stored (a redelivered batch inserts
+0), and the command status ("INSERT 0 n") says how many were really written. The conflict key holds
+`created_at` because the usage table is partitioned by month on it since migration 0010, and a partitioned
+table's unique keys must hold its partition key; a job's row carries the same `created_at` on every delivery
+(worker/usage_writer.py). A single statement is atomic, so a batch is stored entirely or not at all.
+Malformed rows raise ValueError or TypeError, also for values of the wrong type or out of range
+(asyncpg.DataError is re-raised as ValueError), which the usage writer (worker/usage_writer.py) sets aside as
+poison rows; connection failures raise other errors, so an outage only delays the batch."""
 
 import asyncio
 import json
@@ -21,6 +23,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from shared.budget_alert_check import SentThreshold
+from shared.db.pg_partitions import drop_partitions_before, ensure_partitions
 from shared.db.usage_rows import CONTENT_COLUMNS, USAGE_COLUMNS, content_rows, normalise_usage_row
 
 __all__ = ["COLUMN_TYPES", "PgUsageSink", "asyncpg_dsn", "is_postgres_url"]
@@ -38,13 +41,17 @@ if set(COLUMN_TYPES) != set(USAGE_COLUMNS):  # a column added to one list only i
 
 # Built from the constant column lists above, never from input: the values travel as bind parameters.
 _UNNEST_ARGS = ", ".join(f"${i}::{COLUMN_TYPES[c]}[]" for i, c in enumerate(USAGE_COLUMNS, 1))
-INSERT_SQL = f"INSERT INTO usage_record ({', '.join(USAGE_COLUMNS)}) SELECT * FROM unnest({_UNNEST_ARGS}) ON CONFLICT (request_id) DO NOTHING"  # noqa: E501  # nosec B608
+INSERT_SQL = f"INSERT INTO usage_record ({', '.join(USAGE_COLUMNS)}) SELECT * FROM unnest({_UNNEST_ARGS}) ON CONFLICT (request_id, created_at) DO NOTHING"  # noqa: E501  # nosec B608
+# The same on the plain table of migration 0009 (unique on request_id alone): the partitions benchmark's baseline.
+INSERT_SQL_0009 = INSERT_SQL.replace("ON CONFLICT (request_id, created_at)", "ON CONFLICT (request_id)")
 CONTENT_TYPES = {"request_id": "text", "tenant_id": "text", "created_at": "timestamptz",
                  "expires_at": "timestamptz", "request": "jsonb", "answer": "text"}
 _CONTENT_ARGS = ", ".join(f"${i}::{CONTENT_TYPES[c]}[]" for i, c in enumerate(CONTENT_COLUMNS, 1))
 CONTENT_SQL = f"INSERT INTO request_content ({', '.join(CONTENT_COLUMNS)}) SELECT * FROM unnest({_CONTENT_ARGS}) ON CONFLICT (request_id) DO NOTHING"  # noqa: E501  # nosec B608
-PRUNE_SQL = ("DELETE FROM usage_record WHERE id IN "
-             "(SELECT id FROM usage_record WHERE created_at < $1 LIMIT $2)")
+# `created_at < $1` outside the subquery too: PostgreSQL then leaves every partition newer than the cutoff out
+# of the plan; (id, created_at) is the partitioned table's primary key.
+PRUNE_SQL = ("DELETE FROM usage_record WHERE created_at < $1 AND (id, created_at) IN "
+             "(SELECT id, created_at FROM usage_record WHERE created_at < $1 LIMIT $2)")
 PRUNE_CONTENT_SQL = ("DELETE FROM request_content WHERE request_id IN "
                      "(SELECT request_id FROM request_content WHERE expires_at < $1 LIMIT $2)")
 # Budget-alert thresholds sent (shared/budget_alert_check.py `SentLog`); the join skips an alert deleted meanwhile.
@@ -119,6 +126,8 @@ class PgUsageSink:
     construction, so a worker starts while PostgreSQL is down (as it did with a SQLAlchemy engine) and the
     usage writer's retries open it once the database is back."""
 
+    insert_sql = INSERT_SQL  # INSERT_SQL_0009 for a table at migration 0009 (bench/pg_partitions.py only)
+
     def __init__(self, database_url: str, *, min_size: int = 1, max_size: int = 4) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self._min_size = min_size
@@ -149,10 +158,10 @@ class PgUsageSink:
         pool = await self._get_pool()
         try:
             if contents is None:
-                status = await pool.execute(INSERT_SQL, *columns)
+                status = await pool.execute(self.insert_sql, *columns)
             else:  # opt-in prompt and answer text, in the same transaction as its usage row
                 async with pool.acquire() as connection, connection.transaction():
-                    status = await connection.execute(INSERT_SQL, *columns)
+                    status = await connection.execute(self.insert_sql, *columns)
                     await connection.execute(CONTENT_SQL, *contents)
         except asyncpg.DataError as exc:
             # A value asyncpg cannot encode (a string for an integer) or that PostgreSQL rejects (SQLSTATE
@@ -162,10 +171,14 @@ class PgUsageSink:
         return _inserted_count(status)
 
     async def prune(self, usage_before: datetime | None, now: datetime) -> int:
-        """Delete usage records created before `usage_before` (the request log's retention; None keeps them)
-        and request content expired at `now`, in batches; how many rows went."""
+        """The retention pass (worker/retention.py): keep the usage table's monthly partitions created ahead of
+        `now`, drop the partitions wholly older than `usage_before` (the request log's retention; None keeps
+        every record), then delete in batches the older records left (in DEFAULT and the partly expired month)
+        and the request content expired at `now`; how many rows went (dropped partitions as estimated)."""
         pool = await self._get_pool()
-        removed = 0
+        async with pool.acquire() as connection:
+            await ensure_partitions(connection, now)
+            removed = 0 if usage_before is None else await drop_partitions_before(connection, _as_utc(usage_before))
         for sql, cutoff in ((PRUNE_SQL, usage_before), (PRUNE_CONTENT_SQL, now)):
             while cutoff is not None:
                 deleted = int((await pool.execute(sql, _as_utc(cutoff), PRUNE_BATCH)).split()[-1])

@@ -120,7 +120,13 @@ class ApiKey(SQLModel, table=True):
 
 
 class UsageRecord(SQLModel, table=True):
-    """What one job consumed. `request_id` is the job id and is unique, which makes inserts idempotent."""
+    """What one job consumed. `request_id` is the job id and is unique, which makes inserts idempotent.
+
+    On PostgreSQL the table is partitioned by month on `created_at` (migration 0010, shared/db/pg_partitions.py),
+    and a partitioned table's unique keys must hold the partition key: there the primary key is (id, created_at)
+    and the idempotency key (request_id, created_at), which a job's row meets on every delivery since its
+    `created_at` is fixed once (worker/usage_writer.py). The model, shared with SQLite, declares the plain keys.
+    `request_content` is not partitioned: its rows expire per tenant (`expires_at`), not per month."""
 
     __tablename__ = "usage_record"
 

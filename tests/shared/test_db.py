@@ -2,7 +2,7 @@
 
 import asyncio
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -134,7 +134,7 @@ async def test_migrate_creates_all_tables(backend: str, tmp_path: Path) -> None:
     try:
         assert await table_names(engine) >= PROJECT_TABLES
         head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-        assert await stored_version(engine) == head == "0009"
+        assert await stored_version(engine) == head == "0010"
     finally:
         await engine.dispose()
 
@@ -144,7 +144,7 @@ async def test_migrate_is_idempotent(engine: AsyncEngine, session: AsyncSession)
     await session.commit()
     await migrate(engine.url.render_as_string(hide_password=False))
     assert await table_names(engine) >= PROJECT_TABLES
-    assert await stored_version(engine) == "0009"
+    assert await stored_version(engine) == "0010"
     assert await session.get(Tenant, "ten_0000000000000003", populate_existing=True) is not None
 
 
@@ -154,9 +154,21 @@ def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to
     return not (type_ == "table" and reflected and compare_to is None and name not in SQLModel.metadata.tables)
 
 
+def _ours_on(dialect: str) -> Callable[[object, str | None, str, bool, object], bool]:
+    """`_ours`, and on PostgreSQL without the usage table's idempotency key: there it holds the partition key
+    too, (request_id, created_at) (migration 0010; tests/shared/test_usage_partitions.py checks it), which a
+    model shared with SQLite cannot declare."""
+    def include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+        partition_key = dialect == "postgresql" and type_ == "unique_constraint" \
+            and name == "uq_usage_record_request_id"
+        return not partition_key and _ours(obj, name, type_, reflected, compare_to)
+    return include
+
+
 async def test_migration_matches_table_models(engine: AsyncEngine) -> None:
     def diff(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_object": _ours})
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True, "include_object": _ours_on(connection.dialect.name)})
         return list(compare_metadata(context, SQLModel.metadata))
 
     async with engine.connect() as connection:
@@ -180,15 +192,20 @@ async def test_run_migrations_works_from_plain_sync_code(backend: str, tmp_path:
 # --- insert_usage -------------------------------------------------------------------------------------
 
 
+# A redelivered row is the same stream entry: the same request_id and the same created_at (the usage table's
+# idempotency key on PostgreSQL, where it is partitioned by month on created_at, migration 0010).
+WHEN = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
 async def test_insert_usage_is_idempotent_on_request_id(engine: AsyncEngine) -> None:
-    assert await insert_usage(engine, [usage_row("job_1")]) == 1
-    assert await insert_usage(engine, [usage_row("job_1", prompt_tokens=999)]) == 0
+    assert await insert_usage(engine, [usage_row("job_1", created_at=WHEN)]) == 1
+    assert await insert_usage(engine, [usage_row("job_1", created_at=WHEN, prompt_tokens=999)]) == 0
     assert await usage_count(engine) == 1
 
 
 async def test_insert_usage_counts_only_new_rows_of_a_mixed_batch(engine: AsyncEngine) -> None:
-    await insert_usage(engine, [usage_row("job_1"), usage_row("job_2")])
-    batch = [usage_row("job_2"), usage_row("job_3"), usage_row("job_3"), usage_row("job_4")]
+    await insert_usage(engine, [usage_row("job_1", created_at=WHEN), usage_row("job_2", created_at=WHEN)])
+    batch = [usage_row(name, created_at=WHEN) for name in ("job_2", "job_3", "job_3", "job_4")]
     assert await insert_usage(engine, batch) == 2
     assert await usage_count(engine) == 4
 

@@ -1,5 +1,6 @@
 """Issue 15's migrations (0006 keys and scopes, 0007 attribution and request log, 0008 admin keys, audit log,
-budget alerts, 0009 budget-alert thresholds sent) on a database holding data, on real Postgres and on SQLite:
+budget alerts, 0009 budget-alert thresholds sent; then 0010, issue 17's usage partitions on PostgreSQL) on a
+database holding data, on real Postgres and on SQLite:
 tenants, their keys and usage rows written at 0005, the schema before issue 15, survive the upgrade to head,
 still authenticate and report, and have the new columns at their defaults (the old key is the unscoped
 `default` key, the old usage row has no key, user or tags); the new tables work (cascades included);
@@ -96,7 +97,7 @@ async def test_migration_from_0005_gives_old_rows_the_new_columns_defaults(backe
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            assert (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0009"
+            assert (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0010"
         async with create_session_factory(engine)() as session:
             key = await session.get(ApiKey, "key_old")
             assert key is not None and key.tenant_id == "ten_old" and key.key_hash == hash_key(OLD_KEY)

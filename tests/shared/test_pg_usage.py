@@ -119,8 +119,10 @@ async def test_insert_counts_new_rows_and_a_redelivered_batch_counts_zero(
 
 
 async def test_mixed_batch_counts_only_new_rows(sink: PgUsageSink, conn: asyncpg.Connection) -> None:
-    assert await sink.insert([usage_row("old_1"), usage_row("old_2")]) == 2
-    mixed = [usage_row("old_1"), usage_row("new_1"), usage_row("old_2"), usage_row("new_2"), usage_row("new_1")]
+    # A redelivered row is the same entry, created_at included (the idempotency key is (request_id, created_at)).
+    when = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert await sink.insert([usage_row("old_1", created_at=when), usage_row("old_2", created_at=when)]) == 2
+    mixed = [usage_row(name, created_at=when) for name in ("old_1", "new_1", "old_2", "new_2", "new_1")]
     assert await sink.insert(mixed) == 2
     assert {r["request_id"] for r in await conn.fetch("SELECT request_id FROM usage_record")} == {
         "old_1", "old_2", "new_1", "new_2"}
