@@ -41,7 +41,8 @@ class ShardClients:
         return len(self.clients)
 
     async def aclose(self) -> None:
-        await asyncio.gather(*(client.aclose() for client in self.clients), return_exceptions=True)
+        await asyncio.gather(*(client.aclose(close_connection_pool=True) for client in self.clients),
+                             return_exceptions=True)
 
 
 def open_shard_clients(settings: Settings, *, queue_name: str | None = None) -> ShardClients:

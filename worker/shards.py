@@ -1,0 +1,60 @@
+"""A worker process serving several Redis shards (docs/SHARDING.md): one arq worker (`GatewayWorker`) per
+shard in WORKER_SHARDS, all in one event loop, sharing the providers, routes, prices, usage sink and metrics
+listener (`ProcessResources`); each has its own Redis client, `WorkerDeps`, job store, usage writer, leases,
+heartbeat and doorbell on its shard. A shard that is down only stalls its own worker, whose poll loop retries
+until the shard answers again (worker/gateway_worker.py); the others go on serving."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from shared.config import Settings
+from shared.shard_clients import open_shard_clients
+from worker.gateway_worker import GatewayWorker
+from worker.main import build_worker, close_process, open_process
+
+__all__ = ["run_shard_workers"]
+
+logger = logging.getLogger(__name__)
+
+
+async def run_shard_workers(settings: Settings) -> None:
+    """Run one arq worker per served shard until SIGINT/SIGTERM, then drain each (WORKER_DRAIN_S)."""
+    served = settings.served_shards()
+    clients = open_shard_clients(settings)
+    process = open_process(settings)
+    workers: list[GatewayWorker] = []
+    try:
+        for index in served:
+            worker = build_worker(settings, clients.clients[index], handle_signals=False)
+            worker.ctx["process"] = process
+            worker.ctx["shard"] = index
+            workers.append(worker)
+        _forward_signals(workers)
+        logger.info("worker process serving Redis shards %s", ", ".join(map(str, served)))
+        results = await asyncio.gather(*(worker.async_run() for worker in workers), return_exceptions=True)
+        for index, result in zip(served, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                logger.error("the worker of shard %s ended: %r", index, result)
+    finally:
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                await worker.close()
+        await close_process(process)
+        await clients.aclose()
+
+
+def _forward_signals(workers: list[GatewayWorker]) -> None:
+    """arq installs one signal handler per worker and the last would win: install one that tells them all."""
+    loop = asyncio.get_running_loop()
+
+    def stop(signum: signal.Signals) -> None:
+        for worker in workers:
+            if worker._job_completion_wait:  # arq's own choice between its two handlers
+                worker.handle_sig_wait_for_completion(signum)
+            else:
+                worker.handle_sig(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
