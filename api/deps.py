@@ -109,7 +109,9 @@ async def _cached_tenant(state: AppState, key: str) -> TenantSnapshot:
             return tenant
         generation: str | None = await cache.generation()
     except (RedisError, OSError) as exc:
-        logger.warning("auth cache shard unavailable (%s): authenticating from the database", type(exc).__name__)
+        # Debug, not warning: it repeats on every request while the shard is down (/health and the
+        # llm_gateway_redis_shard_up gauge report the outage).
+        logger.debug("auth cache shard unavailable (%s): authenticating from the database", type(exc).__name__)
         generation = None
     tenant = await _load_tenant(state, key)
     if generation is not None:

@@ -44,8 +44,8 @@ async def has_more(state: AppState, shard: ShardHandles, record: JobRecord, afte
     return not (record.status.is_terminal and _ordered(after_id) >= _ordered(last_id))
 
 
-async def follow_events(state: AppState, shard: ShardHandles, job_id: str, after_id: str) -> AsyncIterator[dict[str,
-                                                                                                                str]]:
+async def follow_events(state: AppState, shard: ShardHandles, job_id: str,
+                        after_id: str) -> AsyncIterator[dict[str, str]]:
     """The job's events after `after_id` as SSE items, ending after the terminal one, or with `reconnect`
     (REQUEST_TIMEOUT_S is up: the job goes on), or with an `error` event the client can resume after."""
     last_id = after_id

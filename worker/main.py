@@ -150,8 +150,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     redis: ArqRedis = ctx["redis"]
     worker_id = f"worker-{uuid.uuid4().hex[:12]}"
     shared = ctx.get("process")
-    process = shared if isinstance(shared, ProcessResources) else open_process(settings,
-                                                                               embedded=bool(ctx.get("embedded")))
+    embedded = bool(ctx.get("embedded"))
+    process = shared if isinstance(shared, ProcessResources) else open_process(settings, embedded=embedded)
     labels = process.metric_labels
     # Each shard keeps its own breakers: a shard that is down never blocks the others' (docs/SHARDING.md).
     breaker = CircuitBreaker(redis, failure_threshold=settings.breaker_failure_threshold,

@@ -5,14 +5,15 @@ heartbeat and doorbell on its shard. A shard that is down only stalls its own wo
 until the shard answers again (worker/gateway_worker.py); the others go on serving."""
 
 import asyncio
-import contextlib
 import logging
 import signal
+
+from redis.exceptions import RedisError
 
 from shared.config import Settings
 from shared.shard_clients import open_shard_clients
 from worker.gateway_worker import GatewayWorker
-from worker.main import build_worker, close_process, open_process
+from worker.main import build_worker, close_process, on_shutdown, open_process
 
 __all__ = ["run_shard_workers"]
 
@@ -38,9 +39,17 @@ async def run_shard_workers(settings: Settings) -> None:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 logger.error("the worker of shard %s ended: %r", index, result)
     finally:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         for worker in workers:
-            with contextlib.suppress(Exception):
+            try:
                 await worker.close()
+            except (RedisError, OSError) as exc:
+                # arq's close talks to the shard before it runs on_shutdown: with the shard down, stop this
+                # worker's usage writer, heartbeat and sender directly.
+                logger.warning("the worker of a shard that is down stops without it: %s", type(exc).__name__)
+                await on_shutdown(worker.ctx)
         await close_process(process)
         await clients.aclose()
 

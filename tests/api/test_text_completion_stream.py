@@ -42,8 +42,8 @@ def _done(text: str) -> dict[str, object]:
             "provider_ms": 5}
 
 
-async def test_text_completion_stream_ends_with_an_error_when_a_retry_follows_text(state: AppState,
-                                                                                   shard: ShardHandles) -> None:
+async def test_text_completion_stream_ends_with_an_error_when_a_retry_follows_text(
+        state: AppState, shard: ShardHandles) -> None:
     await _job(shard, [(EventKind.TOKEN, {"text": "Hello", "index": 0}), (EventKind.RESET, {"attempt": 2}),
                        (EventKind.TOKEN, {"text": "Hello", "index": 0}), (EventKind.DONE, _done("Hello"))])
     chunks = await _chunks(state, shard)
@@ -55,7 +55,8 @@ async def test_text_completion_stream_ends_with_an_error_when_a_retry_follows_te
     assert record is not None and (record.status is JobStatus.CANCELLED or await shard.store.cancel_requested("job_t"))
 
 
-async def test_text_completion_stream_ignores_a_retry_before_any_text(state: AppState, shard: ShardHandles) -> None:
+async def test_text_completion_stream_ignores_a_retry_before_any_text(
+        state: AppState, shard: ShardHandles) -> None:
     await _job(shard, [(EventKind.RESET, {"attempt": 2}), (EventKind.TOKEN, {"text": "Hi ", "index": 0}),
                        (EventKind.TOKEN, {"text": "there", "index": 0}), (EventKind.DONE, _done("Hi there"))])
     chunks = await _chunks(state, shard)
