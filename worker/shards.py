@@ -32,12 +32,21 @@ async def run_shard_workers(settings: Settings) -> None:
             worker.ctx["process"] = process
             worker.ctx["shard"] = index
             workers.append(worker)
-        _forward_signals(workers)
+        stopping = _forward_signals(workers)
         logger.info("worker process serving Redis shards %s", ", ".join(map(str, served)))
-        results = await asyncio.gather(*(worker.async_run() for worker in workers), return_exceptions=True)
-        for index, result in zip(served, results, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                logger.error("the worker of shard %s ended: %r", index, result)
+        runs = [asyncio.ensure_future(worker.async_run()) for worker in workers]
+        await asyncio.wait(runs, return_when=asyncio.FIRST_COMPLETED)
+        if not stopping.is_set():
+            # A worker ended by itself (a Redis outage never ends one: its poll loop waits it out). Serving
+            # the other shards on would leave this one unserved unnoticed: stop them all, exit with an error,
+            # and let the supervisor (systemd, Kubernetes) start the process again.
+            for worker in workers:
+                _stop(worker, signal.SIGTERM)
+        results = await asyncio.gather(*runs, return_exceptions=True)
+        crashed = [(index, result) for index, result in zip(served, results, strict=True)
+                   if not isinstance(result, asyncio.CancelledError | None)]
+        if crashed and not stopping.is_set():
+            raise RuntimeError(f"the worker of Redis shard {crashed[0][0]} ended: {crashed[0][1]!r}")
     finally:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -54,16 +63,25 @@ async def run_shard_workers(settings: Settings) -> None:
         await clients.aclose()
 
 
-def _forward_signals(workers: list[GatewayWorker]) -> None:
-    """arq installs one signal handler per worker and the last would win: install one that tells them all."""
+def _forward_signals(workers: list[GatewayWorker]) -> asyncio.Event:
+    """arq installs one signal handler per worker and the last would win: install one that tells them all.
+    The event is set once a signal came (the workers then end on purpose)."""
     loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
 
     def stop(signum: signal.Signals) -> None:
+        stopping.set()
         for worker in workers:
-            if worker._job_completion_wait:  # arq's own choice between its two handlers
-                worker.handle_sig_wait_for_completion(signum)
-            else:
-                worker.handle_sig(signum)
+            _stop(worker, signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop, signum)
+    return stopping
+
+
+def _stop(worker: GatewayWorker, signum: signal.Signals) -> None:
+    """What arq's own handler does for `signum`: drain for WORKER_DRAIN_S when set, else stop at once."""
+    if worker._job_completion_wait:  # arq's own choice between its two handlers (Worker.__init__)
+        worker.handle_sig_wait_for_completion(signum)
+    else:
+        worker.handle_sig(signum)

@@ -1,7 +1,8 @@
 """The API on two Redis shards, one of them down (a closed port): a tenant on the live shard is served (its
 key authenticated from the database when the auth cache's shard is the down one), a tenant on the down shard
 is refused at once with a 503 `redis_unavailable` in its route's error shape, /health says `degraded` and
-names the shard, and an operator's lookup across shards names the shard that did not answer."""
+names the shard, the metrics label each shard's gauges with its number, and an operator's lookup across
+shards names the shard that did not answer."""
 
 import time
 from itertools import count
@@ -9,6 +10,7 @@ from itertools import count
 import httpx
 import pytest
 import redis.asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from api.shards import ShardsUnavailable, find_job, open_shards
 from shared.config import Settings
@@ -21,6 +23,7 @@ from shared.shards import rendezvous_index, shard_identity
 from shared.tenants import create_tenant, hash_key
 from tests.api.conftest import CLOSED_REDIS_URL, app_client
 from tests.factories import make_chat_request
+from tests.support.processes import free_port
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 PROMPT_S = 1.0
@@ -133,3 +136,18 @@ async def test_find_job_across_shards_names_the_shard_that_did_not_answer(clean_
     finally:
         await live.aclose()
         await down.aclose()
+
+
+async def test_metrics_report_each_shard_by_number(clean_redis: str, sqlite_url: str,
+                                                   raw: redis.asyncio.Redis) -> None:
+    await raw.zadd(WORKERS_KEY, {"worker-x": int(time.time() * 1000)})
+    port = free_port()
+    async with app_client(redis_shards=_shards(clean_redis), database_url=sqlite_url, api_metrics_port=port,
+                          metrics_host="127.0.0.1"), \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as scraper:
+        scraped = await scraper.get("/metrics")
+    samples = {(sample.name, sample.labels.get("shard")): sample.value
+               for family in text_string_to_metric_families(scraped.text) for sample in family.samples
+               if sample.name in ("llm_gateway_redis_shard_up", "llm_gateway_queue_depth", "llm_gateway_workers")}
+    assert samples[("llm_gateway_redis_shard_up", "0")] == 1 and samples[("llm_gateway_redis_shard_up", "1")] == 0
+    assert samples[("llm_gateway_queue_depth", "0")] == 0 and samples[("llm_gateway_workers", "0")] == 1

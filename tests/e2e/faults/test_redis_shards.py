@@ -103,19 +103,22 @@ def _keys_naming(server: RedisServer, needles: list[str]) -> list[str]:
 
 
 async def _refused(http: httpx.AsyncClient, key: str) -> list[httpx.Response]:
-    """The tenant's synchronous, streamed and submitted requests, and a job read, each timed."""
+    """The tenant's synchronous, streamed and submitted requests, and a job read, each timed (the slowest
+    is printed)."""
     headers = {"X-API-Key": key}
     calls = [http.post("/v1/chat/completions", json=_chat("down"), headers=headers),
              http.post("/v1/chat/completions", json=_chat("down", stream=True), headers=headers),
              http.post("/api/v1/jobs", json=_chat("down"), headers=headers),
              http.get("/api/v1/jobs/job_0123456789abcdef0123456789abcdef", headers=headers)]
-    responses = []
+    responses, slowest = [], 0.0
     for call in calls:
         started = time.monotonic()
         response = await call
         elapsed = time.monotonic() - started
         assert elapsed < PROMPT_REFUSAL_S, f"{response.request.url} took {elapsed:.1f}s to refuse"
         responses.append(response)
+        slowest = max(slowest, elapsed)
+    print(f"shard B down: its tenant's 4 requests refused, the slowest in {slowest * 1000:.0f} ms")
     return responses
 
 
