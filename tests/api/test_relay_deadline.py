@@ -7,8 +7,8 @@ import pytest
 from starlette.requests import Request
 
 from api.deps import AppState
-from api.shards import ShardHandles
 from api.responses import respond
+from api.shards import ShardHandles
 from api.submit import Submission
 from shared.errors import UpstreamTimeout
 from shared.models import JobStatus, WireFormat
