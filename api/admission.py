@@ -9,9 +9,12 @@ The same script sheds load: a job whose priority class finds the queue deeper th
 
 from datetime import UTC, datetime
 
+from redis.asyncio import Redis
+
 from api.admission_hold import AdmissionHold
 from api.budget_refusal import Reserved, budget_refusal
 from api.deps import AppState
+from api.shards import ShardHandles
 from shared.api_keys import check_model_access
 from shared.budget import seed_spend
 from shared.config import Settings
@@ -43,7 +46,7 @@ KEY_REASON_PREFIX = "key_"  # the admission script's reasons for a refusal by th
 
 
 async def admit_request(
-    state: AppState, tenant: TenantSnapshot, request: JobRequest,
+    state: AppState, shard: ShardHandles, tenant: TenantSnapshot, request: JobRequest,
     targets: list[Target], job_id: str,
     *, full: bool, priority: Priority | None = None, hold: AdmissionHold | None = None,
 ) -> tuple[Admission | None, dict[str, str]]:
@@ -65,13 +68,13 @@ async def admit_request(
         concurrency_limit=(tenant.max_concurrent or 0) if full else 0,
         concurrency_expiry_s=settings.request_timeout_s + settings.worker_job_timeout_s, budget=budget,
         reserve_usd=reserved.worst.cost_usd if full else 0.0, hold_expiry_s=settings.job_ttl_s,
-        queue_keys=(state.queue.fair.ready[Priority.INTERACTIVE], state.queue.fair.ready[Priority.BATCH])
+        queue_keys=(shard.queue.fair.ready[Priority.INTERACTIVE], shard.queue.fair.ready[Priority.BATCH])
         if full and priority is not None else None,
         queue_limit=queue_limit(settings, priority) if full and priority is not None else 0,
         key=key_limits(tenant, full=full),
     )
     now = datetime.now(UTC)
-    result = await _admit_seeded(state, limit_request, now)
+    result = await _admit_seeded(state, shard.redis, limit_request, now)
     if hold is not None and full and result.allowed:
         hold.take(result.admission)
     if budget is not None and result.budget_used_usd is not None and budget.limit_usd > 0 \
@@ -79,7 +82,7 @@ async def admit_request(
         BUDGET_USED_RATIO.labels(tenant.id).set(result.budget_used_usd / budget.limit_usd)
     headers = ratelimit_headers(result, rpm, tenant.tpm_limit if full else None)
     if not result.allowed and result.reason == "queue_full" and priority is not None:
-        raise await _queue_full(state, tenant, priority, limit_request.queue_limit, headers)
+        raise await _queue_full(shard, tenant, priority, limit_request.queue_limit, headers)
     if not result.allowed:
         raise _refusal(state, result, rpm, tenant, now, headers, reserved)
     return (result.admission if full else None), headers
@@ -97,19 +100,19 @@ def key_limits(tenant: TenantSnapshot, *, full: bool) -> KeyLimits | None:
                      concurrency_limit=(scope.max_concurrent or 0) if full else 0, budget=budget)
 
 
-async def _admit_seeded(state: AppState, request: LimitRequest, now: datetime) -> AdmissionResult:
+async def _admit_seeded(state: AppState, redis: Redis, request: LimitRequest, now: datetime) -> AdmissionResult:
     """Admission, seeding the tenant's and then the key's spend counter of the period first when missing, each
     from its own usage records (the key's carry its id)."""
-    result = await admit(state.redis, request, now)
+    result = await admit(redis, request, now)
     for _ in range(2):
         if result.budget_unseeded and request.budget is not None:
-            await seed_spend(state.redis, state.sessions, request.tenant_id, request.budget.period, now)
+            await seed_spend(redis, state.sessions, request.tenant_id, request.budget.period, now)
         elif result.key_budget_unseeded and request.key is not None and request.key.budget is not None:
-            await seed_spend(state.redis, state.sessions, request.tenant_id, request.key.budget.period, now,
+            await seed_spend(redis, state.sessions, request.tenant_id, request.key.budget.period, now,
                              key_id=request.key.key_id)
         else:
             return result
-        result = await admit(state.redis, request, now)
+        result = await admit(redis, request, now)
     return result
 
 
@@ -137,11 +140,11 @@ def queue_limit(settings: Settings, priority: Priority) -> int:
     return 2 * settings.queue_max_depth
 
 
-async def _queue_full(state: AppState, tenant: TenantSnapshot, priority: Priority, limit: int,
+async def _queue_full(shard: ShardHandles, tenant: TenantSnapshot, priority: Priority, limit: int,
                       headers: dict[str, str]) -> ServiceUnavailable:
     """The 503 for a full queue; only refusals pay the extra round trip that reads the drain rate."""
     RATE_LIMIT_REJECTIONS.labels(tenant.id, "queue_full").inc()
-    wait_s, rate = await state.queue.fair.retry_after_s(state.redis, limit)
+    wait_s, rate = await shard.queue.fair.retry_after_s(shard.redis, limit)
     drained = f"draining {rate:.1f} jobs/s" if rate > 0 else "not draining"
     error = ServiceUnavailable(f"The job queue is full for {priority.value} jobs ({drained}); retry in {wait_s} s",
                                code="queue_full")

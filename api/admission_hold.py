@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
 
-from api.deps import AppState
+from api.shards import ShardHandles
 from shared.keys import job_key
 from shared.limits import Admission, queue_settlement
 
@@ -44,34 +44,34 @@ class AdmissionHold:
 
 
 @asynccontextmanager
-async def hold_admission(state: AppState, job_id: str) -> AsyncIterator[AdmissionHold]:
+async def hold_admission(shard: ShardHandles, job_id: str) -> AsyncIterator[AdmissionHold]:
     hold = AdmissionHold(job_id)
     try:
         yield hold
     finally:
         if not hold.handed_over and (hold.admission is not None or hold.cache_digest is not None):
             # Shielded: a client that disconnects (cancelling this task) must not cancel the give-back too.
-            await asyncio.shield(give_back(state, hold))
+            await asyncio.shield(give_back(shard, hold))
 
 
-async def give_back(state: AppState, hold: AdmissionHold) -> None:
+async def give_back(shard: ShardHandles, hold: AdmissionHold) -> None:
     """Release the admission and the cache marker, unless the job record exists (a create whose reply was
     lost): then the job holds them, and releasing here too would free a budget reservation twice. A Redis
     failure here is logged, not raised, so the request's own error is the one the client sees; the slot then
     expires on its own (REQUEST_TIMEOUT_S + WORKER_JOB_TIMEOUT_S)."""
     try:
-        if await state.redis.exists(job_key(hold.job_id)):
+        if await shard.redis.exists(job_key(hold.job_id)):
             return
         if hold.admission is not None:
-            await release_admission(state, hold.admission, hold.job_id)
+            await release_admission(shard, hold.admission, hold.job_id)
         if hold.cache_digest is not None:
-            await state.cache.release(hold.cache_digest, hold.job_id)
+            await shard.cache.release(hold.cache_digest, hold.job_id)
     except RedisError as exc:
         logger.warning("could not give back the admission of %s: %s", hold.job_id, type(exc).__name__)
 
 
-async def release_admission(state: AppState, admission: Admission, job_id: str) -> None:
+async def release_admission(shard: ShardHandles, admission: Admission, job_id: str) -> None:
     """Settle an admission as if its job used nothing: slot freed, tokens and reservation returned."""
-    async with state.redis.pipeline(transaction=True) as pipe:
+    async with shard.redis.pipeline(transaction=True) as pipe:
         queue_settlement(pipe, admission, job_id, tokens_used=0, cost_usd=0.0, now=datetime.now(UTC))
         await pipe.execute()

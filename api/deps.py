@@ -2,46 +2,46 @@
 (`X-API-Key` or `Authorization: Bearer`) and of admin credentials with their role (`admin` writes, `viewer`
 reads). Routes declare these; tests override them."""
 
+import contextlib
 import hmac
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 
-from arq.connections import ArqRedis
 from fastapi import Depends, Request
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.request_context import request_context
+from api.shards import ShardHandles, Shards
 from shared.admin_keys import BOOTSTRAP_ACTOR, authenticate_admin
 from shared.api_keys import authenticate_key, endpoint_for_path
-from shared.cache import ResponseCache
 from shared.config import Settings
 from shared.errors import AuthenticationFailed, PermissionDenied
-from shared.jobs import JobStore
 from shared.key_usage import note_key_used
 from shared.metrics import MetricLabels
 from shared.pricing import PriceTable
-from shared.queue import JobQueue
 from shared.routing_table import RoutingTable
-from shared.tenant_cache import TenantCache, TenantSnapshot
+from shared.tenant_cache import ShardedTenantCache, TenantSnapshot
 from shared.tenants import KEY_PREFIX, hash_key
 from shared.token_count import TokenCounter
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class AppState:
     settings: Settings
-    redis: ArqRedis
+    # The Redis shards (docs/SHARDING.md); a request uses its tenant's (`TenantShardDep`).
+    shards: Shards
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    store: JobStore
-    queue: JobQueue
     routing_table: RoutingTable
-    tenant_cache: TenantCache
+    tenant_cache: ShardedTenantCache
     prices: PriceTable
-    cache: ResponseCache
     # Label values for model names (configured ones; anything else `other`): see shared.metrics.
     metric_labels: MetricLabels = field(default_factory=MetricLabels)
     # tiktoken encodings, loaded at the first count on an OpenAI route (POST /v1/messages/count_tokens).
@@ -83,12 +83,7 @@ async def current_tenant(request: Request, state: StateDep) -> TenantSnapshot:
         raise AuthenticationFailed("Missing API key: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
     if not key.startswith(KEY_PREFIX):
         raise AuthenticationFailed("Invalid API key")
-    key_hash = hash_key(key)
-    tenant = await state.tenant_cache.get(key_hash)
-    if tenant is None:
-        generation = await state.tenant_cache.generation()
-        tenant = await _load_tenant(state, key)
-        await state.tenant_cache.put(key_hash, tenant, generation)
+    tenant = await _cached_tenant(state, key)
     now = datetime.now(UTC)
     if tenant.key.expires_at is not None and tenant.key.expires_at <= now:
         raise AuthenticationFailed(f"This API key expired at {tenant.key.expires_at.isoformat()}",
@@ -97,8 +92,31 @@ async def current_tenant(request: Request, state: StateDep) -> TenantSnapshot:
         raise PermissionDenied("This tenant is disabled")
     _check_endpoint(tenant, request.url.path)
     if tenant.key_id is not None:
-        await note_key_used(state.redis, state.sessions, tenant.key_id, now)
+        await note_key_used(state.shards.for_tenant(tenant.id).redis, state.sessions, tenant.key_id, now)
     request_context(request).tenant_id = tenant.id
+    return tenant
+
+
+async def _cached_tenant(state: AppState, key: str) -> TenantSnapshot:
+    """The key's snapshot from the auth cache on its key hash's shard, else from the database (then cached).
+    With that shard down the database answers alone (nothing cached), so a shard outage never refuses the
+    tenants of the other shards (docs/SHARDING.md)."""
+    key_hash = hash_key(key)
+    cache = state.tenant_cache.for_key(key_hash)
+    try:
+        tenant = await cache.get(key_hash)
+        if tenant is not None:
+            return tenant
+        generation: str | None = await cache.generation()
+    except (RedisError, OSError) as exc:
+        # Debug, not warning: it repeats on every request while the shard is down (/health and the
+        # llm_gateway_redis_shard_up gauge report the outage).
+        logger.debug("auth cache shard unavailable (%s): authenticating from the database", type(exc).__name__)
+        generation = None
+    tenant = await _load_tenant(state, key)
+    if generation is not None:
+        with contextlib.suppress(RedisError, OSError):  # the shard went away since: the next request caches it
+            await cache.put(key_hash, tenant, generation)
     return tenant
 
 
@@ -111,6 +129,14 @@ def _check_endpoint(tenant: TenantSnapshot, path: str) -> None:
 
 
 TenantDep = Annotated[TenantSnapshot, Depends(current_tenant)]
+
+
+async def tenant_shard(state: StateDep, tenant: TenantDep) -> ShardHandles:
+    """The authenticated tenant's Redis shard (FastAPI runs `current_tenant` once per request for both)."""
+    return state.shards.for_tenant(tenant.id)
+
+
+TenantShardDep = Annotated[ShardHandles, Depends(tenant_shard)]
 
 
 async def _load_tenant(state: AppState, key: str) -> TenantSnapshot:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.request_context import request_context
 from api.wire_routes import RouteFormats
-from shared.errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from shared.errors import GatewayError, InvalidRequest, NotFound, RedisUnavailable, ServiceUnavailable
 from shared.json_input import escape_text
 from shared.wire.codec import codec_for
 
@@ -73,6 +73,8 @@ def _http_error(request: Request, error: StarletteHTTPException) -> GatewayError
 
 def _dependency_down(request: Request, error: Exception) -> GatewayError:
     logger.error("dependency unavailable on %s: %s", request.url.path, type(error).__name__)
+    if isinstance(error, RedisError):
+        return RedisUnavailable()
     return ServiceUnavailable("A backing service (Redis or the database) is unavailable")
 
 

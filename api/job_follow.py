@@ -10,7 +10,8 @@ from redis.exceptions import RedisError
 
 from api.deps import AppState
 from api.relay import job_events
-from shared.errors import GatewayError, InvalidRequest, ServiceUnavailable, UpstreamTimeout
+from api.shards import ShardHandles
+from shared.errors import GatewayError, InvalidRequest, RedisUnavailable, UpstreamTimeout
 from shared.jobs import JobRecord
 from shared.keys import job_events_key
 
@@ -32,10 +33,10 @@ def resume_position(last_event_id: str | None, after: str | None) -> tuple[str, 
     return START, HEADER
 
 
-async def has_more(state: AppState, record: JobRecord, after_id: str, source: str) -> bool:
+async def has_more(state: AppState, shard: ShardHandles, record: JobRecord, after_id: str, source: str) -> bool:
     """False when the job has ended and nothing follows `after_id` (the client has seen the end). An id past
     the stream's last entry never came from this stream, and a read after it would wait for nothing: 400."""
-    newest = await state.redis.xrevrange(job_events_key(record.id), count=1)
+    newest = await shard.redis.xrevrange(job_events_key(record.id), count=1)
     last_id = newest[0][0].decode() if newest else START
     if _ordered(after_id) > _ordered(last_id):
         raise InvalidRequest(f"{source} {after_id} is not an event of this job: its last event is {last_id}. "
@@ -43,29 +44,30 @@ async def has_more(state: AppState, record: JobRecord, after_id: str, source: st
     return not (record.status.is_terminal and _ordered(after_id) >= _ordered(last_id))
 
 
-async def follow_events(state: AppState, job_id: str, after_id: str) -> AsyncIterator[dict[str, str]]:
+async def follow_events(state: AppState, shard: ShardHandles, job_id: str,
+                        after_id: str) -> AsyncIterator[dict[str, str]]:
     """The job's events after `after_id` as SSE items, ending after the terminal one, or with `reconnect`
     (REQUEST_TIMEOUT_S is up: the job goes on), or with an `error` event the client can resume after."""
     last_id = after_id
     try:
-        async for event in job_events(state, job_id, after_id=after_id, cancel_at_deadline=False):
+        async for event in job_events(state, shard, job_id, after_id=after_id, cancel_at_deadline=False):
             last_id = event.id
             yield {"id": event.id, "event": event.kind.value, "data": json.dumps(event.data)}
     except UpstreamTimeout:
-        yield await _reconnect(state, job_id, last_id)
+        yield await _reconnect(state, shard, job_id, last_id)
     except GatewayError as error:
         yield {"event": "error", "data": json.dumps({"error": error.to_dict()})}
     except RedisError:
         # The stream stays resumable: the client reconnects with Last-Event-ID once Redis is back.
-        unavailable = ServiceUnavailable("Redis became unavailable; reconnect with Last-Event-ID")
+        unavailable = RedisUnavailable("Redis became unavailable; reconnect with Last-Event-ID")
         yield {"event": "error", "data": json.dumps({"error": unavailable.to_dict()})}
 
 
-async def _reconnect(state: AppState, job_id: str, last_id: str) -> dict[str, str]:
+async def _reconnect(state: AppState, shard: ShardHandles, job_id: str, last_id: str) -> dict[str, str]:
     """The stream's last item when its time is up. Its `id` is the last event's again, so an EventSource
     (which reconnects by itself) and a client that keeps the last id both resume without a gap."""
     try:
-        record = await state.store.get(job_id)
+        record = await shard.store.get(job_id)
     except RedisError:
         record = None
     data = {"status": record.status.value if record is not None else None, "last_event_id": last_id,

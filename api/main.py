@@ -48,19 +48,17 @@ from api.routes import (
     usage,
 )
 from api.routes.schemas import ANTHROPIC_ERROR_SCHEMA, OPENAI_ERROR_SCHEMA, document_responses
+from api.shards import open_shards
 from api.wire_routes import RouteFormats
-from shared.cache import ResponseCache
 from shared.config import Settings, get_settings
 from shared.db.engine import create_engine, create_session_factory
-from shared.jobs import JobStore
 from shared.key_usage import drain_key_use_writes
 from shared.logs import configure_logging
 from shared.metrics import mark_process_dead, metric_labels
 from shared.pricing import load_price_table
-from shared.queue import JobQueue
-from shared.redis import create_redis
 from shared.routing_table import load_routing_table
-from shared.tenant_cache import TenantCache
+from shared.shard_clients import EMBEDDED_SHARD, ShardClients, open_shard_clients
+from shared.tenant_cache import ShardedTenantCache
 
 logger = logging.getLogger(__name__)
 
@@ -127,25 +125,22 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 async def _open_state(settings: Settings, redis: ArqRedis | None, stack: AsyncExitStack) -> AppState:
-    owned_redis = redis is None
-    redis = redis or create_redis(settings)
-    if owned_redis:
-        stack.push_async_callback(redis.aclose)
+    if redis is None:
+        clients = open_shard_clients(settings)
+        stack.push_async_callback(clients.aclose)
+    else:  # the caller's client (embedded mode, tests): the one shard, closed by the caller
+        clients = ShardClients(clients=(redis,), names=(EMBEDDED_SHARD,))
     engine = create_engine(settings.resolved_database_url)
     stack.push_async_callback(engine.dispose)
     stack.push_async_callback(drain_key_use_writes)  # runs first (last in): writes in flight need the engine
     routing_table, prices = load_routing_table(settings), load_price_table(settings)
     return AppState(
         settings=settings,
-        redis=redis,
+        shards=open_shards(settings, clients),
         engine=engine,
         sessions=create_session_factory(engine),
-        store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen,
-                       queue_name=settings.queue_name),
-        queue=JobQueue(redis, queue_name=settings.queue_name, expires_s=settings.request_timeout_s),
         routing_table=routing_table,
-        tenant_cache=TenantCache(redis, ttl_s=settings.auth_cache_ttl_s),
+        tenant_cache=ShardedTenantCache(clients, ttl_s=settings.auth_cache_ttl_s),
         prices=prices,
-        cache=ResponseCache(redis),
         metric_labels=metric_labels(routing_table, prices.models()),
     )

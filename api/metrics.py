@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager
 from redis.exceptions import RedisError
 
 from api.deps import AppState
+from api.shards import ShardHandles
 from shared.keys import WORKERS_KEY
-from shared.metrics import QUEUE_DEPTH, WORKERS, metrics_registry
+from shared.metrics import QUEUE_DEPTH, REDIS_SHARD_UP, WORKERS, metrics_registry
 from shared.metrics_server import start_metrics_server
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,18 @@ async def serve_api_metrics(state: AppState) -> AsyncIterator[None]:
 
 
 async def read_scrape_time_gauges(state: AppState) -> None:
+    """Each shard's queue depth, live workers and whether it answered, labelled with its number; all at once,
+    so a shard that is down costs the scrape no more than one timeout."""
+    await asyncio.gather(*(_read_shard(state, shard) for shard in state.shards))
+
+
+async def _read_shard(state: AppState, shard: ShardHandles) -> None:
     horizon_ms = (time.time() - 3 * state.settings.worker_heartbeat_s) * 1000
+    label = str(shard.index)
     try:
-        QUEUE_DEPTH.set(await state.queue.ready_depth())
-        WORKERS.set(await state.redis.zcount(WORKERS_KEY, horizon_ms, "+inf"))
+        QUEUE_DEPTH.labels(label).set(await shard.queue.ready_depth())
+        WORKERS.labels(label).set(await shard.redis.zcount(WORKERS_KEY, horizon_ms, "+inf"))
+        REDIS_SHARD_UP.labels(label).set(1)
     except (OSError, RedisError) as exc:
-        logger.debug("queue gauges not read: %s", type(exc).__name__)
+        REDIS_SHARD_UP.labels(label).set(0)
+        logger.debug("queue gauges of shard %s not read: %s", label, type(exc).__name__)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from api.deps import AppState
+from api.shards import ShardHandles
 from shared.errors import GatewayError, JobCancelled, UpstreamTimeout, error_from_dict
 from shared.jobs import CancelOutcome
 from shared.models import Completion
@@ -23,49 +24,51 @@ class Result:
     provider_s: float = 0.0
 
 
-async def job_events(state: AppState, job_id: str, *, after_id: str = "0-0", timeout_s: float | None = None,
+async def job_events(state: AppState, shard: ShardHandles, job_id: str, *, after_id: str = "0-0",
+                     timeout_s: float | None = None,
                      cancel_at_deadline: bool = False) -> AsyncIterator[Event]:
     """Events after `after_id` up to and including the terminal one; UpstreamTimeout once the job has not
     ended within `timeout_s` (REQUEST_TIMEOUT_S). Only the request that created the job passes
     `cancel_at_deadline`: a follower, a repeat or a request sharing the job stops reading and the job runs on."""
     deadline = time.monotonic() + (timeout_s or state.settings.request_timeout_s)
-    async for event in read_events(state.redis, job_id, after_id=after_id, block_ms=IDLE_CHECK_MS):
+    async for event in read_events(shard.redis, job_id, after_id=after_id, block_ms=IDLE_CHECK_MS):
         if event is not None:
             yield event
             continue
         if time.monotonic() > deadline:
             if cancel_at_deadline:
                 # Nobody will read the answer: stop the job rather than bill for it (unless others wait on it).
-                await cancel_job(state, job_id, unless_shared=True)
+                await cancel_job(state, shard, job_id, unless_shared=True)
             raise UpstreamTimeout("Timed out waiting for the job to finish")
-        await settle_if_dead(state, job_id)
+        await settle_if_dead(state, shard, job_id)
 
 
-async def cancel_job(state: AppState, job_id: str, *, unless_shared: bool = False) -> CancelOutcome:
+async def cancel_job(state: AppState, shard: ShardHandles, job_id: str, *,
+                     unless_shared: bool = False) -> CancelOutcome:
     """Cancel a job and ring the workers' doorbell, so a running job's abort is seen at once."""
-    outcome = await state.store.request_cancel(job_id, unless_shared=unless_shared)
+    outcome = await shard.store.request_cancel(job_id, unless_shared=unless_shared)
     if outcome.changed:
-        await state.queue.ring()
+        await shard.queue.ring()
     return outcome
 
 
-async def settle_if_dead(state: AppState, job_id: str) -> bool:
+async def settle_if_dead(state: AppState, shard: ShardHandles, job_id: str) -> bool:
     """Fail a job that arq ended without running our code (expired, retries exhausted); True if it did.
     The write is a no-op when the worker ended the job first, so a race with a real result is harmless."""
-    record = await state.store.get(job_id)
+    record = await shard.store.get(job_id)
     if record is None:
         # Expired, or never created (a submission that failed after claiming a cache leadership).
         raise GatewayError("The job no longer exists")
-    reason = await state.queue.died_without_result(job_id, record)
+    reason = await shard.queue.died_without_result(job_id, record)
     if reason is None:
         return False
-    return await state.store.fail(job_id, GatewayError(f"The job failed in the queue: {reason}"))
+    return await shard.store.fail(job_id, GatewayError(f"The job failed in the queue: {reason}"))
 
 
-async def wait_for_result(state: AppState, job_id: str, *, owns_job: bool = True) -> Result:
+async def wait_for_result(state: AppState, shard: ShardHandles, job_id: str, *, owns_job: bool = True) -> Result:
     """The job's result; `owns_job` is False for a request that joined another's job (a repeat, or an
     identical request in flight), which must not cancel it when its own wait times out."""
-    async for event in job_events(state, job_id, cancel_at_deadline=owns_job):
+    async for event in job_events(state, shard, job_id, cancel_at_deadline=owns_job):
         if event.kind is EventKind.DONE:
             return result_from(event)
         if event.kind is EventKind.ERROR:

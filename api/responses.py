@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from api.deps import AppState
 from api.relay import Result, wait_for_result
 from api.request_context import request_context
+from api.shards import ShardHandles
 from api.streaming import stream_cached, stream_job
 from api.submit import Submission, record_cache_hit
 from shared.cache import CachedAnswer
@@ -20,7 +21,7 @@ from shared.tenant_cache import TenantSnapshot
 from shared.wire.codec import WireCodec
 
 
-async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
+async def respond(state: AppState, shard: ShardHandles, http: Request, tenant: TenantSnapshot, chat: ChatRequest,
                   submission: Submission, codec: WireCodec, *, with_cost: bool = False) -> Response:
     """Answers in `codec`'s wire format; `with_cost` adds cost fields (seed API)."""
     renderer = codec.stream_renderer(f"{codec.id_prefix}{submission.job_id or uuid.uuid4().hex}", chat.model,
@@ -38,24 +39,24 @@ async def respond(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     async def record_shared(result: Result) -> None:
         context.provider, context.provider_s = result.completion.provider, result.provider_s
         if submission.shared:
-            await record_cache_hit(state, tenant, chat, CachedAnswer(
+            await record_cache_hit(shard, tenant, chat, CachedAnswer(
                 completion=result.completion, chunks=[], cost_usd=result.cost_usd), submission.attribution)
 
     owns_job = not (submission.shared or submission.replayed)
     if chat.stream:
-        return stream_job(state, submission.job_id, renderer, submission.headers, owns_job=owns_job,
+        return stream_job(state, shard, submission.job_id, renderer, submission.headers, owns_job=owns_job,
                           on_done=record_shared)
-    result = await stored_result(state, submission.job_id) if submission.replayed else None
-    result = result or await wait_for_result(state, submission.job_id, owns_job=owns_job)
+    result = await stored_result(state, shard, submission.job_id) if submission.replayed else None
+    result = result or await wait_for_result(state, shard, submission.job_id, owns_job=owns_job)
     await record_shared(result)
     cost = 0.0 if submission.shared else result.cost_usd
     headers = {**submission.headers, **served_headers(submission.job_id, result, cost)}
     return _json(codec, result.completion, cost, result.fallback_used, headers, with_cost)
 
 
-async def stored_result(state: AppState, job_id: str) -> Result | None:
+async def stored_result(state: AppState, shard: ShardHandles, job_id: str) -> Result | None:
     """An ended job's outcome from its record (an idempotent repeat); None while it runs: wait for it then."""
-    record = await state.store.get(job_id)
+    record = await shard.store.get(job_id)
     if record is None or not record.status.is_terminal:
         return None
     if record.status is JobStatus.SUCCEEDED and record.result is not None:

@@ -11,12 +11,13 @@ from redis.exceptions import RedisError
 
 from api.deps import AppState
 from api.relay import job_events, settle_if_dead
+from api.shards import ShardHandles
 from api.streaming import render_event, sse_item
 from shared.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
-    ServiceUnavailable,
+    RedisUnavailable,
     UpstreamTimeout,
 )
 from shared.jobs import JobRecord
@@ -31,13 +32,14 @@ def shell_of(stored: StoredResponse) -> ResponseShell:
     return ResponseShell(id=stored.id, model=stored.model, created_at=stored.created_at, echo=stored.echo)
 
 
-async def current(state: AppState, responses: ResponseStore, stored: StoredResponse) -> StoredResponse:
+async def current(state: AppState, shard: ShardHandles, responses: ResponseStore,
+                  stored: StoredResponse) -> StoredResponse:
     """The response with its status now: settled from its job once that has ended (and saved so)."""
     if stored.status in ENDED:
         return stored
-    record = await state.store.get(stored.job_id)
-    if record is not None and not record.status.is_terminal and await settle_if_dead(state, stored.job_id):
-        record = await state.store.get(stored.job_id)
+    record = await shard.store.get(stored.job_id)
+    if record is not None and not record.status.is_terminal and await settle_if_dead(state, shard, stored.job_id):
+        record = await shard.store.get(stored.job_id)
     if record is None:  # the job expired (JOB_TTL_S) and the worker could not settle the response
         error = GatewayError("The response's job expired before its outcome was read").to_dict()
         return await responses.settle(stored, JobStatus.FAILED, None, error)
@@ -51,15 +53,16 @@ async def settle_from(responses: ResponseStore, stored: StoredResponse, record: 
     return await responses.settle(stored, record.status, record.result, record.error)
 
 
-async def owned(state: AppState, responses: ResponseStore, tenant_id: str, response_id: str) -> StoredResponse:
+async def owned(state: AppState, shard: ShardHandles, responses: ResponseStore, tenant_id: str,
+                response_id: str) -> StoredResponse:
     """404 as OpenAI answers it for an id that is unknown, another tenant's, deleted or never stored."""
     stored = await responses.get(tenant_id, response_id)
     if stored is None:
         raise NotFound(f"Response with id '{response_id}' not found.")
-    return await current(state, responses, stored)
+    return await current(state, shard, responses, stored)
 
 
-async def history(state: AppState, responses: ResponseStore, tenant_id: str,
+async def history(state: AppState, shard: ShardHandles, responses: ResponseStore, tenant_id: str,
                   previous_id: str | None) -> list[Message]:
     """The conversation a response chained with `previous_response_id` continues; 400 for an id that is not
     a stored response of this tenant, or one that has not ended yet."""
@@ -69,14 +72,15 @@ async def history(state: AppState, responses: ResponseStore, tenant_id: str,
     if stored is None:
         raise InvalidRequest(f"Previous response with id '{previous_id}' not found.",
                              code="previous_response_not_found")
-    stored = await current(state, responses, stored)
+    stored = await current(state, shard, responses, stored)
     if stored.status not in ENDED:
         raise InvalidRequest(f"Previous response with id '{previous_id}' is still {stored.status}; chain to it "
                              "once it has ended", code="previous_response_not_ended")
     return stored.history()
 
 
-async def replay(state: AppState, stored: StoredResponse, starting_after: int | None) -> AsyncIterator[dict[str, str]]:
+async def replay(state: AppState, shard: ShardHandles, stored: StoredResponse,
+                 starting_after: int | None) -> AsyncIterator[dict[str, str]]:
     """The job's events from its start rendered as the original stream rendered them, then followed live;
     only those numbered above `starting_after` are sent. Never cancels the job. The renderer numbers its
     events 0, 1, 2, ... in order, so the count rendered so far is the next event's number."""
@@ -89,7 +93,7 @@ async def replay(state: AppState, stored: StoredResponse, starting_after: int | 
         rendered += 1
     sent_output = False
     try:
-        async for event in job_events(state, stored.job_id, cancel_at_deadline=False):
+        async for event in job_events(state, shard, stored.job_id, cancel_at_deadline=False):
             items, done = render_event(event, renderer, sent_output)
             sent_output = sent_output or event.kind.is_output
             for item in items:
@@ -103,6 +107,6 @@ async def replay(state: AppState, stored: StoredResponse, starting_after: int | 
         # sequence number it saw (an SSE comment, which clients skip, says so to a reader).
         yield {"comment": f"the response is still running; resume with starting_after={rendered - 1}"}
     except (GatewayError, RedisError) as error:
-        failure = error if isinstance(error, GatewayError) else ServiceUnavailable("Redis became unavailable")
+        failure = error if isinstance(error, GatewayError) else RedisUnavailable("Redis became unavailable")
         for item in renderer.error(failure):
             yield sse_item(item)

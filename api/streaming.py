@@ -14,8 +14,9 @@ from sse_starlette import EventSourceResponse
 
 from api.deps import AppState
 from api.relay import Result, cancel_job, error_from_event, job_events, result_from
+from api.shards import ShardHandles
 from shared.cache import CachedAnswer
-from shared.errors import GatewayError, JobCancelled, ServiceUnavailable, StreamInterrupted
+from shared.errors import GatewayError, JobCancelled, RedisUnavailable, StreamInterrupted
 from shared.models import Delta
 from shared.streams import Event, EventKind, delta_from_event
 from shared.wire.codec import StreamRenderer
@@ -26,10 +27,10 @@ SSEvents = list[tuple[str | None, str]]
 OnDone = Callable[[Result], Awaitable[None]]
 
 
-def stream_job(state: AppState, job_id: str, renderer: StreamRenderer, headers: dict[str, str], *,
+def stream_job(state: AppState, shard: ShardHandles, job_id: str, renderer: StreamRenderer, headers: dict[str, str], *,
                owns_job: bool, on_done: OnDone | None = None) -> EventSourceResponse:
     """SSE of a job's answer; `owns_job` is False for a request that joined another's job."""
-    events = _relay(state, job_id, renderer, owns_job=owns_job, on_done=on_done)
+    events = _relay(state, shard, job_id, renderer, owns_job=owns_job, on_done=on_done)
     return EventSourceResponse(events, headers={"x-gateway-job-id": job_id, **headers}, ping=15, send_timeout=30)
 
 
@@ -47,14 +48,14 @@ async def _replay(answer: CachedAnswer, renderer: StreamRenderer) -> AsyncIterat
         yield sse_item(item)
 
 
-async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns_job: bool,
+async def _relay(state: AppState, shard: ShardHandles, job_id: str, renderer: StreamRenderer, *, owns_job: bool,
                  on_done: OnDone | None) -> AsyncIterator[dict[str, str]]:
     ended = False
     try:
         for item in renderer.start():
             yield sse_item(item)
         sent_tokens = False
-        async for event in job_events(state, job_id, cancel_at_deadline=owns_job):
+        async for event in job_events(state, shard, job_id, cancel_at_deadline=owns_job):
             items, done = render_event(event, renderer, sent_tokens)
             sent_tokens = sent_tokens or event.kind.is_output
             for item in items:
@@ -67,12 +68,12 @@ async def _relay(state: AppState, job_id: str, renderer: StreamRenderer, *, owns
                 return
     except (GatewayError, RedisError) as error:
         ended = True
-        failure = error if isinstance(error, GatewayError) else ServiceUnavailable("Redis became unavailable")
+        failure = error if isinstance(error, GatewayError) else RedisUnavailable("Redis became unavailable")
         for item in renderer.error(failure):
             yield sse_item(item)
     finally:
         if not ended and owns_job and state.settings.stream_disconnect == "cancel":
-            await asyncio.shield(_cancel_abandoned(state, job_id))
+            await asyncio.shield(_cancel_abandoned(state, shard, job_id))
 
 
 def render_event(event: Event, renderer: StreamRenderer, sent_tokens: bool) -> tuple[SSEvents, bool]:
@@ -93,9 +94,9 @@ def render_event(event: Event, renderer: StreamRenderer, sent_tokens: bool) -> t
     return [], False
 
 
-async def _cancel_abandoned(state: AppState, job_id: str) -> None:
+async def _cancel_abandoned(state: AppState, shard: ShardHandles, job_id: str) -> None:
     try:
-        await cancel_job(state, job_id, unless_shared=True)
+        await cancel_job(state, shard, job_id, unless_shared=True)
     except Exception as exc:  # the client is gone; a failed cancel only means the job runs to its end
         logger.warning("could not cancel abandoned job %s: %s", job_id, type(exc).__name__)
 

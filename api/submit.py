@@ -19,12 +19,13 @@ from api.admission import admit_request
 from api.admission_hold import AdmissionHold, hold_admission
 from api.deps import AppState
 from api.request_context import request_context
+from api.shards import ShardHandles
 from shared.api_keys import check_model_access
 from shared.attribution import Attribution, build_attribution
 from shared.cache import CachedAnswer, cache_digest
 from shared.endpoint import Endpoint
 from shared.endpoint_requests import CountTokensRequest, JobRequest, endpoint_of
-from shared.errors import InvalidRequest, ModelNotFound, ServiceUnavailable, UnsupportedParameter
+from shared.errors import InvalidRequest, ModelNotFound, RedisUnavailable, UnsupportedParameter
 from shared.fair_queue import Priority, TenantShare, parse_priority
 from shared.idempotency import Claim, IdempotencyStore, body_fingerprint, parse_key, route_flavour
 from shared.jobs import JobOptions
@@ -77,21 +78,21 @@ class CachePolicy:
     bypassed: bool = False  # `no-cache, no-store`: the cache is on but this request neither reads nor writes it
 
 
-async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: JobRequest,
+async def submit(state: AppState, shard: ShardHandles, http: Request, tenant: TenantSnapshot, chat: JobRequest,
                  wire: WireFormat, body: dict[str, object] | None,
                  options: SubmitOptions = SubmitOptions()) -> Submission:
     """Run the whole submission; `body` is None for requests that are never cached (submitted jobs).
     With an `Idempotency-Key` (shared/idempotency.py), a repeat gets the first request's job without being
     admitted or billed again, and the request never reads the cache, so its key always names a job."""
     check_model_access(tenant, chat.model)  # before anything else: a model outside the scopes is never served
-    claim = await _claim_idempotency_key(state, http, tenant, options.idempotency_body or body or {})
+    claim = await _claim_idempotency_key(state, shard, http, tenant, options.idempotency_body or body or {})
     if claim is None:
-        return await _submit(state, http, tenant, chat, wire, body, options, read_cache=True)
+        return await _submit(state, shard, http, tenant, chat, wire, body, options, read_cache=True)
     if claim.job_id is not None:
         _label(state, http, chat)
         return Submission(job_id=claim.job_id, replayed=True, headers={"idempotent-replayed": "true"})
     try:
-        submission = await _submit(state, http, tenant, chat, wire, body, options, read_cache=False)
+        submission = await _submit(state, shard, http, tenant, chat, wire, body, options, read_cache=False)
     except BaseException:
         await asyncio.shield(claim.release())  # refused or failed before a job existed: a retry may reuse the key
         raise
@@ -99,16 +100,16 @@ async def submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: J
     return submission
 
 
-async def _claim_idempotency_key(state: AppState, http: Request, tenant: TenantSnapshot,
+async def _claim_idempotency_key(state: AppState, shard: ShardHandles, http: Request, tenant: TenantSnapshot,
                                  seen: Mapping[str, object]) -> Claim | None:
     key = parse_key(http.headers.get("idempotency-key"))
     if key is None:
         return None
-    store = IdempotencyStore(state.redis, ttl_s=min(state.settings.idempotency_ttl_s, state.settings.job_ttl_s))
+    store = IdempotencyStore(shard.redis, ttl_s=min(state.settings.idempotency_ttl_s, state.settings.job_ttl_s))
     return await store.claim(tenant.id, route_flavour(http.url.path), key, body_fingerprint(seen))
 
 
-async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: JobRequest,
+async def _submit(state: AppState, shard: ShardHandles, http: Request, tenant: TenantSnapshot, chat: JobRequest,
                   wire: WireFormat, body: dict[str, object] | None, options: SubmitOptions, *,
                   read_cache: bool) -> Submission:
     priority = requested_priority(http, options.priority)
@@ -122,18 +123,19 @@ async def _submit(state: AppState, http: Request, tenant: TenantSnapshot, chat: 
     policy = policy if read_cache else replace(policy, read=False)
     attribution = request_attribution(http, tenant, chat)  # over-limit tags are refused before admission
     try:
-        reused = await _reuse(state, tenant, chat, targets, policy, attribution)
+        reused = await _reuse(state, shard, tenant, chat, targets, policy, attribution)
         if reused is not None:
             return _with_headers(reused, drop_headers)
         job_id = f"job_{uuid.uuid4().hex}"
         # Every step from admission to the job's creation: on any way out without a job, what admission
         # took is given back (api/admission_hold.py).
-        async with hold_admission(state, job_id) as hold:
-            submission = await _admit_and_create(state, http, tenant, chat, wire, targets, policy, priority, hold,
+        async with hold_admission(shard, job_id) as hold:
+            submission = await _admit_and_create(state, shard, http, tenant, chat, wire, targets, policy, priority,
+                                                 hold,
                                                  client_drops, options.callback_url, attribution)
             return _with_headers(submission, drop_headers)
     except RedisError as exc:
-        raise ServiceUnavailable("The job queue is unavailable") from exc
+        raise RedisUnavailable() from exc
 
 
 def request_attribution(http: Request, tenant: TenantSnapshot, chat: JobRequest) -> Attribution:
@@ -199,19 +201,20 @@ def _with_headers(submission: Submission, headers: dict[str, str]) -> Submission
     return submission
 
 
-async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapshot, chat: JobRequest,
+async def _admit_and_create(state: AppState, shard: ShardHandles, http: Request, tenant: TenantSnapshot,
+                            chat: JobRequest,
                             wire: WireFormat, targets: list[Target], policy: CachePolicy, priority: Priority,
                             hold: AdmissionHold, client_drops: list[str], callback_url: str | None,
                             attribution: Attribution) -> Submission:
     job_id = hold.job_id
-    admission, headers = await admit_request(state, tenant, chat, targets, job_id, full=True, priority=priority,
+    admission, headers = await admit_request(state, shard, tenant, chat, targets, job_id, full=True, priority=priority,
                                              hold=hold)
     leads = False
     if policy.digest is not None and policy.ttl_s and policy.read:
         hold.lead(policy.digest)
-        leader = await state.cache.claim(policy.digest, job_id, state.settings.request_timeout_s)
+        leader = await shard.cache.claim(policy.digest, job_id, state.settings.request_timeout_s)
         if leader is not None:  # an identical request got there first: follow it (the hold frees our admission)
-            await state.store.add_follower(leader)
+            await shard.store.add_follower(leader)
             return Submission(job_id=leader, shared=True, headers={**headers, "x-cache": "MISS"},
                               attribution=attribution)
         leads = True
@@ -222,14 +225,14 @@ async def _admit_and_create(state: AppState, http: Request, tenant: TenantSnapsh
                          **attribution.model_dump())
     share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
     # The record and its queue entry in one transaction: a job is never recorded but not queued.
-    await state.store.create(job_id, tenant.id, chat, wire, options,
-                             enqueue=lambda pipe, record: state.queue.enqueue_on(pipe, record, share=share))
+    await shard.store.create(job_id, tenant.id, chat, wire, options,
+                             enqueue=lambda pipe, record: shard.queue.enqueue_on(pipe, record, share=share))
     hold.hand_over()
     cache_header = {"x-cache": "MISS"} if policy.digest or policy.bypassed else {}
     return Submission(job_id=job_id, headers={**headers, **cache_header}, attribution=attribution)
 
 
-async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: JobRequest, answer: CachedAnswer,
+async def record_cache_hit(shard: ShardHandles, tenant: TenantSnapshot, chat: JobRequest, answer: CachedAnswer,
                            attribution: Attribution, *, status: str = "succeeded") -> None:
     """A usage record for an answer served without calling a provider: free, with the cost it saved."""
     usage = answer.completion.usage
@@ -242,7 +245,7 @@ async def record_cache_hit(state: AppState, tenant: TenantSnapshot, chat: JobReq
         "dropped_params": ",".join(answer.completion.dropped_params), "endpoint": endpoint_of(chat).value,
         **attribution.model_dump(),
     }
-    await state.redis.xadd(USAGE_STREAM, {"row": json.dumps(row)}, maxlen=1_000_000, approximate=True)
+    await shard.redis.xadd(USAGE_STREAM, {"row": json.dumps(row)}, maxlen=1_000_000, approximate=True)
 
 
 def requested_priority(http: Request, default: Priority) -> Priority:
@@ -304,20 +307,20 @@ def _requested_ttl(raw: str | None, default_s: int) -> int:
     return int(digits)
 
 
-async def _reuse(state: AppState, tenant: TenantSnapshot, chat: JobRequest, targets: list[Target],
+async def _reuse(state: AppState, shard: ShardHandles, tenant: TenantSnapshot, chat: JobRequest, targets: list[Target],
                  policy: CachePolicy, attribution: Attribution) -> Submission | None:
     """A stored answer, or the job of an identical request in flight; either costs one request, no more."""
     if policy.digest is None or not policy.read:
         return None
-    hit = await state.cache.get(policy.digest)
+    hit = await shard.cache.get(policy.digest)
     CACHE_REQUESTS.labels(tenant.id, "hit" if hit is not None else "miss", endpoint_of(chat)).inc()
-    leader = None if hit is not None else await state.cache.leader(policy.digest)
+    leader = None if hit is not None else await shard.cache.leader(policy.digest)
     if hit is None and leader is None:
         return None
-    _, headers = await admit_request(state, tenant, chat, targets, f"hit_{uuid.uuid4().hex}", full=False)
+    _, headers = await admit_request(state, shard, tenant, chat, targets, f"hit_{uuid.uuid4().hex}", full=False)
     if hit is not None:
-        await record_cache_hit(state, tenant, chat, hit, attribution)
+        await record_cache_hit(shard, tenant, chat, hit, attribution)
         return Submission(job_id="", hit=hit, headers={**headers, "x-cache": "HIT"}, attribution=attribution)
-    await state.store.add_follower(str(leader))
+    await shard.store.add_follower(str(leader))
     return Submission(job_id=str(leader), shared=True, headers={**headers, "x-cache": "MISS"},
                       attribution=attribution)

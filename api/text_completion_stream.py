@@ -19,9 +19,10 @@ from api.deps import AppState
 from api.endpoint_flow import EndpointRequest, record_shared
 from api.relay import cancel_job, error_from_event, job_events, result_from
 from api.responses import hit_headers
+from api.shards import ShardHandles
 from api.submit import Submission
 from shared.endpoint import TextChoice, TextCompletionOutput
-from shared.errors import GatewayError, JobCancelled, ServiceUnavailable, StreamInterrupted
+from shared.errors import GatewayError, JobCancelled, RedisUnavailable, StreamInterrupted
 from shared.models import Completion
 from shared.streams import EventKind
 from shared.tenant_cache import TenantSnapshot
@@ -32,7 +33,8 @@ from shared.wire.openai_text_completions import render_text_choices
 logger = logging.getLogger(__name__)
 
 
-async def stream_text_completion(state: AppState, http: Request, tenant: TenantSnapshot, call: EndpointRequest,
+async def stream_text_completion(state: AppState, shard: ShardHandles, http: Request, tenant: TenantSnapshot,
+                                 call: EndpointRequest,
                                  submission: Submission, owns_job: bool) -> Response:
     head: dict[str, object] = {"id": f"cmpl-{submission.job_id or 'cached'}", "object": "text_completion",
                                "created": int(time.time()), "model": call.model}
@@ -41,7 +43,7 @@ async def stream_text_completion(state: AppState, http: Request, tenant: TenantS
         chunks = _replay(head, submission.hit.completion, include_usage)
         headers = {**submission.headers, **hit_headers(submission.hit)}
     else:
-        chunks = _relay(state, http, tenant, call, submission, head, include_usage, owns_job)
+        chunks = _relay(state, shard, http, tenant, call, submission, head, include_usage, owns_job)
         headers = {"x-gateway-job-id": submission.job_id, **submission.headers}
     return EventSourceResponse(chunks, headers=headers, ping=15, send_timeout=30)
 
@@ -55,12 +57,12 @@ async def _replay(head: dict[str, object], completion: Completion,
         yield item
 
 
-async def _relay(state: AppState, http: Request, tenant: TenantSnapshot, call: EndpointRequest,
+async def _relay(state: AppState, shard: ShardHandles, http: Request, tenant: TenantSnapshot, call: EndpointRequest,
                  submission: Submission, head: dict[str, object], include_usage: bool,
                  owns_job: bool) -> AsyncIterator[dict[str, str]]:
     ended = sent = False
     try:
-        async for event in job_events(state, submission.job_id, cancel_at_deadline=owns_job):
+        async for event in job_events(state, shard, submission.job_id, cancel_at_deadline=owns_job):
             if event.kind is EventKind.TOKEN:
                 sent = True
                 yield _chunk(head, [{"text": event.data.get("text", ""), "index": event.data.get("index", 0),
@@ -73,7 +75,7 @@ async def _relay(state: AppState, http: Request, tenant: TenantSnapshot, call: E
             elif event.kind is EventKind.DONE:
                 ended = True
                 result = result_from(event)
-                await record_shared(state, http, tenant, call, submission, result)
+                await record_shared(state, shard, http, tenant, call, submission, result)
                 for item in _ending(head, result.completion, include_usage):
                     yield item
                 return
@@ -83,11 +85,11 @@ async def _relay(state: AppState, http: Request, tenant: TenantSnapshot, call: E
                 raise JobCancelled("The job was cancelled")
     except (GatewayError, RedisError) as error:
         ended = True
-        failure = error if isinstance(error, GatewayError) else ServiceUnavailable("Redis became unavailable")
+        failure = error if isinstance(error, GatewayError) else RedisUnavailable("Redis became unavailable")
         yield {"data": dumps(render_error(failure))}
     finally:
         if not ended and owns_job and state.settings.stream_disconnect == "cancel":
-            await asyncio.shield(_cancel_abandoned(state, submission.job_id))
+            await asyncio.shield(_cancel_abandoned(state, shard, submission.job_id))
 
 
 def _ending(head: dict[str, object], completion: Completion, include_usage: bool) -> list[dict[str, str]]:
@@ -108,8 +110,8 @@ def _chunk(head: dict[str, object], choices: list[dict[str, object]]) -> dict[st
     return {"data": dumps({**head, "choices": choices})}
 
 
-async def _cancel_abandoned(state: AppState, job_id: str) -> None:
+async def _cancel_abandoned(state: AppState, shard: ShardHandles, job_id: str) -> None:
     try:
-        await cancel_job(state, job_id, unless_shared=True)
+        await cancel_job(state, shard, job_id, unless_shared=True)
     except Exception as exc:  # the client is gone; a failed cancel only means the job runs to its end
         logger.warning("could not cancel abandoned job %s: %s", job_id, type(exc).__name__)

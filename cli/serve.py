@@ -76,7 +76,7 @@ def _http_options(settings: Settings, workers: int = 1) -> HttpOptions:
 async def _embedded_worker(state: AppState) -> AsyncIterator[None]:
     from worker.main import build_worker  # imported on use: see `_worker`
 
-    worker = build_worker(state.settings, state.redis, handle_signals=False, embedded=True)
+    worker = build_worker(state.settings, state.shards.handles[0].redis, handle_signals=False, embedded=True)
     task = asyncio.create_task(worker.async_run(), name="embedded-worker")
     task.add_done_callback(_report_worker_exit)
     try:

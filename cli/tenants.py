@@ -41,8 +41,8 @@ from shared.db.usage_groups import (
     usage_csv,
 )
 from shared.errors import GatewayError, InvalidRequest
-from shared.redis import create_redis
-from shared.tenant_cache import TenantCache
+from shared.shard_clients import open_shard_clients
+from shared.tenant_cache import ShardedTenantCache
 from shared.tenants import (
     TenantLimits,
     create_tenant,
@@ -129,13 +129,15 @@ async def _drop_cached(settings: Settings, session: AsyncSession, outcome: Outco
     """Drop the changed tenant's cached snapshot (after a budget change also the owner's spend counters, and
     mirror its budget alerts, as the admin API does); a warning if Redis cannot be reached (the change is saved)."""
     tenant_id = outcome.changed
-    if settings.resolved_redis_url is None or tenant_id is None:
+    if settings.embedded or tenant_id is None:
         return None  # embedded mode: the only cache lives inside the serving process
-    redis = create_redis(settings)
+    clients = open_shard_clients(settings)
     try:
-        await TenantCache(redis, ttl_s=settings.auth_cache_ttl_s).invalidate_tenant(tenant_id)
+        # Snapshots are cached on their key hash's shard, so every shard drops the tenant's (docs/SHARDING.md).
+        await ShardedTenantCache(clients, ttl_s=settings.auth_cache_ttl_s).invalidate_tenant(tenant_id)
         if outcome.budget_changed:
             now = datetime.now(UTC)
+            redis = clients.for_key(tenant_id)  # the tenant's own shard holds its (and its keys') counters
             await reset_budget_counters(redis, outcome.budget_key_id or tenant_id, now)
             await mirror_budget_alerts(redis, session, tenant_id, now, key_id=outcome.budget_key_id,
                                        budget_changed=True)
@@ -143,7 +145,7 @@ async def _drop_cached(settings: Settings, session: AsyncSession, outcome: Outco
         return (f"saved, but the cached tenant could not be dropped from Redis ({_first_line(error)}); "
                 f"API processes apply the change within AUTH_CACHE_TTL_S={settings.auth_cache_ttl_s}s")
     finally:
-        await redis.aclose(close_connection_pool=True)
+        await clients.aclose()
     return None
 
 

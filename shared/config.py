@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.shards import ShardSpec, parse_shards, shard_identity
+
 __all__ = ["PLACEHOLDER_SECRETS", "Settings", "get_settings"]
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-key", ""}
@@ -25,6 +27,11 @@ class Settings(BaseSettings):
     redis_port: int = Field(default=6379, ge=1, le=65535)
     redis_db: int = Field(default=0, ge=0)
     redis_max_connections: int = Field(default=1000, ge=10)
+    # Sharding by tenant (docs/SHARDING.md): comma-separated Redis URLs, each optionally `name=URL`. Unset: one
+    # shard, the Redis above (or the embedded stand-in). Changing the list moves tenants between shards.
+    redis_shards: str | None = None
+    # The shards (0-based positions in REDIS_SHARDS) a worker process serves, e.g. `0,2`; unset: all of them.
+    worker_shards: str | None = None
 
     # Database: DATABASE_URL wins; POSTGRES_* (the seed's) build one. Neither set -> embedded SQLite.
     database_url: str | None = None
@@ -138,6 +145,14 @@ class Settings(BaseSettings):
             raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("redis_shards")
+    @classmethod
+    def _check_redis_shards(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            parse_shards(value)  # raises ValueError naming the bad entry
+            return value
+        return None
+
     @field_validator("usage_retention_days")
     @classmethod
     def _check_retention(cls, value: int) -> int:
@@ -151,6 +166,14 @@ class Settings(BaseSettings):
         if value and not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("DATABASE_URL must be postgresql+asyncpg://... or sqlite+aiosqlite://...")
         return value
+
+    @model_validator(mode="after")
+    def _check_shard_choice(self) -> "Settings":
+        if self.redis_shards and (self.redis_url or self.redis_host):
+            raise ValueError("Set REDIS_SHARDS or REDIS_URL/REDIS_HOST, not both: with shards, list every Redis "
+                             "in REDIS_SHARDS")
+        self.served_shards()  # raises ValueError for a bad WORKER_SHARDS
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> "Settings":
@@ -171,6 +194,29 @@ class Settings(BaseSettings):
         if self.redis_host:
             return f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
         return None
+
+    @property
+    def shard_specs(self) -> tuple[ShardSpec, ...]:
+        """The Redis shards: REDIS_SHARDS, else one shard at the single Redis; empty in embedded mode."""
+        if self.redis_shards:
+            return parse_shards(self.redis_shards)
+        url = self.resolved_redis_url
+        return () if url is None else (ShardSpec(index=0, name=shard_identity(url), url=url),)
+
+    def served_shards(self) -> tuple[int, ...]:
+        """WORKER_SHARDS as positions in the shard list (all of them when unset)."""
+        count = max(1, len(self.shard_specs))
+        if not self.worker_shards or not self.worker_shards.strip():
+            return tuple(range(count))
+        try:
+            wanted = sorted({int(part) for part in self.worker_shards.split(",")})
+        except ValueError:
+            raise ValueError(f"WORKER_SHARDS must be comma-separated shard numbers, got {self.worker_shards!r}") \
+                from None
+        outside = [index for index in wanted if not 0 <= index < count]
+        if outside:
+            raise ValueError(f"WORKER_SHARDS names shard(s) {outside}, but there are {count} (0..{count - 1})")
+        return tuple(wanted)
 
     @property
     def resolved_database_url(self) -> str:
@@ -209,7 +255,7 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         """True when no external Redis is configured: API and worker must share one process."""
-        return self.resolved_redis_url is None
+        return self.resolved_redis_url is None and not self.redis_shards
 
 
 def _stderr_is_tty() -> bool:

@@ -52,10 +52,15 @@ def session_key(session_id: str) -> str:
     return f"{PREFIX}:console:session:{session_id}"
 
 
+def new_session_id() -> str:
+    """A fresh session id; drawn before the session is stored, since with Redis shards it picks the shard."""
+    return secrets.token_urlsafe(32)
+
+
 async def open_session(redis: Redis, *, role: Role, tenant_id: str | None, credential: str,
-                       ttl_s: int, admin_key_id: str | None = None) -> ConsoleSession:
+                       ttl_s: int, admin_key_id: str | None = None, session_id: str | None = None) -> ConsoleSession:
     """A new session with its own CSRF token, stored until `ttl_s` from now (an absolute, not sliding, expiry)."""
-    session = ConsoleSession(id=secrets.token_urlsafe(32), role=role, tenant_id=tenant_id, credential=credential,
+    session = ConsoleSession(id=session_id or new_session_id(), role=role, tenant_id=tenant_id, credential=credential,
                              csrf_token=secrets.token_urlsafe(32), expires_at=time.time() + ttl_s,
                              admin_key_id=admin_key_id)
     await redis.set(session_key(session.id), json.dumps(asdict(session)), ex=ttl_s)

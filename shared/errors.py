@@ -226,13 +226,24 @@ class ServiceUnavailable(GatewayError):
     retry_after_s = 2.0  # a dependency restarting is usually back within seconds
 
 
+class RedisUnavailable(ServiceUnavailable):
+    """The Redis holding this request's tenant (its shard, docs/SHARDING.md) does not answer: refused at once,
+    while the tenants of the other shards are served."""
+
+    code = "redis_unavailable"
+
+    def __init__(self, message: str = "Redis is unavailable for this tenant (its shard does not answer); retry "
+                                      "shortly") -> None:
+        super().__init__(message)
+
+
 _KINDS: dict[str, type[GatewayError]] = {
     cls.__name__: cls
     for cls in (
         GatewayError, InvalidRequest, AuthenticationFailed, PermissionDenied, NotFound, ModelNotFound,
         Conflict, PayloadTooLarge, RateLimited, BudgetExceeded, UpstreamError, UpstreamRateLimited, UpstreamUnavailable,
         UpstreamTimeout, UpstreamRejected, ProviderNotConfigured, StreamInterrupted, AllTargetsFailed, JobCancelled,
-        ServiceUnavailable, UnsupportedParameter,
+        ServiceUnavailable, RedisUnavailable, UnsupportedParameter,
     )
 }
 

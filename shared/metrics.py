@@ -27,6 +27,7 @@ __all__ = [
     "QUEUE_DEPTH",
     "QUEUE_WAIT",
     "RATE_LIMIT_REJECTIONS",
+    "REDIS_SHARD_UP",
     "REQUESTS",
     "REQUEST_DURATION",
     "TARGETS_SKIPPED",
@@ -74,10 +75,14 @@ BUDGET_USED_RATIO = Gauge("llm_gateway_budget_used_ratio",
                           "Share of the tenant's budget spent or reserved in the current period, at its last admission",
                           ["tenant"], multiprocess_mode="mostrecent")
 BUDGET_REJECTIONS = Counter("llm_gateway_budget_rejections", "Requests refused by an exhausted budget", ["tenant"])
-QUEUE_DEPTH = Gauge("llm_gateway_queue_depth", "Jobs waiting in the queue (read at scrape time)",
+# By Redis shard (`shard`: its number in REDIS_SHARDS, "0" with one Redis; docs/SHARDING.md). Sum over shards
+# (`sum(max by (shard) (...))`) for the whole gateway: every API process reports every shard.
+QUEUE_DEPTH = Gauge("llm_gateway_queue_depth", "Jobs waiting in the queue (read at scrape time)", ["shard"],
                     multiprocess_mode="mostrecent")
-WORKERS = Gauge("llm_gateway_workers", "Workers with a recent heartbeat (read at scrape time)",
+WORKERS = Gauge("llm_gateway_workers", "Workers with a recent heartbeat (read at scrape time)", ["shard"],
                 multiprocess_mode="mostrecent")
+REDIS_SHARD_UP = Gauge("llm_gateway_redis_shard_up", "1 when the Redis shard answered at scrape time, else 0",
+                       ["shard"], multiprocess_mode="mostrecent")
 
 # Worker side
 JOBS = Counter("llm_gateway_jobs", "Jobs finished by workers", ["tenant", "model", "provider", "status", "endpoint"])

@@ -27,9 +27,10 @@ def deserialize_job(raw: bytes) -> dict[str, object]:
     return value
 
 
-def create_redis(settings: Settings, *, queue_name: str | None = None) -> ArqRedis:
-    """A client for `settings`; with no Redis configured, a fresh in-process fake server."""
-    url = settings.resolved_redis_url
+def create_redis(settings: Settings, *, queue_name: str | None = None, url: str | None = None) -> ArqRedis:
+    """A client for `settings` (or for the shard at `url`); with no Redis configured, a fresh in-process fake
+    server."""
+    url = url or settings.resolved_redis_url
     if url is None:
         fake = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
         pool = fake.connection_pool

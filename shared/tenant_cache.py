@@ -4,9 +4,10 @@ all of its cached keys at once across every API process. There is no per-process
 Redis, so a revocation or a scope change applies to the next request of every API process (issue 15).
 A snapshot describes one key: its tenant's identity, status and limits, and the key's own scopes."""
 
+import asyncio
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
@@ -15,7 +16,10 @@ from shared.db.tables import ApiKey, Tenant
 from shared.keys import AUTH_GENERATION_KEY, auth_cache_key, tenant_auth_index_key
 from shared.scripts import LuaScript
 
-__all__ = ["KeyScope", "TenantCache", "TenantSnapshot"]
+if TYPE_CHECKING:  # shared.shard_clients imports the settings; this module is imported without them
+    from shared.shard_clients import ShardClients
+
+__all__ = ["KeyScope", "ShardedTenantCache", "TenantCache", "TenantSnapshot"]
 
 
 class KeyScope(BaseModel):
@@ -107,3 +111,26 @@ class TenantCache:
                 pipe.delete(auth_cache_key(key_hash.decode()))
             pipe.delete(index)
             await pipe.execute()
+
+
+class ShardedTenantCache:
+    """The auth cache spread over the Redis shards by API key hash (docs/SHARDING.md): a key's snapshot, the
+    tenant's index of cached key hashes and the invalidation generation live together on the key hash's
+    shard, so `put`'s check-and-set stays one script on one server. The key's tenant is not known before the
+    lookup, hence the key hash and not the tenant. `invalidate_tenant` runs on every shard."""
+
+    def __init__(self, clients: "ShardClients", *, ttl_s: int) -> None:
+        self._clients = clients
+        self._shards = tuple(TenantCache(client, ttl_s=ttl_s) for _, client in clients)
+
+    def for_key(self, key_hash: str) -> TenantCache:
+        return self._shards[self._clients.index_for(key_hash)]
+
+    async def invalidate_tenant(self, tenant_id: str) -> None:
+        """Drop the tenant's snapshots on every shard. Raises the first shard's error after trying them all: the
+        caller reports it, and the snapshots on a shard that was down expire within AUTH_CACHE_TTL_S."""
+        results = await asyncio.gather(*(shard.invalidate_tenant(tenant_id) for shard in self._shards),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result

@@ -3,9 +3,9 @@ the process opened beside the jobs, kept at `ctx["resources"]` for `on_shutdown`
 only its `ctx` dict, so each lives under one key and is read back through one typed accessor."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arq.connections import ArqRedis
 
@@ -18,6 +18,10 @@ from shared.pricing import PriceTable
 from shared.routing_table import RoutingTable
 from worker.providers.base import Provider
 from worker.routing import Router
+
+if TYPE_CHECKING:  # worker.usage_writer and worker.retention import nothing from here; only their types
+    from worker.retention import PruneRows
+    from worker.usage_writer import InsertRows
 
 
 @dataclass
@@ -44,14 +48,31 @@ def deps_from(ctx: dict[str, Any]) -> WorkerDeps:
 
 
 @dataclass
+class ProcessResources:
+    """What every arq worker of one process shares, whichever Redis shard it serves (worker/shards.py): the
+    providers and their HTTP connection pools, the routes and prices, the database sink of usage records, and
+    the metrics listener. Built once per process; one arq worker on a single Redis builds its own."""
+
+    routing_table: RoutingTable
+    prices: PriceTable
+    metric_labels: MetricLabels
+    providers: dict[str, Provider]
+    insert_rows: "InsertRows"
+    prune_rows: "PruneRows"
+    sent_log: SentLog
+    close_usage_sink: Callable[[], Awaitable[None]]
+    metrics_server: MetricsServer | None = None
+
+
+@dataclass
 class WorkerResources:
-    """Opened by `on_startup`, closed by `on_shutdown`: background tasks end when `stop` is set."""
+    """Opened by `on_startup`, closed by `on_shutdown`: background tasks end when `stop` is set; the process's
+    shared resources are closed by whoever opened them (`owns_process`)."""
 
     stop: asyncio.Event
     background: list[asyncio.Task[None]]
-    providers: Mapping[str, Provider]
-    close_usage_sink: Callable[[], Awaitable[None]]
-    metrics_server: MetricsServer | None = None
+    process: ProcessResources
+    owns_process: bool = True
 
 
 def resources_from(ctx: dict[str, Any]) -> WorkerResources | None:

@@ -103,7 +103,12 @@ class GatewayWorker(Worker):
     async def main(self) -> None:
         logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
         if not self._skip_redis_info:  # the embedded in-process Redis does not implement INFO
-            await log_redis_info(self.pool, logger.info)
+            try:
+                await log_redis_info(self.pool, logger.info)
+            except (RedisError, OSError) as exc:
+                # Its Redis (shard) is down at start: start anyway and poll until it answers, so a process
+                # serving several shards serves the others meanwhile (worker/shards.py).
+                logger.warning("Redis not reachable at start (%s); polling until it is", type(exc).__name__)
         self.ctx["redis"] = self.pool
         self.doorbell = Doorbell(self.pool, self._doorbell_channel)
         self.doorbell.start()

@@ -14,6 +14,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from arq.worker import func
+from redis.exceptions import RedisError
 
 from shared.budget_alert_check import SentLog
 from shared.config import Settings, get_settings
@@ -29,7 +30,7 @@ from shared.queue import JOB_FUNCTION
 from shared.redis import create_redis, deserialize_job, serialize_job
 from shared.routing_table import load_routing_table
 from worker.breaker import CircuitBreaker
-from worker.deps import WorkerDeps, WorkerResources, deps_from, resources_from
+from worker.deps import ProcessResources, WorkerDeps, WorkerResources, deps_from, resources_from
 from worker.gateway_worker import START_PUSHES_SCORE, GatewayWorker
 from worker.jobs import run_completion
 from worker.lease import lease_score
@@ -87,6 +88,11 @@ def run_worker(settings: Settings | None = None) -> None:
 
 
 async def _run(settings: Settings) -> None:
+    if len(settings.shard_specs) > 1:
+        from worker.shards import run_shard_workers  # imports this module: imported on use
+
+        await run_shard_workers(settings)
+        return
     worker = build_worker(settings)
     try:
         # arq cancels its main task on SIGINT/SIGTERM after draining; that is a clean stop, not an error.
@@ -114,44 +120,68 @@ def _usage_sink(database_url: str) -> tuple[InsertRows, PruneRows, SentLog, Call
             SqlSentLog(engine), engine.dispose)
 
 
+def open_process(settings: Settings, *, embedded: bool = False) -> ProcessResources:
+    """What all the arq workers of this process share (one per Redis shard served, worker/shards.py)."""
+    insert_rows, prune_rows, sent_log, close_usage_sink = _usage_sink(settings.resolved_database_url)
+    routing_table, prices = load_routing_table(settings), load_price_table(settings)
+    metrics_server = None
+    if not embedded:  # embedded: the API's metrics port already shows this process's registry
+        metrics_server = start_metrics_server(settings.metrics_host, settings.worker_metrics_port,
+                                              metrics_registry(None))
+    return ProcessResources(
+        routing_table=routing_table, prices=prices, metric_labels=metric_labels(routing_table, prices.models()),
+        providers=build_providers(settings, settings.secret_from_env, routing_table.providers()),
+        insert_rows=insert_rows, prune_rows=prune_rows, sent_log=sent_log, close_usage_sink=close_usage_sink,
+        metrics_server=metrics_server)
+
+
+async def close_process(process: ProcessResources) -> None:
+    await aclose_providers(process.providers)
+    await process.close_usage_sink()
+    if process.metrics_server is not None:
+        await asyncio.to_thread(process.metrics_server.stop)
+
+
 async def on_startup(ctx: dict[str, Any]) -> None:
+    """This arq worker's jobs' dependencies and its background tasks on its Redis (its shard): usage writer,
+    heartbeat, retention and webhook sender. The process's shared resources come in `ctx["process"]` when a
+    process serves several shards (worker/shards.py); a lone worker opens its own."""
     settings: Settings = ctx.get("settings") or get_settings()
     redis: ArqRedis = ctx["redis"]
     worker_id = f"worker-{uuid.uuid4().hex[:12]}"
-    insert_rows, prune_rows, sent_log, close_usage_sink = _usage_sink(settings.resolved_database_url)
-    routing_table, prices = load_routing_table(settings), load_price_table(settings)
-    labels = metric_labels(routing_table, prices.models())
-    providers = build_providers(settings, settings.secret_from_env, routing_table.providers())
+    shared = ctx.get("process")
+    embedded = bool(ctx.get("embedded"))
+    process = shared if isinstance(shared, ProcessResources) else open_process(settings, embedded=embedded)
+    labels = process.metric_labels
+    # Each shard keeps its own breakers: a shard that is down never blocks the others' (docs/SHARDING.md).
     breaker = CircuitBreaker(redis, failure_threshold=settings.breaker_failure_threshold,
                              open_s=settings.breaker_open_s, target_label=labels.target)
     policy = RetryPolicy(settings.max_attempts_per_target, settings.retry_base_delay_s, settings.retry_max_delay_s)
     deps = ctx["deps"] = WorkerDeps(
         settings=settings, redis=redis,
         store=JobStore(redis, ttl_s=settings.job_ttl_s, events_maxlen=settings.event_stream_maxlen),
-        routing_table=routing_table, router=Router(providers, breaker, policy),
-        prices=prices, worker_id=worker_id, metric_labels=labels, sent_log=sent_log,
+        routing_table=process.routing_table, router=Router(process.providers, breaker, policy),
+        prices=process.prices, worker_id=worker_id, metric_labels=labels, sent_log=process.sent_log,
     )
-    metrics_server = None
-    if not ctx.get("embedded"):  # embedded: the API's metrics port already shows this process's registry
-        metrics_server = start_metrics_server(settings.metrics_host, settings.worker_metrics_port,
-                                              metrics_registry(None))
-    writer = UsageWriter(redis, insert_rows, consumer=worker_id,
+    writer = UsageWriter(redis, process.insert_rows, consumer=worker_id,
                          batch_size=settings.usage_batch_size, interval_s=settings.usage_flush_interval_s)
     stop = asyncio.Event()
     background = [
         asyncio.create_task(writer.run(stop), name="usage-writer"),
         asyncio.create_task(_heartbeat(redis, worker_id, settings.worker_heartbeat_s, stop), name="heartbeat"),
         asyncio.create_task(prune_periodically(
-            redis, prune_rows, retention_days=settings.usage_retention_days,
+            redis, process.prune_rows, retention_days=settings.usage_retention_days,
             interval_s=settings.usage_prune_interval_s, stop=stop, clock=lambda: datetime.now(UTC)),
             name="usage-retention"),
     ]
     if settings.webhook_secret:  # without a secret the API accepts no callback URLs: nothing to send
         sender = WebhookSender(redis, deps.store, settings, consumer=worker_id)
         background.append(asyncio.create_task(sender.run(stop), name="webhook-sender"))
-    ctx["resources"] = WorkerResources(stop=stop, background=background, providers=providers,
-                                       close_usage_sink=close_usage_sink, metrics_server=metrics_server)
-    logger.info("worker %s started on queue %s", worker_id, settings.queue_name)
+    ctx["resources"] = WorkerResources(stop=stop, background=background, process=process,
+                                       owns_process=process is not shared)
+    shard = ctx.get("shard")
+    logger.info("worker %s started on queue %s%s", worker_id, settings.queue_name,
+                "" if shard is None else f" of Redis shard {shard}")
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -161,11 +191,12 @@ async def on_shutdown(ctx: dict[str, Any]) -> None:
     deps = deps_from(ctx)
     resources.stop.set()
     await asyncio.gather(*resources.background, return_exceptions=True)
-    await deps.redis.zrem(WORKERS_KEY, deps.worker_id)
-    await aclose_providers(resources.providers)
-    await resources.close_usage_sink()
-    if resources.metrics_server is not None:
-        await asyncio.to_thread(resources.metrics_server.stop)
+    try:
+        await deps.redis.zrem(WORKERS_KEY, deps.worker_id)
+    except (RedisError, OSError) as exc:  # its shard is down: the heartbeat ages out of /health by itself
+        logger.warning("worker %s could not drop its heartbeat: %s", deps.worker_id, type(exc).__name__)
+    if resources.owns_process:
+        await close_process(resources.process)
     logger.info("worker %s stopped", deps.worker_id)
 
 

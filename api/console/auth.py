@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from redis.asyncio import Redis
 from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -94,16 +95,22 @@ async def current_session(request: Request, state: StateDep, config: ConsoleDep)
         session_id = config.serializer("console-session").loads(cookie, max_age=config.session_ttl_s)
     except BadSignature as exc:
         raise SignInRequired from exc
-    session = await load_session(state.redis, str(session_id))
+    session = await load_session(session_redis(state, str(session_id)), str(session_id))
     if session is None:
         raise SignInRequired
     if not await _credential_works(state, config, session):
-        await close_session(state.redis, session.id)
+        await close_session(session_redis(state, session.id), session.id)
         raise SignInRequired
     return session
 
 
 SessionUser = Annotated[ConsoleSession, Depends(current_session)]
+
+
+def session_redis(state: AppState, session_id: str) -> Redis:
+    """The shard holding a console session: spread by session id, since a session (an operator's) belongs to
+    no one tenant (docs/SHARDING.md)."""
+    return state.shards.clients.for_key(session_id)
 
 
 def require_writer(session: ConsoleSession) -> None:

@@ -111,8 +111,9 @@ async def update_tenant(
     await session.commit()
     await state.tenant_cache.invalidate_tenant(tenant_id)
     if changes.model_fields_set & {"budget_usd", "budget_period"}:
-        await reset_budget_counters(state.redis, tenant_id, datetime.now(UTC))
-        await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), budget_changed=True)
+        await reset_budget_counters(state.shards.for_tenant(tenant_id).redis, tenant_id, datetime.now(UTC))
+        await mirror_budget_alerts(state.shards.for_tenant(tenant_id).redis, session, tenant_id, datetime.now(UTC),
+                                   budget_changed=True)
     return render_tenant(tenant)
 
 

@@ -81,7 +81,8 @@ async def add_alert(tenant_id: str, request: Request, session: SessionDep, state
     await record_admin_action(session, actor=actor_id, action="budget_alert.created", target_type="budget_alert",
                               target_id=alert.id, before=None, after=rendered)
     await session.commit()
-    await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), key_id=body.key_id)
+    await mirror_budget_alerts(state.shards.for_tenant(tenant_id).redis, session, tenant_id, datetime.now(UTC),
+                               key_id=body.key_id)
     return JSONResponse(rendered, status_code=201)
 
 
@@ -97,5 +98,6 @@ async def remove_alert(tenant_id: str, alert_id: str, session: SessionDep, state
     await record_admin_action(session, actor=actor_id, action="budget_alert.deleted", target_type="budget_alert",
                               target_id=alert_id, before=render_budget_alert(alert), after=None)
     await session.commit()
-    await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), key_id=key_id)
+    await mirror_budget_alerts(state.shards.for_tenant(tenant_id).redis, session, tenant_id, datetime.now(UTC),
+                               key_id=key_id)
     return {"id": alert_id, "object": "budget_alert", "deleted": True}

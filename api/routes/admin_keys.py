@@ -70,9 +70,10 @@ async def update_tenant_key(tenant_id: TenantId, key_id: KeyId, request: Request
     # Spend made while the key had no budget did not reach its counters: the next budgeted request seeds them
     # from the key's usage records (they carry its id), as for the tenant's (api/routes/admin.py).
     if changes.model_fields_set & {"budget_usd", "budget_period"}:
-        await reset_budget_counters(state.redis, key_id, datetime.now(UTC))
+        await reset_budget_counters(state.shards.for_tenant(tenant_id).redis, key_id, datetime.now(UTC))
         # The key's budget alerts watch the new budget, their thresholds afresh (shared/budget_alerts.py).
-        await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), key_id=key_id,
+        await mirror_budget_alerts(state.shards.for_tenant(tenant_id).redis, session, tenant_id, datetime.now(UTC),
+                                   key_id=key_id,
                                    budget_changed=True)
     return render_key(key)
 
@@ -83,5 +84,6 @@ async def revoke_tenant_key(tenant_id: TenantId, key_id: KeyId, session: Session
     """Revoke a key: 401 from the next request on, in every API process."""
     key = await revoke_key(session, tenant_id, key_id, actor=actor.id)
     await state.tenant_cache.invalidate_tenant(tenant_id)
-    await mirror_budget_alerts(state.redis, session, tenant_id, datetime.now(UTC), key_id=key_id)  # now silent
+    await mirror_budget_alerts(state.shards.for_tenant(tenant_id).redis, session, tenant_id, datetime.now(UTC),
+                               key_id=key_id)  # now silent
     return render_key(key)

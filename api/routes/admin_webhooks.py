@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from api.body import read_json_object
 from api.deps import AdminActorDep, SessionDep, StateDep, ViewerDep
+from api.shards import ShardQuery, shard_by_index
 from shared.audit import record_admin_action
 from shared.errors import InvalidRequest
 from shared.tenants import validation_problems
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/api/v1/admin/webhooks", tags=["admin"], dependencies
 
 class Redeliver(BaseModel):
     ids: list[str] = Field(min_length=1, max_length=MAX_REDELIVER, description="dead-letter entry ids")
+    shard: int = Field(default=0, ge=0, description="the Redis shard whose dead letters these are (REDIS_SHARDS)")
 
 
 REDELIVER_BODY = {"requestBody": {"required": True,
@@ -30,10 +32,13 @@ async def read_dead_letters(
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[str | None, Query(max_length=41)] = None,
+    shard: ShardQuery = 0,
 ) -> dict[str, object]:
-    """Dead-lettered deliveries, newest first; page with `next_cursor` as `before`."""
-    page = await list_dead(state.redis, limit=limit, before=before)
-    return {"object": "list", "data": [entry.as_dict() for entry in page.entries],
+    """Dead-lettered deliveries of one Redis shard (a tenant's webhooks live on its shard), newest first; page
+    with `next_cursor` as `before`."""
+    page = await list_dead(shard_by_index(state.shards, shard).redis, limit=limit, before=before)
+    return {"object": "list", "shard": shard, "shards": len(state.shards),
+            "data": [entry.as_dict() for entry in page.entries],
             "has_more": page.next_cursor is not None, "next_cursor": page.next_cursor}
 
 
@@ -46,7 +51,7 @@ async def redeliver_dead_letters(request: Request, state: StateDep, session: Ses
         body = Redeliver.model_validate(await read_json_object(request, state.settings.max_body_bytes))
     except ValidationError as exc:
         raise InvalidRequest(f"Invalid redelivery: {validation_problems(exc)}") from exc
-    moved, missing = await redeliver(state.redis, body.ids)
+    moved, missing = await redeliver(shard_by_index(state.shards, body.shard).redis, body.ids)
     # The move is in Redis, so it cannot share a transaction with the entry: it is recorded right after.
     await record_admin_action(session, actor=actor.id, action="webhooks.redelivered", target_type="webhook",
                               target_id="dead-letters", before=None,

@@ -20,12 +20,13 @@ from api.console.auth import (
     admin_credential,
     check_csrf,
     is_secure,
+    session_redis,
     sign_session_id,
 )
 from api.console.pages import ConsoleRoute, render
 from api.deps import AppState, StateDep
 from shared.admin_keys import ADMIN_KEY_PREFIX, authenticate_admin
-from shared.console_sessions import ConsoleSession, Role, close_session, open_session
+from shared.console_sessions import ConsoleSession, Role, close_session, new_session_id, open_session
 from shared.errors import AuthenticationFailed, PermissionDenied
 from shared.tenants import authenticate, hash_key
 
@@ -71,7 +72,7 @@ async def create_login(
 async def delete_login(request: Request, state: StateDep, session: SessionUser,
                        csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=128)]) -> Response:
     check_csrf(request, session.csrf_token, csrf_token)
-    await close_session(state.redis, session.id)
+    await close_session(session_redis(state, session.id), session.id)
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/console", secure=is_secure(request), httponly=True,
                            samesite="strict")
@@ -82,8 +83,9 @@ async def _open(state: AppState, config: ConsoleConfig, key: str) -> ConsoleSess
     admin_key = state.settings.admin_api_key
     ttl_s = config.session_ttl_s
     if admin_key and hmac.compare_digest(key.encode(), admin_key.encode()):
-        return await open_session(state.redis, role="admin", tenant_id=None,
-                                  credential=admin_credential(config, admin_key), ttl_s=ttl_s)
+        session_id = new_session_id()
+        return await open_session(session_redis(state, session_id), role="admin", tenant_id=None,
+                                  credential=admin_credential(config, admin_key), ttl_s=ttl_s, session_id=session_id)
     if key.startswith(ADMIN_KEY_PREFIX):
         return await _open_named_admin(state, config, key)
     async with state.sessions() as db:
@@ -92,8 +94,9 @@ async def _open(state: AppState, config: ConsoleConfig, key: str) -> ConsoleSess
         raise AuthenticationFailed("That key is neither the admin key nor an active tenant key")
     if tenant.disabled:
         raise PermissionDenied("This tenant is disabled")
-    return await open_session(state.redis, role="tenant", tenant_id=tenant.id, credential=hash_key(key),
-                              ttl_s=ttl_s)
+    session_id = new_session_id()
+    return await open_session(session_redis(state, session_id), role="tenant", tenant_id=tenant.id,
+                              credential=hash_key(key), ttl_s=ttl_s, session_id=session_id)
 
 
 async def _open_named_admin(state: AppState, config: ConsoleConfig, key: str) -> ConsoleSession:
@@ -106,8 +109,10 @@ async def _open_named_admin(state: AppState, config: ConsoleConfig, key: str) ->
     if found is None:
         raise AuthenticationFailed("That admin key is unknown or has been deleted")
     role: Role = "admin" if found.role == "admin" else "viewer"
-    return await open_session(state.redis, role=role, tenant_id=None, credential=found.key_hash,
-                              ttl_s=config.session_ttl_s, admin_key_id=found.id)
+    session_id = new_session_id()
+    return await open_session(session_redis(state, session_id), role=role, tenant_id=None,
+                              credential=found.key_hash, ttl_s=config.session_ttl_s, admin_key_id=found.id,
+                              session_id=session_id)
 
 
 def _safe_next(target: str) -> str:

@@ -16,6 +16,7 @@ from api.relay import cancel_job as cancel_and_ring
 from api.relay import settle_if_dead
 from api.routes.job_list import decode_cursor, list_page
 from api.routes.schemas import JobId
+from api.shards import ShardHandles, find_job
 from shared.console_sessions import ConsoleSession
 from shared.errors import Conflict, NotFound
 from shared.job_view import render_job
@@ -41,7 +42,7 @@ async def read_jobs(
     page = None
     if chosen is not None:
         position = decode_cursor(cursor) if cursor is not None else None
-        page = await list_page(state, chosen, status, PAGE_SIZE, position)
+        page = await list_page(state, state.shards.for_tenant(chosen), chosen, status, PAGE_SIZE, position)
     jobs = [render_job(record) for record in page.records] if page else []
     return render(request, "jobs.html", user, active="jobs", tenants=tenants, tenant_id=chosen or "",
                   job_status=status.value if status else "", statuses=[s.value for s in JobStatus], jobs=jobs,
@@ -50,9 +51,9 @@ async def read_jobs(
 
 @router.get("/{job_id}")
 async def read_job(job_id: JobId, request: Request, user: SessionUser, state: StateDep) -> Response:
-    record = await _visible(state, user, job_id)
-    if not record.status.is_terminal and await settle_if_dead(state, job_id):
-        record = await _visible(state, user, job_id)
+    record, shard = await _visible(state, user, job_id)
+    if not record.status.is_terminal and await settle_if_dead(state, shard, job_id):
+        record, _ = await _visible(state, user, job_id)
     job = render_job(record)
     return render(request, "job.html", user, active="jobs", job=job, tenant_id=record.tenant_id,
                   text=_answer_text(job), may_cancel=_may_cancel(user) and not record.status.is_terminal)
@@ -62,8 +63,8 @@ async def read_job(job_id: JobId, request: Request, user: SessionUser, state: St
 async def cancel_job(job_id: JobId, request: Request, user: SessionUser, state: StateDep) -> Response:
     """Cancel a queued or running job: an admin any job, a tenant session its own; never a viewer."""
     await checked_form(request, user, admin_only=user.role != "tenant")
-    record = await _visible(state, user, job_id)
-    outcome = await cancel_and_ring(state, record.id)
+    record, shard = await _visible(state, user, job_id)
+    outcome = await cancel_and_ring(state, shard, record.id)
     if not outcome.changed:
         raise Conflict(f"Job {job_id} has already ended with status '{outcome.status.value}'")
     return RedirectResponse(f"/console/jobs/{job_id}", status_code=303)
@@ -77,10 +78,10 @@ async def read_job_events(
 ) -> EventSourceResponse | Response:
     """The same events as `GET /api/v1/jobs/{id}/events`, for the job's page (EventSource sends the cookie)."""
     resume_from, source = resume_position(last_event_id, after)
-    record = await _visible(state, user, job_id)
-    if not await has_more(state, record, resume_from, source):
+    record, shard = await _visible(state, user, job_id)
+    if not await has_more(state, shard, record, resume_from, source):
         return Response(status_code=204)  # tells an EventSource to stop reconnecting
-    return EventSourceResponse(follow_events(state, record.id, resume_from), ping=15, send_timeout=30)
+    return EventSourceResponse(follow_events(state, shard, record.id, resume_from), ping=15, send_timeout=30)
 
 
 def _may_cancel(user: ConsoleSession) -> bool:
@@ -100,9 +101,17 @@ def _answer_text(job: dict[str, object]) -> str:
     return ""
 
 
-async def _visible(state: AppState, user: ConsoleSession, job_id: str) -> JobRecord:
-    record = await state.store.get(job_id)
+async def _visible(state: AppState, user: ConsoleSession, job_id: str) -> tuple[JobRecord, ShardHandles]:
+    """The job and its shard: a tenant session's own shard, or for an operator whichever shard has it (all
+    are asked; a 503 names the shards that did not answer when none of the others has it)."""
+    found: tuple[JobRecord, ShardHandles] | None
+    if user.sees_all_tenants:
+        found = await find_job(state.shards, job_id)
+    else:
+        shard = state.shards.for_tenant(str(user.tenant_id))
+        record = await shard.store.get(job_id)
+        found = None if record is None else (record, shard)
     # Another tenant's job is indistinguishable from a missing one, as in the API.
-    if record is None or (not user.sees_all_tenants and record.tenant_id != user.tenant_id):
+    if found is None or (not user.sees_all_tenants and found[0].tenant_id != user.tenant_id):
         raise NotFound(f"No job with id '{job_id}'")
-    return record
+    return found

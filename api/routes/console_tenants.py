@@ -63,8 +63,9 @@ async def update_tenant(tenant_id: TenantId, request: Request, user: SessionUser
     await _audit(db, user, "tenant.updated", tenant_id, before, render_tenant(tenant))
     await state.tenant_cache.invalidate_tenant(tenant_id)
     if (tenant.budget_usd, tenant.budget_period) != budget_before:  # recounted from the usage records, as the API does
-        await reset_budget_counters(state.redis, tenant_id, datetime.now(UTC))
-        await mirror_budget_alerts(state.redis, db, tenant_id, datetime.now(UTC), budget_changed=True)
+        await reset_budget_counters(state.shards.for_tenant(tenant_id).redis, tenant_id, datetime.now(UTC))
+        await mirror_budget_alerts(state.shards.for_tenant(tenant_id).redis, db, tenant_id, datetime.now(UTC),
+                                   budget_changed=True)
     return RedirectResponse(f"/console/tenants/{tenant_id}?saved=1", status_code=303)
 
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from api.deps import AppState
+from api.shards import ShardHandles
 from shared.errors import InvalidRequest
 from shared.jobs import JobRecord
 from shared.keys import job_key, tenant_jobs_key
@@ -55,19 +56,19 @@ def decode_cursor(raw: str) -> Position:
         raise InvalidRequest("'cursor' is not a cursor returned by this endpoint (next_cursor)") from exc
 
 
-async def list_page(state: AppState, tenant_id: str, status: JobStatus | None, limit: int,
+async def list_page(state: AppState, shard: ShardHandles, tenant_id: str, status: JobStatus | None, limit: int,
                     cursor: Position | None) -> Page:
-    matches, last, exhausted = await _walk(state, tenant_id, status, limit, cursor)
+    matches, last, exhausted = await _walk(state, shard, tenant_id, status, limit, cursor)
     next_cursor: str | None
     if len(matches) > limit:
         matches, next_cursor = matches[:limit], encode_cursor(matches[limit - 1])
     else:
         next_cursor = None if exhausted or last is None else encode_cursor(last)
-    records = await asyncio.gather(*(state.store.get(job_id) for _, job_id in matches))
+    records = await asyncio.gather(*(shard.store.get(job_id) for _, job_id in matches))
     return Page([record for record in records if record is not None], next_cursor)
 
 
-async def _walk(state: AppState, tenant_id: str, status: JobStatus | None, limit: int,
+async def _walk(state: AppState, shard: ShardHandles, tenant_id: str, status: JobStatus | None, limit: int,
                 cursor: Position | None) -> tuple[list[Position], Position | None, bool]:
     """Up to `limit + 1` matching entries after `cursor`, the last entry examined, and whether the index ended."""
     index = tenant_jobs_key(tenant_id)
@@ -76,13 +77,13 @@ async def _walk(state: AppState, tenant_id: str, status: JobStatus | None, limit
     scanned = 0
     while scanned < MAX_SCAN:
         top: float | str = "+inf" if last is None else last[0]
-        batch = await state.redis.zrevrangebyscore(index, top, "-inf", start=0, num=BATCH, withscores=True)
+        batch = await shard.redis.zrevrangebyscore(index, top, "-inf", start=0, num=BATCH, withscores=True)
         entries = [(float(score), member.decode()) for member, score in batch]
         # Entries sharing the cursor's score come in descending id order; those not below it were seen.
         fresh = [e for e in entries if last is None or e[0] < last[0] or e[1] < last[1]]
         if not fresh:
             return matches, last, True
-        statuses = await _statuses(state, [job_id for _, job_id in fresh])
+        statuses = await _statuses(state, shard, [job_id for _, job_id in fresh])
         expired = []
         for entry, found in zip(fresh, statuses, strict=True):
             scanned += 1
@@ -94,7 +95,7 @@ async def _walk(state: AppState, tenant_id: str, status: JobStatus | None, limit
                 if len(matches) > limit:
                     break
         if expired:
-            await state.redis.zrem(index, *expired)
+            await shard.redis.zrem(index, *expired)
         if len(matches) > limit:
             return matches, last, False
         if len(batch) < BATCH:
@@ -102,8 +103,8 @@ async def _walk(state: AppState, tenant_id: str, status: JobStatus | None, limit
     return matches, last, False
 
 
-async def _statuses(state: AppState, job_ids: list[str]) -> list[str | None]:
-    async with state.redis.pipeline(transaction=False) as pipe:
+async def _statuses(state: AppState, shard: ShardHandles, job_ids: list[str]) -> list[str | None]:
+    async with shard.redis.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.hget(job_key(job_id), "status")
         replies = await pipe.execute()

@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from api.body import read_json_object
-from api.deps import AppState, StateDep, TenantDep
+from api.deps import AppState, StateDep, TenantDep, TenantShardDep
 from api.relay import Result, cancel_job, wait_for_result
 from api.request_context import request_context
 from api.responses import served_headers
 from api.responses_state import current, history, owned, replay, settle_from, shell_of
+from api.shards import ShardHandles
 from api.streaming import stream_job
 from api.submit import DROPPED_HEADER, Submission, SubmitOptions, submit
 from api.wire_routes import OpenAIRoute
@@ -46,22 +47,22 @@ GATEWAY_FIELDS = frozenset({"callback_url"})
 ResponseId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
-def get_response_store(state: StateDep) -> ResponseStore:
-    return ResponseStore(state.redis, ttl_s=state.settings.response_retention_s)
+def get_response_store(state: StateDep, shard: TenantShardDep) -> ResponseStore:
+    return ResponseStore(shard.redis, ttl_s=state.settings.response_retention_s)
 
 
 ResponsesDep = Annotated[ResponseStore, Depends(get_response_store)]
 
 
 @router.post("/v1/responses", response_model=None)
-async def create_response(request: Request, state: StateDep, tenant: TenantDep,
+async def create_response(request: Request, state: StateDep, shard: TenantShardDep, tenant: TenantDep,
                           responses: ResponsesDep) -> Response:
     """Create a model response (OpenAI Responses format), served by whichever target of the model's route
     answers; `stream`, `background`, `store` and `previous_response_id` as OpenAI's."""
     body = await read_json_object(request, state.settings.max_body_bytes)
     callback_url = _callback_url(state, body)
     parsed = parse_responses_request({key: value for key, value in body.items() if key not in GATEWAY_FIELDS})
-    earlier = await history(state, responses, tenant.id, parsed.previous_response_id)
+    earlier = await history(state, shard, responses, tenant.id, parsed.previous_response_id)
     # A background response always streams into its job's events, so it can be streamed again later.
     chat = parsed.chat.model_copy(update={"messages": [*earlier, *parsed.chat.messages],
                                           "stream": parsed.chat.stream or parsed.background})
@@ -69,20 +70,21 @@ async def create_response(request: Request, state: StateDep, tenant: TenantDep,
                             priority=Priority.BATCH if parsed.background else Priority.INTERACTIVE)
     # Never read from or written to the response cache: a response is stored state with its own id.
     try:
-        submission = await submit(state, request, tenant, chat, WireFormat.RESPONSES, None, options)
+        submission = await submit(state, shard, request, tenant, chat, WireFormat.RESPONSES, None, options)
     except UnsupportedParameter as refused:
         raise responses_refusal(refused) from refused
     submission.headers = _named_for_client(submission.headers)
     request_context(request).headers = submission.headers
-    stored = await _stored(state, responses, tenant, parsed, chat, submission, body)
-    return await _answer(state, responses, parsed, stored, submission)
+    stored = await _stored(state, shard, responses, tenant, parsed, chat, submission, body)
+    return await _answer(state, shard, responses, parsed, stored, submission)
 
 
-async def _stored(state: AppState, responses: ResponseStore, tenant: TenantSnapshot, parsed: ResponsesRequest,
+async def _stored(state: AppState, shard: ShardHandles, responses: ResponseStore, tenant: TenantSnapshot,
+                  parsed: ResponsesRequest,
                   chat: ChatRequest, submission: Submission, body: dict[str, object]) -> StoredResponse:
     response_id = response_id_of(submission.job_id)
     if submission.replayed and (earlier := await responses.get(tenant.id, response_id)) is not None:
-        return await current(state, responses, earlier)  # an Idempotency-Key's repeat: the first response, now
+        return await current(state, shard, responses, earlier)  # an Idempotency-Key's repeat: the first response, now
     stored = StoredResponse(id=response_id, tenant_id=tenant.id, job_id=submission.job_id, model=chat.model,
                             echo=parsed.echo, input_items=input_items(body.get("input"), response_id),
                             system=chat.system, conversation=chat.messages)
@@ -92,13 +94,14 @@ async def _stored(state: AppState, responses: ResponseStore, tenant: TenantSnaps
     if parsed.background or parsed.chat.stream:
         # The worker settles a response saved before its job ended; one whose job ended first (the job was
         # queued before this save) is settled here. A waited-for answer is settled below.
-        record = await state.store.get(submission.job_id)
+        record = await shard.store.get(submission.job_id)
         if record is not None:
             return await settle_from(responses, stored, record)
     return stored
 
 
-async def _answer(state: AppState, responses: ResponseStore, parsed: ResponsesRequest, stored: StoredResponse,
+async def _answer(state: AppState, shard: ShardHandles, responses: ResponseStore, parsed: ResponsesRequest,
+                  stored: StoredResponse,
                   submission: Submission) -> Response:
     shell = shell_of(stored)
     headers = {"x-gateway-job-id": submission.job_id, **submission.headers}
@@ -110,7 +113,7 @@ async def _answer(state: AppState, responses: ResponseStore, parsed: ResponsesRe
     if parsed.background:
         # A background stream is the replay of its job's events from the start: a disconnect leaves the job
         # running (as OpenAI's does), and REQUEST_TIMEOUT_S ends the stream without a terminal event.
-        return EventSourceResponse(replay(state, stored, None), headers=headers, ping=15, send_timeout=30)
+        return EventSourceResponse(replay(state, shard, stored, None), headers=headers, ping=15, send_timeout=30)
 
     async def settle(result: Result) -> None:
         if parsed.store:
@@ -119,9 +122,9 @@ async def _answer(state: AppState, responses: ResponseStore, parsed: ResponsesRe
     owns_job = not submission.replayed
     if parsed.chat.stream:
         renderer = ResponsesStreamRenderer(shell, "in_progress")
-        return stream_job(state, submission.job_id, renderer, submission.headers, owns_job=owns_job,
+        return stream_job(state, shard, submission.job_id, renderer, submission.headers, owns_job=owns_job,
                           on_done=settle)
-    result = await wait_for_result(state, submission.job_id, owns_job=owns_job)
+    result = await wait_for_result(state, shard, submission.job_id, owns_job=owns_job)
     await settle(result)
     status = response_status(result.completion)[0]
     return JSONResponse(render_response(shell, status=status, completion=result.completion),
@@ -132,7 +135,7 @@ async def _answer(state: AppState, responses: ResponseStore, parsed: ResponsesRe
 async def get_response(
     request: Request,
     response_id: ResponseId,
-    state: StateDep,
+    state: StateDep, shard: TenantShardDep,
     tenant: TenantDep,
     responses: ResponsesDep,
     stream: Annotated[bool, Query(description="replay the response's events, then follow them")] = False,
@@ -141,23 +144,23 @@ async def get_response(
     """A stored response in its current state; with `stream=true`, its events from the start (or after
     `starting_after`) and then live, with the sequence numbers its first stream had."""
     check_include(_query_list(request, "include"), RESPONSE_INCLUDES)
-    stored = await owned(state, responses, tenant.id, response_id)
+    stored = await owned(state, shard, responses, tenant.id, response_id)
     if starting_after is not None and not stream:
         raise InvalidRequest("'starting_after' is only valid with stream=true")
     if stream:
-        return EventSourceResponse(replay(state, stored, starting_after), ping=15, send_timeout=30)
+        return EventSourceResponse(replay(state, shard, stored, starting_after), ping=15, send_timeout=30)
     return JSONResponse(_render(stored))
 
 
 @router.post("/v1/responses/{response_id}/cancel")
-async def cancel_response(response_id: ResponseId, state: StateDep, tenant: TenantDep,
+async def cancel_response(response_id: ResponseId, state: StateDep, shard: TenantShardDep, tenant: TenantDep,
                           responses: ResponsesDep) -> JSONResponse:
     """Cancel a background response; one that has already ended is answered as it is."""
-    stored = await owned(state, responses, tenant.id, response_id)
+    stored = await owned(state, shard, responses, tenant.id, response_id)
     if not stored.echo.get("background"):
         raise InvalidRequest("Only responses created with background=true can be cancelled.")
-    outcome = await cancel_job(state, stored.job_id)
-    stored = await current(state, responses, stored)
+    outcome = await cancel_job(state, shard, stored.job_id)
+    stored = await current(state, shard, responses, stored)
     if outcome.changed and stored.status not in ("completed", "incomplete", "failed"):
         stored = stored.model_copy(update={"status": "cancelled"})
     return JSONResponse(_render(stored))

@@ -11,16 +11,15 @@ import redis.asyncio
 
 from api.deps import AppState
 from api.main import create_app
-from shared.cache import ResponseCache
+from api.shards import ShardHandles, open_shards
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import migrate
-from shared.jobs import JobStore
 from shared.pricing import load_price_table
-from shared.queue import JobQueue
 from shared.redis import create_redis
 from shared.routing_table import RoutingTable
-from shared.tenant_cache import TenantCache
+from shared.shard_clients import ShardClients
+from shared.tenant_cache import ShardedTenantCache
 from shared.tenants import create_tenant
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
@@ -45,21 +44,26 @@ async def clean_redis() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def state(clean_redis: str, sqlite_url: str) -> AsyncIterator[AppState]:
-    """The API's state on the cleaned Redis and the SQLite file, without the app, for tests that drive the
-    relay (api/relay.py, api/streaming.py, api/text_completion_stream.py) directly."""
+    """The API's state on the cleaned Redis (one shard) and the SQLite file, without the app, for tests that
+    drive the relay (api/relay.py, api/streaming.py, api/text_completion_stream.py) directly."""
     settings = Settings(_env_file=None, redis_url=clean_redis, database_url=sqlite_url,  # type: ignore[call-arg]
-                        request_timeout_s=5)
+                        request_timeout_s=5, job_ttl_s=600, event_stream_maxlen=1000, queue_name="gw:relay-test")
     client = create_redis(settings)
+    clients = ShardClients(clients=(client,), names=("test",))
     engine = create_engine(sqlite_url)
     yield AppState(
-        settings=settings, redis=client, engine=engine, sessions=create_session_factory(engine),
-        store=JobStore(client, ttl_s=600, events_maxlen=1000),
-        queue=JobQueue(client, queue_name="gw:relay-test", expires_s=5),
-        routing_table=RoutingTable({}, use_defaults=True), tenant_cache=TenantCache(client, ttl_s=60),
-        prices=load_price_table(settings), cache=ResponseCache(client),
+        settings=settings, shards=open_shards(settings, clients), engine=engine,
+        sessions=create_session_factory(engine), routing_table=RoutingTable({}, use_defaults=True),
+        tenant_cache=ShardedTenantCache(clients, ttl_s=60), prices=load_price_table(settings),
     )
     await client.aclose()
     await engine.dispose()
+
+
+@pytest.fixture
+def shard(state: AppState) -> ShardHandles:
+    """The state's one shard: its job store, queue and client."""
+    return state.shards.handles[0]
 
 
 @pytest.fixture

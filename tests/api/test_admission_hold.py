@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 import api.admission
 import api.submit
 from api.admission_hold import hold_admission
-from api.deps import AppState
+from api.shards import ShardHandles
 from shared.cache import ResponseCache, cache_digest
 from shared.jobs import JobStore
 from shared.keys import cache_inflight_key
@@ -167,11 +167,11 @@ async def test_admission_hold_leaves_the_admission_to_a_job_that_was_created(
 async def test_admission_hold_clears_only_its_own_cache_marker(
         raw: redis.asyncio.Redis) -> None:
     """Another request that leads the same answer by now keeps its marker."""
-    state = cast(AppState, SimpleNamespace(redis=raw, cache=ResponseCache(raw)))
+    shard = cast(ShardHandles, SimpleNamespace(redis=raw, cache=ResponseCache(raw)))
     digest = cache_digest("ten_x", WireFormat.OPENAI, BODY)
     await raw.set(cache_inflight_key(digest), "job_other")
     with pytest.raises(Boom):
-        async with hold_admission(state, "job_mine") as hold:
+        async with hold_admission(shard, "job_mine") as hold:
             hold.lead(digest)
             raise Boom("after the claim was lost to another request")
     assert await raw.get(cache_inflight_key(digest)) == b"job_other"

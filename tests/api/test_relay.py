@@ -8,6 +8,7 @@ import redis.asyncio
 
 from api.deps import AppState
 from api.relay import settle_if_dead, wait_for_result
+from api.shards import ShardHandles
 from api.streaming import render_event
 from shared.errors import GatewayError
 from shared.models import JobStatus, WireFormat
@@ -16,35 +17,35 @@ from shared.wire import openai as openai_wire
 from tests.factories import make_chat_request
 
 
-async def test_relay_fails_job_that_vanished_from_queue(state: AppState) -> None:
-    await state.store.create("job_lost", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
+async def test_relay_fails_job_that_vanished_from_queue(state: AppState, shard: ShardHandles) -> None:
+    await shard.store.create("job_lost", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
     # Never enqueued in arq (as after a Redis failover lost the queue entry): the waiter must not hang.
     with pytest.raises(GatewayError, match="no longer in the queue"):
-        await wait_for_result(state, "job_lost")
-    record = await state.store.get("job_lost")
+        await wait_for_result(state, shard, "job_lost")
+    record = await shard.store.get("job_lost")
     assert record is not None and record.status is JobStatus.FAILED
 
 
-async def test_relay_fails_job_that_arq_expired(state: AppState, clean_redis: str) -> None:
-    await state.store.create("job_old", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
-    await state.queue.enqueue("job_old")
+async def test_relay_fails_job_that_arq_expired(state: AppState, shard: ShardHandles, clean_redis: str) -> None:
+    await shard.store.create("job_old", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
+    await shard.queue.enqueue("job_old")
     raw = redis.asyncio.Redis.from_url(clean_redis)
     # What arq stores when a worker finds the job expired: a failed result, our code never ran.
     result = {"t": 1, "f": "run_completion", "a": ["job_old"], "k": {}, "et": 0, "s": False,
               "r": "JobExecutionFailed('job expired')", "st": 0, "ft": 0, "q": "gw:relay-test"}
     await raw.set("arq:result:job_old", json.dumps(result))
     await raw.aclose()
-    assert await settle_if_dead(state, "job_old") is True
-    record = await state.store.get("job_old")
+    assert await settle_if_dead(state, shard, "job_old") is True
+    record = await shard.store.get("job_old")
     assert record is not None and record.status is JobStatus.FAILED
     assert record.error is not None and "job expired" in str(record.error["message"])
 
 
-async def test_relay_leaves_queued_job_alone(state: AppState) -> None:
-    await state.store.create("job_wait", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
-    await state.queue.enqueue("job_wait")
-    assert await settle_if_dead(state, "job_wait") is False
-    record = await state.store.get("job_wait")
+async def test_relay_leaves_queued_job_alone(state: AppState, shard: ShardHandles) -> None:
+    await shard.store.create("job_wait", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
+    await shard.queue.enqueue("job_wait")
+    assert await settle_if_dead(state, shard, "job_wait") is False
+    record = await shard.store.get("job_wait")
     assert record is not None and record.status is JobStatus.QUEUED
 
 
@@ -61,7 +62,7 @@ def test_stream_render_ignores_restart_before_output() -> None:
     assert (items, done) == ([], False)
 
 
-async def test_relay_fails_fast_when_job_record_is_missing(state: AppState) -> None:
+async def test_relay_fails_fast_when_job_record_is_missing(state: AppState, shard: ShardHandles) -> None:
     # A follower joined a leader whose submission failed before its job record was written.
     with pytest.raises(GatewayError, match="no longer exists"):
-        await wait_for_result(state, "job_never_created")
+        await wait_for_result(state, shard, "job_never_created")

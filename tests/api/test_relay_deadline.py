@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from api.deps import AppState
 from api.responses import respond
+from api.shards import ShardHandles
 from api.submit import Submission
 from shared.errors import UpstreamTimeout
 from shared.models import JobStatus, WireFormat
@@ -24,14 +25,14 @@ def _request() -> Request:
 
 
 @pytest.mark.parametrize(("replayed", "status"), [(False, JobStatus.CANCELLED), (True, JobStatus.QUEUED)])
-async def test_relay_deadline_cancels_only_the_owners_job(state: AppState, replayed: bool,
+async def test_relay_deadline_cancels_only_the_owners_job(state: AppState, shard: ShardHandles, replayed: bool,
                                                           status: JobStatus) -> None:
     short = replace(state, settings=state.settings.model_copy(update={"request_timeout_s": 0.5}))
     chat = make_chat_request("gpt-4o")
-    await short.store.create("job_wait", TENANT.id, chat, WireFormat.OPENAI)
-    await short.queue.enqueue("job_wait")
+    await shard.store.create("job_wait", TENANT.id, chat, WireFormat.OPENAI)
+    await shard.queue.enqueue("job_wait")
     with pytest.raises(UpstreamTimeout):
-        await respond(short, _request(), TENANT, chat, Submission(job_id="job_wait", replayed=replayed),
+        await respond(short, shard, _request(), TENANT, chat, Submission(job_id="job_wait", replayed=replayed),
                       OPENAI_CODEC)
-    record = await short.store.get("job_wait")
+    record = await shard.store.get("job_wait")
     assert record is not None and record.status is status
