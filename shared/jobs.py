@@ -165,9 +165,8 @@ class JobStore:
         return _from_hash(decode_hash(raw)) if raw else None
 
     async def mark_running(self, job_id: str, attempt: int, worker_id: str) -> JobRecord | None:
-        """Claim the job for an attempt; None when it is gone or already ended (e.g. cancelled while queued).
-        One script, so the check and the claim are atomic in a single round trip. (A GatewayWorker claims its
-        jobs in its pick script instead, see `claimed`.)"""
+        """Claim the job for an attempt in one atomic script; None when it is gone or already ended (e.g.
+        cancelled while queued). A GatewayWorker claims in its pick script instead (`claimed`)."""
         kind = EventKind.RESET if attempt > 1 else EventKind.START
         before = await CLAIM.run(self._redis, [job_key(job_id), job_events_key(job_id)], [
             attempt, time.time(), worker_id, kind.value, encode_data({"attempt": attempt}),
@@ -184,12 +183,11 @@ class JobStore:
         nothing is written and nothing billed twice. With `queue_end`, arq's end of the job commits in the same
         script, in either case."""
         keys, args = _finish_call(record, outcome, usage_row, ttl_s=self._ttl_s, events_maxlen=self._events_maxlen)
-        job_hash = keys[0]
         if queue_end is None:
-            keys += [job_hash] * QUEUE_END_KEYS
+            keys += [keys[0]] * QUEUE_END_KEYS
             args += [0, record.id, 0]
         else:
-            keys += queue_end.keys(job_hash)
+            keys += queue_end.keys(keys[0])
             args += [1, record.id, queue_end.drained_ttl_s]
         committed = bool(await self._finishes.run(keys, args))
         if queue_end is not None:
