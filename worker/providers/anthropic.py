@@ -14,7 +14,7 @@ from contextlib import aclosing, asynccontextmanager
 
 import anthropic
 
-from shared.errors import UpstreamTimeout, UpstreamUnavailable
+from shared.errors import UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, Usage
 from shared.routing_table import Target
 from shared.wire.anthropic import StreamParser, parse_completion, render_request
@@ -31,6 +31,7 @@ from worker.providers._common import (
 )
 from worker.providers.sdk_post import post_json, stream_json
 from worker.providers.sse import ServerSentEvent, aiter_events
+from worker.providers.transport import timeout_error
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicProvider"]
 
@@ -144,7 +145,7 @@ def _event(event: ServerSentEvent) -> dict[str, object]:
 def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
         api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0,
-        http_client=anthropic.DefaultAsyncHttpxClient(limits=UPSTREAM_LIMITS),
+        http_client=anthropic.DefaultAioHttpClient(limits=UPSTREAM_LIMITS),
     )
 
 
@@ -158,13 +159,13 @@ async def _map_errors() -> AsyncIterator[None]:
         message = exc.api_message or exc.message
         raise status_error(NAME, exc.status_code, message, exc.response.headers) from exc
     except anthropic.APITimeoutError as exc:
-        raise UpstreamTimeout(f"{NAME} request timed out") from exc
+        raise timeout_error(NAME, exc) from exc
     except anthropic.APIConnectionError as exc:
         raise UpstreamUnavailable(f"{NAME} connection failed: {_cause(exc)}") from exc
     except anthropic.APIError as exc:
         raise UpstreamUnavailable(f"{NAME} stream failed: {exc.message}") from exc
     except HTTP_TIMEOUTS as exc:
-        raise UpstreamTimeout(f"{NAME} request timed out") from exc
+        raise timeout_error(NAME, exc) from exc
     except HTTP_ERRORS as exc:
         raise UpstreamUnavailable(f"{NAME} connection failed: {exc!r}") from exc
 

@@ -15,7 +15,7 @@ from contextlib import aclosing, asynccontextmanager
 import openai
 
 from shared.endpoint_requests import EmbeddingRequest, TextCompletionRequest
-from shared.errors import UpstreamTimeout, UpstreamUnavailable
+from shared.errors import UpstreamUnavailable
 from shared.models import ChatRequest, Completion, Delta, FinishReason
 from shared.routing_table import Target
 from shared.wire.openai import parse_chunk, parse_completion, render_request
@@ -37,6 +37,7 @@ from worker.providers._common import (
 )
 from worker.providers.sdk_post import post_json, stream_json
 from worker.providers.sse import ServerSentEvent, aiter_events
+from worker.providers.transport import timeout_error
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
 
@@ -169,7 +170,7 @@ async def _drain(events: AsyncIterator[ServerSentEvent]) -> None:
 
 def _make_client(base_url: str | None, api_key: str, timeout_s: float) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout_s, max_retries=0,
-                              http_client=openai.DefaultAsyncHttpxClient(limits=UPSTREAM_LIMITS))
+                              http_client=openai.DefaultAioHttpClient(limits=UPSTREAM_LIMITS))
 
 
 @asynccontextmanager
@@ -181,13 +182,13 @@ async def _map_errors() -> AsyncIterator[None]:
     except openai.APIStatusError as exc:
         raise status_error(NAME, exc.status_code, _message(exc), exc.response.headers) from exc
     except openai.APITimeoutError as exc:
-        raise UpstreamTimeout(f"{NAME} request timed out") from exc
+        raise timeout_error(NAME, exc) from exc
     except openai.APIConnectionError as exc:
         raise UpstreamUnavailable(f"{NAME} connection failed: {_cause(exc)}") from exc
     except openai.APIError as exc:
         raise UpstreamUnavailable(f"{NAME} stream failed: {exc.message}") from exc
     except HTTP_TIMEOUTS as exc:
-        raise UpstreamTimeout(f"{NAME} request timed out") from exc
+        raise timeout_error(NAME, exc) from exc
     except HTTP_ERRORS as exc:
         raise UpstreamUnavailable(f"{NAME} connection failed: {exc!r}") from exc
 
