@@ -33,7 +33,9 @@ def test_keys_are_generated_with_secrets_and_carry_256_random_bits() -> None:
 
 def test_keys_are_compared_by_hash_lookup_and_admin_key_with_compare_digest() -> None:
     assert "hmac.compare_digest" in inspect.getsource(api.deps.current_admin)
-    assert "hash_key(key)" in inspect.getsource(api.deps.current_tenant)
+    # The tenant's key is looked up by its hash (in the auth cache of the hash's shard, else the database).
+    assert "_cached_tenant(state, key)" in inspect.getsource(api.deps.current_tenant)
+    assert "hash_key(key)" in inspect.getsource(api.deps._cached_tenant)
     assert "ApiKey.key_hash) == hash_key(plain_key)" in inspect.getsource(shared.tenants.authenticate)
     assert hash_key("gw-x") == hashlib.sha256(b"gw-x").hexdigest()
 
