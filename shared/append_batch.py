@@ -5,12 +5,13 @@ one job's entries stay in order (each job awaits its append before the next). Ea
 answer: a failed XADD fails that append only."""
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from shared.keys import job_events_key
 from shared.streams import EventKind, encode_data
+from shared.tick_batch import TickBatcher
 
 __all__ = ["AppendBatch"]
 
@@ -23,30 +24,17 @@ class _Append:
     future: "asyncio.Future[None]"
 
 
-@dataclass
-class AppendBatch:
-    redis: Redis
-    maxlen: int
-    _pending: list[_Append] = field(default_factory=list)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _sending: set["asyncio.Task[None]"] = field(default_factory=set)
+class AppendBatch(TickBatcher[_Append]):
+    def __init__(self, redis: Redis, maxlen: int) -> None:
+        super().__init__()
+        self.redis, self.maxlen = redis, maxlen
 
     async def append(self, job_id: str, kind: EventKind, data: dict[str, object], *, ttl_s: int | None) -> None:
         """Append one event to the job's stream (with `ttl_s`, renew the stream's TTL too)."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new event loop (tests): nothing pending belongs to it
-            self._loop, self._pending = loop, []
+        loop = self.running_loop()
         entry = _Append(job_id, {"t": kind.value, "d": encode_data(data)}, ttl_s, loop.create_future())
-        self._pending.append(entry)
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
+        self.add(entry)
         await entry.future
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._sending.add(task)  # referenced until done: the loop keeps only weak references to tasks
-        task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[_Append]) -> None:
         try:

@@ -5,12 +5,13 @@ finish.lua, exactly as before. Each job gets its own answer: committed, already 
 batch script runs each end under pcall, so one job's failure is not its neighbours')."""
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared.scripts import LuaScript, lua_source
+from shared.tick_batch import TickBatcher
 
 __all__ = ["FINISH", "FINISH_KEYS", "FINISH_MANY", "FinishBatch"]
 
@@ -26,32 +27,19 @@ class _End:
     future: "asyncio.Future[int]"
 
 
-@dataclass
-class FinishBatch:
-    redis: Redis
-    _pending: list[_End] = field(default_factory=list)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _sending: set["asyncio.Task[None]"] = field(default_factory=set)
+class FinishBatch(TickBatcher[_End]):
+    def __init__(self, redis: Redis) -> None:
+        super().__init__()
+        self.redis = redis
 
     async def run(self, keys: list[str], args: list[object]) -> int:
         """Commit one job's end (finish_fn.lua's keys and arguments) with the others of this tick: 1 when
         committed, 0 when the job had already ended."""
         if len(keys) != FINISH_KEYS:
             raise ValueError(f"a job's end takes {FINISH_KEYS} keys, not {len(keys)}")
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new event loop (tests): nothing pending belongs to it
-            self._loop, self._pending = loop, []
-        end = _End(keys, args, loop.create_future())
-        self._pending.append(end)
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
+        end = _End(keys, args, self.running_loop().create_future())
+        self.add(end)
         return await end.future
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._sending.add(task)  # referenced until done: the loop keeps only weak references to tasks
-        task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[_End]) -> None:
         try:
