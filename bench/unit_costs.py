@@ -168,15 +168,17 @@ async def hold_streams(stack: Stack, count: int) -> dict[str, Any]:
             "kib_per_open_stream": memory, "rss_quiet_mib": rss_quiet, "rss_open_mib": rss_open}
 
 
-async def profile(stack: Stack, py_spy: str, concurrency: int, requests: int, work_dir: Path) -> dict[str, Any]:
-    """py-spy on the API and the worker over `requests` plain requests; areas in us per request, scaled to
-    the CPU per request measured from /proc over the same window (py-spy's pauses included)."""
-    async with users(stack, MODELS["instant"], False, concurrency) as load:
+async def profile(stack: Stack, py_spy: str, cell_name: str, requests: int, work_dir: Path) -> dict[str, Any]:
+    """py-spy on the API and the worker over `requests` requests of one cell (`plain/c16`, `stream/c64`);
+    areas in us per request, scaled to the CPU per request measured from /proc over the same window (py-spy's
+    pauses included)."""
+    mode, concurrency = parse_cell(cell_name)
+    async with users(stack, MODELS["instant"], mode == "stream", concurrency) as load:
         stack.usage_expected += (await load.run(max(20, 2 * concurrency))).ok
         await settle(stack)
         recorders = {}
         for name in ("api", "worker"):
-            out = work_dir / f"profile-{name}-c{concurrency}.txt"
+            out = work_dir / f"profile-{name}-{mode}-c{concurrency}.txt"
             argv = [py_spy, "record", "--pid", str(stack.groups[name][0]), "--rate", str(PROFILE_RATE_HZ),
                     "--gil", "--format", "raw", "--output", str(out)]
             recorders[name] = (subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), out)
@@ -192,7 +194,7 @@ async def profile(stack: Stack, py_spy: str, concurrency: int, requests: int, wo
                 proc.wait(timeout=60)
         stack.usage_expected += batch.ok
     measured = window(stack, before, after, batch.ok)
-    result: dict[str, Any] = {"concurrency": concurrency, **batch.summary(),
+    result: dict[str, Any] = {"mode": mode, "concurrency": concurrency, **batch.summary(),
                               "cpu_ms_per_request": measured["cpu_ms_per_request"]}
     for name, (proc, out) in recorders.items():
         if not out.exists():
@@ -202,9 +204,17 @@ async def profile(stack: Stack, py_spy: str, concurrency: int, requests: int, wo
         result[name] = {"busy_samples": grouped.busy, "idle_samples_dropped": grouped.idle, "raw_profile": str(out),
                         "areas": per_request(grouped, measured["cpu_ms_per_request"][name]),
                         "top_leaves": {leaf: round(n / grouped.busy, 4) for leaf, n in grouped.leaves.most_common(15)}}
-    log(f"profile c{concurrency}: {batch.ok} requests, API {measured['cpu_ms_per_request']['api']:.2f} ms, "
+    log(f"profile {cell_name}: {batch.ok} requests, API {measured['cpu_ms_per_request']['api']:.2f} ms, "
         f"worker {measured['cpu_ms_per_request']['worker']:.2f} ms per request")
     return result
+
+
+def parse_cell(name: str) -> tuple[str, int]:
+    """`plain/c16` -> ("plain", 16); the profiled cells are named as the measured ones."""
+    mode, _, level = name.partition("/c")
+    if mode not in ("plain", "stream") or not level.isdigit():
+        raise ValueError(f"a profile cell is plain/cN or stream/cN, not {name!r}")
+    return mode, int(level)
 
 
 _ID_PART = re.compile(r"[0-9a-f]{8,}|[0-9a-f-]{32,}|\d+|[A-Za-z0-9_-]{20,}")
@@ -256,8 +266,11 @@ async def measure(args: argparse.Namespace, started: tuple[Gateway, Upstreams, i
     results["hold_streams"] = await hold_streams(stack, args.hold_streams)
     results["monitor"] = {mode: await calibrate(stack, mode, MONITOR_REQUESTS) for mode in ("plain", "stream")}
     if args.profile:
-        results["profile"] = {f"c{c}": await profile(stack, args.py_spy, c, n, work_dir)
-                              for c, n in ((1, args.profile_requests // 2), (16, args.profile_requests))}
+        # c1 cells get half the requests: they take longer per request and their profile settles sooner.
+        results["profile"] = {
+            name: await profile(stack, args.py_spy, name,
+                                args.profile_requests // (2 if parse_cell(name)[1] == 1 else 1), work_dir)
+            for name in args.profile_cells.split(",")}
     results["redis_census"] = key_census(port)
     results["rss_final_mib"] = rss_mib(stack)
     stack.info.close()
@@ -274,8 +287,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.unit_costs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400, help="measured requests per cell")
     parser.add_argument("--hold-streams", type=int, default=100, help="streams held open at once")
-    parser.add_argument("--profile", action="store_true", help="py-spy the API and the worker (plain, c1 and c16)")
-    parser.add_argument("--profile-requests", type=int, default=2000, help="profiled requests at c16 (half at c1)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the API and the worker in --profile-cells")
+    parser.add_argument("--profile-cells", default="plain/c1,plain/c16",
+                        help="comma-separated cells to profile, e.g. plain/c1,plain/c64,stream/c1")
+    parser.add_argument("--profile-requests", type=int, default=2000, help="profiled requests per cell (half at c1)")
     parser.add_argument("--py-spy", default="/tmp/pyspy-venv/bin/py-spy")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/unit-costs.json")
     args = parser.parse_args(argv)

@@ -103,7 +103,7 @@ def markdown(results: dict[str, Any]) -> str:
     for label, prof in results.get("profile", {}).items():
         for name in ("api", "worker"):
             if "areas" in prof.get(name, {}):
-                parts += ["", f"### Profile, {name}, plain {label} ({prof[name]['busy_samples']} busy samples, "
+                parts += ["", f"### Profile, {name}, {label} ({prof[name]['busy_samples']} busy samples, "
                           f"{prof['cpu_ms_per_request'][name]:.2f} ms CPU per request)", "",
                           profile_markdown(prof[name]["areas"], name)]
     return "\n".join(parts)

@@ -2,6 +2,8 @@
 on made-up input: the harness's own INFO call is taken off exactly, sockets are told apart by owner, and a
 profile's samples land in the area of the nearest non-transparent frame."""
 
+import pytest
+
 from bench.profile_groups import EVENT_LOOP, classify, frame_area, group, per_request
 from bench.unit_costs_probe import (
     INFO_COMMAND,
@@ -117,3 +119,12 @@ def test_group_drops_idle_leaves_and_scales_to_cpu_per_request() -> None:
     rows = {row["area"]: row for row in per_request(grouped, cpu_ms_per_request=2.0)}
     assert rows["Redis client"]["us_per_request"] == 1500.0
     assert rows["JSON encode/decode"]["us_per_request"] == 500.0
+
+
+def test_profile_cells_are_named_as_the_measured_ones() -> None:
+    from bench.unit_costs import parse_cell
+    assert parse_cell("plain/c16") == ("plain", 16)
+    assert parse_cell("stream/c1") == ("stream", 1)
+    for bad in ("plain", "plain/16", "chat/c4", "stream/cx"):
+        with pytest.raises(ValueError, match="plain/cN"):
+            parse_cell(bad)
