@@ -2,6 +2,9 @@
 kubernetes-validate), and the cross-references between them (services, probes, secrets, autoscaling)."""
 
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -230,8 +233,27 @@ def test_k8s_prometheus_adapter_serves_the_queue_depth_as_an_external_metric() -
     assert re.fullmatch(rule["name"]["matches"], QUEUE_METRIC)
     assert rule["name"]["as"] == QUEUE_METRIC
     assert "<<.Series>>" in rule["metricsQuery"] and "<<.LabelMatchers>>" in rule["metricsQuery"]
-    assert rule["metricsQuery"].startswith("max("), "every API pod reports the same queue: max, not sum"
     assert rule["resources"]["overrides"]["namespace"]["resource"] == "namespace"
+
+
+def test_k8s_adapter_query_sums_the_shards_and_counts_each_shard_once(tmp_path: Path) -> None:
+    """Every API pod reports every shard's queue: the backlog is the max over pods per shard, summed over
+    shards. Evaluated by promtool on two pods reporting two shards (30 + 45 jobs: 75, not 90 or 45)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: scripts/test.sh installs Debian's prometheus package")
+    config = yaml.safe_load(find("ConfigMap", "prometheus-adapter")["data"]["config.yaml"])
+    rule = next(r for r in config["externalRules"] if QUEUE_METRIC in r["seriesQuery"])
+    query = rule["metricsQuery"].replace("<<.Series>>", QUEUE_METRIC).replace(
+        "<<.LabelMatchers>>", 'namespace="llm-gateway"')
+    series = [{"series": f'{QUEUE_METRIC}{{namespace="llm-gateway", pod="{pod}", shard="{shard}"}}',
+               "values": f"{depth}x5"} for pod in ("api-1", "api-2") for shard, depth in (("a", 30), ("b", 45))]
+    tests = {"evaluation_interval": "1m", "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": [
+        {"expr": query, "eval_time": "3m", "exp_samples": [{"labels": '{namespace="llm-gateway"}', "value": 75}]}]}]}
+    (tmp_path / "adapter_test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    run = subprocess.run([promtool, "test", "rules", str(tmp_path / "adapter_test.yml")], capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_k8s_disruption_budgets_cover_the_api_and_the_workers() -> None:

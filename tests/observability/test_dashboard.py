@@ -302,6 +302,13 @@ ALERT_TESTS: list[dict[str, Any]] = [
         {"eval_time": "6m", "alertname": "LLMGatewayBudgetExhausted",
          "exp_alerts": [{"exp_labels": {"severity": "warning", "tenant": "acme"}}]}]},
     {"interval": "1m", "input_series": [
+        # two shards of 60 jobs each, reported by the API and a worker process alike: 120 waiting, not 60 or 240
+        {"series": f'llm_gateway_queue_depth{{job="llm-gateway-{job}", shard="{shard}"}}', "values": "60x30"}
+        for job in ("api", "worker") for shard in ("a", "b")],
+     "alert_rule_test": [
+        {"eval_time": "10m", "alertname": "LLMGatewayQueueBacklog",
+         "exp_alerts": [{"exp_labels": {"severity": "warning"}}]}]},
+    {"interval": "1m", "input_series": [
         # 100 jobs a minute, 3 of them waiting over 5 s (le="+Inf" minus le="5.0"): p99 above 5 s
         {"series": 'llm_gateway_queue_wait_seconds_bucket{le="5.0"}', "values": "0+97x30"},
         {"series": 'llm_gateway_queue_wait_seconds_bucket{le="+Inf"}', "values": "0+100x30"},
