@@ -318,7 +318,7 @@ def _report_text(tenant: Tenant, report: UsageReport) -> str:
 
 
 def _grouped_text(tenant: Tenant, report: GroupedUsage) -> str:
-    columns = [name for name in MEASURES if name != "cost_micros"]
+    columns = [name for name in MEASURES if name != "cost_nanos"]
     rows = [[group[name] for name in (*report.group_by, *columns)] for group in report.groups]
     totals = report.totals.model_dump()
     parts = [f"Usage of tenant {tenant.id} ({tenant.name}) over the last {report.days} days (UTC)",

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, literal_column
+from sqlalchemy import BigInteger, ColumnElement, Float, SQLColumnExpression, case, cast, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
@@ -25,8 +25,13 @@ __all__ = [
     "UsageReport",
     "UsageTotals",
     "insert_usage",
+    "nanos",
     "usage_report",
 ]
+
+# Every cost is stored rounded to the nano-dollar (shared.pricing.COST_DECIMALS), so money summed as integer
+# nano-dollars adds up exactly, whatever the grouping and the order (shared/db/usage_groups.py relies on it).
+NANOS_PER_USD = 1_000_000_000
 
 class UsageTotals(BaseModel):
     requests: int = 0
@@ -113,14 +118,25 @@ def _day_column(dialect: str) -> ColumnElement[str]:
     return func.strftime(literal_column("'%Y-%m-%d'"), col(UsageRecord.created_at))
 
 
+def nanos(dollars: SQLColumnExpression[float]) -> ColumnElement[int]:
+    """A record's dollar amount as integer nano-dollars: exact, as costs are stored to the nano-dollar."""
+    return cast(func.round(dollars * NANOS_PER_USD), BigInteger)
+
+
+def _summed_usd(dollars: SQLColumnExpression[float]) -> ColumnElement[float]:
+    """The records' dollar amounts added up in integer nano-dollars, then in dollars: equal to what a grouped
+    report's groups add up to, where a float sum would differ with the order of the rows."""
+    return cast(func.coalesce(func.sum(nanos(dollars)), 0), Float(asdecimal=False)) / NANOS_PER_USD
+
+
 def _totals_columns() -> list[ColumnElement[Any]]:
     return [
         func.count().label("requests"),
         func.coalesce(func.sum(col(UsageRecord.prompt_tokens)), 0).label("prompt_tokens"),
         func.coalesce(func.sum(col(UsageRecord.completion_tokens)), 0).label("completion_tokens"),
-        func.coalesce(func.sum(col(UsageRecord.cost_usd)), 0.0).label("cost_usd"),
+        _summed_usd(col(UsageRecord.cost_usd)).label("cost_usd"),
         func.coalesce(func.sum(case((col(UsageRecord.cache_hit), 1), else_=0)), 0).label("cache_hits"),
-        func.coalesce(func.sum(col(UsageRecord.saved_cost_usd)), 0.0).label("saved_cost_usd"),
+        _summed_usd(col(UsageRecord.saved_cost_usd)).label("saved_cost_usd"),
         func.coalesce(func.sum(case((col(UsageRecord.status) == "failed", 1), else_=0)), 0).label("failed"),
     ]
 

@@ -1,7 +1,9 @@
 """Usage reports grouped and filtered by any dimension of a usage record (issue 15): day, model, provider,
 endpoint, status, key, end user and tag (`tag:<key>`), plus CSV export. The admin API, the tenant API and the
-CLI all call `grouped_usage`. Money is summed as integer micro-dollars, so the groups of a report add up
-exactly to its totals (float sums in a different order would not)."""
+CLI all call `grouped_usage`. Money is summed as integer nano-dollars, the unit every cost is stored in
+(shared.pricing.COST_DECIMALS), so the groups of a report add up exactly to its totals and to the plain
+report's (float sums in a different order would not; micro-dollars rounded per record would not either, a
+request costing a fraction of a micro-dollar)."""
 
 import csv
 import io
@@ -12,12 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     SQLColumnExpression,
     Subquery,
     case,
-    cast,
     func,
     literal_column,
     type_coerce,
@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
 from shared.db.tables import UsageRecord, utc_now
+from shared.db.usage import NANOS_PER_USD, nanos
 from shared.errors import InvalidRequest
 
 __all__ = [
@@ -49,18 +50,18 @@ TAG_PREFIX = "tag:"
 TAG_KEY = re.compile(r"[^,=]{1,64}")
 MAX_GROUPS = 10_000  # a report with more is refused (narrow the filters), never cut short
 SUMMED = 7  # the summed columns `_measures` selects, ahead of the dimensions
-MEASURES = ("requests", "prompt_tokens", "completion_tokens", "cost_micros", "cost_usd", "cache_hits",
-            "saved_cost_micros", "failed")
+MEASURES = ("requests", "prompt_tokens", "completion_tokens", "cost_nanos", "cost_usd", "cache_hits",
+            "saved_cost_nanos", "failed")
 
 
 class GroupedTotals(BaseModel):
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost_micros: int = 0
+    cost_nanos: int = 0
     cost_usd: float = 0.0
     cache_hits: int = 0
-    saved_cost_micros: int = 0
+    saved_cost_nanos: int = 0
     failed: int = 0
 
 
@@ -172,9 +173,9 @@ def _rows(tenant_id: str, since: datetime, group_by: list[str], filters: UsageFi
     record = UsageRecord
     statement: Select[*tuple[Any, ...]] = Select(
         literal_column("1").label("request"), col(record.prompt_tokens), col(record.completion_tokens),
-        cast(func.round(col(record.cost_usd) * 1_000_000), BigInteger).label("cost_micros"),
+        nanos(col(record.cost_usd)).label("cost_nanos"),
         case((col(record.cache_hit), 1), else_=0).label("cache_hit"),
-        cast(func.round(col(record.saved_cost_usd) * 1_000_000), BigInteger).label("saved_cost_micros"),
+        nanos(col(record.saved_cost_usd)).label("saved_cost_nanos"),
         case((col(record.status) == "failed", 1), else_=0).label("failed"),
         *(_dimension(name, dialect).label(f"d{i}") for i, name in enumerate(group_by)),
     ).where(col(record.tenant_id) == tenant_id, col(record.created_at) >= since)
@@ -199,11 +200,11 @@ def _measures(rows: Subquery) -> list[ColumnElement[Any]]:
         return func.coalesce(func.sum(rows.c[name]), 0)
 
     return [total("request").label("requests"), total("prompt_tokens"), total("completion_tokens"),
-            total("cost_micros"), total("cache_hit"), total("saved_cost_micros"), total("failed")]
+            total("cost_nanos"), total("cache_hit"), total("saved_cost_nanos"), total("failed")]
 
 
 def _totals(row: Sequence[Any]) -> GroupedTotals:
-    requests, prompt, completion, cost_micros, hits, saved_micros, failed = (int(value) for value in row[:SUMMED])
+    requests, prompt, completion, cost_nanos, hits, saved_nanos, failed = (int(value) for value in row[:SUMMED])
     return GroupedTotals(requests=requests, prompt_tokens=prompt, completion_tokens=completion,
-                         cost_micros=cost_micros, cost_usd=cost_micros / 1_000_000, cache_hits=hits,
-                         saved_cost_micros=saved_micros, failed=failed)
+                         cost_nanos=cost_nanos, cost_usd=cost_nanos / NANOS_PER_USD, cache_hits=hits,
+                         saved_cost_nanos=saved_nanos, failed=failed)

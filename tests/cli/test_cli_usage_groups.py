@@ -39,9 +39,9 @@ async def test_usage_groups_by_key_as_json_adding_up_to_the_totals(db: str) -> N
     tenant_id = await _tenant_with_usage(db)
     result = run_cli("usage", tenant_id, "--group-by", "key", "--json", database_url=db)
     data = json.loads(result.stdout)
-    assert [(g["key"], g["requests"], g["cost_micros"]) for g in data["groups"]] == [
-        ("key_a", 2, 750_000), ("key_b", 1, 125_000)]
-    assert data["totals"]["cost_micros"] == 875_000
+    assert [(g["key"], g["requests"], g["cost_nanos"]) for g in data["groups"]] == [
+        ("key_a", 2, 750_000_000), ("key_b", 1, 125_000_000)]
+    assert data["totals"]["cost_nanos"] == 875_000_000
 
 
 async def test_usage_filters_by_tag_and_prints_csv(db: str) -> None:
@@ -50,8 +50,8 @@ async def test_usage_filters_by_tag_and_prints_csv(db: str) -> None:
                      database_url=db)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [(r["user"], r["tag:team"], r["requests"], r["cost_micros"]) for r in rows] == [
-        ("alice", "search", "1", "250000")]
+    assert [(r["user"], r["tag:team"], r["requests"], r["cost_nanos"]) for r in rows] == [
+        ("alice", "search", "1", "250000000")]
 
 
 async def test_usage_prints_groups_as_a_table(db: str) -> None:

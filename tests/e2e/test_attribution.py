@@ -3,8 +3,9 @@ real API and worker to the fake provider; their usage records, on real PostgreSQ
 user and the tags; reports by key, user and tag add up exactly to the tenant's total; the request log
 filters by key and status and pages; CSV parses back; tags over the limit are refused.
 
-Two keys of one tenant: until named keys exist on this branch (G1), each key's authenticated snapshot is
-put in the API's auth cache with its `key_id`, exactly what `current_tenant` caches once keys have ids."""
+The tenant has its `default` key and two more named keys made through the admin keys API. Most requests are
+priced (`priced`: gpt-4o's price, so a request costs a fraction of a micro-dollar more than a whole number of
+them): reports must add up to the nano-dollar, which free requests could not show."""
 
 import asyncio
 import csv
@@ -21,6 +22,8 @@ from tests.e2e.conftest import ADMIN_KEY, Gateway
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 ASK = [{"role": "user", "content": "hi"}]
+FIVE_WORDS = [{"role": "user", "content": "one two three four five"}]
+NINE_WORDS = [{"role": "user", "content": "one two three four five six seven eight nine"}]
 
 
 @dataclass
@@ -55,13 +58,16 @@ def _openai(gateway: Gateway, key: str) -> openai.AsyncOpenAI:
 
 
 async def _send_traffic(gateway: Gateway, team: Team) -> None:
-    """Six requests: key_a 2, key_b 3 (one failed), the tenant's own key 1."""
+    """Six requests: key_a 2 (the second a cache hit), key_b 3 (one failed), the tenant's own key 1. The three
+    priced answers cost 82.5, 92.5 and 102.5 micro-dollars (1, 5 and 9 prompt words at $2.50, 8 answer tokens
+    at $10 per million): rounded to micro-dollars per record (halves to even) each rounds down, together 1.5
+    short of what the tenant paid."""
     a, b = _openai(gateway, team.key_a), _openai(gateway, team.key_b)
-    await a.chat.completions.create(model="fake-openai", messages=ASK, user="alice",  # type: ignore[arg-type]
+    await a.chat.completions.create(model="priced", messages=ASK, user="alice",  # type: ignore[arg-type]
                                     extra_headers={"x-gateway-tags": "team=search,env=prod"})
-    await a.chat.completions.create(model="fake-openai", messages=ASK,  # type: ignore[arg-type]
+    await a.chat.completions.create(model="priced", messages=ASK,  # type: ignore[arg-type]
                                     metadata={"team": "search"}, extra_headers={"x-gateway-user": "bob"})
-    stream = await b.chat.completions.create(model="fake-openai", messages=ASK, user="alice",  # type: ignore[arg-type]
+    stream = await b.chat.completions.create(model="priced", messages=FIVE_WORDS, user="alice",  # type: ignore[arg-type]
                                              stream=True, extra_headers={"x-gateway-tags": "team=ads"})
     async for _ in stream:
         pass
@@ -71,7 +77,7 @@ async def _send_traffic(gateway: Gateway, team: Team) -> None:
     with pytest.raises(openai.BadRequestError):
         await b.chat.completions.create(model="reject-400", messages=ASK,  # type: ignore[arg-type]
                                         extra_headers={"x-gateway-tags": "team=ads"})
-    await _openai(gateway, team.own_key).chat.completions.create(model="fake-openai", messages=ASK)  # type: ignore[arg-type]
+    await _openai(gateway, team.own_key).chat.completions.create(model="priced", messages=NINE_WORDS)  # type: ignore[arg-type]
 
 
 async def _request_log(http: httpx.AsyncClient, team: Team, count: int, **params: str) -> list[dict]:
@@ -92,17 +98,19 @@ async def test_reports_by_key_user_and_tag_add_up_exactly_to_the_tenant_total(
     own = {"Authorization": f"Bearer {team.own_key}"}
     total = (await http.get("/api/v1/usage", headers=own)).json()["totals"]
     assert total["requests"] == 6 and total["failed"] == 1
+    assert round(total["cost_usd"] * 1_000_000_000) % 1000 != 0  # priced to fractions of a micro-dollar
     expected = {"key": {team.ids["a"]: 2, team.ids["b"]: 3, team.ids["own"]: 1},
                 "user": {"alice": 2, "bob": 1, "carol": 1, None: 2},
                 "tag:team": {"search": 2, "ads": 3, None: 1}}
     for group_by, counts in expected.items():
         report = (await http.get("/api/v1/usage", params={"group_by": group_by}, headers=own)).json()
         assert {group[group_by]: group["requests"] for group in report["groups"]} == counts
-        for measure in ("requests", "prompt_tokens", "completion_tokens", "cost_micros", "failed"):
+        for measure in ("requests", "prompt_tokens", "completion_tokens", "cost_nanos", "saved_cost_nanos", "failed"):
             assert sum(group[measure] for group in report["groups"]) == report["totals"][measure]
         assert report["totals"]["prompt_tokens"] == total["prompt_tokens"]
         assert report["totals"]["completion_tokens"] == total["completion_tokens"]
-        assert report["totals"]["cost_micros"] == round(total["cost_usd"] * 1_000_000)
+        assert report["totals"]["cost_usd"] == total["cost_usd"]
+        assert report["totals"]["cost_nanos"] == round(total["cost_usd"] * 1_000_000_000)
     admin = (await http.get(f"/api/v1/admin/tenants/{team.tenant_id}/usage",
                             params={"group_by": "key,user", "tag": "team=ads"}, headers=ADMIN)).json()
     assert [(g["key"], g["user"], g["requests"]) for g in admin["groups"]] == [
@@ -150,8 +158,8 @@ async def test_usage_csv_export_parses_back_to_the_groups(gateway: Gateway, http
         response = await http.get(path, params=params, headers={**ADMIN, "Accept": "text/csv"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert [(r["key"], r["tag:team"], int(r["requests"]), int(r["cost_micros"])) for r in rows] == [
-        (g["key"] or "", g["tag:team"] or "", g["requests"], g["cost_micros"]) for g in as_json["groups"]]
+    assert [(r["key"], r["tag:team"], int(r["requests"]), int(r["cost_nanos"])) for r in rows] == [
+        (g["key"] or "", g["tag:team"] or "", g["requests"], g["cost_nanos"]) for g in as_json["groups"]]
     assert sum(int(r["requests"]) for r in rows) == 6
 
 

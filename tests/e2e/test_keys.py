@@ -1,8 +1,9 @@
 """Several named, scoped keys per tenant (issue 15), end to end through the official SDKs and a real API,
 worker, Redis and PostgreSQL: model scopes (403 `model_not_allowed` in each client's own error shape, and a
 filtered `/v1/models`), endpoint scopes, a key's own rate limit and budget inside the tenant's (one key's
-budget exhausted while the tenant's other key still works), expiry, revocation seen by a second API process
-within a second, `last_used_at`, and the admin routes' errors."""
+budget exhausted while the tenant's other key, with other scopes and a budget of its own, still works), expiry,
+a scope change and a revocation seen by a second API process within a second, `last_used_at`, and the admin
+routes' errors."""
 
 import asyncio
 import time
@@ -73,7 +74,7 @@ async def test_models_list_shows_only_what_the_key_may_call(gateway: Gateway, ht
 
 async def test_tenant_allow_list_applies_to_every_key(http: httpx.AsyncClient,
                                                       make_tenant: Callable[..., object]) -> None:
-    tenant_id, key = await make_tenant()  # type: ignore[misc]
+    tenant_id, key = await make_tenant(rate_limit=1)  # type: ignore[misc]
     patched = await http.patch(f"/api/v1/admin/tenants/{tenant_id}", json={"allowed_models": ["fake-anthropic"]},
                                headers=ADMIN)
     assert patched.status_code == 200 and patched.json()["allowed_models"] == ["fake-anthropic"]
@@ -82,6 +83,10 @@ async def test_tenant_allow_list_applies_to_every_key(http: httpx.AsyncClient,
     assert refused.json()["error"]["code"] == "model_not_allowed" and "tenant" in refused.json()["error"]["message"]
     job = await http.post("/api/v1/jobs", json=CHAT, headers={"X-API-Key": key})
     assert job.status_code == 403 and job.json()["error"]["code"] == "model_not_allowed"
+    # Refused before admission: the two refusals took nothing of the tenant's one request a minute.
+    allowed = await http.post("/v1/chat/completions", json={**CHAT, "model": "fake-anthropic"},
+                              headers={"X-API-Key": key})
+    assert allowed.status_code == 200, allowed.text
 
 
 async def test_endpoint_scopes_allow_only_the_listed_routes(http: httpx.AsyncClient,
@@ -98,9 +103,11 @@ async def test_endpoint_scopes_allow_only_the_listed_routes(http: httpx.AsyncCli
 
 async def test_key_budget_exhausted_while_the_other_key_still_works(http: httpx.AsyncClient,
                                                                     make_tenant: Callable[..., object]) -> None:
+    """Two keys of one tenant with different model scopes and budgets: the small one's budget runs out (402
+    naming the key) while the other, with a budget of its own, goes on; each keeps to its own models."""
     tenant_id, _ = await make_tenant(budget_usd=10.0)  # type: ignore[misc]
-    small = await issue_key(http, tenant_id, budget_usd=0.0003, budget_period="daily")
-    other = await issue_key(http, tenant_id)
+    small = await issue_key(http, tenant_id, allowed_models=["priced"], budget_usd=0.0003, budget_period="daily")
+    other = await issue_key(http, tenant_id, allowed_models=["priced", "fake-*"], budget_usd=1.0)
     def body() -> dict[str, object]:  # a new prompt each time: a cache hit would cost nothing
         return {"model": "priced", "max_tokens": 8, "messages": [{"role": "user", "content": uuid.uuid4().hex}]}
 
@@ -116,6 +123,19 @@ async def test_key_budget_exhausted_while_the_other_key_still_works(http: httpx.
     for _ in range(3):
         response = await http.post("/v1/chat/completions", json=body(), headers={"X-API-Key": str(other["api_key"])})
         assert response.status_code == 200, response.text
+    free = {**body(), "model": "fake-openai"}
+    assert (await http.post("/v1/chat/completions", json=free, headers={"X-API-Key": str(other["api_key"])})
+            ).status_code == 200
+    refused = await http.post("/v1/chat/completions", json=free, headers={"X-API-Key": str(small["api_key"])})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "model_not_allowed"
+    for _ in range(50):  # the usage writer batches off the request path
+        spent = (await http.get(f"/api/v1/admin/tenants/{tenant_id}/usage", params={"group_by": "key"},
+                                headers=ADMIN)).json()
+        if spent["totals"]["requests"] == statuses.count(200) + 4:
+            break
+        await asyncio.sleep(0.1)
+    by_key = {group["key"]: group["cost_usd"] for group in spent["groups"]}
+    assert 0 < by_key[small["id"]] <= 0.0003 and by_key[other["id"]] > 0, by_key  # each key's spend its own
 
 
 async def test_key_rate_limit_refuses_that_key_only(http: httpx.AsyncClient,
@@ -143,7 +163,7 @@ async def test_expired_key_is_refused_saying_it_expired(http: httpx.AsyncClient,
     assert expired.json()["error"]["code"] == "expired_api_key"
 
 
-async def test_revocation_reaches_a_second_api_process_within_a_second(
+async def test_scope_change_and_revocation_reach_a_second_api_process_within_a_second(
         gateway: Gateway, http: httpx.AsyncClient, make_tenant: Callable[..., object]) -> None:
     tenant_id, default_key = await make_tenant()  # type: ignore[misc]
     key = await issue_key(http, tenant_id)
@@ -153,6 +173,15 @@ async def test_revocation_reaches_a_second_api_process_within_a_second(
         async with httpx.AsyncClient(base_url=url, timeout=30) as second:
             # Warm the second process (and the shared cache) with the key first.
             assert (await second.post("/v1/chat/completions", json=CHAT, headers=headers)).status_code == 200
+            patched = await http.patch(f"/api/v1/admin/tenants/{tenant_id}/keys/{key['id']}",
+                                       json={"allowed_models": ["fake-anthropic"]}, headers=ADMIN)
+            assert patched.status_code == 200, patched.text
+            started = time.monotonic()
+            scoped = await second.post("/v1/chat/completions", json=CHAT, headers=headers)
+            assert scoped.status_code == 403 and time.monotonic() - started < 1.0
+            assert scoped.json()["error"]["code"] == "model_not_allowed"
+            assert (await second.post("/v1/chat/completions", json={**CHAT, "model": "fake-anthropic"},
+                                      headers=headers)).status_code == 200
             revoked = await http.delete(f"/api/v1/admin/tenants/{tenant_id}/keys/{key['id']}", headers=ADMIN)
             assert revoked.status_code == 200 and revoked.json()["revoked_at"]
             started = time.monotonic()

@@ -19,9 +19,10 @@ from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import alembic_config, migrate
 from shared.db.pg_usage import PgUsageSink
 from shared.db.request_log import RequestLogFilters, prune_usage, read_request_entry, read_request_log
-from shared.db.usage import insert_usage, usage_report
+from shared.db.usage import NANOS_PER_USD, insert_usage, usage_report
 from shared.db.usage_groups import UsageFilters, grouped_usage, parse_group_by, parse_tag_filters, usage_csv
 from shared.errors import InvalidRequest, NotFound
+from shared.pricing import COST_DECIMALS
 from tests.shared.db_support import BACKENDS, POSTGRES_URL, database_url, migrated_engine, reset_database, usage_row
 
 NOW = datetime.now(UTC)
@@ -117,18 +118,45 @@ async def test_pg_sink_stores_attribution_as_insert_usage_does(tmp_path: Path) -
                                       ["model", "provider", "status", "endpoint"]])
 async def test_grouped_usage_adds_up_exactly_to_the_totals(session: AsyncSession, group_by: list[str]) -> None:
     report = await grouped_usage(session, "ten_a", 30, group_by, UsageFilters())
-    assert report.totals.requests == 4 and report.totals.cost_micros == 600_123
-    for measure in ("requests", "prompt_tokens", "completion_tokens", "cost_micros", "failed"):
+    assert report.totals.requests == 4 and report.totals.cost_nanos == 600_123_000
+    for measure in ("requests", "prompt_tokens", "completion_tokens", "cost_nanos", "failed"):
         assert sum(group[measure] for group in report.groups) == getattr(report.totals, measure)
     ungrouped = await usage_report(session, "ten_a", 30)
     assert report.totals.requests == ungrouped.totals.requests
     assert report.totals.prompt_tokens == ungrouped.totals.prompt_tokens
 
 
+# gpt-4o with 3 prompt and 8 answer tokens costs 87.5 micro-dollars, a 10-token embedding 0.2: summed in
+# micro-dollars rounded per record, four of the first made 352 where the tenant paid 350, and the embedding 0.
+FRACTIONAL = [
+    *(usage_row(f"f{i}", tenant_id="ten_f", key_id=f"key_{i % 2}", cost_usd=0.0000875, created_at=NOW)
+      for i in range(4)),
+    usage_row("f_emb", tenant_id="ten_f", key_id="key_0", cost_usd=0.0000002, created_at=NOW),
+    usage_row("f_hit", tenant_id="ten_f", key_id="key_1", cost_usd=0.0, cache_hit=True, saved_cost_usd=0.0000875,
+              created_at=NOW),
+]
+
+
+async def test_grouped_usage_of_fractions_of_a_micro_dollar_adds_up_to_the_plain_total(
+        engine: AsyncEngine, session: AsyncSession) -> None:
+    assert 10 ** COST_DECIMALS == NANOS_PER_USD  # costs are stored to the unit reports add up in
+    await insert_usage(engine, FRACTIONAL)
+    plain = await usage_report(session, "ten_f", 30)
+    assert (plain.totals.cost_usd, plain.totals.saved_cost_usd) == (0.0003502, 0.0000875)
+    for group_by in (["key"], ["day", "user"], []):
+        report = await grouped_usage(session, "ten_f", 30, group_by, UsageFilters())
+        assert (report.totals.cost_nanos, report.totals.saved_cost_nanos) == (350_200, 87_500)
+        assert report.totals.cost_usd == plain.totals.cost_usd
+        assert sum(group["cost_nanos"] for group in report.groups) == report.totals.cost_nanos
+    by_key = await grouped_usage(session, "ten_f", 30, ["key"], UsageFilters())
+    assert [(g["key"], g["cost_nanos"], g["cost_usd"]) for g in by_key.groups] == [
+        ("key_0", 175_200, 0.0001752), ("key_1", 175_000, 0.000175)]
+
+
 async def test_grouped_usage_by_key_names_each_key(session: AsyncSession) -> None:
     report = await grouped_usage(session, "ten_a", 30, ["key"], UsageFilters())
-    assert [(g["key"], g["requests"], g["cost_micros"]) for g in report.groups] == [
-        ("key_a", 2, 300_000), ("key_b", 1, 300_000), (None, 1, 123)]
+    assert [(g["key"], g["requests"], g["cost_nanos"]) for g in report.groups] == [
+        ("key_a", 2, 300_000_000), ("key_b", 1, 300_000_000), (None, 1, 123_000)]
 
 
 async def test_grouped_usage_filters_by_tag_user_and_status(session: AsyncSession) -> None:
@@ -143,9 +171,9 @@ async def test_grouped_usage_filters_by_tag_user_and_status(session: AsyncSessio
 async def test_usage_csv_parses_back_to_the_groups(session: AsyncSession) -> None:
     report = await grouped_usage(session, "ten_a", 30, ["key", "tag:team"], UsageFilters())
     rows = list(csv.DictReader(io.StringIO(usage_csv(report))))
-    assert [(r["key"], r["tag:team"], int(r["requests"]), int(r["cost_micros"])) for r in rows] == [
-        (g["key"] or "", g["tag:team"] or "", g["requests"], g["cost_micros"]) for g in report.groups]
-    assert sum(int(r["cost_micros"]) for r in rows) == report.totals.cost_micros
+    assert [(r["key"], r["tag:team"], int(r["requests"]), int(r["cost_nanos"])) for r in rows] == [
+        (g["key"] or "", g["tag:team"] or "", g["requests"], g["cost_nanos"]) for g in report.groups]
+    assert sum(int(r["cost_nanos"]) for r in rows) == report.totals.cost_nanos
 
 
 @pytest.mark.parametrize("raw", ["colour", "day,day", "tag:", "tag:a=b"])
