@@ -16,6 +16,7 @@ from api.console.headers import ConsoleHeadersMiddleware
 from api.console.pages import PACKAGE_DIR as CONSOLE_DIR
 from api.deps import AppState
 from api.errors import install_error_handlers
+from api.fast_routes import GatewayApp
 from api.metrics import serve_api_metrics
 from api.middleware import GatewayMiddleware
 from api.routes import (
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
             logger.info("gateway API ready")
             yield
 
-    app = FastAPI(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
+    app = GatewayApp(title="LLM Gateway", version="0.1.0", lifespan=lifespan)
     modules = (chat, messages, count_tokens, models, completions, openai_responses, embeddings, legacy_completions,
                jobs, usage, admin, admin_keys, admin_usage, admin_webhooks, admin_credentials, admin_audit,
                admin_budget_alerts, budget_alerts, health)

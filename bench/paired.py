@@ -47,8 +47,8 @@ def cpu_s(pids: list[int]) -> float:
 class Side:
     """One gateway under test as the load generator drives it."""
 
-    def __init__(self, name: str, url: str, key: str, pids: list[int]) -> None:
-        self.name, self.url, self.pids = name, f"{url}/v1/chat/completions", pids
+    def __init__(self, name: str, url: str, key: str, pids: list[int], api_pids: list[int]) -> None:
+        self.name, self.url, self.pids, self.api_pids = name, f"{url}/v1/chat/completions", pids, api_pids
         self.headers = {"X-API-Key": key, "Cache-Control": "no-cache, no-store"}
 
 
@@ -64,11 +64,13 @@ async def sequential(sides: list[Side], body: dict[str, Any], requests: int) -> 
     """c1: A, B, B, A, ... one request at a time; CPU per request and latency percentiles per side."""
     latencies: dict[str, list[float]] = {side.name: [] for side in sides}
     cpu_before = {side.name: cpu_s(side.pids) for side in sides}
+    api_before = {side.name: cpu_s(side.api_pids) for side in sides}
     async with httpx.AsyncClient(timeout=60) as client:
         for index in range(requests):
             for side in (sides if index % 2 == 0 else sides[::-1]):
                 latencies[side.name].append(await _post(client, side, body))
     return {side.name: {"cpu_ms": (cpu_s(side.pids) - cpu_before[side.name]) / requests * 1000,
+                        "api_cpu_ms": (cpu_s(side.api_pids) - api_before[side.name]) / requests * 1000,
                         "p50_ms": statistics.median(latencies[side.name]),
                         "p99_ms": statistics.quantiles(latencies[side.name], n=100)[98],
                         "rps": 0.0} for side in sides}
@@ -79,6 +81,7 @@ async def concurrent(sides: list[Side], body: dict[str, Any], concurrency: int,
     """Both sides at `concurrency` at once for `duration_s`: throughput and CPU per request per side."""
     counts = {side.name: 0 for side in sides}
     cpu_before = {side.name: cpu_s(side.pids) for side in sides}
+    api_before = {side.name: cpu_s(side.api_pids) for side in sides}
     started = time.monotonic()
     stop_at = started + duration_s
 
@@ -93,7 +96,9 @@ async def concurrent(sides: list[Side], body: dict[str, Any], concurrency: int,
 
     await asyncio.gather(*(drive(side) for side in sides))
     elapsed = time.monotonic() - started
-    return {side.name: {"cpu_ms": (cpu_s(side.pids) - cpu_before[side.name]) / max(counts[side.name], 1) * 1000,
+    done = {side.name: max(counts[side.name], 1) for side in sides}
+    return {side.name: {"cpu_ms": (cpu_s(side.pids) - cpu_before[side.name]) / done[side.name] * 1000,
+                        "api_cpu_ms": (cpu_s(side.api_pids) - api_before[side.name]) / done[side.name] * 1000,
                         "rps": counts[side.name] / elapsed} for side in sides}
 
 
@@ -105,8 +110,8 @@ def start_sides(children: Children, work: Path, baseline_tree: Path) -> list[Sid
         extra = {"PYTHONPATH": str(baseline_tree)} if name == "baseline" else {"PYTHONPATH": str(REPO)}
         gateway = start_gateway(children, upstreams, work / name, redis_url=redis_url, database=database,
                                 models={"instant": MODEL}, extra_env=extra)
-        sides.append(Side(name, gateway.url, gateway.tenant_key,
-                          process_tree(gateway.api.pid) + [w.pid for w in gateway.workers]))
+        api = process_tree(gateway.api.pid)
+        sides.append(Side(name, gateway.url, gateway.tenant_key, api + [w.pid for w in gateway.workers], api))
     return sides
 
 
@@ -126,7 +131,8 @@ async def measure(sides: list[Side], rounds: int, requests: int, duration_s: flo
 
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = ["| cell | current / baseline: throughput (c>1) | CPU ms per request (API + worker), current vs "
-             "baseline | p50 ms (c1), current vs baseline |", "|---|---|---|---|"]
+             "baseline | API CPU ms per request, current vs baseline | p50 ms (c1), current vs baseline |",
+             "|---|---|---|---|---|"]
     for mode, concurrency in CELLS:
         rows = [r for r in results if r["mode"] == mode and r["concurrency"] == concurrency]
         cur = {k: statistics.mean(r["current"][k] for r in rows) for k in rows[0]["current"]}
@@ -135,7 +141,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
         latency = f"{cur['p50_ms']:.2f} vs {base['p50_ms']:.2f} ({cur['p50_ms'] / base['p50_ms']:.3f})" \
             if concurrency == 1 else ""
         lines.append(f"| {mode}/c{concurrency} | {ratio} | {cur['cpu_ms']:.2f} vs {base['cpu_ms']:.2f} "
-                     f"({cur['cpu_ms'] / base['cpu_ms']:.3f}) | {latency} |")
+                     f"({cur['cpu_ms'] / base['cpu_ms']:.3f}) | {cur['api_cpu_ms']:.2f} vs {base['api_cpu_ms']:.2f} "
+                     f"({cur['api_cpu_ms'] / base['api_cpu_ms']:.3f}) | {latency} |")
     return "\n".join(lines)
 
 
