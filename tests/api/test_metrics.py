@@ -86,7 +86,7 @@ async def test_metrics_served_on_the_metrics_port_only(clean_redis: str, sqlite_
 
 async def test_metrics_label_each_request_with_its_endpoint(clean_redis: str, sqlite_url: str) -> None:
     """The endpoint comes from the path: a request refused before its body is read (here: no key) has it."""
-    paths = {"/v1/chat/completions": "chat", "/v1/messages": "chat", "/api/v1/jobs": "chat",
+    paths = {"/v1/chat/completions": "chat", "/v1/messages": "chat", "/api/v1/jobs": "chat", "/v1/responses": "chat",
              "/v1/embeddings": "embeddings", "/v1/completions": "completions"}
 
     def count(endpoint: str) -> float:
@@ -100,6 +100,6 @@ async def test_metrics_label_each_request_with_its_endpoint(clean_redis: str, sq
             assert (await http.post(path, json={}, headers={"X-API-Key": "gw-wrong"})).status_code == 401
         assert (await http.get("/v1/models", headers={"X-API-Key": "gw-wrong"})).status_code == 401
     assert {endpoint: count(endpoint) - before[endpoint] for endpoint in before} == \
-        {"chat": 3, "embeddings": 1, "completions": 1}
+        {"chat": 4, "embeddings": 1, "completions": 1}
     endpoints = {dict(labels).get("endpoint") for name, labels in _series() if name == "llm_gateway_requests_total"}
     assert endpoints <= {"chat", "embeddings", "completions", "count_tokens"}

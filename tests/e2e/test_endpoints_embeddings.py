@@ -6,6 +6,7 @@ import asyncio
 import base64
 import math
 import struct
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -150,3 +151,26 @@ async def test_embeddings_cache_hit_is_free_and_identical(ep: Endpoints) -> None
     assert [(row["cache_hit"], row["endpoint"]) for row in rows] == [(False, "embeddings"), (True, "embeddings")]
     assert float(rows[1]["cost_usd"]) == 0.0
     assert float(rows[1]["saved_cost_usd"]) == pytest.approx(float(rows[0]["cost_usd"]))
+
+
+async def test_embeddings_are_a_job_rate_limited_and_budgeted(endpoints_gateway: EndpointsGateway,  # noqa: F811
+                                                              make_tenant: Callable[..., Any]) -> None:
+    """Through the queue (a job a worker ran, readable at /api/v1/jobs), and admitted like a completion: the
+    tenant's requests per minute and its budget refuse an embedding before any provider call."""
+    _, limited = await make_tenant(rate_limit=1)
+    _, spent = await make_tenant(budget_usd=0)
+    text = f"limit me {uuid.uuid4().hex}"
+    raw = await sdk(endpoints_gateway, limited).embeddings.with_raw_response.create(model="ep-embed", input=text)
+    async with httpx.AsyncClient(base_url=endpoints_gateway.base_url, timeout=10) as http:
+        job = (await http.get(f"/api/v1/jobs/{raw.headers['x-gateway-job-id']}",
+                              headers={"X-API-Key": limited})).json()
+    assert job["status"] == "succeeded" and job["served_model"] == "text-embedding-3-small"
+    with pytest.raises(openai.RateLimitError) as throttled:
+        await sdk(endpoints_gateway, limited).embeddings.create(model="ep-embed", input=text)
+    assert throttled.value.code == "requests_limit_exceeded"
+    with pytest.raises(openai.APIStatusError) as broke:
+        await sdk(endpoints_gateway, spent).embeddings.create(model="ep-embed", input=text)
+    assert broke.value.status_code == 402 and broke.value.code == "budget_exceeded"
+    sent = [entry for entry in endpoints_gateway.upstream_requests("text-embedding-3-small")
+            if entry["body"]["input"] == text]
+    assert len(sent) == 1  # neither refusal reached the provider

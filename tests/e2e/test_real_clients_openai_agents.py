@@ -3,10 +3,21 @@ both its modes: `OpenAIChatCompletionsModel` (`/v1/chat/completions`) and its de
 (`/v1/responses`, nothing set to make the agent speak Chat Completions). A function tool round trip in each
 mode (the agent calls the tool, sends its result back, as a `function_call_output` item on /v1/responses, and
 the final answer quotes it) plain and streamed, and a structured `output_type` (the answer must parse into the
-pydantic model)."""
+pydantic model). The default mode is also run as a user runs it: a model given by name only, the provider
+left to choose the API, every call it makes seen on the wire to be `POST /v1/responses`."""
 
+import httpx2
 import pytest
-from agents import Agent, Model, OpenAIChatCompletionsModel, OpenAIResponsesModel, RunConfig, Runner, function_tool
+from agents import (
+    Agent,
+    Model,
+    OpenAIChatCompletionsModel,
+    OpenAIProvider,
+    OpenAIResponsesModel,
+    RunConfig,
+    Runner,
+    function_tool,
+)
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
@@ -60,6 +71,29 @@ async def test_agent_function_tool_round_trip(
     tools = upstream["tools"]
     names = [tool["function"]["name"] if "function" in tool else tool["name"] for tool in tools]
     assert names == ["get_weather"]
+
+
+@pytest.mark.parametrize("routed", BOTH)
+async def test_agent_default_mode_speaks_responses_with_a_function_tool(
+    clients_gateway: ClientsGateway, tenant_key: str, routed: str  # noqa: F811
+) -> None:
+    """Nothing chooses the API: the agent names its model as a string and the provider picks the mode, which
+    by default is the Responses API (the mode that was 404 before /v1/responses existed)."""
+    calls.clear()
+    paths: list[str] = []
+
+    async def record(request: httpx2.Request) -> None:
+        paths.append(f"{request.method} {request.url.path}")
+
+    http = httpx2.AsyncClient(event_hooks={"request": [record]}, timeout=30)
+    client = AsyncOpenAI(base_url=clients_gateway.openai_url, api_key=tenant_key, max_retries=0, http_client=http)
+    config = RunConfig(model_provider=OpenAIProvider(openai_client=client), tracing_disabled=True)
+    agent = Agent(name="weather", instructions="Use the tool.", tools=[get_weather], model=routed)
+    result = await Runner.run(agent, "What is the weather?", run_config=config)
+    await http.aclose()
+    assert calls == ["city example"]
+    assert result.final_output == "Tool result: Sunny in city example, 21 C"
+    assert paths == ["POST /v1/responses"] * 2  # the tool call, then the answer quoting its result
 
 
 @pytest.mark.parametrize("routed", BOTH)

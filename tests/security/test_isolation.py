@@ -2,7 +2,7 @@
 tests/e2e/test_jobs.py (another tenant's job, events and cancel are 404) and tests/e2e/test_cache.py (the
 cache never answers across tenants) with what they leave out: the 404 for another tenant's job is the very
 answer an unknown id gets, so ids do not leak; usage is per tenant; every admin operation refuses a tenant
-key; the cache key is bound to the tenant."""
+key; the cache key is bound to the tenant and to the endpoint."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +15,7 @@ from shared.cache import cache_digest
 from shared.config import Settings
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.tables import UsageRecord
+from shared.endpoint import Endpoint
 from shared.models import WireFormat
 from shared.tenants import create_tenant
 from tests.api.conftest import app_client
@@ -97,6 +98,15 @@ async def test_isolation_admin_operation_refuses_tenant_key(http: httpx.AsyncCli
 
 def test_isolation_cache_key_is_bound_to_the_tenant() -> None:
     assert cache_digest("ten_a", WireFormat.OPENAI, CHAT) != cache_digest("ten_b", WireFormat.OPENAI, CHAT)
+
+
+def test_isolation_cache_key_is_bound_to_the_endpoint() -> None:
+    """Unmodelled fields are forwarded, so one body can be valid on two endpoints; a legacy completion must
+    never answer an embeddings request (or a chat one). Chat keys stay what they were before endpoints."""
+    body = {"model": "demo", "prompt": "same", "input": "same", "messages": [{"role": "user", "content": "same"}]}
+    digests = {endpoint: cache_digest("ten_a", WireFormat.OPENAI, body, endpoint) for endpoint in Endpoint}
+    assert len(set(digests.values())) == len(Endpoint)
+    assert digests[Endpoint.CHAT] == cache_digest("ten_a", WireFormat.OPENAI, body)
 
 
 async def _add_usage(database_url: str, tenant_id: str, requests: int) -> None:
