@@ -7,6 +7,7 @@ import re
 
 import fakeredis
 import httpx
+from itsdangerous import URLSafeTimedSerializer
 
 from api.console.auth import build_console_config
 from api.routes.console_usage import _cell
@@ -97,3 +98,21 @@ async def test_console_cookie_is_secure_over_tls_and_sign_in_never_leaves_the_co
     cookie = next(c for c in signed_in.headers.get_list("set-cookie") if c.startswith("gw_console="))
     flags = {part.strip().lower() for part in cookie.split(";")}
     assert {"secure", "httponly", "samesite=strict", "path=/console"} <= flags
+
+
+async def test_console_cookie_is_signed_with_secret_key_and_one_signed_otherwise_is_refused(
+    sqlite_url: str, clean_redis: str
+) -> None:
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        assert (await _sign_in(client, ADMIN)).status_code == 303
+        cookie = client.cookies["gw_console"]
+        session_id = URLSafeTimedSerializer(SECRET, salt="console-session").loads(cookie)  # SECRET_KEY signed it
+        forged = URLSafeTimedSerializer("another-" + SECRET, salt="console-session").dumps(session_id)
+        client.cookies.clear()
+        genuine = await client.get("/console/tenants", headers={"cookie": f"gw_console={cookie}"})
+        refused = await client.get("/console/tenants", headers={"cookie": f"gw_console={forged}"})
+        unsigned = await client.get("/console/tenants", headers={"cookie": f"gw_console={session_id}"})
+    assert genuine.status_code == 200
+    assert refused.status_code == unsigned.status_code == 303
+    assert refused.headers["location"].startswith("/console/login")

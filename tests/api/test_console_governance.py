@@ -1,16 +1,19 @@
 """The console's governance rules in process (tests/e2e/test_console_governance.py drives them in a browser):
 named admin keys sign in with their role, a viewer's session renders no write form and every write is refused,
 a deleted admin key ends its sessions, changes are audited under the key's id, bad key forms are 400 pages,
-and the audit log is for operators only."""
+the audit log is for operators only, usage breaks down by key, user and tag, and the request log's filters."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from shared.admin_keys import create_admin_key
 from shared.db.engine import create_engine, create_session_factory
+from shared.db.usage import insert_usage
 from tests.api.conftest import REDIS_URL, app_client, make_tenant_key
 from tests.api.test_console import ADMIN, SECRET, _sign_in
+from tests.shared.db_support import usage_row
 
 ADMIN_HEADERS = {"X-API-Key": ADMIN}
 POST_FORM = re.compile(r'<form[^>]*method="post"[^>]*action="([^"]+)"')
@@ -167,3 +170,68 @@ async def test_console_tenant_form_sets_and_clears_its_allow_list_and_content_da
         assert cleared.status_code in (200, 303), cleared.text
         tenant = (await client.get(f"/api/v1/admin/tenants/{tenant_id.group(0)}", headers=ADMIN_HEADERS)).json()
     assert tenant["allowed_models"] is None and tenant["log_content_days"] is None
+
+
+async def test_console_usage_breaks_down_by_key_user_and_tag_and_exports_them(
+    sqlite_url: str, clean_redis: str
+) -> None:
+    tenant_key = await make_tenant_key(sqlite_url)
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        tenant_id = await _tenant_id(client, tenant_key)
+        keys = (await client.get(f"/api/v1/admin/tenants/{tenant_id}/keys", headers=ADMIN_HEADERS)).json()["data"]
+        engine = create_engine(sqlite_url)
+        try:
+            await insert_usage(engine, [
+                usage_row("u1", tenant_id=tenant_id, key_id=keys[0]["id"], end_user="=cmd()", tags={"team": "ads"}),
+                usage_row("u2", tenant_id=tenant_id, key_id=keys[0]["id"], end_user=None, tags={})])
+        finally:
+            await engine.dispose()
+        await _sign_in(client, ADMIN)
+        page = await client.get("/console/usage", params={"tenant_id": tenant_id, "days": 7, "tag": "team"})
+        exported = await client.get("/console/usage.csv", params={"tenant_id": tenant_id, "days": 7, "tag": "team"})
+        bad = await client.get("/console/usage", params={"tenant_id": tenant_id, "tag": "no spaces"})
+    assert page.status_code == 200 and "By tag team" in page.text
+    assert f"<td>default ({keys[0]['id']})</td><td class=\"num\">2</td>" in page.text
+    assert "<td>=cmd()</td>" in page.text and "<td>(none)</td>" in page.text
+    lines = exported.text.splitlines()
+    assert any(line.startswith(f"key,default ({keys[0]['id']}),2,") for line in lines), lines
+    assert any(line.startswith("user,'=cmd(),1,") for line in lines), lines  # no formula in a spreadsheet
+    assert any(line.startswith("tag:team,ads,1,") for line in lines) and any(
+        line.startswith("tag:team,(none),1,") for line in lines), lines
+    assert bad.status_code == 400 and "tag key" in bad.text
+
+
+async def test_console_request_log_filters_by_key_model_status_and_time(sqlite_url: str, clean_redis: str) -> None:
+    tenant_key = await make_tenant_key(sqlite_url)
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN,
+                          secret_key=SECRET) as client:
+        tenant_id = await _tenant_id(client, tenant_key)
+        key_id = (await client.get(f"/api/v1/admin/tenants/{tenant_id}/keys",
+                                   headers=ADMIN_HEADERS)).json()["data"][0]["id"]
+        engine = create_engine(sqlite_url)
+        try:
+            await insert_usage(engine, [
+                usage_row("req_old", tenant_id=tenant_id, key_id=key_id, created_at=hour_ago - timedelta(hours=1)),
+                usage_row("req_failed", tenant_id=tenant_id, key_id=key_id, status="failed", created_at=hour_ago),
+                usage_row("req_other_model", tenant_id=tenant_id, key_id=key_id, public_model="claude-x"),
+                usage_row("req_no_key", tenant_id=tenant_id, key_id=None)])
+        finally:
+            await engine.dispose()
+        await _sign_in(client, ADMIN)
+
+        async def shown(**filters: str) -> list[str]:
+            page = await client.get("/console/requests", params={"tenant_id": tenant_id, **filters})
+            assert page.status_code == 200, page.text
+            return re.findall(r"<code>(req_\w+)</code>", page.text)
+
+        assert await shown() == ["req_no_key", "req_other_model", "req_failed", "req_old"]
+        assert await shown(key=key_id) == ["req_other_model", "req_failed", "req_old"]
+        assert await shown(model="claude-x") == ["req_other_model"]
+        assert await shown(status="failed") == ["req_failed"]
+        since = (hour_ago - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+        until = (hour_ago + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+        assert await shown(since=since, until=until) == ["req_failed"]
+        bad = await client.get("/console/requests", params={"tenant_id": tenant_id, "since": "yesterday"})
+    assert bad.status_code == 400 and "is not a time" in bad.text

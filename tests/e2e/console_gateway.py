@@ -3,7 +3,11 @@ SECRET_KEY and the routes below, next to the session gateway (same fake provider
 tenants); one headless Debian chromium for the whole module, driven by Playwright by path (no download).
 
 Routes: `console-fast` answers at once; `console-slow` streams 500 tokens 20 ms apart (about 10 s), long enough
-to watch tokens arrive on a job's page and cancel it there. Webhooks are on (WEBHOOK_SECRET): a callback to the
+to watch tokens arrive on a job's page and cancel it there; `console-fallback`'s first target always fails (500),
+so its second answers and, after BREAKER_THRESHOLD failures, the first's breaker opens (model names of their
+own: the breaker state in Redis is shared with the session gateway's targets); `console-down` always fails;
+`console-costly` answers 2,000 tokens (at the default prices, about $0.06: a top spender on the overview).
+Webhooks are on (WEBHOOK_SECRET): a callback to the
 fake provider's GET-only `/_stats` is refused with 405, so its delivery is dead-lettered at once."""
 
 import os
@@ -29,7 +33,15 @@ models:
     - {{provider: openai, model: console-fast-upstream, base_url: "{f}/v1"}}
   console-slow:
     - {{provider: openai, model: console-slow-tokens-500, base_url: "{f}/v1"}}
+  console-fallback:
+    - {{provider: openai, model: console-primary-fail-500, base_url: "{f}/v1"}}
+    - {{provider: anthropic, model: console-secondary, base_url: "{f}"}}
+  console-down:
+    - {{provider: openai, model: console-down-fail-503, base_url: "{f}/v1"}}
+  console-costly:
+    - {{provider: openai, model: console-costly-tokens-2000, base_url: "{f}/v1"}}
 """
+BREAKER_THRESHOLD = 2
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,8 @@ def console_gateway(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) 
     routes = gateway.log_dir / "routes-console.yaml"
     routes.write_text(ROUTES.format(f=gateway.fake_url))
     env = {**gateway.env, "ROUTES_FILE": str(routes), "QUEUE_NAME": f"gw:console:{uuid.uuid4().hex[:8]}",
-           "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex, "WEBHOOK_SECRET": uuid.uuid4().hex}
+           "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex, "WEBHOOK_SECRET": uuid.uuid4().hex,
+           "BREAKER_FAILURE_THRESHOLD": str(BREAKER_THRESHOLD)}
     port = free_port()
     api = Process("api-console", ["serve", "--port", str(port)], env, gateway.log_dir)
     worker = Process("worker-console", ["worker"], env, gateway.log_dir)

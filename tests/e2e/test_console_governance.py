@@ -32,12 +32,13 @@ from tests.e2e.console_gateway import (  # noqa: F401 (fixtures)
 from tests.e2e.test_console import XSS_NAME, _api_tenant, _create_tenant_in_form, _csrf_token
 
 CHAT = [{"role": "user", "content": "hi"}]
+ATTRIBUTION = {"x-gateway-user": "console-user", "x-gateway-tags": "team=search"}
 NOT_WRITES = {"/console/login", "/console/logout"}  # signing in and out change no gateway state
 
 
-async def _chat(base_url: str, key: str, model: str = "console-fast") -> httpx.Response:
+async def _chat(base_url: str, key: str, model: str = "console-fast", **headers: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-        return await http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+        return await http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}", **headers},
                                json={"model": model, "messages": CHAT, "max_tokens": 20})
 
 
@@ -76,6 +77,17 @@ async def _wait_for_row(page: Page, url: str, text: str) -> None:
     raise AssertionError(f"no request log row with {text!r} at {url}")
 
 
+async def _wait_for_last_use(page: Page, tenant_id: str, name: str) -> None:
+    """The key's `last_used_at` is written in the background after its first request: the keys page shows it."""
+    last_used = page.locator("#keys tbody tr", has_text=name).locator("td").nth(3)
+    for _ in range(50):
+        await page.goto(f"/console/tenants/{tenant_id}/keys")
+        if await last_used.locator("time").count():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the keys page never showed a last use of {name}: {await last_used.text_content()}")
+
+
 async def _open_in_request_log(page: Page, console_gateway: ConsoleGateway, tenant_id: str, name: str) -> None:
     """Filter the request log by the tenant and the key, find the key's one request and open it."""
     await page.goto(f"/console/requests?tenant_id={tenant_id}")
@@ -89,6 +101,29 @@ async def _open_in_request_log(page: Page, console_gateway: ConsoleGateway, tena
     await expect(page.locator("#request-status")).to_have_text("succeeded")
     await expect(page.locator("#request-facts")).to_contain_text(name)
     await console_gateway.screenshot(page, "request")
+
+
+async def _usage_by_key_user_and_tag(page: Page, console_gateway: ConsoleGateway, tenant_id: str,
+                                     name: str) -> None:
+    """The usage page's chart counts the key's request; its breakdowns by key, user and a tag (chosen in the
+    form) and the CSV export each hold it, attributed."""
+    await page.goto(f"/console/usage?tenant_id={tenant_id}&days=7")
+    today_bar = page.locator("figure", has_text="Requests").locator("rect.bar").last
+    assert await today_bar.get_attribute("data-value") == "1"
+    await page.get_by_label("Break down by tag").fill("team")
+    await page.get_by_role("button", name="Show").click()
+    for table, label in (("key", re.compile(rf"^{name} \(key_\w+\)$")), ("user", "console-user"), ("tag", "search")):
+        rows = page.locator(f"#usage-by-{table} tbody tr")
+        await expect(rows).to_have_count(1)
+        await expect(rows.locator("td").nth(0)).to_have_text(label)
+        await expect(rows.locator("td").nth(1)).to_have_text("1")  # requests
+    await expect(page.get_by_role("heading", name="By tag team")).to_be_visible()
+    await console_gateway.screenshot(page, "usage-breakdowns")
+    exported = await page.request.get(await page.get_by_role("link", name="Export CSV").get_attribute("href") or "")
+    rows = (await exported.text()).splitlines()
+    assert exported.ok and any(row.startswith(f"key,{name} (key_") and ",1," in row for row in rows), rows
+    assert any(row.startswith("user,console-user,1,") for row in rows), rows
+    assert any(row.startswith("tag:team,search,1,") for row in rows), rows
 
 
 async def _revoke_in_console(page: Page, console_gateway: ConsoleGateway, tenant_id: str, name: str) -> str:
@@ -120,11 +155,19 @@ async def test_console_admin_issues_a_scoped_key_sees_its_request_and_revokes_it
     await expect(row).to_contain_text("Endpoints: chat")
     await expect(row).to_contain_text("1,000 requests/min")
     await expect(row).to_contain_text("Budget $5.00 monthly")
+    await expect(row.locator("td").nth(4).locator("time")).to_have_attribute("datetime", re.compile(r"\+00:00$"))
     await console_gateway.screenshot(page, "key-created")
+    await context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await page.get_by_role("button", name="Copy").click()
+    await expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert await page.evaluate("navigator.clipboard.readText()") == secret
+    await page.goto(f"/console/tenants/{tenant_id}/keys")  # shown once: the page read again no longer has it
+    await expect(page.locator("#new-key")).to_have_count(0)
+    assert secret not in await page.content()
     await page.set_viewport_size({"width": 390, "height": 844})
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390  # readable at a phone's width
     await page.set_viewport_size({"width": 1280, "height": 900})
-    answered = await _chat(console_gateway.base_url, secret)
+    answered = await _chat(console_gateway.base_url, secret, **ATTRIBUTION)
     assert answered.status_code == 200, answered.text
     async with httpx.AsyncClient(base_url=console_gateway.base_url, timeout=10) as http:
         outside = await http.post("/v1/messages", headers={"x-api-key": secret},
@@ -132,10 +175,9 @@ async def test_console_admin_issues_a_scoped_key_sees_its_request_and_revokes_it
     assert outside.status_code == 403 and "endpoint" in outside.text  # the scopes the form set apply
 
     await _open_in_request_log(page, console_gateway, tenant_id, name)
+    await _wait_for_last_use(page, tenant_id, name)
 
-    await page.goto(f"/console/usage?tenant_id={tenant_id}&days=7")
-    today_bar = page.locator("figure", has_text="Requests").locator("rect.bar").last
-    assert await today_bar.get_attribute("data-value") == "1"
+    await _usage_by_key_user_and_tag(page, console_gateway, tenant_id, name)
 
     key_id = await _revoke_in_console(page, console_gateway, tenant_id, name)
     refused = await _chat(console_gateway.base_url, secret)
@@ -184,6 +226,7 @@ async def test_console_viewer_finds_no_write_control_and_every_write_refused(
         url = re.sub(r"\{(\w+)\}", lambda match: ids[match.group(1)], path)
         refused = await page.request.post(url, form={"csrf_token": token, "name": "x", "ids": "1-0"})
         assert refused.status == 403, (url, refused.status, await refused.text())
+        assert "may read but not change" in await refused.text(), url  # refused for the role, not the token
     async with httpx.AsyncClient(base_url=console_gateway.base_url, timeout=10) as http:
         keys = (await http.get(f"/api/v1/admin/tenants/{tenant_id}/keys", headers=admin)).json()["data"]
         tenant = (await http.get(f"/api/v1/admin/tenants/{tenant_id}", headers=admin)).json()
