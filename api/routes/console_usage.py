@@ -18,7 +18,7 @@ from shared.api_keys import list_keys
 from shared.attribution import TAG_KEY
 from shared.console_sessions import ConsoleSession
 from shared.console_stats import SeriesPoint, top_models, top_tenants, usage_series
-from shared.db.usage import UsageReport, usage_report
+from shared.db.usage import NANOS_PER_USD, UsageReport, usage_report
 from shared.db.usage_groups import UsageFilters, grouped_usage
 from shared.errors import InvalidRequest, NotFound
 from shared.tenants import get_tenant, list_tenants
@@ -124,7 +124,7 @@ async def _sections(db: SessionDep, report: UsageReport, tag: str | None) -> lis
     for title, group, dimension in dimensions:
         grouped = await grouped_usage(db, report.tenant_id, report.days, [dimension], UsageFilters())
         plain.append((title, group, [{**row, "label": _group_label(dimension, row[dimension], names),
-                                      "saved_cost_usd": row["saved_cost_micros"] / 1_000_000}
+                                      "saved_cost_usd": row["saved_cost_nanos"] / NANOS_PER_USD}
                                      for row in grouped.groups]))
     return plain
 
