@@ -2,7 +2,7 @@
 and an Anthropic target of the fake provider: images (a data URL, a base64 image block) whose bytes must
 arrive intact (the fake names their type and size), streamed tool calls, thinking blocks whose signatures
 must survive the round trip, refusals, stop sequences, and fallback mid-route (an OpenAI target failing
-with 503, then an Anthropic target serving an OpenAI-format tool call, and the other way round)."""
+with 503, then an Anthropic target serving a tool call to either SDK, and the other way round)."""
 
 import base64
 import json
@@ -126,6 +126,30 @@ async def test_fallback_mid_route_serves_openai_tool_call_round_trip(
                     {"role": "tool", "tool_call_id": call.id, "content": "Cloudy, 12 C"}]
     answer = await oai.chat.completions.create(model=routed, messages=history, tools=OPENAI_TOOLS)
     assert answer.choices[0].message.content == "Tool result: Cloudy, 12 C"
+    served = clients_gateway.upstream_requests(routed)[-1]["body"]
+    assert json.dumps(served).count(call.id) >= 2  # the call id links the call and its result upstream
+
+
+@pytest.mark.parametrize(("routed", "provider"), [("rc-openai-then-anthropic", "anthropic"),
+                                                  ("rc-anthropic-then-openai", "openai")])
+async def test_fallback_mid_route_serves_anthropic_tool_use_round_trip(
+    claude: anthropic.AsyncAnthropic, clients_gateway: ClientsGateway, routed: str, provider: str  # noqa: F811
+) -> None:
+    question: Any = {"role": "user", "content": "weather?"}
+    response = await claude.messages.with_raw_response.create(model=routed, max_tokens=100, messages=[question],
+                                                              tools=ANTHROPIC_TOOLS)
+    message = await response.parse()  # the async Anthropic SDK parses asynchronously
+    assert response.headers["x-gateway-provider"] == provider
+    assert response.headers["x-gateway-fallback"] == "true"
+    assert message.stop_reason == "tool_use"
+    call = message.content[-1]
+    assert call.type == "tool_use" and call.name == "get_weather" and call.input == {"city": "city example"}
+    blocks = [block.model_dump(exclude_none=True) for block in message.content]
+    history: Any = [question, {"role": "assistant", "content": blocks},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
+                                                  "content": "Cloudy, 12 C"}]}]
+    answer = await claude.messages.create(model=routed, max_tokens=100, messages=history, tools=ANTHROPIC_TOOLS)
+    assert answer.content[0].type == "text" and answer.content[0].text == "Tool result: Cloudy, 12 C"
     served = clients_gateway.upstream_requests(routed)[-1]["body"]
     assert json.dumps(served).count(call.id) >= 2  # the call id links the call and its result upstream
 

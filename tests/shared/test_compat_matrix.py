@@ -53,7 +53,11 @@ PNG = ImagePart(data="iVBORw0KGgo=", media_type="image/png")
 PDF = DocumentPart(data="JVBERi0=", media_type="application/pdf")
 FUNCTION = Tool(name="get_weather", description="Weather", parameters={"type": "object"}, strict=True)
 CALL = ToolCallPart(id="call_1", name="get_weather", arguments='{"city":"Paris"}')
+WEB_SEARCH = Tool(kind="web_search_20250305", name="web_search",
+                  raw={"type": "web_search_20250305", "name": "web_search"})
 SCHEMA = OutputFormat(type="json_schema", name="answer", json_schema={"type": "object"}, strict=True)
+ANTHROPIC_SCHEMA = OutputFormat(type="json_schema", json_schema={"type": "object"})
+"""What a Messages client can say: Anthropic's `output_config.format` has no name and no `strict` flag."""
 
 # (table, row) -> (the request's fields, the parameter name a refusing column must report, or None).
 Sample = tuple[Fields, str | None]
@@ -175,19 +179,18 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     (MESSAGES, "`metadata.user_id`"): ({"user": "user-1"}, None),
     (MESSAGES, "`tools` (client tools)"): ({"tools": [FUNCTION]}, None),
     (MESSAGES, "`tools` (server tools: `web_search_20250305`, `bash_20250124`, ...)"):
-        ({"tools": [Tool(kind="web_search_20250305", name="web_search", raw={"type": "web_search_20250305"})]},
-         "tools"),
+        ({"tools": [WEB_SEARCH]}, "tools"),
     (MESSAGES, "server tools with `stream: true`"):
-        ({"stream": True, "tools": [Tool(kind="web_search_20250305", name="web_search",
-                                         raw={"type": "web_search_20250305"})]}, "tools"),
+        ({"stream": True, "tools": [WEB_SEARCH]}, "tools"),
     (MESSAGES, "`document` with `citations`, `stream: true`"):
         ({"stream": True, **_user(DocumentPart(data="JVBERi0=", media_type="application/pdf",
                                                 citations={"enabled": True}))}, "messages"),
     (MESSAGES, "`tool_choice`"): ({"tools": [FUNCTION], "tool_choice": ToolChoice(mode="required")}, None),
-    (MESSAGES, "`tool_choice.disable_parallel_tool_use`"): ({"tools": [FUNCTION], "parallel_tool_calls": False}, None),
+    (MESSAGES, "`tool_choice.disable_parallel_tool_use`"):  # the flag rides on a `tool_choice`, `auto` here
+        ({"tools": [FUNCTION], "tool_choice": ToolChoice(mode="auto"), "parallel_tool_calls": False}, None),
     (MESSAGES, "`thinking`"): ({"reasoning": Reasoning(mode="enabled", budget_tokens=2048)}, None),
     (MESSAGES, "`output_config.effort`"): ({"reasoning": Reasoning(mode="adaptive", effort="medium")}, None),
-    (MESSAGES, "`output_config.format`"): ({"output_format": SCHEMA}, None),
+    (MESSAGES, "`output_config.format`"): ({"output_format": ANTHROPIC_SCHEMA}, None),
     (MESSAGES, "`service_tier`"): ({"service_tier": "standard_only"}, None),
     (MESSAGES, "`anthropic-beta` header"): ({"betas": ["context-management-2025-06-27"]}, None),
     (MESSAGES, "other fields (`context_management`, `container`, `mcp_servers`, `speed`, ...)"):
