@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.keys import AUTH_INVALIDATION_CHANNEL
+
 if TYPE_CHECKING:  # shared.tenant_cache builds these
     from shared.tenant_cache import TenantSnapshot
 
-__all__ = ["AUTH_INVALIDATION_CHANNEL", "LOCAL_TTL_S", "LocalSnapshots"]
+__all__ = ["LOCAL_TTL_S", "LocalSnapshots", "listening"]
 
 logger = logging.getLogger(__name__)
 
-AUTH_INVALIDATION_CHANNEL = "gw:auth:invalidated"
 LOCAL_TTL_S = 1.0
 MAX_ENTRIES = 10_000
 RECONNECT_DELAY_S = 1.0

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, cast
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
-from shared.auth_local import AUTH_INVALIDATION_CHANNEL, LocalSnapshots, listening
+from shared.auth_local import LocalSnapshots, listening
 from shared.db.tables import ApiKey, Tenant
-from shared.keys import AUTH_GENERATION_KEY, auth_cache_key, tenant_auth_index_key
+from shared.keys import AUTH_GENERATION_KEY, AUTH_INVALIDATION_CHANNEL, auth_cache_key, tenant_auth_index_key
 from shared.scripts import LuaScript
 
 if TYPE_CHECKING:  # shared.shard_clients imports the settings; this module is imported without them
