@@ -82,6 +82,8 @@ class LocalSnapshots:
                         self._on_message(message)
             except (RedisError, OSError) as exc:
                 logger.debug("auth invalidations lost (%s): reading the Redis cache", type(exc).__name__)
+            except Exception:  # anything else: logged, and the listener starts over rather than dying
+                logger.exception("auth invalidation listener failed: reading the Redis cache")
             finally:
                 self.reset(live=False)
             await asyncio.sleep(RECONNECT_DELAY_S)
