@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, redis: ArqRedis | None = Non
         async with AsyncExitStack() as stack:
             state = await _open_state(settings, redis, stack)
             app.state.gateway = state
+            await stack.enter_async_context(state.tenant_cache.listening())  # this process's auth copies
             await stack.enter_async_context(serve_api_metrics(state))
             for companion in companions or []:
                 await stack.enter_async_context(companion(state))

@@ -11,7 +11,7 @@ from api.shards import ShardHandles
 from shared.errors import GatewayError, JobCancelled, UpstreamTimeout, error_from_dict
 from shared.jobs import CancelOutcome
 from shared.models import Completion
-from shared.streams import Event, EventKind, read_events
+from shared.streams import FIRST_START_ID, Event, EventKind, read_events
 
 IDLE_CHECK_MS = 1000
 
@@ -68,7 +68,8 @@ async def settle_if_dead(state: AppState, shard: ShardHandles, job_id: str) -> b
 async def wait_for_result(state: AppState, shard: ShardHandles, job_id: str, *, owns_job: bool = True) -> Result:
     """The job's result; `owns_job` is False for a request that joined another's job (a repeat, or an
     identical request in flight), which must not cancel it when its own wait times out."""
-    async for event in job_events(state, shard, job_id, cancel_at_deadline=owns_job):
+    # After the start event's fixed id: one read, woken by the outcome (shared/streams.py FIRST_START_ID).
+    async for event in job_events(state, shard, job_id, after_id=FIRST_START_ID, cancel_at_deadline=owns_job):
         if event.kind is EventKind.DONE:
             return result_from(event)
         if event.kind is EventKind.ERROR:

@@ -18,7 +18,7 @@ from api.shards import ShardHandles
 from shared.cache import CachedAnswer
 from shared.errors import GatewayError, JobCancelled, RedisUnavailable, StreamInterrupted
 from shared.models import Delta
-from shared.streams import Event, EventKind, delta_from_event
+from shared.streams import FIRST_START_ID, Event, EventKind, delta_from_event
 from shared.wire.codec import StreamRenderer
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ async def _relay(state: AppState, shard: ShardHandles, job_id: str, renderer: St
         for item in renderer.start():
             yield sse_item(item)
         sent_tokens = False
-        async for event in job_events(state, shard, job_id, cancel_at_deadline=owns_job):
+        # After the first start's fixed id (it renders nothing): the first read waits for output.
+        async for event in job_events(state, shard, job_id, after_id=FIRST_START_ID, cancel_at_deadline=owns_job):
             items, done = render_event(event, renderer, sent_tokens)
             sent_tokens = sent_tokens or event.kind.is_output
             for item in items:

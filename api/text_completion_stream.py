@@ -24,7 +24,7 @@ from api.submit import Submission
 from shared.endpoint import TextChoice, TextCompletionOutput
 from shared.errors import GatewayError, JobCancelled, RedisUnavailable, StreamInterrupted
 from shared.models import Completion
-from shared.streams import EventKind
+from shared.streams import FIRST_START_ID, EventKind
 from shared.tenant_cache import TenantSnapshot
 from shared.wire._common import dumps
 from shared.wire.openai_render import render_error
@@ -62,7 +62,9 @@ async def _relay(state: AppState, shard: ShardHandles, http: Request, tenant: Te
                  owns_job: bool) -> AsyncIterator[dict[str, str]]:
     ended = sent = False
     try:
-        async for event in job_events(state, shard, submission.job_id, cancel_at_deadline=owns_job):
+        # After the first start's fixed id (it renders nothing): the first read waits for output.
+        async for event in job_events(state, shard, submission.job_id, after_id=FIRST_START_ID,
+                                      cancel_at_deadline=owns_job):
             if event.kind is EventKind.TOKEN:
                 sent = True
                 yield _chunk(head, [{"text": event.data.get("text", ""), "index": event.data.get("index", 0),

@@ -27,7 +27,6 @@ from shared.keys import (
     cache_inflight_key,
     job_events_key,
     job_key,
-    tenant_jobs_key,
 )
 from shared.limits import SETTLE_ARGS, SETTLE_KEYS, Admission, queue_settlement, settlement_call
 from shared.models import Completion, JobStatus, WireFormat
@@ -35,6 +34,7 @@ from shared.queue_end import QUEUE_END_KEYS, QueueEnd
 from shared.redis import decode_hash
 from shared.scripts import LuaScript, lua_source
 from shared.streams import EventKind, add_event, encode_data
+from shared.tenant_jobs import TenantJobsIndex
 
 __all__ = ["CancelOutcome", "JobOptions", "JobOutcome", "JobRecord", "JobStore", "claimed", "usage_row"]
 
@@ -137,6 +137,7 @@ class JobStore:
         self._fair = FairQueue(queue_name) if queue_name else None
         self._finishes = FinishBatch(redis)  # ends in the same event-loop tick share one script call
         self._appends = AppendBatch(redis, events_maxlen)  # and output appends one pipeline
+        self._index = TenantJobsIndex(ttl_s)
 
     async def create(self, job_id: str, tenant_id: str, request: JobRequest, wire: WireFormat,
                      options: JobOptions | None = None, *,
@@ -149,11 +150,7 @@ class JobStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job_id), mapping=_to_hash(record))
             pipe.expire(job_key(job_id), self._ttl_s)
-            # The tenant's listing index outlives its newest record (whose TTL restarts when the job ends);
-            # members whose record expired are pruned by listings, those older than that by every create.
-            pipe.zadd(tenant_jobs_key(tenant_id), {job_id: record.created_at})
-            pipe.zremrangebyscore(tenant_jobs_key(tenant_id), "-inf", record.created_at - 2 * self._ttl_s)
-            pipe.expire(tenant_jobs_key(tenant_id), 2 * self._ttl_s)
+            self._index.add_on(pipe, tenant_id, job_id, record.created_at)  # the tenant's listing index
             if enqueue is not None:
                 enqueue(pipe, record)
             await pipe.execute()

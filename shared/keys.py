@@ -4,6 +4,7 @@ arq's own keys (`arq:*`) are arq's business; only `arq:abort` is named here beca
 __all__ = [
     "ARQ_ABORT_KEY",
     "AUTH_GENERATION_KEY",
+    "AUTH_INVALIDATION_CHANNEL",
     "PREFIX",
     "USAGE_DEAD_STREAM",
     "USAGE_GROUP",
@@ -49,6 +50,8 @@ USAGE_PRUNE_KEY = f"{PREFIX}:usage:prune"  # held by the one worker pruning old 
 WORKERS_KEY = f"{PREFIX}:workers"
 # Count of auth-cache invalidations: a snapshot loaded before one is not cached (shared/tenant_cache.py).
 AUTH_GENERATION_KEY = f"{PREFIX}:auth-generation"
+# Pub/sub channel: a tenant's id, published by every auth-cache invalidation (shared/auth_local.py).
+AUTH_INVALIDATION_CHANNEL = f"{PREFIX}:auth:invalidated"
 # Webhook deliveries: a job's end adds one to the stream (in its terminal commit); senders move it into the
 # retry schedule (sorted set scored by when the next attempt is due) and dead-letter what cannot be delivered.
 WEBHOOK_STREAM = f"{PREFIX}:webhooks"

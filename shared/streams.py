@@ -17,10 +17,15 @@ from redis.asyncio.client import Pipeline
 from shared.keys import job_events_key
 from shared.models import Delta, ToolCallDelta
 
-__all__ = ["OUTPUT_KINDS", "Event", "EventKind", "add_event", "append_event", "delta_from_event", "encode_data",
-           "read_events"]
+__all__ = ["FIRST_START_ID", "OUTPUT_KINDS", "Event", "EventKind", "add_event", "append_event", "delta_from_event",
+           "encode_data", "read_events"]
 
 BLOCK_MS = 5000
+# A job's first start event has this id, the smallest a stream entry can have (the claim scripts give it unless
+# the stream already has entries), so a reader that wants only the outcome (api/relay.py `wait_for_result`)
+# reads after it and wakes once, on the outcome, not first on the start (issue 17). Every other entry's id is
+# Redis's own (milliseconds-sequence), so the order of a job's events is unchanged.
+FIRST_START_ID = "0-1"
 
 
 class EventKind(StrEnum):

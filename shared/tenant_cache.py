@@ -1,10 +1,13 @@
 """Authenticated tenants cached in Redis, so a request needs no database round trip and completions go on
 while PostgreSQL is down. Every change to a tenant or its keys must call `invalidate_tenant`, which drops
-all of its cached keys at once across every API process. There is no per-process copy: every request reads
-Redis, so a revocation or a scope change applies to the next request of every API process (issue 15).
-A snapshot describes one key: its tenant's identity, status and limits, and the key's own scopes."""
+all of its cached keys at once across every API process, and publishes the tenant's id so that each API
+process drops its own copies too (shared/auth_local.py): a revocation or a scope change applies to the next
+request of every API process (issue 15), while a busy key is read from Redis at most once a second per
+process (issue 17). A snapshot describes one key: its tenant's identity, status and limits, and the key's own
+scopes."""
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
@@ -12,8 +15,9 @@ from typing import TYPE_CHECKING, cast
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
+from shared.auth_local import LocalSnapshots, listening
 from shared.db.tables import ApiKey, Tenant
-from shared.keys import AUTH_GENERATION_KEY, auth_cache_key, tenant_auth_index_key
+from shared.keys import AUTH_GENERATION_KEY, AUTH_INVALIDATION_CHANNEL, auth_cache_key, tenant_auth_index_key
 from shared.scripts import LuaScript
 
 if TYPE_CHECKING:  # shared.shard_clients imports the settings; this module is imported without them
@@ -82,13 +86,23 @@ return 1
 
 
 class TenantCache:
-    def __init__(self, redis: Redis, *, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, *, ttl_s: int, local: LocalSnapshots | None = None) -> None:
+        """With `local`, snapshots read from Redis are kept in this process too, while it listens
+        (`ShardedTenantCache.listening`)."""
         self._redis = redis
         self._ttl_s = ttl_s
+        self.local = local
 
     async def get(self, key_hash: str) -> TenantSnapshot | None:
+        local = self.local
+        if local is not None and (snapshot := local.get(key_hash)) is not None:
+            return snapshot
+        epoch = local.epoch if local is not None else 0
         raw = await self._redis.get(auth_cache_key(key_hash))
-        return TenantSnapshot.model_validate_json(raw) if raw else None
+        snapshot = TenantSnapshot.model_validate_json(raw) if raw else None
+        if local is not None and snapshot is not None:
+            local.put(key_hash, snapshot, epoch)
+        return snapshot
 
     async def generation(self) -> str:
         """The count of invalidations so far; read before a database lookup and give it to `put`."""
@@ -102,6 +116,10 @@ class TenantCache:
         return bool(await PUT_IF_CURRENT.run(self._redis, keys, args))
 
     async def invalidate_tenant(self, tenant_id: str) -> None:
+        """Drop the tenant's snapshots here and in Redis, and tell every API process to drop its copies. This
+        process's copies are dropped before and after: a read sent before the transaction committed must not
+        store what it removed."""
+        self._drop_local(tenant_id)
         index = tenant_auth_index_key(tenant_id)
         # redis-py's asyncio client shares the sync client's annotations (`Awaitable[set] | set`).
         hashes = await cast("Awaitable[set[bytes]]", self._redis.smembers(index))
@@ -110,7 +128,13 @@ class TenantCache:
             for key_hash in hashes:
                 pipe.delete(auth_cache_key(key_hash.decode()))
             pipe.delete(index)
+            pipe.publish(AUTH_INVALIDATION_CHANNEL, tenant_id)
             await pipe.execute()
+        self._drop_local(tenant_id)
+
+    def _drop_local(self, tenant_id: str) -> None:
+        if self.local is not None:
+            self.local.drop_tenant(tenant_id)
 
 
 class ShardedTenantCache:
@@ -121,7 +145,8 @@ class ShardedTenantCache:
 
     def __init__(self, clients: "ShardClients", *, ttl_s: int) -> None:
         self._clients = clients
-        self._shards = tuple(TenantCache(client, ttl_s=ttl_s) for _, client in clients)
+        self._shards = tuple(TenantCache(client, ttl_s=ttl_s, local=LocalSnapshots() if ttl_s > 0 else None)
+                             for _, client in clients)
 
     def for_key(self, key_hash: str) -> TenantCache:
         return self._shards[self._clients.index_for(key_hash)]
@@ -134,3 +159,9 @@ class ShardedTenantCache:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    def listening(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Listen for invalidations on every shard for the context's lifetime (the API's lifespan); until a
+        shard's subscription is confirmed, its snapshots are read from Redis on every request."""
+        return listening([(shard.local, client) for shard, (_, client) in zip(self._shards, self._clients, strict=True)
+                          if shard.local is not None])

@@ -11,6 +11,9 @@ if not status or status == 'succeeded' or status == 'failed' or status == 'cance
 end
 local before = redis.call('HGETALL', KEYS[1])
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', ARGV[1], 'started_at', ARGV[2], 'worker_id', ARGV[3])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 't', ARGV[4], 'd', ARGV[5])
+-- The first start takes the id 0-1 (shared/streams.py FIRST_START_ID), unless the stream has entries.
+if ARGV[4] ~= 'start' or redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-1', 't', ARGV[4], 'd', ARGV[5]).err then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 't', ARGV[4], 'd', ARGV[5])
+end
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
 return before

@@ -109,7 +109,11 @@ local function start(job_id, score, tenant, class, record, flat)
                  'worker_id', ARGV[13])
       local events = ARGV[12] .. job_id
       local kind = attempt > 1 and 'reset' or 'start'
-      redis.call('XADD', events, 'MAXLEN', '~', ARGV[15], '*', 't', kind, 'd', '{"attempt":' .. attempt .. '}')
+      local data = '{"attempt":' .. attempt .. '}'
+      -- The first start takes the id 0-1 (shared/streams.py FIRST_START_ID), unless the stream has entries.
+      if kind ~= 'start' or redis.pcall('XADD', events, 'MAXLEN', '~', ARGV[15], '0-1', 't', kind, 'd', data).err then
+        redis.call('XADD', events, 'MAXLEN', '~', ARGV[15], '*', 't', kind, 'd', data)
+      end
       redis.call('EXPIRE', events, tonumber(ARGV[16]))
     end
     job = {job_id, score, tenant, class, state, payload or '', attempt, flat}

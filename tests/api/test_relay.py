@@ -1,6 +1,7 @@
 """The relay from job streams to clients: a job that died in the queue without a terminal event is failed
 instead of hanging; a restart after output was sent ends an attached stream with an explicit error."""
 
+import asyncio
 import json
 
 import pytest
@@ -11,8 +12,8 @@ from api.relay import settle_if_dead, wait_for_result
 from api.shards import ShardHandles
 from api.streaming import render_event
 from shared.errors import GatewayError
-from shared.models import JobStatus, WireFormat
-from shared.streams import Event, EventKind
+from shared.models import Completion, JobStatus, WireFormat
+from shared.streams import Event, EventKind, append_event
 from shared.wire import openai as openai_wire
 from tests.factories import make_chat_request
 
@@ -66,3 +67,29 @@ async def test_relay_fails_fast_when_job_record_is_missing(state: AppState, shar
     # A follower joined a leader whose submission failed before its job record was written.
     with pytest.raises(GatewayError, match="no longer exists"):
         await wait_for_result(state, shard, "job_never_created")
+
+
+async def test_waiting_for_a_result_reads_once_woken_by_the_outcome_not_the_start(
+        state: AppState, shard: ShardHandles, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first start has the fixed id FIRST_START_ID and the waiter reads after it: one blocking read, which
+    the outcome wakes (issue 17: it was two, the first woken by the start)."""
+    await shard.store.create("job_one_read", "ten_1", make_chat_request("gpt-4o"), WireFormat.OPENAI)
+    reads = 0
+    real_xread = shard.redis.xread
+
+    async def counting_xread(*args: object, **kwargs: object) -> object:
+        nonlocal reads
+        reads += 1
+        return await real_xread(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shard.redis, "xread", counting_xread)
+    waiter = asyncio.create_task(wait_for_result(state, shard, "job_one_read"))
+    await asyncio.sleep(0.05)
+    assert await shard.store.mark_running("job_one_read", 1, "worker-a") is not None  # appends the start
+    await asyncio.sleep(0.05)
+    completion = Completion(id="c1", model="gpt-4o", provider="openai", content="hi")
+    await append_event(shard.redis, "job_one_read", EventKind.DONE, {"completion": completion.model_dump(mode="json")},
+                       maxlen=100, ttl_s=60)
+    result = await asyncio.wait_for(waiter, timeout=2)
+    assert result.completion.content == "hi"
+    assert reads == 1

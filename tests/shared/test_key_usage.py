@@ -2,6 +2,7 @@
 background; a database outage only leaves it stale. fakeredis and a SQLite file."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import migrate
 from shared.db.tables import ApiKey
-from shared.key_usage import drain_key_use_writes, note_key_used, write_last_used
+from shared.key_usage import KeyUseMemo, drain_key_use_writes, note_key_used, write_last_used
 from shared.keys import key_used_key
 from shared.tenants import create_tenant
 
@@ -92,3 +93,45 @@ async def test_drain_cancels_a_write_that_outlasts_its_deadline() -> None:
     await started.wait()
     assert await drain_key_use_writes(timeout_s=0.05) == 1
     assert await drain_key_use_writes(timeout_s=0.05) == 0  # the cancelled write is gone
+
+
+class CountingRedis(fakeredis.FakeAsyncRedis):
+    """Counts the SETs that reach Redis."""
+
+    sets = 0
+
+    async def set(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        type(self).sets += 1
+        return await super().set(*args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_memo_sends_one_set_per_interval_per_process(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """A busy key asks Redis once, not once per request; another process's marker is trusted for a while."""
+    server = fakeredis.FakeServer()
+    redis = CountingRedis(server=server)
+    CountingRedis.sets = 0
+    key = await _key(sessions)
+    memo = KeyUseMemo()
+    assert await note_key_used(redis, sessions, key.id, NOW, memo) is True
+    for _ in range(20):
+        assert await note_key_used(redis, sessions, key.id, NOW, memo) is False
+    assert CountingRedis.sets == 1
+    other_process = KeyUseMemo()
+    assert await note_key_used(redis, sessions, key.id, NOW, other_process) is False  # the marker is set
+    assert await note_key_used(redis, sessions, key.id, NOW, other_process) is False
+    assert CountingRedis.sets == 2
+    await drain_key_use_writes()
+
+
+def test_memo_forgets_expired_entries_and_stays_bounded() -> None:
+    memo = KeyUseMemo(max_keys=3)
+    now = time.monotonic()
+    memo.remember("a", now + 60)
+    memo.remember("b", now - 1)  # expired
+    memo.remember("c", now + 60)
+    memo.remember("d", now + 60)  # full: the expired entry makes room
+    assert memo.marked("a", now) and memo.marked("d", now) and not memo.marked("b", now)
+    memo.remember("e", now + 60)  # full of live entries: forgotten, so Redis is asked again
+    assert memo.marked("e", now) and not memo.marked("a", now)
+    memo.remember("f", now + 1)
+    assert memo.marked("f", now) and not memo.marked("f", now + 1)

@@ -25,7 +25,7 @@ from shared.queue import JOB_FUNCTION, JobQueue
 from shared.queue_end import QueueEnd
 from shared.redis import create_redis, deserialize_job, serialize_job
 from shared.routing_table import RoutingTable, Target
-from shared.streams import EventKind, read_events
+from shared.streams import FIRST_START_ID, EventKind, read_events
 from tests.factories import ScriptedProvider, make_chat_request
 from worker.breaker import CircuitBreaker
 from worker.deps import WorkerDeps
@@ -86,6 +86,24 @@ async def _kinds(redis: Any, job_id: str) -> list[EventKind]:
     return kinds
 
 
+async def _ids(redis: Any, job_id: str) -> list[str]:
+    return [entry_id.decode() for entry_id, _ in await redis.xrange(job_events_key(job_id))]
+
+
+async def test_first_start_on_a_stream_with_entries_takes_an_id_of_its_own(rig: Rig) -> None:
+    """The fixed start id cannot be given after an entry: the claim falls back to Redis's id, and still starts."""
+    job_id = await rig.submit()
+    await rig.redis.xadd(job_events_key(job_id), {"t": "token", "d": "{}"})
+    [job], _ = await rig.pick()
+    assert (job.job_id, job.state, job.attempt) == (job_id, "run", 1)
+    assert await _kinds(rig.redis, job_id) == [EventKind.TOKEN, EventKind.START]
+    assert FIRST_START_ID not in await _ids(rig.redis, job_id)
+    other = await rig.submit()
+    await rig.redis.xadd(job_events_key(other), {"t": "token", "d": "{}"})
+    assert await rig.store.mark_running(other, 1, "worker-b") is not None  # the claim script does the same
+    assert await _kinds(rig.redis, other) == [EventKind.TOKEN, EventKind.START]
+
+
 async def test_pick_claims_the_record_for_its_first_attempt(rig: Rig) -> None:
     job_id = await rig.submit()
     [job], aborts = await rig.pick()
@@ -96,6 +114,7 @@ async def test_pick_claims_the_record_for_its_first_attempt(rig: Rig) -> None:
     assert stored is not None and (stored.status, stored.attempt, stored.worker_id) == (
         JobStatus.RUNNING, 1, "worker-a")
     assert await _kinds(rig.redis, job_id) == [EventKind.START]
+    assert await _ids(rig.redis, job_id) == [FIRST_START_ID]  # a reader of the outcome reads after it
     assert 0 < await rig.redis.ttl(job_events_key(job_id)) <= 600
     assert await rig.redis.exists(in_progress_key_prefix + job_id) == 1
 
@@ -107,6 +126,8 @@ async def test_due_job_is_claimed_again_as_a_retry_until_its_tries_are_used(rig:
     [retry], _ = await rig.pick(lease_ms=200)
     assert (retry.job_id, retry.source, retry.state, retry.attempt) == (job_id, "due", "run", 2)
     assert await _kinds(rig.redis, job_id) == [EventKind.START, EventKind.RESET]
+    start_id, reset_id = await _ids(rig.redis, job_id)
+    assert start_id == FIRST_START_ID and reset_id != FIRST_START_ID  # the retry's reset wakes outcome readers
     await asyncio.sleep(0.3)
     [spent], _ = await rig.pick()
     assert (spent.state, spent.attempt) == ("exhausted", 3)  # max_tries 2: arq's run_job fails it
