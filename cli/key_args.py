@@ -16,6 +16,7 @@ KEY_OPTIONS = {
     "max_concurrent": ("--max-concurrent", "N", "the key's own requests in flight (>= 1)"),
     "budget_usd": ("--budget-usd", "USD", "the key's own spend cap per budget period"),
     "budget_period": ("--budget-period", "PERIOD", "monthly, weekly, daily or none"),
+    "manage": ("--manage", "yes|no", "whether the key may manage its own tenant's keys in the console"),
 }
 
 

@@ -22,7 +22,9 @@ __all__ = ["run"]
 NUMBERS: dict[str, type[int] | type[float]] = {"rate_limit": int, "tpm_limit": int, "max_concurrent": int,
                                                "budget_usd": float}
 LISTS = frozenset({"allowed_models", "allowed_endpoints"})
-LIST_COLUMNS = ("id", "name", "prefix", "allowed_models", "allowed_endpoints", "expires_at", "last_used_at")
+BOOLEANS = {"yes": True, "true": True, "no": False, "false": False}
+LIST_COLUMNS = ("id", "name", "prefix", "allowed_models", "allowed_endpoints", "manage", "expires_at",
+                "last_used_at")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -31,6 +33,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _value(field: str, text: str) -> object:
+    if field == "manage":
+        if text.strip().lower() not in BOOLEANS:
+            raise InvalidRequest(f"--manage must be yes or no, not {text!r}")
+        return BOOLEANS[text.strip().lower()]
     if text.strip().lower() == "none" and field != "budget_period":
         return None
     if field in LISTS:

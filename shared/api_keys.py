@@ -65,6 +65,8 @@ class KeyScopes(BaseModel):
     max_concurrent: int | None = Field(default=None, ge=1, le=MAX_INT_LIMIT, strict=True)
     budget_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
     budget_period: BudgetPeriod = "monthly"
+    # Whether the key may manage its own tenant's keys in the console (issue 16; shared/key_grants.py).
+    manage: bool = Field(default=False, strict=True)
 
     @field_validator("expires_at")
     @classmethod
@@ -207,7 +209,7 @@ def render_key(key: ApiKey) -> dict[str, object]:
         "last_used_at": when(key.last_used_at), "revoked_at": when(key.revoked_at),
         "allowed_models": key.allowed_models, "allowed_endpoints": key.allowed_endpoints,
         "rate_limit": key.rate_limit, "tpm_limit": key.tpm_limit, "max_concurrent": key.max_concurrent,
-        "budget_usd": key.budget_usd, "budget_period": key.budget_period,
+        "budget_usd": key.budget_usd, "budget_period": key.budget_period, "manage": key.manage,
     }
 
 

@@ -40,7 +40,7 @@ def tenant_from_form(form: Mapping[str, object]) -> TenantCreate:
 
 def key_from_form(form: Mapping[str, object], endpoints: list[str]) -> KeyCreate:
     """A new key's name and scopes: models as names or globs separated by commas or lines, the ticked
-    endpoints (none ticked: every endpoint), limits, a budget, and an expiry in UTC."""
+    endpoints (none ticked: every endpoint), limits, a budget, an expiry in UTC, and the `manage` scope."""
     data: dict[str, object] = {"name": _text(form, "name").strip()}
     for name in KEY_INT_FIELDS:
         data[name] = _number(form, name, int, "Invalid API key")
@@ -51,6 +51,7 @@ def key_from_form(form: Mapping[str, object], endpoints: list[str]) -> KeyCreate
     data["allowed_models"] = _patterns(form)
     data["allowed_endpoints"] = endpoints or None
     data["expires_at"] = parse_utc_time(_text(form, "expires_at"), "expires_at")
+    data["manage"] = _text(form, "manage") == "true"  # a checkbox: sent only when ticked
     return parse_key(data, KeyCreate)
 
 

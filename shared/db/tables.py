@@ -117,6 +117,8 @@ class ApiKey(SQLModel, table=True):
     max_concurrent: int | None = Field(default=None)
     budget_usd: float | None = Field(default=None)
     budget_period: str = Field(default="monthly", max_length=16)
+    # May manage its own tenant's keys in the console (issue 16): issue keys within its own scopes, revoke keys.
+    manage: bool = Field(default=False)
 
 
 class UsageRecord(SQLModel, table=True):

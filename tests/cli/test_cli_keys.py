@@ -69,7 +69,19 @@ def test_keys_revoke_stops_the_key(db: str) -> None:
     assert_one_line_error(again, "revoked")
 
 
+def test_keys_manage_scope_is_set_shown_and_cleared(db: str) -> None:
+    tenant = create(db)
+    plain = keys(db, "create", str(tenant["id"]), "ci")
+    managing = keys(db, "create", str(tenant["id"]), "ops", "--manage", "yes")
+    assert plain["manage"] is False and managing["manage"] is True
+    listed = run_cli("keys", "list", str(tenant["id"]), database_url=db)
+    assert listed.returncode == 0 and "manage" in listed.stdout.splitlines()[0]
+    cleared = keys(db, "update", str(tenant["id"]), str(managing["id"]), "--manage", "no")
+    assert cleared["manage"] is False
+
+
 @pytest.mark.parametrize(("args", "words"), [
+    (("--manage", "maybe"), ("--manage", "yes or no")),
     (("--endpoints", "images"), ("unknown endpoint", "images")),
     (("--rate-limit", "many"), ("--rate-limit", "integer")),
     (("--expires-at", "tomorrow"), ("expires_at",)),

@@ -134,7 +134,7 @@ async def test_migrate_creates_all_tables(backend: str, tmp_path: Path) -> None:
     try:
         assert await table_names(engine) >= PROJECT_TABLES
         head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-        assert await stored_version(engine) == head == "0010"
+        assert await stored_version(engine) == head == "0011"
     finally:
         await engine.dispose()
 
@@ -144,7 +144,7 @@ async def test_migrate_is_idempotent(engine: AsyncEngine, session: AsyncSession)
     await session.commit()
     await migrate(engine.url.render_as_string(hide_password=False))
     assert await table_names(engine) >= PROJECT_TABLES
-    assert await stored_version(engine) == "0010"
+    assert await stored_version(engine) == "0011"
     assert await session.get(Tenant, "ten_0000000000000003", populate_existing=True) is not None
 
 

@@ -97,7 +97,7 @@ async def test_migration_from_0005_gives_old_rows_the_new_columns_defaults(backe
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            assert (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0010"
+            assert (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one() == "0011"
         async with create_session_factory(engine)() as session:
             key = await session.get(ApiKey, "key_old")
             assert key is not None and key.tenant_id == "ten_old" and key.key_hash == hash_key(OLD_KEY)
