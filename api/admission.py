@@ -7,6 +7,7 @@ The same script sheds load: a job whose priority class finds the queue deeper th
 (QUEUE_MAX_DEPTH for batch, QUEUE_MAX_DEPTH_INTERACTIVE for interactive) gets 503 `queue_full`, with a
 `Retry-After` from the measured drain rate."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
@@ -24,6 +25,7 @@ from shared.fair_queue import Priority
 from shared.limits import Admission, AdmissionResult, Budget, KeyLimits, LimitRequest, admit
 from shared.metrics import BUDGET_REJECTIONS, BUDGET_USED_RATIO, RATE_LIMIT_REJECTIONS
 from shared.models import ChatRequest
+from shared.pending_writes import PendingWrites
 from shared.pricing import PriceTable
 from shared.reservation import WorstCase, bounded_worst_case, worst_case
 from shared.routing_table import Target
@@ -49,11 +51,14 @@ async def admit_request(
     state: AppState, shard: ShardHandles, tenant: TenantSnapshot, request: JobRequest,
     targets: list[Target], job_id: str,
     *, full: bool, priority: Priority | None = None, hold: AdmissionHold | None = None,
+    create: Callable[[Admission], PendingWrites] | None = None,
 ) -> tuple[Admission | None, dict[str, str]]:
     """Admit one request. `full=False` (cache hits and followers) counts the request only: no tokens, no
     concurrency slot, no budget, as no provider is called for it. With `priority`, the request will queue
     a job of that class, and is refused when the queue is too deep for it. `hold` is given what admission
-    took the moment Redis grants it, so a failure of any later step gives it back."""
+    took the moment Redis grants it, so a failure of any later step gives it back. With `create`, the job's
+    writes it returns run in the admission's own script when it admits (shared/lua/admit_create.lua): the
+    admitted job then exists, and owns what admission took."""
     check_model_access(tenant, request.model)
     settings = state.settings
     rpm = tenant.rate_limit if tenant.rate_limit is not None else settings.default_rate_limit
@@ -74,7 +79,7 @@ async def admit_request(
         key=key_limits(tenant, full=full),
     )
     now = datetime.now(UTC)
-    result = await _admit_seeded(state, shard.redis, limit_request, now)
+    result = await _admit_seeded(state, shard.redis, limit_request, now, create)
     if hold is not None and full and result.allowed:
         hold.take(result.admission)
     if budget is not None and result.budget_used_usd is not None and budget.limit_usd > 0 \
@@ -100,10 +105,11 @@ def key_limits(tenant: TenantSnapshot, *, full: bool) -> KeyLimits | None:
                      concurrency_limit=(scope.max_concurrent or 0) if full else 0, budget=budget)
 
 
-async def _admit_seeded(state: AppState, redis: Redis, request: LimitRequest, now: datetime) -> AdmissionResult:
+async def _admit_seeded(state: AppState, redis: Redis, request: LimitRequest, now: datetime,
+                        create: Callable[[Admission], PendingWrites] | None) -> AdmissionResult:
     """Admission, seeding the tenant's and then the key's spend counter of the period first when missing, each
     from its own usage records (the key's carry its id)."""
-    result = await admit(redis, request, now)
+    result = await admit(redis, request, now, create)
     for _ in range(2):
         if result.budget_unseeded and request.budget is not None:
             await seed_spend(redis, state.sessions, request.tenant_id, request.budget.period, now)
@@ -112,7 +118,7 @@ async def _admit_seeded(state: AppState, redis: Redis, request: LimitRequest, no
                              key_id=request.key.key_id)
         else:
             return result
-        result = await admit(redis, request, now)
+        result = await admit(redis, request, now, create)
     return result
 
 

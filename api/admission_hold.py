@@ -4,7 +4,9 @@ reservation) and the response-cache leadership claimed with it are given back on
 unless the job was created, which then owns them: its end, or its cancellation, settles them.
 
 `api.submit` runs every step from admission to the job's creation inside `hold_admission`; admission itself
-registers what it took the moment Redis granted it (`AdmissionHold.take`), before anything else can fail."""
+registers what it took the moment Redis granted it (`AdmissionHold.take`), before anything else can fail.
+A request with no cache lead to claim is admitted and its job created by one script
+(shared/lua/admit_create.lua): it takes nothing the job does not own at once, so its hold stays empty."""
 
 import asyncio
 import logging

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from fastapi import Request
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from api.admission import admit_request
@@ -28,10 +29,12 @@ from shared.endpoint_requests import CountTokensRequest, JobRequest, endpoint_of
 from shared.errors import InvalidRequest, ModelNotFound, RedisUnavailable, UnsupportedParameter
 from shared.fair_queue import Priority, TenantShare, parse_priority
 from shared.idempotency import Claim, IdempotencyStore, body_fingerprint, parse_key, route_flavour
-from shared.jobs import JobOptions
+from shared.jobs import JobOptions, JobRecord, new_record
 from shared.keys import USAGE_STREAM
+from shared.limits import Admission
 from shared.metrics import CACHE_REQUESTS
 from shared.models import ChatRequest, WireFormat
+from shared.pending_writes import PendingWrites
 from shared.routing_table import Target, parse_drop_params
 from shared.tenant_cache import TenantSnapshot
 from shared.wire.capabilities import Plan, plan_target
@@ -207,29 +210,57 @@ async def _admit_and_create(state: AppState, shard: ShardHandles, http: Request,
                             hold: AdmissionHold, client_drops: list[str], callback_url: str | None,
                             attribution: Attribution) -> Submission:
     job_id = hold.job_id
+    options = _JobOptionsOf(http, tenant, policy, priority, client_drops, callback_url, attribution)
+    share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
+    cache_header = {"x-cache": "MISS"} if policy.digest or policy.bypassed else {}
+    if policy.digest is None or not policy.ttl_s or not policy.read:
+        # Nothing to claim between admission and creation: the admission script creates the job itself.
+        def creation(admission: Admission) -> PendingWrites:
+            record = new_record(job_id, tenant.id, chat, wire, options.of(admission, leads=False))
+            return PendingWrites.record(shard.redis, lambda pipe: _write_job(shard, pipe, record, share))
+
+        _, headers = await admit_request(state, shard, tenant, chat, targets, job_id, full=True,
+                                         priority=priority, create=creation)
+        return Submission(job_id=job_id, headers={**headers, **cache_header}, attribution=attribution)
     admission, headers = await admit_request(state, shard, tenant, chat, targets, job_id, full=True, priority=priority,
                                              hold=hold)
-    leads = False
-    if policy.digest is not None and policy.ttl_s and policy.read:
-        hold.lead(policy.digest)
-        leader = await shard.cache.claim(policy.digest, job_id, state.settings.request_timeout_s)
-        if leader is not None:  # an identical request got there first: follow it (the hold frees our admission)
-            await shard.store.add_follower(leader)
-            return Submission(job_id=leader, shared=True, headers={**headers, "x-cache": "MISS"},
-                              attribution=attribution)
-        leads = True
-    options = JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
-                         cache_leader=leads, admission=admission,
-                         request_id=request_context(http).request_id, callback_url=callback_url, priority=priority,
-                         drop_params=client_drops, content_days=tenant.log_content_days or 0,
-                         **attribution.model_dump())
-    share = TenantShare(weight=tenant.weight or 1, max_running=tenant.max_running or 0)
+    hold.lead(policy.digest)
+    leader = await shard.cache.claim(policy.digest, job_id, state.settings.request_timeout_s)
+    if leader is not None:  # an identical request got there first: follow it (the hold frees our admission)
+        await shard.store.add_follower(leader)
+        return Submission(job_id=leader, shared=True, headers={**headers, "x-cache": "MISS"},
+                          attribution=attribution)
     # The record and its queue entry in one transaction: a job is never recorded but not queued.
-    await shard.store.create(job_id, tenant.id, chat, wire, options,
+    await shard.store.create(job_id, tenant.id, chat, wire, options.of(admission, leads=True),
                              enqueue=lambda pipe, record: shard.queue.enqueue_on(pipe, record, share=share))
     hold.hand_over()
-    cache_header = {"x-cache": "MISS"} if policy.digest or policy.bypassed else {}
     return Submission(job_id=job_id, headers={**headers, **cache_header}, attribution=attribution)
+
+
+def _write_job(shard: ShardHandles, pipe: Pipeline, record: JobRecord, share: TenantShare) -> None:
+    shard.store.write_on(pipe, record)
+    shard.queue.enqueue_on(pipe, record, share=share)
+
+
+@dataclass(frozen=True)
+class _JobOptionsOf:
+    """What a job's options are made of besides its admission (known before it)."""
+
+    http: Request
+    tenant: TenantSnapshot
+    policy: CachePolicy
+    priority: Priority
+    client_drops: list[str]
+    callback_url: str | None
+    attribution: Attribution
+
+    def of(self, admission: Admission | None, *, leads: bool) -> JobOptions:
+        policy = self.policy
+        return JobOptions(cache_digest=policy.digest if policy.ttl_s else None, cache_ttl_s=policy.ttl_s,
+                          cache_leader=leads, admission=admission,
+                          request_id=request_context(self.http).request_id, callback_url=self.callback_url,
+                          priority=self.priority, drop_params=self.client_drops,
+                          content_days=self.tenant.log_content_days or 0, **self.attribution.model_dump())
 
 
 async def record_cache_hit(shard: ShardHandles, tenant: TenantSnapshot, chat: JobRequest, answer: CachedAnswer,

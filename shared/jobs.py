@@ -36,7 +36,7 @@ from shared.scripts import LuaScript, lua_source
 from shared.streams import EventKind, add_event, encode_data
 from shared.tenant_jobs import TenantJobsIndex
 
-__all__ = ["CancelOutcome", "JobOptions", "JobOutcome", "JobRecord", "JobStore", "claimed", "usage_row"]
+__all__ = ["CancelOutcome", "JobOptions", "JobOutcome", "JobRecord", "JobStore", "claimed", "new_record", "usage_row"]
 
 USAGE_STREAM_MAXLEN = 1_000_000
 CLAIM = LuaScript(lua_source("claim.lua"))
@@ -143,18 +143,20 @@ class JobStore:
                      options: JobOptions | None = None, *,
                      enqueue: Callable[[Pipeline, "JobRecord"], None] | None = None) -> JobRecord:
         """Write the record; `enqueue` adds the queue entry to the same transaction (all or nothing)."""
-        record = JobRecord(
-            id=job_id, tenant_id=tenant_id, status=JobStatus.QUEUED, wire_format=wire, request=request,
-            created_at=time.time(), **(options or JobOptions()).model_dump(),
-        )
+        record = new_record(job_id, tenant_id, request, wire, options)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(job_key(job_id), mapping=_to_hash(record))
-            pipe.expire(job_key(job_id), self._ttl_s)
-            self._index.add_on(pipe, tenant_id, job_id, record.created_at)  # the tenant's listing index
+            self.write_on(pipe, record)
             if enqueue is not None:
                 enqueue(pipe, record)
             await pipe.execute()
         return record
+
+    def write_on(self, pipe: Pipeline, record: "JobRecord") -> None:
+        """Queue the record's writes on the caller's pipeline: the record with its TTL, and its entry in the
+        tenant's listing index. Admission runs them in its own script (shared/pending_writes.py)."""
+        pipe.hset(job_key(record.id), mapping=_to_hash(record))
+        pipe.expire(job_key(record.id), self._ttl_s)
+        self._index.add_on(pipe, record.tenant_id, record.id, record.created_at)
 
     async def get(self, job_id: str) -> JobRecord | None:
         # redis-py's asyncio client shares the sync client's annotations (`Awaitable[dict] | dict`).
@@ -253,6 +255,13 @@ def claimed(fields: dict[str, str], attempt: int, worker_id: str) -> JobRecord:
     return record.model_copy(update={"status": JobStatus.RUNNING, "attempt": attempt, "worker_id": worker_id})
 
 
+def new_record(job_id: str, tenant_id: str, request: JobRequest, wire: WireFormat,
+               options: JobOptions | None = None) -> JobRecord:
+    """A queued job's record, created now."""
+    return JobRecord(id=job_id, tenant_id=tenant_id, status=JobStatus.QUEUED, wire_format=wire, request=request,
+                     created_at=time.time(), **(options or JobOptions()).model_dump())
+
+
 def _to_hash(record: JobRecord) -> dict[str, str]:
     return {
         "id": record.id, "tenant_id": record.tenant_id, "status": record.status.value,
@@ -275,14 +284,11 @@ def _from_hash(fields: dict[str, str]) -> JobRecord:
             data[name] = json.loads(data[name])
         else:
             data.pop(name, None)
-    data["cache_digest"] = data.get("cache_digest") or None
-    data["fallback_used"] = data.get("fallback_used") == "1"
-    data["cache_leader"] = data.get("cache_leader") == "1"
-    data["request_id"] = data.get("request_id") or None
-    data["callback_url"] = data.get("callback_url") or None
+    for name in ("cache_digest", "request_id", "callback_url", "key_id", "end_user"):
+        data[name] = data.get(name) or None  # stored as "" when unset
+    for name in ("fallback_used", "cache_leader"):
+        data[name] = data.get(name) == "1"
     data["drop_params"] = [name for name in data.get("drop_params", "").split(",") if name]
-    data["key_id"] = data.get("key_id") or None
-    data["end_user"] = data.get("end_user") or None
     return JobRecord.model_validate(data)
 
 
@@ -348,10 +354,7 @@ def _queue_job_end(pipe: Any, record: JobRecord, outcome: JobOutcome) -> None:
 def _outcome_fields(outcome: JobOutcome) -> dict[str, str]:
     fields = {"status": outcome.status.value, "finished_at": str(time.time()),
               "fallback_used": "1" if outcome.fallback_used else "0", "cost_usd": str(outcome.cost_usd)}
-    if outcome.provider:
-        fields["provider"] = outcome.provider
-    if outcome.model:
-        fields["model"] = outcome.model
+    fields.update({name: value for name, value in (("provider", outcome.provider), ("model", outcome.model)) if value})
     if outcome.completion is not None:
         fields["result"] = outcome.completion.model_dump_json()
     if outcome.error is not None:

@@ -10,7 +10,7 @@ usage records: `open_seed` and `close_seed` here, the reading in shared/budget.p
 
 import math
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -29,6 +29,7 @@ from shared.keys import (
     tpm_key,
     tpm_sum_key,
 )
+from shared.pending_writes import PendingWrites
 from shared.scripts import LuaScript, lua_source
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "KeyLimits",
     "LimitRequest",
     "SeedTicket",
+    "admission_of",
     "admit",
     "budget_period",
     "close_seed",
@@ -54,7 +56,9 @@ __all__ = [
     "spend_keys",
 ]
 
-ADMIT = LuaScript(lua_source("admit.lua"))
+ADMIT = LuaScript(lua_source("admit_fn.lua", "admit.lua"))
+ADMIT_CREATE = LuaScript(lua_source("admit_fn.lua", "admit_create.lua"))
+ADMIT_KEYS = 16
 SEED_OPEN = LuaScript(lua_source("seed_open.lua"))
 SEED_CLOSE = LuaScript(lua_source("seed_close.lua"))
 SETTLE_SCRIPT = lua_source("settle_fn.lua", "settle.lua")
@@ -177,11 +181,15 @@ def period_start(period: str, now: datetime) -> datetime | None:
     return starts.get(period)
 
 
-async def admit(redis: Redis, request: LimitRequest, now: datetime) -> AdmissionResult:
+async def admit(redis: Redis, request: LimitRequest, now: datetime,
+                create: Callable[[Admission], PendingWrites] | None = None) -> AdmissionResult:
     """Run the admission script. Every request with a cost records a hold (the reservation in flight),
-    budget or not, so that a budget set while it runs counts it; so does its API key's."""
+    budget or not, so that a budget set while it runs counts it; so does its API key's. With `create`, the
+    writes it returns for the admission (the job's creation) run in the same script when it admits, and only
+    then (shared/lua/admit_create.lua)."""
     spend = _spend_of(request.tenant_id, request.budget, now)
     reserve_micros = _micros(request.reserve_usd)
+    admission = admission_of(request)
     now_ms = int(now.timestamp() * 1000)
     keys = [*_owner_keys(request.tenant_id, spend)[:5], *(request.queue_keys or (spend, spend)),
             budget_holds_key(request.tenant_id), budget_holds_sum_key(request.tenant_id)]
@@ -191,21 +199,32 @@ async def admit(redis: Redis, request: LimitRequest, now: datetime) -> Admission
             int(request.concurrency_expiry_s * 1000), request.budget.limit_micros if request.budget else -1,
             reserve_micros, int(request.hold_expiry_s * 1000), request.queue_limit if request.queue_keys else 0,
             *_key_args(key)]
-    reply = _items(await ADMIT.run(redis, keys, args), "admit.lua")
+    if create is None:
+        reply = _items(await ADMIT.run(redis, keys, args), "admit.lua")
+    else:
+        write_keys, write_args = create(admission).script_args(first_key=ADMIT_KEYS + 1)
+        reply = _items(await ADMIT_CREATE.run(redis, keys + write_keys, args + write_args), "admit_create.lua")
     allowed, reason, wait_ms, rpm_rem, rpm_reset, tpm_rem, tpm_reset, budget_state, budget_used = reply
-    admission = Admission(
-        tenant_id=request.tenant_id, tokens_estimated=request.tokens if request.tpm_limit else 0,
-        tpm_limit=request.tpm_limit, concurrency=request.concurrency_limit > 0,
-        reserved_micros=reserve_micros, budgeted=request.budget is not None or bool(key and key.budget),
-        key_id=key.key_id if key else None, key_tokens_estimated=request.tokens if key and key.tpm_limit else 0,
-        key_concurrency=bool(key and key.concurrency_limit > 0),
-    )
     return AdmissionResult(
         allowed=bool(allowed), reason=_text(reason), retry_after_s=_int(wait_ms) / 1000,
         rpm_remaining=_int(rpm_rem), rpm_reset_s=_int(rpm_reset) / 1000, tpm_remaining=_int(tpm_rem),
         tpm_reset_s=_int(tpm_reset) / 1000, budget_unseeded=_text(budget_state) == "missing", admission=admission,
         budget_used_micros=_int(budget_used) if _int(budget_used) >= 0 else None,
         key_budget_unseeded=_text(budget_state) == "key_missing",
+    )
+
+
+def admission_of(request: LimitRequest) -> Admission:
+    """What the job holds once `request` is admitted: known before the script runs, so the job record written
+    with the admission can carry it."""
+    key = request.key
+    return Admission(
+        tenant_id=request.tenant_id, tokens_estimated=request.tokens if request.tpm_limit else 0,
+        tpm_limit=request.tpm_limit, concurrency=request.concurrency_limit > 0,
+        reserved_micros=_micros(request.reserve_usd),
+        budgeted=request.budget is not None or bool(key and key.budget),
+        key_id=key.key_id if key else None, key_tokens_estimated=request.tokens if key and key.tpm_limit else 0,
+        key_concurrency=bool(key and key.concurrency_limit > 0),
     )
 
 

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 import api.admission
 import api.submit
+import shared.limits
 from api.admission_hold import hold_admission
 from api.shards import ShardHandles
 from shared.cache import ResponseCache, cache_digest
@@ -54,9 +55,19 @@ def _after(original: Callable[..., Any], error: BaseException) -> Callable[..., 
     return step
 
 
+def _lost_when_admitted(run: Callable[..., Any]) -> Callable[..., Any]:
+    """The admission script, whose reply is lost when it admitted (a budget seed's first call is not)."""
+    async def step(*args: object, **kwargs: object) -> Any:
+        reply = await run(*args, **kwargs)
+        if reply[0] == 1:
+            raise RedisConnectionError("reply lost")
+        return reply
+    return step
+
+
 # Each step after admission, as (name, route, patch): `patch(monkeypatch)` makes that step fail.
 STEPS: list[tuple[str, str, Callable[[pytest.MonkeyPatch], None]]] = [
-    ("admission-headers", "/api/v1/jobs", lambda mp: mp.setattr(api.admission, "ratelimit_headers", _raise)),
+    ("admission-headers", "/v1/chat/completions", lambda mp: mp.setattr(api.admission, "ratelimit_headers", _raise)),
     ("cache-claim", "/v1/chat/completions",
      lambda mp: mp.setattr(ResponseCache, "claim", _after(ResponseCache.claim, Boom("after claim")))),
     ("follow-leader", "/v1/chat/completions", lambda mp: (
@@ -66,9 +77,21 @@ STEPS: list[tuple[str, str, Callable[[pytest.MonkeyPatch], None]]] = [
     ("tenant-share", "/api/v1/jobs", lambda mp: mp.setattr(api.submit, "TenantShare", _raise)),
     ("queue-entry", "/api/v1/jobs", lambda mp: mp.setattr(JobQueue, "enqueue_on", _raise)),
     ("job-record", "/v1/chat/completions", lambda mp: mp.setattr(JobStore, "create", _raise_async)),
-    ("job-record-redis-down", "/api/v1/jobs",
+    ("job-record-redis-down", "/v1/chat/completions",
      lambda mp: mp.setattr(JobStore, "create", _raise_redis_down)),
+    # Without a cache lead to claim, admission creates the job in its own script (shared/lua/admit_create.lua):
+    # a failure before the script's reply admitted nothing, so there is nothing to give back.
+    ("job-writes", "/api/v1/jobs", lambda mp: mp.setattr(JobStore, "write_on", _raise)),
+    ("admit-create-redis-down", "/api/v1/jobs",
+     lambda mp: mp.setattr(shared.limits, "ADMIT_CREATE", _Script(_raise_redis_down))),
 ]
+
+
+class _Script:
+    """Stands in for a LuaScript whose `run` is `run`."""
+
+    def __init__(self, run: Callable[..., Any]) -> None:
+        self.run = run
 
 
 async def _leader(job_id: str) -> str:
@@ -123,10 +146,13 @@ async def test_admission_hold_gives_back_everything_when_a_step_after_admission_
     assert again.status_code == 202, again.text
 
 
+@pytest.mark.parametrize("path", ["cache-lead", "admit-create"])
 async def test_admission_hold_gives_back_everything_when_the_request_is_cancelled(
         http: httpx.AsyncClient, raw: redis.asyncio.Redis,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A client that disconnects cancels the request's task mid-step; the give-back still runs to its end."""
+        monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """A client that disconnects cancels the request's task mid-step; the give-back still runs to its end.
+    Cancelled while its admission-and-creation script is under way, it was admitted with its job or not at
+    all."""
     _, auth = await _tenant(http)
     entered = asyncio.Event()
 
@@ -134,8 +160,13 @@ async def test_admission_hold_gives_back_everything_when_the_request_is_cancelle
         entered.set()
         await asyncio.sleep(60)
 
-    monkeypatch.setattr(JobStore, "create", hang)
-    request = asyncio.create_task(http.post("/api/v1/jobs", json=BODY, headers=auth))
+    if path == "cache-lead":
+        monkeypatch.setattr(JobStore, "create", hang)
+        route = "/v1/chat/completions"
+    else:
+        monkeypatch.setattr(shared.limits, "ADMIT_CREATE", _Script(hang))
+        route = "/api/v1/jobs"
+    request = asyncio.create_task(http.post(route, json=BODY, headers=auth))
     await asyncio.wait_for(entered.wait(), 5)
     request.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -145,15 +176,22 @@ async def test_admission_hold_gives_back_everything_when_the_request_is_cancelle
     assert (await _admitted_again(http, auth)).status_code == 202
 
 
+@pytest.mark.parametrize("path", ["cache-lead", "admit-create"])
 async def test_admission_hold_leaves_the_admission_to_a_job_that_was_created(
         http: httpx.AsyncClient, raw: redis.asyncio.Redis,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, path: str) -> None:
     """The record was written but its reply lost: the job exists and owns the slot (releasing it here too
-    would free the budget reservation twice); cancelling the job gives everything back, once."""
+    would free the budget reservation twice); cancelling the job gives everything back, once. Likewise when
+    the lost reply is the admission-and-creation script's."""
     _, auth = await _tenant(http)
     with monkeypatch.context() as patched:
-        patched.setattr(JobStore, "create", _after(JobStore.create, RedisConnectionError("reply lost")))
-        failed = await _post(http, "/api/v1/jobs", auth)
+        if path == "cache-lead":
+            patched.setattr(JobStore, "create", _after(JobStore.create, RedisConnectionError("reply lost")))
+            route = "/v1/chat/completions"
+        else:
+            patched.setattr(shared.limits, "ADMIT_CREATE", _Script(_lost_when_admitted(shared.limits.ADMIT_CREATE.run)))
+            route = "/api/v1/jobs"
+        failed = await _post(http, route, auth)
     assert failed == 503
     refused = await _admitted_again(http, auth)
     assert refused.status_code == 429, refused.text  # the job holds the tokens and the slot
