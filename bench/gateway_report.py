@@ -29,9 +29,10 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, strip: bool = True) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout
+        return out.strip() if strip else out
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
@@ -51,7 +52,9 @@ def load_average() -> list[str]:
 def git_state() -> tuple[str, list[str]]:
     """The commit and the tracked files changed in the work tree: read when the run starts, since that is the
     code the gateway's processes load (edits made during a run do not reach them)."""
-    changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    # `-z`: NUL-separated entries, never stripped (a stripped " M path" line lost the path's first letter)
+    status = _git("status", "--porcelain", "-z", "--untracked-files=no", strip=False)
+    changed = [entry[3:] for entry in status.split("\0") if entry]
     return _git("rev-parse", "--short", "HEAD"), changed
 
 
