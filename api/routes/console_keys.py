@@ -6,6 +6,7 @@ the admin role write; viewers read. A tenant session (its own tenant only) reads
 `manage` scope, issues keys within that key's own scopes and revokes keys (shared/key_grants.py), audited as
 `tenant:<tenant_id>:<key_id>`."""
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -17,6 +18,7 @@ from api.console.pages import ConsoleRoute, render
 from api.deps import SessionDep, StateDep
 from api.routes.schemas import RESOURCE_ID_PATTERN, TenantId
 from shared.api_keys import KEY_ENDPOINTS, create_key, get_key, list_keys, revoke_key
+from shared.budget_alerts import mirror_budget_alerts
 from shared.console_sessions import ConsoleSession
 from shared.db.tables import ApiKey
 from shared.errors import NotFound, PermissionDenied
@@ -65,6 +67,9 @@ async def revoke_tenant_key(tenant_id: TenantId, key_id: KeyId, request: Request
     await visible_tenant(db, user, tenant_id)
     await revoke_key(db, tenant_id, key_id, actor=_actor(user, issuer))
     await state.tenant_cache.invalidate_tenant(tenant_id)
+    # As the admin API's revoke does: the key's budget alerts fall silent (their mirror in Redis is dropped).
+    await mirror_budget_alerts(state.shards.for_tenant(tenant_id).redis, db, tenant_id, datetime.now(UTC),
+                               key_id=key_id)
     return RedirectResponse(f"/console/tenants/{tenant_id}/keys?revoked={key_id}", status_code=303)
 
 

@@ -7,7 +7,9 @@ tests/e2e/test_console_key_manage.py drives the same in a browser against a runn
 import re
 
 import httpx
+import redis.asyncio
 
+from shared.keys import budget_alerts_key
 from tests.api.conftest import REDIS_URL, app_client
 from tests.api.test_console import ADMIN, SECRET, _sign_in
 from tests.api.test_console_governance import POST_FORM, _csrf
@@ -180,3 +182,25 @@ async def test_console_tenant_session_without_manage_is_refused_every_key_write(
     assert "Revoke…" not in page.text and 'name="manage"' not in page.text
     assert [answer.status_code for answer in refused] == [403] * 3
     assert keys == {"default": True, "ci": True}
+
+
+async def test_a_key_revoked_from_the_console_silences_its_budget_alerts(
+    sqlite_url: str, clean_redis: str, raw: redis.asyncio.Redis
+) -> None:
+    """As the admin API's revoke does: the key's alert stays listed, its mirror (what workers watch) is gone."""
+    async with app_client(redis_url=REDIS_URL, database_url=sqlite_url, admin_api_key=ADMIN, secret_key=SECRET,
+                          webhook_secret="whsec-test", webhooks_allow_private=True) as client:
+        tenant_id = await _tenant(client, "acme")
+        budgeted = await _key(client, tenant_id, name="ci", budget_usd=2.0)
+        alerts = f"/api/v1/admin/tenants/{tenant_id}/budget-alerts"
+        alert = await client.post(alerts, json={"url": "http://127.0.0.1:9/k", "key_id": budgeted["id"]},
+                                  headers=ADMIN_HEADERS)
+        assert alert.status_code == 201, alert.text
+        assert await raw.exists(budget_alerts_key(str(budgeted["id"])))
+        assert (await _sign_in(client, ADMIN)).status_code == 303
+        path = f"/console/tenants/{tenant_id}/keys"
+        revoked = await client.post(f"{path}/{budgeted['id']}/revoke", data={"csrf_token": await _csrf(client, path)})
+        listed = (await client.get(alerts, headers=ADMIN_HEADERS)).json()["data"]
+    assert revoked.status_code == 303, revoked.text
+    assert not await raw.exists(budget_alerts_key(str(budgeted["id"])))
+    assert [entry["id"] for entry in listed] == [alert.json()["id"]]
