@@ -60,11 +60,12 @@ async def test_doorbell_wakes_idle_worker_at_once(started_jobs) -> None:
     job_id = f"job_{uuid.uuid4().hex}"
     enqueued = time.monotonic()
     assert await queue.enqueue(job_id)
-    for _ in range(100):
-        if job_id in started:
-            break
+    while job_id not in started and time.monotonic() - enqueued < 4.0:
         await asyncio.sleep(0.01)
-    assert started[job_id] - enqueued < 0.5  # the fallback poll would take up to 5 s
+    # The fallback poll comes about 5 s after the last one; the ring starts the job at once (milliseconds here),
+    # and a loaded CI machine once took over a second to run it, so the bound only tells a ring from the poll.
+    assert job_id in started, "the job did not start within 4 s: the ring was not heard"
+    assert started[job_id] - enqueued < 2.5
 
 
 async def test_without_ring_worker_waits_for_its_poll(started_jobs) -> None:
